@@ -1,0 +1,277 @@
+"""Every error reproflow raises on purpose.
+
+One root, so ``except ReproflowError`` catches all of ours; each error mixes in the builtin that
+fits, keeps its facts as attributes, and says the next step in its message::
+
+    ReproflowError
+     ├── StoreError (OSError)
+     │    ├── StoreNotFound
+     │    └── StoreUnreachable
+     ├── RunNotFound (LookupError)
+     ├── RecordError (ValueError)
+     │    ├── CorruptRecord
+     │    └── NewerSchema
+     ├── BlobError (ValueError)
+     │    └── TamperedBlob
+     ├── DeclarationError (TypeError)     bad @repro_task arguments, found when decorating
+     ├── InputChanged (ValueError)        a recorded input is missing or hashes differently
+     ├── UnsafeArchive (ValueError)       a stored archive holds a path outside its root
+     ├── EnvironmentBuildError (RuntimeError)
+     │    ├── PythonNotAvailable
+     │    └── PinNotResolvable
+     ├── StrictModeViolation (RuntimeError)
+     └── ExportError (ValueError)
+
+The CLI turns any ``ReproflowError`` into one red line and :attr:`ReproflowError.exit_code`;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ReproflowError(Exception):
+    """Root of every error reproflow raises on purpose."""
+
+    #: The process exit code the CLI uses for this error.
+    exit_code: int = 1
+
+
+class StoreError(ReproflowError, OSError):
+    """The store cannot be read or written."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+    def __str__(self) -> str:  # OSError's __str__ would print the args tuple
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreNotFound(StoreError):
+    """The store URL points at nothing that holds reproflow records."""
+
+    @classmethod
+    def at(cls, url: str) -> StoreNotFound:
+        return cls(
+            f"no reproflow store at {url!r}: run a flow with @repro_task first, "
+            "or pass the right location with --store URL (or REPROFLOW_STORE)",
+            url=url,
+        )
+
+
+class StoreUnreachable(StoreError):
+    """The store's filesystem raised on access (network, credentials, permissions)."""
+
+    @classmethod
+    def from_exc(cls, url: str, exc: BaseException) -> StoreUnreachable:
+        err = cls(
+            f"store {url!r} is unreachable ({type(exc).__name__}: {exc}); check the URL, "
+            "network and credentials, or run `reproflow sync` later to upload spooled records",
+            url=url,
+        )
+        err.__cause__ = exc
+        return err
+
+
+class RunNotFound(ReproflowError, LookupError):
+    """No run with that id is in the store."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, run_id: str, url: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.url = url
+
+    @classmethod
+    def for_id(cls, run_id: str, url: str) -> RunNotFound:
+        return cls(
+            f"no run {run_id!r} in store {url!r}: list the runs with `reproflow runs list --store {url}`",
+            run_id=run_id,
+            url=url,
+        )
+
+    def __str__(self) -> str:  # LookupError's __str__ would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RecordError(ReproflowError, ValueError):
+    """A record in the store cannot be used."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CorruptRecord(RecordError):
+    """A record file is not valid JSON or does not match the schema."""
+
+    @classmethod
+    def at(cls, path: str, reason: str) -> CorruptRecord:
+        reason = " ".join(reason.split())
+        if len(reason) > 200:
+            reason = reason[:197] + "..."
+        return cls(
+            f"corrupt record {path}: {reason}; restore it from a backup or remove the run "
+            "(records are never repaired silently)",
+            path=path,
+        )
+
+
+class NewerSchema(RecordError):
+    """A record was written by a newer reproflow with an incompatible schema."""
+
+    def __init__(self, message: str, *, path: str, found: str, supported: str) -> None:
+        super().__init__(message, path=path)
+        self.found = found
+        self.supported = supported
+
+    @classmethod
+    def at(cls, path: str, found: str, supported: str) -> NewerSchema:
+        return cls(
+            f"record {path} has schema version {found}, newer than this reproflow reads "
+            f"({supported}); upgrade with `pip install -U reproflow`",
+            path=path,
+            found=found,
+            supported=supported,
+        )
+
+
+class BlobError(ReproflowError, ValueError):
+    """A content-addressed blob is missing or wrong."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, digest: str) -> None:
+        super().__init__(message)
+        self.digest = digest
+
+
+class TamperedBlob(BlobError):
+    """A blob's content no longer hashes to its name."""
+
+    @classmethod
+    def for_digest(cls, digest: str, actual: str, url: str) -> TamperedBlob:
+        err = cls(
+            f"blob sha256:{digest} in {url!r} hashes to sha256:{actual}: it was modified "
+            "after recording; restore the store from a trusted copy",
+            digest=digest,
+        )
+        err.actual = actual
+        return err
+
+
+class DeclarationError(ReproflowError, TypeError):
+    """``@repro_task`` was given arguments that cannot work; raised when decorating."""
+
+    exit_code = 2
+
+
+class InputChanged(ReproflowError, ValueError):
+    """A recorded input is missing or no longer hashes to its recorded SHA-256."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, uri: str, expected: str, actual: str | None) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.expected = expected
+        self.actual = actual
+
+    @classmethod
+    def for_input(cls, uri: str, expected: str, actual: str | None) -> InputChanged:
+        found = "it is missing" if actual is None else f"found sha256:{actual}"
+        return cls(
+            f"input {uri} changed since recording: recorded sha256:{expected}, {found}; "
+            "restore the original data or pass --allow-changed-inputs",
+            uri=uri,
+            expected=expected,
+            actual=actual,
+        )
+
+
+class UnsafeArchive(ReproflowError, ValueError):
+    """A stored archive holds a member that would land outside its target folder."""
+
+    exit_code = 5
+
+    @classmethod
+    def for_member(cls, archive: str, member: str) -> UnsafeArchive:
+        err = cls(
+            f"refusing to extract {archive}: member {member!r} escapes the target folder "
+            "(absolute path, '..' or a link); the store may have been tampered with"
+        )
+        err.member = member
+        return err
+
+
+class EnvironmentBuildError(ReproflowError, RuntimeError):
+    """The recorded environment could not be rebuilt."""
+
+    exit_code = 7
+
+
+class PythonNotAvailable(EnvironmentBuildError):
+    """No interpreter of the recorded major.minor version exists on this machine."""
+
+    @classmethod
+    def for_version(cls, version: str, searched: list[str]) -> PythonNotAvailable:
+        err = cls(
+            f"Python {version} is not available on this machine (looked in: "
+            f"{', '.join(searched) or 'nothing'}); install it (e.g. `pyenv install {version}`) "
+            "or pass --python PATH"
+        )
+        err.version = version
+        return err
+
+
+class PinNotResolvable(EnvironmentBuildError):
+    """A recorded pin can no longer be installed from the index."""
+
+    @classmethod
+    def for_pins(cls, pins: list[str], detail: str) -> PinNotResolvable:
+        detail = " ".join(detail.split())[:300]
+        err = cls(
+            f"cannot install {', '.join(pins) or 'the recorded pins'} ({detail}); "
+            "check the index (UV_INDEX_URL) or replay --in-place"
+        )
+        err.pins = pins
+        return err
+
+
+class StrictModeViolation(ReproflowError, RuntimeError):
+    """``strict=True`` found a problem before the task body ran."""
+
+    exit_code = 8
+
+
+class ExportError(ReproflowError, ValueError):
+    """A record cannot be exported to the requested format."""
+
+    exit_code = 2
+
+
+__all__ = [
+    "BlobError",
+    "CorruptRecord",
+    "DeclarationError",
+    "EnvironmentBuildError",
+    "ExportError",
+    "InputChanged",
+    "NewerSchema",
+    "PinNotResolvable",
+    "PythonNotAvailable",
+    "RecordError",
+    "ReproflowError",
+    "RunNotFound",
+    "StoreError",
+    "StoreNotFound",
+    "StoreUnreachable",
+    "StrictModeViolation",
+    "TamperedBlob",
+    "UnsafeArchive",
+]

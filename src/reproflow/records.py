@@ -1,0 +1,381 @@
+"""The one versioned schema of every record reproflow writes.
+
+Capture returns these models, the store writes their JSON, and replay, diff, export and report
+read them back. ``schema_version`` is ``MAJOR.MINOR``: readers accept records of the same major
+version (unknown fields from a newer minor are ignored, ``extra="ignore"``) and refuse a newer
+major version with :class:`reproflow.errors.NewerSchema`.
+
+Layout of a store (see ``docs/record-format.md``)::
+
+    runs/<run_id>/run.json                     RunRecord, written once when the run starts
+    runs/<run_id>/end.json                     RunEnd, written once when the run ends
+    runs/<run_id>/tasks/<task_run_id>.<attempt>.json   TaskRecord, one file per attempt
+    objects/sha256/<ab>/<rest>                 content-addressed blobs (ProcessContext JSON,
+                                               Environment JSON, git diff, source archives,
+                                               stored input copies)
+    index/<run_id>.json                        RunSummary, written with end.json
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
+#: an older reader would misread.
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class _Model(BaseModel):
+    """Shared config for every record model.
+
+    ``extra="ignore"`` lets an older reader load a record from a newer *minor* version: new
+    optional fields are dropped, never an error. ``populate_by_name`` keeps aliases usable.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=False)
+
+
+class Record(_Model):
+    """A top-level record: carries the schema version it was written with."""
+
+    schema_version: str = SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------------------------
+# Data references and hashed values
+# --------------------------------------------------------------------------------------------
+
+
+class DataRef(_Model):
+    """A file, directory or object read or written by a task, identified by content."""
+
+    uri: str  #: absolute local path or fsspec URL, credentials stripped
+    kind: Literal["file", "directory", "object", "missing"] = "file"
+    sha256: Optional[str] = None  #: hex digest; for a directory, the tree hash
+    size: Optional[int] = None  #: bytes; for a directory, the sum over its files
+    n_files: Optional[int] = None  #: for a directory
+    param: Optional[str] = None  #: the parameter it came through, or "return"
+    declared: bool = False  #: named in inputs=/outputs= or Annotated, rather than inferred
+    stored_blob: Optional[str] = None  #: sha256 of a stored copy (tar for directories)
+
+
+class ErrorInfo(_Model):
+    type: str  #: qualified exception class name
+    message: str
+    traceback: Optional[str] = None
+
+
+class Finding(_Model):
+    """One result of a reproducibility check (static analysis or runtime)."""
+
+    code: str  #: stable rule code, e.g. "RPF001"
+    message: str
+    path: Optional[str] = None
+    line: Optional[int] = None
+    col: Optional[int] = None
+    severity: Literal["error", "warning", "info"] = "warning"
+    fix: Optional[str] = None
+
+
+# --------------------------------------------------------------------------------------------
+# Once-per-process capture
+# --------------------------------------------------------------------------------------------
+
+
+class DirectUrl(_Model):
+    """PEP 610 ``direct_url.json`` of a distribution, credentials stripped."""
+
+    url: str
+    editable: bool = False
+    vcs: Optional[str] = None
+    commit_id: Optional[str] = None
+    requested_revision: Optional[str] = None
+    archive_hash: Optional[str] = None  #: "sha256=<hex>" where recorded
+
+
+class Distribution(_Model):
+    name: str  #: as in METADATA
+    version: str
+    direct_url: Optional[DirectUrl] = None
+    installer: Optional[str] = None  #: content of INSTALLER (pip, uv, ...)
+    requires: list[str] = Field(default_factory=list)
+    license: Optional[str] = None  #: License-Expression, License or classifier-derived
+    license_classifiers: list[str] = Field(default_factory=list)
+    summary: Optional[str] = None
+    source_blob: Optional[str] = None  #: sha256 of a stored source archive (local/editable)
+    record_hashes: Optional[str] = None  #: sha256 over its RECORD file, where present
+
+
+class PythonInfo(_Model):
+    implementation: str  #: "CPython"
+    version: str  #: "3.11.7"
+    executable: str
+    prefix: str
+    base_prefix: str
+    compiler: Optional[str] = None
+    build: Optional[str] = None
+
+
+class PlatformInfo(_Model):
+    system: str  #: "Linux"
+    release: str
+    machine: str  #: "x86_64"
+    libc: Optional[str] = None  #: "glibc 2.36"
+    distro: Optional[str] = None  #: PRETTY_NAME of /etc/os-release
+    distro_id: Optional[str] = None  #: "debian"
+    distro_version: Optional[str] = None  #: "12"
+    hostname: Optional[str] = None
+
+
+class EnvVar(_Model):
+    value: Optional[str] = None  #: None when redacted
+    redacted: bool = False
+    reason: Optional[str] = None  #: why it was redacted ("name", or the detector's name)
+    fingerprint: Optional[str] = None  #: HMAC-SHA256 (keyed per store) of a redacted value
+
+
+class Environment(Record):
+    """Everything installed and configured in the Python process. Stored as a blob."""
+
+    python: PythonInfo
+    platform: PlatformInfo
+    distributions: list[Distribution] = Field(default_factory=list)
+    env_vars: dict[str, EnvVar] = Field(default_factory=dict)
+    index_urls: list[str] = Field(default_factory=list)  #: pip/uv index configuration, stripped
+    sys_path: list[str] = Field(default_factory=list)
+
+
+class CPUInfo(_Model):
+    model: Optional[str] = None
+    vendor: Optional[str] = None
+    arch: Optional[str] = None
+    physical_cores: Optional[int] = None
+    logical_cores: Optional[int] = None
+    flags: list[str] = Field(default_factory=list)  #: numerics-relevant flags only
+    source: str = "py-cpuinfo"
+
+
+class DiskInfo(_Model):
+    mountpoint: str
+    fstype: Optional[str] = None
+    total_bytes: Optional[int] = None
+
+
+class GPUInfo(_Model):
+    index: int
+    name: str
+    uuid: Optional[str] = None
+    memory_total_bytes: Optional[int] = None
+    compute_capability: Optional[str] = None
+
+
+class ThreadpoolInfo(_Model):
+    user_api: str  #: "blas" / "openmp"
+    internal_api: str  #: "openblas", "mkl", ...
+    version: Optional[str] = None
+    num_threads: Optional[int] = None
+    filepath: Optional[str] = None
+
+
+class Hardware(_Model):
+    cpu: CPUInfo = Field(default_factory=CPUInfo)
+    memory_total_bytes: Optional[int] = None
+    disks: list[DiskInfo] = Field(default_factory=list)
+    gpus: list[GPUInfo] = Field(default_factory=list)
+    gpu_driver: Optional[str] = None
+    cuda_driver_version: Optional[str] = None  #: "12.4"
+    gpu_absent_reason: Optional[str] = None  #: e.g. "NVML library not found"
+    threadpools: list[ThreadpoolInfo] = Field(default_factory=list)
+
+
+class GitState(_Model):
+    available: bool = False
+    absent_reason: Optional[str] = None  #: "not a git repository", "git not installed"
+    root: Optional[str] = None
+    commit: Optional[str] = None
+    branch: Optional[str] = None
+    remote_url: Optional[str] = None  #: credentials stripped
+    tags: list[str] = Field(default_factory=list)
+    dirty: bool = False
+    diff_blob: Optional[str] = None  #: sha256 of `git diff --binary HEAD`
+    diff_stat: Optional[str] = None
+    untracked: list[str] = Field(default_factory=list)
+
+
+class SourceSnapshot(_Model):
+    """The code needed to run again, as a stored archive (tar.gz)."""
+
+    kind: Literal["git", "files", "none"] = "none"
+    root: Optional[str] = None  #: absolute path the archive is relative to
+    blob: Optional[str] = None  #: sha256 of the tar.gz
+    files: int = 0
+    bytes: int = 0
+    absent_reason: Optional[str] = None
+
+
+class ProcessContext(Record):
+    """What one process captured once; task records point at it by content hash."""
+
+    captured_at: _dt.datetime = Field(default_factory=utcnow)
+    environment_blob: str  #: sha256 of the Environment JSON blob
+    environment_hash: str  #: hash of the environment's identity (python + pins), for reuse
+    python_version: str
+    hardware: Hardware
+    git: GitState
+    source: SourceSnapshot
+    capture_ms: Optional[float] = None
+    pid: Optional[int] = None
+    hostname: Optional[str] = None
+
+
+# --------------------------------------------------------------------------------------------
+# Runs and task runs
+# --------------------------------------------------------------------------------------------
+
+RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+TaskState = Literal["COMPLETED", "FAILED", "CACHED", "RETRYING"]
+
+
+class TaskRecord(Record):
+    """One attempt of one task run. Written once, never updated."""
+
+    run_id: str
+    task_run_id: str
+    attempt: int = 1
+    task_name: str
+    task_key: str
+    function: Optional[str] = None  #: "module:qualname" of the user's function
+    function_file: Optional[str] = None  #: path relative to the source root, where known
+    state: TaskState
+    error: Optional[ErrorInfo] = None
+    started_at: _dt.datetime
+    ended_at: _dt.datetime
+    duration_s: float
+    parameters: dict[str, Any] = Field(default_factory=dict)  #: typed JSON (see values.py)
+    parameter_hashes: dict[str, str] = Field(default_factory=dict)
+    parameters_hash: str
+    result_hash: Optional[str] = None
+    result: Optional[Any] = None  #: typed JSON of the return value when small and restorable
+    result_blob: Optional[str] = None  #: sha256 of a stored pickled return value (opt-in)
+    inputs: list[DataRef] = Field(default_factory=list)
+    outputs: list[DataRef] = Field(default_factory=list)
+    upstream: dict[str, list[str]] = Field(default_factory=dict)  #: param -> task_run_ids
+    context: Optional[str] = None  #: sha256 of the ProcessContext blob it ran under
+    seed: Optional[int] = None
+    findings: list[Finding] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    engine: Literal["prefect", "plain"] = "prefect"
+    map_index: Optional[int] = None
+
+
+class RunRecord(Record):
+    """A flow run (or a plain-Python run). Written once when it starts."""
+
+    run_id: str
+    flow_name: str
+    flow_run_name: Optional[str] = None
+    entrypoint: Optional[str] = None  #: "relative/path.py:function" under the source root
+    module: Optional[str] = None  #: "package.module:function", where importable
+    parameters: dict[str, Any] = Field(default_factory=dict)  #: typed JSON (see values.py)
+    parameters_hash: Optional[str] = None
+    started_at: _dt.datetime = Field(default_factory=utcnow)
+    context: str  #: sha256 of the ProcessContext blob of the process that started the run
+    cwd: Optional[str] = None
+    argv: list[str] = Field(default_factory=list)
+    engine: Literal["prefect", "plain"] = "prefect"
+    replay_of: Optional[str] = None
+    seed: Optional[int] = None
+    pythonhashseed: Optional[str] = None
+    tags: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    reproflow_version: Optional[str] = None
+
+
+class RunEnd(Record):
+    """How a run ended. Written once, beside run.json."""
+
+    run_id: str
+    status: RunStatus
+    ended_at: _dt.datetime = Field(default_factory=utcnow)
+    error: Optional[ErrorInfo] = None
+    n_tasks: Optional[int] = None
+
+
+class RunSummary(Record):
+    """A small index entry so `runs list` needs one read per run."""
+
+    run_id: str
+    flow_name: str
+    started_at: _dt.datetime
+    ended_at: Optional[_dt.datetime] = None
+    status: RunStatus = "RUNNING"
+    dirty: Optional[bool] = None
+    commit: Optional[str] = None
+    n_tasks: Optional[int] = None
+    replay_of: Optional[str] = None
+
+
+class Run(_Model):
+    """A run as loaded from the store: its records put together (not itself stored)."""
+
+    record: RunRecord
+    end: Optional[RunEnd] = None
+    tasks: list[TaskRecord] = Field(default_factory=list)  #: every attempt, by start time
+    context: Optional[ProcessContext] = None
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def status(self) -> RunStatus:
+        return self.end.status if self.end else "RUNNING"
+
+    def final_tasks(self) -> list[TaskRecord]:
+        """The last attempt of each task run, in start order."""
+        last: dict[str, TaskRecord] = {}
+        for t in self.tasks:
+            cur = last.get(t.task_run_id)
+            if cur is None or t.attempt >= cur.attempt:
+                last[t.task_run_id] = t
+        return sorted(last.values(), key=lambda t: (t.started_at, t.task_run_id))
+
+
+__all__ = [
+    "SCHEMA_MAJOR",
+    "SCHEMA_VERSION",
+    "CPUInfo",
+    "DataRef",
+    "DirectUrl",
+    "DiskInfo",
+    "Distribution",
+    "EnvVar",
+    "Environment",
+    "ErrorInfo",
+    "Finding",
+    "GitState",
+    "GPUInfo",
+    "Hardware",
+    "PlatformInfo",
+    "ProcessContext",
+    "PythonInfo",
+    "Record",
+    "Run",
+    "RunEnd",
+    "RunRecord",
+    "RunStatus",
+    "RunSummary",
+    "SourceSnapshot",
+    "TaskRecord",
+    "TaskState",
+    "ThreadpoolInfo",
+    "utcnow",
+]

@@ -1,0 +1,486 @@
+"""The artifact store: records and content-addressed blobs over any fsspec filesystem.
+
+Every read and write goes through one fsspec filesystem obtained from ``url_to_fs``, so a local
+folder, ``memory://`` and ``s3://`` behave alike. Writes are atomic (a local file appears only
+complete, via write-to-temp and rename; object stores publish a PUT whole) and records are
+written once: one file per task attempt, so concurrent writers never rewrite a shared file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import posixpath
+import secrets
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from pydantic import BaseModel, ValidationError
+
+from . import errors
+from ._urls import strip_credentials
+from .records import (
+    SCHEMA_MAJOR,
+    SCHEMA_VERSION,
+    ProcessContext,
+    Record,
+    Run,
+    RunEnd,
+    RunRecord,
+    RunSummary,
+    TaskRecord,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Default store location when neither an argument nor REPROFLOW_STORE says otherwise.
+DEFAULT_STORE = ".reproflow"
+STORE_ENV = "REPROFLOW_STORE"
+_CHUNK = 1 << 20
+
+
+def resolve_store_url(url: str | os.PathLike[str] | None = None, environ: Any = None) -> str:
+    """The store URL to use: the argument, else ``$REPROFLOW_STORE``, else ``./.reproflow``."""
+    env = os.environ if environ is None else environ
+    raw = os.fspath(url) if url is not None else env.get(STORE_ENV) or DEFAULT_STORE
+    if "://" not in raw and "::" not in raw:
+        raw = os.path.abspath(os.path.expanduser(raw))
+    return raw
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def model_bytes(model: BaseModel) -> bytes:
+    """Canonical JSON bytes of a record model (stable, so equal models share one blob)."""
+    return canonical_json(model.model_dump(mode="json"))
+
+
+class Store:
+    """Records and blobs under one fsspec URL.
+
+    Args:
+        url: a local path or fsspec URL; ``None`` resolves ``$REPROFLOW_STORE`` then ``./.reproflow``.
+        storage_options: passed to the fsspec filesystem (endpoint, credentials, ...).
+            They are never written into any record.
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, **storage_options: Any) -> None:
+        self.url = resolve_store_url(url)
+        self.display_url = strip_credentials(self.url)
+        self.storage_options = storage_options
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        except (ImportError, ValueError) as exc:
+            raise errors.StoreUnreachable(
+                f"cannot open store {self.display_url!r}: {exc}; install the extra for its "
+                "protocol (reproflow[s3] or reproflow[gcs])",
+                url=self.display_url,
+            ) from exc
+        self.root = root.rstrip("/") if root not in ("/", "") else root
+        self._local = isinstance(self.fs, LocalFileSystem)
+        self._known_blobs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({self.display_url!r})"
+
+    # ---------------------------------------------------------------- paths
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts) if self.root else posixpath.join(*parts)
+
+    def blob_path(self, digest: str) -> str:
+        return self.path("objects", "sha256", digest[:2], digest[2:])
+
+    def run_dir(self, run_id: str) -> str:
+        return self.path("runs", _safe_id(run_id))
+
+    # ---------------------------------------------------------------- low-level I/O
+    def _guard(self, exc: BaseException) -> errors.StoreError:
+        return errors.StoreUnreachable.from_exc(self.display_url, exc)
+
+    def write_bytes(self, path: str, data: bytes, *, create_only: bool = False) -> bool:
+        """Write ``data`` at ``path`` atomically. Returns False when ``create_only`` and it exists."""
+        try:
+            if create_only and self.fs.exists(path):
+                return False
+            if self._local:
+                parent = posixpath.dirname(path)
+                os.makedirs(parent, exist_ok=True)
+                tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                if create_only:
+                    try:
+                        os.link(tmp, path)  # fails if it exists: create-if-absent, atomically
+                    except FileExistsError:
+                        return False
+                    finally:
+                        os.unlink(tmp)
+                else:
+                    os.replace(tmp, path)
+            else:
+                # Object stores publish a PUT whole: no reader ever sees half an object.
+                self.fs.pipe_file(path, data)
+            return True
+        except errors.ReproflowError:
+            raise
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure means "unreachable"
+            raise self._guard(exc) from exc
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if _is_not_found(exc):
+                raise FileNotFoundError(path) from exc
+            raise self._guard(exc) from exc
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes | BaseException]:
+        """Read many small files at once (concurrently on object stores)."""
+        if not paths:
+            return {}
+        try:
+            out = self.fs.cat(paths, on_error="return")
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+        if not isinstance(out, dict):  # a single path comes back as bytes
+            out = {paths[0]: out}
+        return {self.fs._strip_protocol(k) if k not in paths else k: v for k, v in out.items()}
+
+    def ls(self, path: str) -> list[str]:
+        try:
+            return [
+                posixpath.basename(p.rstrip("/"))
+                for p in self.fs.ls(path, detail=False, refresh=True)
+            ]
+        except FileNotFoundError:
+            return []
+        except Exception as exc:  # noqa: BLE001
+            if _is_not_found(exc):
+                return []
+            raise self._guard(exc) from exc
+
+    def exists(self) -> bool:
+        """Whether the store holds anything reproflow wrote."""
+        try:
+            return bool(self.fs.exists(self.path("runs")) or self.fs.exists(self.path("objects")))
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+
+    def require(self) -> Store:
+        """Raise :class:`StoreNotFound` unless the store holds records."""
+        if not self.exists():
+            raise errors.StoreNotFound.at(self.display_url)
+        return self
+
+    # ---------------------------------------------------------------- blobs
+    def has_blob(self, digest: str) -> bool:
+        if digest in self._known_blobs:
+            return True
+        try:
+            found = bool(self.fs.exists(self.blob_path(digest)))
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+        if found:
+            self._known_blobs.add(digest)
+        return found
+
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes by their SHA-256; a blob already there costs one existence check."""
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest):
+            self.write_bytes(self.blob_path(digest), data, create_only=True)
+            self._known_blobs.add(digest)
+        return digest
+
+    def put_blob_file(self, local_path: str | os.PathLike[str], digest: str | None = None) -> str:
+        """Store a local file as a blob, streaming; ``digest`` skips re-hashing when known."""
+        if digest is None:
+            h = hashlib.sha256()
+            with open(local_path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                    h.update(chunk)
+            digest = h.hexdigest()
+        if self.has_blob(digest):
+            return digest
+        target = self.blob_path(digest)
+        try:
+            if self._local:
+                parent = posixpath.dirname(target)
+                os.makedirs(parent, exist_ok=True)
+                tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
+                with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                    for chunk in iter(lambda: src.read(_CHUNK), b""):
+                        dst.write(chunk)
+                os.replace(tmp, target)
+            else:
+                self.fs.put_file(os.fspath(local_path), target)
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+        self._known_blobs.add(digest)
+        return digest
+
+    def get_blob(self, digest: str, *, verify: bool = True) -> bytes:
+        """Read a blob; with ``verify`` its content must still hash to its name."""
+        try:
+            data = self.read_bytes(self.blob_path(digest))
+        except FileNotFoundError:
+            raise errors.BlobError(
+                f"blob sha256:{digest} is missing from {self.display_url!r}; the store is "
+                "incomplete (copy the whole store, objects/ included)",
+                digest=digest,
+            ) from None
+        if verify:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != digest:
+                raise errors.TamperedBlob.for_digest(digest, actual, self.display_url)
+        return data
+
+    def get_blob_to_file(self, digest: str, local_path: str | os.PathLike[str]) -> None:
+        """Copy a blob to a local file, verifying its hash while streaming."""
+        h = hashlib.sha256()
+        tmp = f"{os.fspath(local_path)}.part-{uuid.uuid4().hex}"
+        try:
+            with self.fs.open(self.blob_path(digest), "rb", block_size=8 * _CHUNK) as src, open(
+                tmp, "wb"
+            ) as dst:
+                for chunk in iter(lambda: src.read(8 * _CHUNK), b""):
+                    h.update(chunk)
+                    dst.write(chunk)
+        except FileNotFoundError:
+            raise errors.BlobError(
+                f"blob sha256:{digest} is missing from {self.display_url!r}", digest=digest
+            ) from None
+        if h.hexdigest() != digest:
+            os.unlink(tmp)
+            raise errors.TamperedBlob.for_digest(digest, h.hexdigest(), self.display_url)
+        os.replace(tmp, local_path)
+
+    def put_model_blob(self, model: BaseModel) -> str:
+        return self.put_blob(model_bytes(model))
+
+    def get_model_blob(self, digest: str, cls: type[M]) -> M:
+        data = self.get_blob(digest)
+        return parse_record(data, cls, f"{self.display_url}/objects/sha256/{digest[:2]}/{digest[2:]}")
+
+    # ---------------------------------------------------------------- keys
+    def fingerprint_key(self) -> bytes:
+        """The per-store HMAC key for fingerprints of redacted values (created on first use)."""
+        path = self.path("keys", "fingerprint.key")
+        try:
+            return bytes.fromhex(self.read_bytes(path).decode().strip())
+        except FileNotFoundError:
+            pass
+        self.write_bytes(path, secrets.token_hex(32).encode(), create_only=True)
+        return bytes.fromhex(self.read_bytes(path).decode().strip())
+
+    def fingerprint(self, value: str) -> str:
+        return "hmac-sha256:" + hmac.new(self.fingerprint_key(), value.encode(), "sha256").hexdigest()[:16]
+
+    # ---------------------------------------------------------------- records
+    def write_run(self, record: RunRecord) -> bool:
+        """Write ``run.json`` once; a second writer for the same run is a no-op (returns False)."""
+        return self.write_bytes(
+            posixpath.join(self.run_dir(record.run_id), "run.json"), model_bytes(record), create_only=True
+        )
+
+    def write_run_end(self, end: RunEnd, summary: RunSummary | None = None) -> bool:
+        wrote = self.write_bytes(
+            posixpath.join(self.run_dir(end.run_id), "end.json"), model_bytes(end), create_only=True
+        )
+        if summary is not None:
+            self.write_bytes(self.path("index", f"{_safe_id(end.run_id)}.json"), model_bytes(summary))
+        return wrote
+
+    def task_path(self, record: TaskRecord) -> str:
+        name = f"{_safe_id(record.task_run_id)}.{record.attempt}.json"
+        return posixpath.join(self.run_dir(record.run_id), "tasks", name)
+
+    def write_task(self, record: TaskRecord) -> None:
+        self.write_bytes(self.task_path(record), model_bytes(record), create_only=True)
+
+    def run_ids(self) -> list[str]:
+        return [n for n in self.ls(self.path("runs")) if not n.startswith(".")]
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Accept a full run id or a unique prefix of one (like git)."""
+        run_id = run_id.strip()
+        _safe_id(run_id)
+        try:
+            if self.fs.exists(posixpath.join(self.run_dir(run_id), "run.json")):
+                return run_id
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+        self.require()
+        if len(run_id) >= 4:
+            matches = [r for r in self.run_ids() if r.startswith(run_id)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise errors.RunNotFound(
+                    f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs match); "
+                    "give more characters",
+                    run_id=run_id,
+                    url=self.display_url,
+                )
+        raise errors.RunNotFound.for_id(run_id, self.display_url)
+
+    def load_run_record(self, run_id: str) -> RunRecord:
+        run_id = self.resolve_run_id(run_id)
+        path = posixpath.join(self.run_dir(run_id), "run.json")
+        return parse_record(self.read_bytes(path), RunRecord, path)
+
+    def load_run(self, run_id: str, *, with_context: bool = True) -> Run:
+        """Load a run with its end record, every task attempt and its process context."""
+        run_id = self.resolve_run_id(run_id)
+        rdir = self.run_dir(run_id)
+        record = parse_record(self.read_bytes(posixpath.join(rdir, "run.json")), RunRecord, posixpath.join(rdir, "run.json"))
+        end: RunEnd | None = None
+        try:
+            end = parse_record(self.read_bytes(posixpath.join(rdir, "end.json")), RunEnd, posixpath.join(rdir, "end.json"))
+        except FileNotFoundError:
+            end = None
+        tasks = list(self.iter_tasks(run_id))
+        context = self.get_model_blob(record.context, ProcessContext) if with_context else None
+        return Run(record=record, end=end, tasks=tasks, context=context)
+
+    def iter_tasks(self, run_id: str) -> Iterator[TaskRecord]:
+        tdir = posixpath.join(self.run_dir(run_id), "tasks")
+        names = sorted(n for n in self.ls(tdir) if n.endswith(".json") and not n.startswith("."))
+        paths = [posixpath.join(tdir, n) for n in names]
+        contents = self.read_many(paths)
+        records = []
+        for p in paths:
+            data = contents.get(p)
+            if data is None:
+                data = self.read_bytes(p)
+            if isinstance(data, BaseException):
+                raise self._guard(data)
+            records.append(parse_record(data, TaskRecord, p))
+        records.sort(key=lambda t: (t.started_at, t.task_run_id, t.attempt))
+        yield from records
+
+    def list_runs(self) -> list[RunSummary]:
+        """Every run, newest first, from the index (one small read per run)."""
+        self.require()
+        ids = self.run_ids()
+        index_dir = self.path("index")
+        indexed = {n[:-5] for n in self.ls(index_dir) if n.endswith(".json")}
+        summaries: list[RunSummary] = []
+        idx_paths = [posixpath.join(index_dir, f"{r}.json") for r in ids if r in indexed]
+        for p, data in self.read_many(idx_paths).items():
+            if isinstance(data, BaseException):
+                continue
+            summaries.append(parse_record(data, RunSummary, p))
+        have = {s.run_id for s in summaries}
+        for run_id in ids:
+            if run_id in have:
+                continue
+            try:
+                summaries.append(self.summarize(run_id))
+            except FileNotFoundError:
+                continue  # a folder without run.json: a run whose start record never landed
+        summaries.sort(key=lambda s: s.started_at, reverse=True)
+        return summaries
+
+    def summarize(self, run_id: str) -> RunSummary:
+        """Build a run's index entry from its records (for runs still going or crashed)."""
+        rdir = self.run_dir(run_id)
+        record = parse_record(self.read_bytes(posixpath.join(rdir, "run.json")), RunRecord, posixpath.join(rdir, "run.json"))
+        end = None
+        try:
+            end = parse_record(self.read_bytes(posixpath.join(rdir, "end.json")), RunEnd, posixpath.join(rdir, "end.json"))
+        except FileNotFoundError:
+            pass
+        dirty = commit = None
+        try:
+            ctx = self.get_model_blob(record.context, ProcessContext)
+            dirty, commit = (ctx.git.dirty, ctx.git.commit) if ctx.git.available else (None, None)
+        except errors.ReproflowError:
+            pass
+        return RunSummary(
+            run_id=record.run_id,
+            flow_name=record.flow_name,
+            started_at=record.started_at,
+            ended_at=end.ended_at if end else None,
+            status=end.status if end else "RUNNING",
+            dirty=dirty,
+            commit=commit,
+            n_tasks=end.n_tasks if end else None,
+            replay_of=record.replay_of,
+        )
+
+    def iter_all_blob_refs(self) -> Iterable[str]:
+        """Every blob digest the records reference (for gc); provided by reproflow._gc."""
+        from ._gc import referenced_blobs
+
+        return referenced_blobs(self)
+
+
+def parse_record(data: bytes, cls: type[M], path: str) -> M:
+    """Validate record bytes: JSON, a readable schema version, then the model."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.CorruptRecord.at(path, f"not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise errors.CorruptRecord.at(path, "expected a JSON object")
+    if issubclass(cls, Record):
+        version = obj.get("schema_version")
+        if not isinstance(version, str) or not version.split(".")[0].isdigit():
+            raise errors.CorruptRecord.at(path, f"missing or invalid schema_version {version!r}")
+        if int(version.split(".")[0]) > SCHEMA_MAJOR:
+            raise errors.NewerSchema.at(path, version, SCHEMA_VERSION)
+    try:
+        return cls.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise errors.CorruptRecord.at(path, f"{where}: {first['msg']}") from None
+
+
+def _safe_id(run_id: str) -> str:
+    """Run and task-run ids become path segments: refuse anything that could escape."""
+    if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", "..") or "\x00" in run_id:
+        raise errors.RunNotFound(
+            f"invalid run id {run_id!r}: ids are UUIDs or their prefixes",
+            run_id=run_id,
+            url="",
+        )
+    return run_id
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    if isinstance(exc, FileNotFoundError):
+        return True
+    code = getattr(exc, "response", {}) or {}
+    if isinstance(code, dict):
+        err = code.get("Error", {}).get("Code")
+        return err in ("404", "NoSuchKey", "NotFound")
+    return False
+
+
+__all__ = [
+    "DEFAULT_STORE",
+    "STORE_ENV",
+    "Store",
+    "canonical_json",
+    "model_bytes",
+    "parse_record",
+    "resolve_store_url",
+]

@@ -1,0 +1,56 @@
+"""Shared fixtures. Prefect is configured before it is imported (PREFECT_HOME is read at import)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="reproflow-prefect-home-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+os.environ.pop("REPROFLOW_STORE", None)
+
+import pathlib  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for the whole session (entering it costs ~9 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def store_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """A fresh local store, also set as REPROFLOW_STORE for code that resolves the default."""
+    d = tmp_path / "store"
+    monkeypatch.setenv("REPROFLOW_STORE", str(d))
+    return d
+
+
+@pytest.fixture
+def store(store_dir: pathlib.Path):  # type: ignore[no-untyped-def]
+    from reproflow.store import Store
+
+    return Store(store_dir)
+
+
+@pytest.fixture(autouse=True)
+def _reset_memory_fs() -> Iterator[None]:
+    """fsspec's memory:// filesystem is process-global: start every test empty."""
+    yield
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    MemoryFileSystem.store.clear()
+    MemoryFileSystem.pseudo_dirs.clear()
+    MemoryFileSystem.pseudo_dirs.append("")
