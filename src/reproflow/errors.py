@@ -20,7 +20,11 @@ fits, keeps its facts as attributes, and says the next step in its message::
      │    ├── PythonNotAvailable
      │    └── PinNotResolvable
      ├── StrictModeViolation (RuntimeError)
-     └── ExportError (ValueError)
+     ├── ExportError (ValueError)
+     ├── CheckError (ValueError)           `reproflow check` input problems
+     │    ├── CheckPathNotFound (FileNotFoundError)
+     │    └── CheckConfigError
+     └── InvalidSeed (ValueError)
 
 The CLI turns any ``ReproflowError`` into one red line and :attr:`ReproflowError.exit_code`;
 anything else is a bug and keeps its traceback.
@@ -255,13 +259,75 @@ class ExportError(ReproflowError, ValueError):
     exit_code = 2
 
 
+class CheckError(ReproflowError, ValueError):
+    """``reproflow check`` was asked to analyse something it cannot use."""
+
+    exit_code = 2
+
+
+class CheckPathNotFound(CheckError, FileNotFoundError):
+    """A path given to ``reproflow check`` does not exist or holds no Python files."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:  # OSError's __str__ would print the args tuple
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def at(cls, path: str) -> CheckPathNotFound:
+        return cls(
+            f"cannot check {path!r}: no such file or directory; pass a Python file or a folder "
+            "that holds some",
+            path=path,
+        )
+
+
+class CheckConfigError(CheckError):
+    """``[tool.reproflow]`` or ``--select``/``--ignore`` name something that does not exist."""
+
+    def __init__(self, message: str, *, source: str, key: str) -> None:
+        super().__init__(message)
+        self.source = source
+        self.key = key
+
+    @classmethod
+    def invalid(cls, source: str, key: str, problem: str) -> CheckConfigError:
+        return cls(
+            f"invalid reproflow check setting {key!r} in {source}: {problem}; "
+            "see `reproflow check --list-rules` and docs/checks.md",
+            source=source,
+            key=key,
+        )
+
+
+class InvalidSeed(ReproflowError, ValueError):
+    """A seed is not an integer in ``0 .. 2**32 - 1`` (the range every seeded library accepts)."""
+
+    exit_code = 2
+
+    @classmethod
+    def for_value(cls, value: object, source: str = "seed") -> InvalidSeed:
+        err = cls(
+            f"invalid {source} {value!r}: a seed must be an integer from 0 to 4294967295 "
+            "(numpy's limit); pass e.g. seed=42"
+        )
+        err.value = value
+        return err
+
+
 __all__ = [
     "BlobError",
+    "CheckConfigError",
+    "CheckError",
+    "CheckPathNotFound",
     "CorruptRecord",
     "DeclarationError",
     "EnvironmentBuildError",
     "ExportError",
     "InputChanged",
+    "InvalidSeed",
     "NewerSchema",
     "PinNotResolvable",
     "PythonNotAvailable",
