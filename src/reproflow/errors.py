@@ -24,7 +24,12 @@ fits, keeps its facts as attributes, and says the next step in its message::
      ├── CheckError (ValueError)           `reproflow check` input problems
      │    ├── CheckPathNotFound (FileNotFoundError)
      │    └── CheckConfigError
-     └── InvalidSeed (ValueError)
+     ├── InvalidSeed (ValueError)
+     └── ReplayError (RuntimeError)
+          ├── SourceNotAvailable           no snapshot and no commit to restore the code from
+          ├── ParameterNotRestorable       a recorded parameter was not encodable (opaque)
+          ├── PartialReplayRefused         --task/--from without stored upstream results
+          └── ReplayExecutionError         the replayed flow could not be started
 
 The CLI turns any ``ReproflowError`` into one red line and :attr:`ReproflowError.exit_code`;
 anything else is a bug and keeps its traceback.
@@ -317,6 +322,64 @@ class InvalidSeed(ReproflowError, ValueError):
         return err
 
 
+class ReplayError(ReproflowError, RuntimeError):
+    """A replay cannot go on (not to be confused with a replay whose outputs differ)."""
+
+    exit_code = 9
+
+
+class SourceNotAvailable(ReplayError):
+    """The recorded code cannot be restored: no snapshot and no reachable commit."""
+
+    @classmethod
+    def because(cls, detail: str) -> SourceNotAvailable:
+        err = cls(
+            f"cannot restore the recorded code: {detail}; record with the source snapshot "
+            "enabled, or replay --in-place from a checkout of the recorded commit"
+        )
+        err.detail = detail
+        return err
+
+
+class ParameterNotRestorable(ReplayError):
+    """A recorded parameter was stored as an opaque value that cannot be rebuilt."""
+
+    @classmethod
+    def for_param(cls, where: str, name: str, type_name: str) -> ParameterNotRestorable:
+        err = cls(
+            f"parameter {name!r} of {where} was recorded as an opaque {type_name} and cannot be "
+            "rebuilt; pass it as plain data (str, number, Path, list, dict) or record its task "
+            "with store_results=True upstream"
+        )
+        err.name = name
+        err.type_name = type_name
+        return err
+
+
+class PartialReplayRefused(ReplayError):
+    """``--task``/``--from`` cannot run: a task is unknown or its upstream values were not stored."""
+
+    @classmethod
+    def because(cls, detail: str) -> PartialReplayRefused:
+        err = cls(f"cannot replay part of the run: {detail}")
+        err.detail = detail
+        return err
+
+
+class ReplayExecutionError(ReplayError):
+    """The replayed flow could not be started or crashed outside its tasks."""
+
+    @classmethod
+    def from_runner(cls, detail: str, returncode: int) -> ReplayExecutionError:
+        detail = " ".join(detail.split())
+        if len(detail) > 400:
+            detail = "..." + detail[-397:]
+        err = cls(f"the replayed flow did not run (exit {returncode}): {detail}")
+        err.detail = detail
+        err.returncode = returncode
+        return err
+
+
 __all__ = [
     "BlobError",
     "CheckConfigError",
@@ -329,11 +392,16 @@ __all__ = [
     "InputChanged",
     "InvalidSeed",
     "NewerSchema",
+    "ParameterNotRestorable",
+    "PartialReplayRefused",
     "PinNotResolvable",
     "PythonNotAvailable",
     "RecordError",
+    "ReplayError",
+    "ReplayExecutionError",
     "ReproflowError",
     "RunNotFound",
+    "SourceNotAvailable",
     "StoreError",
     "StoreNotFound",
     "StoreUnreachable",
