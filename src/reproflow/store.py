@@ -318,8 +318,17 @@ class Store:
         return [n for n in self.ls(self.path("runs")) if not n.startswith(".")]
 
     def resolve_run_id(self, run_id: str) -> str:
-        """Accept a full run id or a unique prefix of one (like git)."""
+        """Accept a full run id, a unique prefix of one (like git), or ``latest``."""
         run_id = run_id.strip()
+        if run_id in ("latest", "last", "@"):
+            runs = self.list_runs()
+            if not runs:
+                raise errors.RunNotFound(
+                    f"no runs in store {self.display_url!r} yet: run a flow with @repro_task first",
+                    run_id=run_id,
+                    url=self.display_url,
+                )
+            return runs[0].run_id
         _safe_id(run_id)
         try:
             if self.fs.exists(posixpath.join(self.run_dir(run_id), "run.json")):

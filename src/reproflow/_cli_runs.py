@@ -1,0 +1,173 @@
+"""`reproflow runs list` and `reproflow runs show RUN_ID`."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from ._api import list_runs, load_run, open_store
+from ._cli_common import JsonOption, StoreOption, console, print_json
+from ._dag import edges
+from .records import Environment, Run
+
+runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
+
+
+def _when(dt: Any) -> str:
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+
+
+_STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "RUNNING": "yellow", "CANCELLED": "magenta"}
+
+
+@runs_app.command("list")
+def list_cmd(
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+    limit: int = typer.Option(0, "--limit", "-n", help="Show at most N runs (0: all)."),
+) -> None:
+    """Recorded runs, newest first: flow, status, start time, git state."""
+    runs = list_runs(store)
+    if limit > 0:
+        runs = runs[:limit]
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in runs])
+        return
+    if not runs:
+        console.print("no runs recorded yet")
+        return
+    table = Table(title=f"{len(runs)} run(s)")
+    for col in ("run id", "flow", "status", "started", "tasks", "commit", "dirty", "replay of"):
+        table.add_column(col, no_wrap=col in ("run id", "started"))
+    for r in runs:
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.run_id,
+            r.flow_name,
+            f"[{style}]{r.status}[/]" if style else r.status,
+            _when(r.started_at),
+            "" if r.n_tasks is None else str(r.n_tasks),
+            (r.commit or "")[:10],
+            {True: "[yellow]dirty[/]", False: "clean", None: "no git"}[r.dirty],
+            (r.replay_of or "")[:8],
+        )
+    console.print(table)
+
+
+def _short(d: Optional[str], n: int = 12) -> str:
+    return d.split(":", 1)[-1][:n] if d else ""
+
+
+def run_json(run: Run, env: Optional[Environment]) -> dict[str, Any]:
+    data = run.model_dump(mode="json")
+    data["status"] = run.status
+    data["edges"] = [e.__dict__ for e in edges(run)]
+    data["environment"] = env.model_dump(mode="json") if env else None
+    return data
+
+
+@runs_app.command("show")
+def show_cmd(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of at least 4 characters)."),
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+    packages: bool = typer.Option(False, "--packages", help="List every installed distribution."),
+) -> None:
+    """One run: its tasks with DAG edges and data hashes, environment, hardware and git."""
+    s = open_store(store)
+    run = load_run(run_id, s)
+    env = s.get_model_blob(run.context.environment_blob, Environment) if run.context else None
+    if as_json:
+        print_json(run_json(run, env))
+        return
+    rec, ctx = run.record, run.context
+    style = _STATUS_STYLE.get(run.status, "")
+    console.print(f"[bold]{rec.flow_name}[/]  run [cyan]{rec.run_id}[/]  [{style}]{run.status}[/]")
+    console.print(f"started {_when(rec.started_at)}" + (f", ended {_when(run.end.ended_at)}" if run.end else "")
+                  + f"  engine {rec.engine}  entrypoint {rec.entrypoint or '?'}")
+    if rec.replay_of:
+        console.print(f"replay of [cyan]{rec.replay_of}[/]")
+    if rec.parameters:
+        console.print(f"parameters: {rec.parameters}")
+
+    names = {t.task_run_id: t.task_name for t in run.final_tasks()}
+    ups: dict[str, list[str]] = {}
+    for e in edges(run):
+        ups.setdefault(e.dst, []).append(f"{e.via}←{names.get(e.src, e.src[:8])}")
+    table = Table(title="tasks", show_lines=False)
+    for col in ("task", "state", "try", "secs", "upstream", "inputs (sha256)", "outputs (sha256)", "result"):
+        table.add_column(col)
+    for t in run.final_tasks():
+        st = _STATUS_STYLE.get(t.state, "cyan")
+        table.add_row(
+            f"{t.task_name}\n[dim]{t.task_run_id[:8]}[/]",
+            f"[{st}]{t.state}[/]",
+            str(t.attempt),
+            f"{t.duration_s:.3f}",
+            "\n".join(sorted(ups.get(t.task_run_id, []))),
+            "\n".join(f"{r.param}: {_short(r.sha256)} {r.uri}" for r in t.inputs),
+            "\n".join(f"{r.param}: {_short(r.sha256)} {r.uri}" for r in t.outputs),
+            _short(t.result_hash),
+        )
+    console.print(table)
+    failed = [t for t in run.final_tasks() if t.error]
+    for t in failed:
+        console.print(f"[red]{t.task_name} failed:[/] {t.error.type}: {t.error.message}")  # type: ignore[union-attr]
+
+    if ctx is not None:
+        tree = Tree("[bold]process context[/]")
+        py = tree.add(f"Python {ctx.python_version}")
+        if env is not None:
+            py.add(f"{env.python.implementation} at {env.python.executable}")
+            py.add(f"{env.platform.system} {env.platform.release} {env.platform.machine}; {env.platform.distro or ''}; {env.platform.libc or ''}")
+            py.add(f"{len(env.distributions)} distributions")
+            redacted = sorted(k for k, v in env.env_vars.items() if v.redacted)
+            if redacted:
+                py.add(f"redacted env vars: {', '.join(redacted)}")
+        hw = ctx.hardware
+        h = tree.add("hardware")
+        h.add(f"CPU {hw.cpu.model or '?'}, {hw.cpu.physical_cores or '?'} cores / {hw.cpu.logical_cores or '?'} threads")
+        if hw.memory_total_bytes:
+            h.add(f"memory {hw.memory_total_bytes / 2**30:.1f} GiB")
+        if hw.gpus:
+            for g in hw.gpus:
+                h.add(f"GPU {g.index} {g.name}, driver {hw.gpu_driver}, CUDA {hw.cuda_driver_version}")
+        else:
+            h.add(f"no GPU ({hw.gpu_absent_reason or 'none detected'})")
+        for tp in hw.threadpools:
+            h.add(f"{tp.user_api}: {tp.internal_api} {tp.version or ''} ({tp.num_threads} threads)")
+        g = tree.add("git")
+        if ctx.git.available:
+            g.add(f"{ctx.git.commit} on {ctx.git.branch or 'detached HEAD'}" + (" [yellow](dirty)[/]" if ctx.git.dirty else " (clean)"))
+            if ctx.git.remote_url:
+                g.add(f"remote {ctx.git.remote_url}")
+            if ctx.git.diff_stat:
+                g.add(ctx.git.diff_stat.strip().splitlines()[-1])
+            if ctx.git.untracked:
+                g.add(f"untracked: {', '.join(ctx.git.untracked[:10])}")
+        else:
+            g.add(f"not recorded: {ctx.git.absent_reason}")
+        src = ctx.source
+        tree.add(f"source snapshot: {src.kind}, {src.files} files" + (f", blob {_short(src.blob)}" if src.blob else ""))
+        console.print(tree)
+    if packages and env is not None:
+        pt = Table(title="distributions")
+        pt.add_column("name")
+        pt.add_column("version")
+        pt.add_column("origin")
+        for d in sorted(env.distributions, key=lambda d: d.name.lower()):
+            origin = ""
+            if d.direct_url:
+                origin = ("editable " if d.direct_url.editable else "") + d.direct_url.url
+            pt.add_row(d.name, d.version, origin)
+        console.print(pt)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+
+
+__all__ = ["register", "run_json"]

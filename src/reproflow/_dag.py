@@ -1,0 +1,63 @@
+"""The DAG of a run: Prefect's recorded edges, completed by matching content hashes.
+
+Prefect's ``task_inputs`` miss some edges (flow parameters, small cached ints, values computed in
+the flow body from a task's result). A parameter whose stable hash equals an earlier task's
+return-value hash, or an input file whose SHA-256 equals an earlier task's output, consumed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import Run, TaskRecord
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str  #: upstream task_run_id
+    dst: str  #: downstream task_run_id
+    via: str  #: parameter name
+    how: str  #: "prefect" (recorded by Prefect), "value" or "data" (matched by content)
+
+
+def _trivial_hash(task: TaskRecord, param: str) -> bool:
+    value = task.parameters.get(param)
+    return value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) < 8)
+
+
+def edges(run: Run) -> list[Edge]:
+    """Every edge of the run's DAG, recorded and inferred, without duplicates."""
+    tasks = run.final_tasks()
+    out: dict[tuple[str, str, str], Edge] = {}
+    for t in tasks:
+        for param, srcs in t.upstream.items():
+            for s in srcs:
+                out.setdefault((s, t.task_run_id, param), Edge(s, t.task_run_id, param, "prefect"))
+    results: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+    for t in tasks:  # start order: a producer always starts before its consumer
+        for param, digest in t.parameter_hashes.items():
+            src = results.get(digest)
+            if src and src != t.task_run_id and not _trivial_hash(t, param):
+                out.setdefault((src, t.task_run_id, param), Edge(src, t.task_run_id, param, "value"))
+        for ref in t.inputs:
+            src = outputs.get(ref.sha256 or "")
+            if src and src != t.task_run_id and ref.param:
+                out.setdefault((src, t.task_run_id, ref.param), Edge(src, t.task_run_id, ref.param, "data"))
+        if t.result_hash and t.result is not None and not isinstance(t.result, (bool, int, float)):
+            results.setdefault(t.result_hash, t.task_run_id)
+        for ref in t.outputs:
+            if ref.sha256:
+                outputs.setdefault(ref.sha256, t.task_run_id)
+    return sorted(out.values(), key=lambda e: (e.dst, e.via, e.src))
+
+
+def upstream_map(run: Run) -> dict[str, dict[str, list[str]]]:
+    """task_run_id -> {param: [upstream task_run_ids]} including inferred edges."""
+    result: dict[str, dict[str, list[str]]] = {}
+    for e in edges(run):
+        result.setdefault(e.dst, {}).setdefault(e.via, []).append(e.src)
+    return result
+
+
+__all__ = ["Edge", "edges", "upstream_map"]

@@ -1,0 +1,253 @@
+"""Streaming SHA-256 of files, directories and fsspec URLs, with a stat-keyed cache.
+
+* Files are read in 1 MiB chunks into one reused buffer (``readinto``): about ``hashlib``'s own
+  speed, several times coreutils ``sha256sum`` (DESIGN.md, measured here).
+* A directory hashes as a tree: the sorted list of ``<relative posix name>\\0<file sha256>\\n``
+  lines, hashed again. The same files give the same tree hash locally and on object stores.
+* An unchanged file is never hashed twice: results are cached by (path, device, inode, size,
+  mtime_ns, ctime_ns) in memory and in a small SQLite file shared across runs
+  (``$REPROFLOW_CACHE_DIR``, default ``~/.cache/reproflow``). A file whose mtime is within
+  :data:`RACY_WINDOW_NS` of the moment it was hashed is not cached ("racily clean", as git calls
+  it): a write in the same clock tick could keep its stat unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._urls import strip_credentials, url_scheme
+from .records import DataRef
+
+CHUNK = 1 << 20
+RACY_WINDOW_NS = 100_000_000  # 0.1 s
+PROGRESS_MIN_BYTES = 512 << 20
+
+_mem: dict[tuple[Any, ...], str] = {}
+_mem_lock = threading.Lock()
+_local = threading.local()
+_db_path: str | None = None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("REPROFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "reproflow")
+    return Path(base)
+
+
+def _db() -> sqlite3.Connection | None:
+    """One SQLite connection per thread (SQLite connections are not shareable across threads)."""
+    global _db_path
+    path = str(cache_dir() / "hashes.sqlite3")
+    conn = getattr(_local, "conn", None)
+    if conn is not None and getattr(_local, "path", None) == path and getattr(_local, "pid", None) == os.getpid():
+        return conn
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS h (path TEXT PRIMARY KEY, dev INT, ino INT, size INT,"
+            " mtime INT, ctime INT, sha256 TEXT)"
+        )
+    except (sqlite3.Error, OSError):
+        return None  # a read-only home or a locked cache only costs speed
+    _local.conn, _local.path, _local.pid = conn, path, os.getpid()
+    _db_path = path
+    return conn
+
+
+def _key(path: str, st: os.stat_result) -> tuple[Any, ...]:
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cached(path: str, st: os.stat_result) -> str | None:
+    key = _key(path, st)
+    hit = _mem.get(key)
+    if hit is not None:
+        return hit
+    conn = _db()
+    if conn is None:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT sha256 FROM h WHERE path=? AND dev=? AND ino=? AND size=? AND mtime=? AND ctime=?",
+            key,
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    if row:
+        with _mem_lock:
+            _mem[key] = row[0]
+        return str(row[0])
+    return None
+
+
+def _remember(path: str, st: os.stat_result, digest: str, started_ns: int) -> None:
+    if started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS:
+        return  # racily clean: a write in the same tick could leave the stat unchanged
+    key = _key(path, st)
+    with _mem_lock:
+        _mem[key] = digest
+    conn = _db()
+    if conn is None:
+        return
+    try:
+        conn.execute("INSERT OR REPLACE INTO h VALUES (?,?,?,?,?,?,?)", (*key, digest))
+    except sqlite3.Error:
+        pass
+
+
+def clear_memory_cache() -> None:
+    """Forget in-process cache entries (the on-disk cache stays)."""
+    with _mem_lock:
+        _mem.clear()
+
+
+def sha256_file(path: str | os.PathLike[str], *, progress: bool | None = None) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a local file, streamed; cached by stat."""
+    p = os.path.abspath(os.fspath(path))
+    st = os.stat(p)
+    hit = _cached(p, st)
+    if hit is not None:
+        return hit, st.st_size
+    started = time.time_ns()
+    digest = _stream(p, st.st_size, progress)
+    st_after = os.stat(p)
+    if _key(p, st_after) == _key(p, st):
+        _remember(p, st, digest, started)
+    return digest, st.st_size
+
+
+def _stream(path: str, size: int, progress: bool | None) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
+    with open(path, "rb", buffering=0) as fh:
+        if not show:
+            while n := fh.readinto(buf):
+                h.update(view[:n])
+        else:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                transient=True,
+            ) as bar:
+                tid = bar.add_task(f"sha256 {os.path.basename(path)}", total=size)
+                while n := fh.readinto(buf):
+                    h.update(view[:n])
+                    bar.advance(tid, n)
+    return h.hexdigest()
+
+
+def _interactive() -> bool:
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) and os.environ.get("CI") != "true"
+
+
+def _walk(root: str) -> Iterator[tuple[str, str]]:
+    """(relative posix name, absolute path) of every regular file below root, sorted."""
+    out: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                mode = os.stat(full).st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(mode):
+                out.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
+    out.sort()
+    yield from out
+
+
+def tree_digest(entries: list[tuple[str, str]]) -> str:
+    """The tree hash of (relative name, file sha256) pairs; shared with remote hashing."""
+    h = hashlib.sha256()
+    for rel, digest in sorted(entries):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digest.encode() + b"\n")
+    return h.hexdigest()
+
+
+def hash_local(path: str | os.PathLike[str]) -> DataRef:
+    """DataRef of a local file or directory (``kind="missing"`` if it does not exist)."""
+    p = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return DataRef(uri=p, kind="missing")
+    if stat.S_ISDIR(st.st_mode):
+        entries: list[tuple[str, str]] = []
+        total = 0
+        for rel, full in _walk(p):
+            digest, size = sha256_file(full)
+            entries.append((rel, digest))
+            total += size
+        return DataRef(uri=p, kind="directory", sha256=tree_digest(entries), size=total, n_files=len(entries))
+    digest, size = sha256_file(p)
+    return DataRef(uri=p, kind="file", sha256=digest, size=size)
+
+
+def is_local(uri: str) -> bool:
+    scheme = url_scheme(uri)
+    return scheme is None or scheme in ("file", "local")
+
+
+def local_path(uri: str) -> str:
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    if uri.startswith("local://"):
+        return uri[len("local://"):]
+    return uri
+
+
+def hash_path(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> DataRef:
+    """DataRef of a local path or any fsspec URL (remote objects stream through fsspec)."""
+    if isinstance(uri, os.PathLike):
+        return hash_local(uri)
+    if is_local(uri):
+        return hash_local(local_path(uri))
+    from ._remote_hash import hash_remote
+
+    ref = hash_remote(uri, storage_options=storage_options)
+    ref.uri = strip_credentials(ref.uri)
+    return ref
+
+
+def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
+    """A cheap fingerprint of a local path's stat (None for remote or missing paths)."""
+    p = os.fspath(uri)
+    if not is_local(p):
+        return None
+    p = os.path.abspath(local_path(p))
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        sig: list[Any] = []
+        for rel, full in _walk(p):
+            try:
+                s = os.stat(full)
+            except FileNotFoundError:
+                continue
+            sig.append((rel, s.st_size, s.st_mtime_ns, s.st_ino))
+        return ("dir", tuple(sig))
+    return _key(p, st)
+
+
+__all__ = ["hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest"]
