@@ -94,6 +94,7 @@ class DirectUrl(_Model):
     """PEP 610 ``direct_url.json`` of a distribution, credentials stripped."""
 
     url: str
+    kind: Optional[Literal["dir", "vcs", "archive"]] = None  #: which PEP 610 *_info it had
     editable: bool = False
     vcs: Optional[str] = None
     commit_id: Optional[str] = None
@@ -150,6 +151,7 @@ class Environment(Record):
     distributions: list[Distribution] = Field(default_factory=list)
     env_vars: dict[str, EnvVar] = Field(default_factory=dict)
     index_urls: list[str] = Field(default_factory=list)  #: pip/uv index configuration, stripped
+    find_links: list[str] = Field(default_factory=list)  #: pip/uv find-links locations, stripped
     sys_path: list[str] = Field(default_factory=list)
 
 
@@ -208,6 +210,8 @@ class GitState(_Model):
     diff_blob: Optional[str] = None  #: sha256 of `git diff --binary HEAD`
     diff_stat: Optional[str] = None
     untracked: list[str] = Field(default_factory=list)
+    untracked_total: Optional[int] = None  #: how many untracked files (the list is capped)
+    diff_omitted: Optional[str] = None  #: why a dirty tree's diff was not kept (size limit)
 
 
 class SourceSnapshot(_Model):

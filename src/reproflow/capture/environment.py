@@ -1,0 +1,428 @@
+"""Capture the Python environment: distributions, interpreter, platform, variables, index config.
+
+Speed matters (this runs once per process, before the first task): every distribution's
+``METADATA`` is read once and only its header block is parsed, by hand, instead of through
+``importlib.metadata``'s properties, each of which re-parses the whole file with ``email``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from .._redact import redact_environ
+from .._urls import strip_credentials
+from ..records import DirectUrl, Distribution, Environment, PlatformInfo, PythonInfo
+
+_NORMALIZE = re.compile(r"[-_.]+")
+#: A ``License`` header longer than this (the whole license text) is cut to its first line.
+_LICENSE_MAX = 200
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalised distribution name (``Foo_Bar`` -> ``foo-bar``)."""
+    return _NORMALIZE.sub("-", name).lower()
+
+
+def capture_environment(
+    environ: Mapping[str, str] | None = None,
+    fingerprint: Callable[[str], str] | None = None,
+) -> Environment:
+    """Everything installed and configured in this Python process.
+
+    Args:
+        environ: the environment variables to record (default ``os.environ``); also where the
+            pip/uv index settings and config-file locations are read from.
+        fingerprint: keyed hash for redacted values (``Store.fingerprint``); see
+            :func:`reproflow._redact.redact_environ`.
+
+    Returns:
+        An :class:`Environment` with distributions sorted by normalised name.
+    """
+    env = os.environ if environ is None else environ
+    index_urls, find_links = index_configuration(env)
+    return Environment(
+        python=python_info(),
+        platform=platform_info(),
+        distributions=distributions(),
+        env_vars=redact_environ(env, fingerprint),
+        index_urls=index_urls,
+        find_links=find_links,
+        sys_path=list(sys.path),
+    )
+
+
+def environment_identity(env: Environment) -> str:
+    """SHA-256 identity of what a rebuilt virtual environment must contain.
+
+    Covers the interpreter (implementation and full version) and, sorted by normalised name, each
+    distribution's name, version and origin (PEP 610 URL, editable flag, VCS commit, archive
+    hash) plus the stored source snapshot of a local one: two environments with the same identity
+    can share one built venv. Environment variables, paths and platform are left out.
+    """
+    pins = []
+    for d in env.distributions:
+        origin: list[Any] = []
+        if d.direct_url is not None:
+            u = d.direct_url
+            origin = [u.url, u.editable, u.vcs, u.commit_id, u.archive_hash]
+        pins.append([canonical_name(d.name), d.version, origin, d.source_blob])
+    pins.sort(key=lambda p: (p[0], p[1]))
+    payload = {"python": [env.python.implementation, env.python.version], "pins": pins}
+    data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Interpreter and platform
+# --------------------------------------------------------------------------------------------
+
+
+def python_info() -> PythonInfo:
+    """The running interpreter."""
+    return PythonInfo(
+        implementation=platform.python_implementation(),
+        version=platform.python_version(),
+        executable=sys.executable,
+        prefix=sys.prefix,
+        base_prefix=sys.base_prefix,
+        compiler=platform.python_compiler() or None,
+        build=" ".join(x for x in platform.python_build() if x) or None,
+    )
+
+
+def platform_info(os_release: str = "/etc/os-release") -> PlatformInfo:
+    """OS, kernel, machine, libc, distribution (``/etc/os-release``) and host name."""
+    uname = os.uname() if hasattr(os, "uname") else None
+    lib, ver = platform.libc_ver()
+    release = _read_os_release(os_release)
+    return PlatformInfo(
+        system=platform.system(),
+        release=uname.release if uname else platform.release(),
+        machine=uname.machine if uname else platform.machine(),
+        libc=f"{lib} {ver}".strip() or None,
+        distro=release.get("PRETTY_NAME"),
+        distro_id=release.get("ID"),
+        distro_version=release.get("VERSION_ID"),
+        hostname=socket.gethostname() or None,
+    )
+
+
+def _read_os_release(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            out[key.strip()] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Distributions
+# --------------------------------------------------------------------------------------------
+
+
+def distributions(dists: Iterable[Any] | None = None) -> list[Distribution]:
+    """Every installed distribution visible on ``sys.path``, first occurrence wins.
+
+    Args:
+        dists: ``importlib.metadata`` distribution objects (default: all of them).
+    """
+    if dists is None:
+        from importlib.metadata import distributions as _all
+
+        dists = _all()
+    seen: set[str] = set()
+    out: list[Distribution] = []
+    for dist in dists:
+        record = _distribution(dist)
+        if record is None:
+            continue
+        key = canonical_name(record.name)
+        if key in seen:
+            continue  # shadowed by an earlier sys.path entry: not the one that imports
+        seen.add(key)
+        out.append(record)
+    out.sort(key=lambda d: canonical_name(d.name))
+    return out
+
+
+def _distribution(dist: Any) -> Distribution | None:
+    read = _reader(dist)
+    text = read("METADATA") or read("PKG-INFO")
+    if not text:
+        return None
+    headers = parse_headers(text)
+    name = _first(headers, "name")
+    version = _first(headers, "version")
+    if not name or version is None:
+        return None
+    license_classifiers = [c for c in headers.get("classifier", ()) if c.startswith("License ::")]
+    installer = read("INSTALLER")
+    return Distribution(
+        name=name,
+        version=version,
+        direct_url=_direct_url(read("direct_url.json")),
+        installer=(installer.strip() or None) if installer else None,
+        requires=headers.get("requires-dist", []),
+        license=_license(headers, license_classifiers),
+        license_classifiers=license_classifiers,
+        summary=_first(headers, "summary") or None,
+    )
+
+
+def _reader(dist: Any) -> Callable[[str], str | None]:
+    """A fast ``read_text`` for a dist-info folder on disk; the generic one for anything else."""
+    path = getattr(dist, "_path", None)  # PathDistribution's folder (stable since Python 3.8)
+    if path is None or not isinstance(path, os.PathLike):
+        return dist.read_text  # type: ignore[no-any-return]
+    folder = os.fspath(path)
+
+    def read(name: str) -> str | None:
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+            return None
+
+    return read
+
+
+#: The METADATA headers reproflow keeps (``License`` may continue on indented lines).
+_HEADER = re.compile(
+    r"^(name|version|summary|license-expression|license|requires-dist|classifier(?=:[ \t]*License ::))"
+    r":[ \t]*"
+    r"(.*(?:\n[ \t].*)*)$",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def parse_headers(text: str) -> dict[str, list[str]]:
+    """The headers reproflow uses from a METADATA file: lower-cased name -> values, in order.
+
+    Only the header block is read (the long description follows the first blank line); folded
+    continuation lines are joined with newlines. One C-level regex scan, no ``email`` parser.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    end = text.find("\n\n")
+    head = text if end < 0 else text[:end]
+    headers: dict[str, list[str]] = {}
+    for key, value in _HEADER.findall(head):
+        if "\n" in value:
+            value = "\n".join(part.strip() for part in value.split("\n"))
+        headers.setdefault(key.lower(), []).append(value.strip())
+    return headers
+
+
+def _first(headers: dict[str, list[str]], key: str) -> str | None:
+    values = headers.get(key)
+    return values[0] if values else None
+
+
+def _license(headers: dict[str, list[str]], classifiers: list[str]) -> str | None:
+    expr = _first(headers, "license-expression")
+    if expr:
+        return expr
+    text = (_first(headers, "license") or "").strip()
+    if text and text.upper() != "UNKNOWN":
+        return text.split("\n", 1)[0].strip()[:_LICENSE_MAX]
+    if classifiers:
+        return "; ".join(c.rsplit("::", 1)[-1].strip() for c in classifiers)
+    return None
+
+
+def _direct_url(text: str | None) -> DirectUrl | None:
+    """PEP 610 ``direct_url.json`` as a record (credentials stripped), None when absent/invalid."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        return None
+    url = strip_credentials(data["url"])
+    if isinstance(data.get("vcs_info"), dict):
+        vcs = data["vcs_info"]
+        return DirectUrl(
+            url=url,
+            kind="vcs",
+            vcs=vcs.get("vcs"),
+            commit_id=vcs.get("commit_id"),
+            requested_revision=vcs.get("requested_revision"),
+        )
+    if isinstance(data.get("archive_info"), dict):
+        info = data["archive_info"]
+        archive_hash = None
+        hashes = info.get("hashes")
+        if isinstance(hashes, dict) and hashes:
+            algo = "sha256" if "sha256" in hashes else sorted(hashes)[0]
+            archive_hash = f"{algo}={hashes[algo]}"
+        elif isinstance(info.get("hash"), str):
+            archive_hash = info["hash"].replace(":", "=", 1) if "=" not in info["hash"] else info["hash"]
+        return DirectUrl(url=url, kind="archive", archive_hash=archive_hash)
+    dir_info = data.get("dir_info") if isinstance(data.get("dir_info"), dict) else {}
+    return DirectUrl(url=url, kind="dir", editable=bool(dir_info.get("editable", False)))
+
+
+def local_dir(direct_url: DirectUrl | None) -> str | None:
+    """The local project folder of a ``file://`` directory install (editable or not), or None."""
+    if direct_url is None or direct_url.kind != "dir" or not direct_url.url.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(direct_url.url).path)
+    return path if path and os.path.isdir(path) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Package indexes
+# --------------------------------------------------------------------------------------------
+
+_INDEX_ENV = ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_EXTRA_INDEX_URL",
+              "UV_EXTRA_INDEX_URL", "UV_INDEX")
+_FIND_LINKS_ENV = ("PIP_FIND_LINKS", "UV_FIND_LINKS")
+
+
+def index_configuration(environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Package index URLs and find-links locations from pip/uv variables and config files.
+
+    Reads ``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, ``UV_INDEX_URL``, ``UV_EXTRA_INDEX_URL``,
+    ``UV_DEFAULT_INDEX``, ``UV_INDEX`` (and ``*_FIND_LINKS``), then pip.conf files (global, user,
+    ``$PIP_CONFIG_FILE``, the venv's) and uv.toml files. Every URL has its credentials stripped.
+
+    Returns:
+        (index URLs, find-links locations), each de-duplicated in order of precedence.
+    """
+    indexes: list[str] = []
+    links: list[str] = []
+    for key in _INDEX_ENV:
+        indexes.extend(_split(environ.get(key, "")))
+    for key in _FIND_LINKS_ENV:
+        links.extend(_split(environ.get(key, "")))
+    for path in _pip_config_files(environ):
+        idx, fl = _read_pip_conf(path)
+        indexes.extend(idx)
+        links.extend(fl)
+    for path in _uv_config_files(environ):
+        idx, fl = _read_uv_toml(path)
+        indexes.extend(idx)
+        links.extend(fl)
+    return _dedupe(strip_credentials(u) for u in indexes), _dedupe(strip_credentials(u) for u in links)
+
+
+def _split(value: str) -> list[str]:
+    # uv's UV_INDEX entries may be "name=url"
+    out = []
+    for item in value.split():
+        if "=" in item.split("://", 1)[0]:
+            item = item.split("=", 1)[1]
+        out.append(item)
+    return out
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    return [x for x in items if x and not (x in seen or seen.add(x))]  # type: ignore[func-returns-value]
+
+
+def _pip_config_files(environ: Mapping[str, str]) -> Iterator[str]:
+    home = environ.get("HOME") or os.path.expanduser("~")
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":")
+    candidates = ["/etc/pip.conf", *(os.path.join(d, "pip", "pip.conf") for d in xdg_dirs if d)]
+    candidates.append(os.path.join(environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf"))
+    candidates.append(os.path.join(home, ".pip", "pip.conf"))
+    candidates.append(os.path.join(sys.prefix, "pip.conf"))
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file == os.devnull:
+        return
+    if config_file:
+        candidates.append(config_file)
+    for path in _dedupe(candidates):
+        if os.path.isfile(path):
+            yield path
+
+
+def _uv_config_files(environ: Mapping[str, str]) -> Iterator[str]:
+    if environ.get("UV_NO_CONFIG"):
+        return
+    home = environ.get("HOME") or os.path.expanduser("~")
+    candidates = [os.path.join(environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "uv", "uv.toml")]
+    candidates += [os.path.join(d, "uv", "uv.toml") for d in environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+    candidates.append("/etc/uv/uv.toml")
+    if environ.get("UV_CONFIG_FILE"):
+        candidates.insert(0, environ["UV_CONFIG_FILE"])
+    for path in _dedupe(candidates):
+        if os.path.isfile(path):
+            yield path
+
+
+def _read_pip_conf(path: str) -> tuple[list[str], list[str]]:
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return [], []
+    indexes: list[str] = []
+    links: list[str] = []
+    for section in ("global", "install", "download", "wheel"):
+        if not parser.has_section(section):
+            continue
+        for key in ("index-url", "index_url", "extra-index-url", "extra_index_url"):
+            indexes.extend(parser.get(section, key, fallback="").split())
+        for key in ("find-links", "find_links"):
+            links.extend(parser.get(section, key, fallback="").split())
+    return indexes, links
+
+
+def _read_uv_toml(path: str) -> tuple[list[str], list[str]]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, ValueError):
+        return [], []
+    indexes: list[str] = []
+    for key in ("index-url", "extra-index-url"):
+        value = data.get(key)
+        indexes.extend([value] if isinstance(value, str) else value if isinstance(value, list) else [])
+    for entry in data.get("index", []) if isinstance(data.get("index"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+            indexes.append(entry["url"])
+    fl = data.get("find-links", [])
+    links = [fl] if isinstance(fl, str) else [x for x in fl if isinstance(x, str)] if isinstance(fl, list) else []
+    return [x for x in indexes if isinstance(x, str)], links
+
+
+__all__ = [
+    "canonical_name",
+    "capture_environment",
+    "distributions",
+    "environment_identity",
+    "index_configuration",
+    "local_dir",
+    "parse_headers",
+    "platform_info",
+    "python_info",
+]
