@@ -1,0 +1,214 @@
+"""Compare a replay with its original, task by task, and name the likely cause of a difference.
+
+Matching: a replayed task run answers the recorded one with the same task name, function
+qualname and map index (``task_key`` is not used: Prefect derives it from the code object, which
+includes the file path, and the replay runs from a restored copy). Within such a group, runs with
+equal parameter hashes pair first, the rest in DAG order (depth, then start position).
+
+A task is reproduced when it ended in the same state, every output hashes the same and its
+return value's hash is equal (or it has no stable hash on both sides).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ..records import Environment, Hardware, Run, TaskRecord
+from ._models import InputCheck, OutputCheck, TaskVerdict
+
+
+def _qual(t: TaskRecord) -> str:
+    return (t.function or "").partition(":")[2] or t.task_name
+
+
+def _group_key(t: TaskRecord) -> tuple[str, str, int | None]:
+    return (t.task_name, _qual(t), t.map_index)
+
+
+def match_tasks(
+    original: list[TaskRecord], replayed: list[TaskRecord], orig_order: dict[str, tuple[int, int]],
+    new_order: dict[str, tuple[int, int]], *, by_position: bool = False,
+) -> tuple[list[tuple[TaskRecord, TaskRecord | None]], list[TaskRecord]]:
+    """Pair each original task run with its replayed counterpart.
+
+    Args:
+        by_position: pair strictly in the given order (partial replays run tasks one by one).
+
+    Returns:
+        (pairs, extra): every original with its match (or None), and replayed runs left over.
+    """
+    if by_position:
+        pairs = [(o, replayed[i] if i < len(replayed) else None) for i, o in enumerate(original)]
+        return pairs, replayed[len(original):]
+    groups_o: dict[tuple[str, str, int | None], list[TaskRecord]] = defaultdict(list)
+    groups_n: dict[tuple[str, str, int | None], list[TaskRecord]] = defaultdict(list)
+    for t in sorted(original, key=lambda t: orig_order.get(t.task_run_id, (0, 0))):
+        groups_o[_group_key(t)].append(t)
+    for t in sorted(replayed, key=lambda t: new_order.get(t.task_run_id, (0, 0))):
+        groups_n[_group_key(t)].append(t)
+    found: dict[str, TaskRecord] = {}
+    extra: list[TaskRecord] = []
+    for key, olist in groups_o.items():
+        nlist = list(groups_n.get(key, []))
+        rest_o: list[TaskRecord] = []
+        for o in olist:  # equal parameters first
+            hit = next((n for n in nlist if n.parameters_hash == o.parameters_hash), None)
+            if hit is not None:
+                nlist.remove(hit)
+                found[o.task_run_id] = hit
+            else:
+                rest_o.append(o)
+        for o, n in zip(rest_o, nlist):
+            found[o.task_run_id] = n
+        extra += nlist[len(rest_o):]
+    for key, nlist in groups_n.items():
+        if key not in groups_o:
+            extra += nlist
+    return [(o, found.get(o.task_run_id)) for o in original], extra
+
+
+def _output_key(uri: str) -> str:
+    return os.path.normpath(uri) if "://" not in uri else uri
+
+
+def compare_task(o: TaskRecord, n: TaskRecord | None) -> TaskVerdict:
+    """The verdict for one pair (causes are added by :func:`explain`)."""
+    v = TaskVerdict(
+        task_name=o.task_name,
+        function=o.function,
+        map_index=o.map_index,
+        original_task_run_id=o.task_run_id,
+        original_state=o.state,
+        original_result_hash=o.result_hash,
+        verdict="missing",
+    )
+    if n is None:
+        v.causes.append("the replay never ran this task (the flow took another path or stopped before it)")
+        return v
+    v.replay_task_run_id, v.replay_state, v.replay_result_hash = n.task_run_id, n.state, n.result_hash
+    if n.error is not None:
+        v.error = f"{n.error.type}: {n.error.message}"[:500]
+    new_outputs = {_output_key(r.uri): r for r in n.outputs}
+    by_param = {r.param: r for r in n.outputs if r.param}
+    for ref in o.outputs:
+        got = new_outputs.get(_output_key(ref.uri)) or (by_param.get(ref.param) if ref.param else None)
+        v.outputs.append(OutputCheck(
+            uri=ref.uri, param=ref.param, expected=ref.sha256,
+            actual=got.sha256 if got is not None else None,
+            match=got is not None and got.sha256 == ref.sha256,
+        ))
+    if o.result_hash is None and n.result_hash is None:
+        v.result_match = None
+    else:
+        v.result_match = o.result_hash == n.result_hash
+    same_state = _final(o.state) == _final(n.state)
+    if not same_state:
+        v.verdict = "failed" if _final(n.state) == "FAILED" else "differs"
+    elif _final(o.state) == "FAILED":
+        same_error = (o.error.type if o.error else None) == (n.error.type if n.error else None)
+        v.verdict = "reproduced" if same_error else "differs"
+    elif all(x.match for x in v.outputs) and v.result_match is not False:
+        v.verdict = "reproduced"
+    else:
+        v.verdict = "differs"
+    return v
+
+
+def _final(state: str) -> str:
+    return "COMPLETED" if state in ("COMPLETED", "CACHED") else state
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def environment_drift(old: Environment | None, new: Environment | None, old_hw: Hardware | None = None,
+                      new_hw: Hardware | None = None) -> list[str]:
+    """Human-readable differences between two recorded environments (and hardware)."""
+    out: list[str] = []
+    if old is not None and new is not None:
+        if old.python.version != new.python.version or old.python.implementation != new.python.implementation:
+            out.append(f"Python {old.python.implementation} {old.python.version} -> {new.python.implementation} {new.python.version}")
+        po, pn = old.platform, new.platform
+        for label, a, b in (("OS", f"{po.system} {po.release}", f"{pn.system} {pn.release}"),
+                            ("machine", po.machine, pn.machine), ("libc", po.libc, pn.libc)):
+            if a != b:
+                out.append(f"{label} {a} -> {b}")
+        versions_o = {_norm(d.name): d for d in old.distributions}
+        versions_n = {_norm(d.name): d for d in new.distributions}
+        changed = [f"{versions_o[k].name} {versions_o[k].version} -> {versions_n[k].version}"
+                   for k in sorted(versions_o.keys() & versions_n.keys())
+                   if versions_o[k].version != versions_n[k].version]
+        removed = [f"{versions_o[k].name} {versions_o[k].version} removed" for k in sorted(versions_o.keys() - versions_n.keys())]
+        added = [f"{versions_n[k].name} {versions_n[k].version} added" for k in sorted(versions_n.keys() - versions_o.keys())]
+        for item in changed + removed + added:
+            out.append(f"package {item}")
+    if old_hw is not None and new_hw is not None:
+        if old_hw.cpu.model != new_hw.cpu.model:
+            out.append(f"CPU {old_hw.cpu.model} -> {new_hw.cpu.model}")
+        gpus_o = [g.name for g in old_hw.gpus]
+        gpus_n = [g.name for g in new_hw.gpus]
+        if gpus_o != gpus_n:
+            out.append(f"GPUs {', '.join(gpus_o) or 'none'} -> {', '.join(gpus_n) or 'none'}")
+        for label, a, b in (("GPU driver", old_hw.gpu_driver, new_hw.gpu_driver),
+                            ("CUDA driver", old_hw.cuda_driver_version, new_hw.cuda_driver_version)):
+            if a != b and (a or b):
+                out.append(f"{label} {a or 'none'} -> {b or 'none'}")
+        blas_o = sorted(f"{t.internal_api} {t.version}" for t in old_hw.threadpools)
+        blas_n = sorted(f"{t.internal_api} {t.version}" for t in new_hw.threadpools)
+        if blas_o != blas_n:
+            out.append(f"BLAS/OpenMP {', '.join(blas_o) or 'none'} -> {', '.join(blas_n) or 'none'}")
+    return out
+
+
+def explain(
+    verdicts: list[TaskVerdict],
+    original: Run,
+    drift: list[str],
+    inputs: Iterable[InputCheck],
+) -> None:
+    """Add likely causes to every verdict that is not ``reproduced`` (in place)."""
+    from .._dag import upstream_map
+
+    by_id = {t.task_run_id: t for t in original.final_tasks()}
+    ups = upstream_map(original)
+    bad = {v.original_task_run_id for v in verdicts if v.verdict != "reproduced"}
+    changed_inputs = [i for i in inputs if i.status in ("changed", "missing")]
+    pkg = [d for d in drift if d.startswith("package ")]
+    py = [d for d in drift if d.startswith("Python")]
+    hw = [d for d in drift if d.startswith(("CPU", "GPU", "CUDA", "BLAS", "OS", "machine", "libc"))]
+    for v in verdicts:
+        if v.verdict == "reproduced" or v.original_task_run_id is None:
+            continue
+        o = by_id.get(v.original_task_run_id)
+        causes: list[str] = []
+        if v.verdict == "failed" and v.error:
+            causes.append(f"the task raised {v.error}")
+        for i in changed_inputs:
+            if o is not None and any(r.uri == i.uri for r in o.inputs):
+                causes.append(f"input {i.uri} {'is missing' if i.actual is None else 'changed'} "
+                              f"(recorded sha256:{(i.expected or '')[:12]}, found {('sha256:' + i.actual[:12]) if i.actual else 'nothing'})")
+        upstream_bad = sorted({by_id[s].task_name for srcs in ups.get(v.original_task_run_id, {}).values()
+                               for s in srcs if s in bad and s in by_id})
+        if upstream_bad:
+            causes.append(f"upstream task(s) {', '.join(upstream_bad)} did not reproduce, so this task got different inputs")
+        if pkg:
+            causes.append("package versions changed: " + "; ".join(d[len("package "):] for d in pkg[:5])
+                          + (f" (+{len(pkg) - 5} more)" if len(pkg) > 5 else ""))
+        causes += [f"{d} changed" if not d.endswith("changed") else d for d in py]
+        if hw:
+            causes.append("hardware or system changed: " + "; ".join(hw))
+        if o is not None:
+            flagged = [f"{f.code} {f.message}" for f in o.findings if f.code.upper().startswith("RPF1")]
+            if flagged:
+                causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
+        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not pkg and not py and not hw and v.verdict != "missing":
+            seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
+            causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
+        v.causes = causes + [c for c in v.causes if c not in causes]
+
+
+__all__ = ["compare_task", "environment_drift", "explain", "match_tasks"]

@@ -1,0 +1,224 @@
+"""Start the runner in the rebuilt environment and follow the new run's task records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ReplayExecutionError
+from ..records import RunRecord
+from ..store import Store, parse_record
+from ._plan import Prepared
+
+Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
+RUNNER_NAME = "reproflow_replay_runner.py"
+
+
+def _entry_paths(prepared: Prepared, source_root: Path) -> dict[str, Any]:
+    """Where the flow's file is in the restored source and what goes on sys.path."""
+    rec = prepared.run.record
+    out: dict[str, Any] = {"sys_path": [], "entry_file": None, "callable": None, "module_name": None}
+    module_name = rec.module.partition(":")[0] if rec.module else None
+    out["module_name"] = module_name
+    if rec.entrypoint:
+        rel, _, qual = rec.entrypoint.rpartition(":")
+        out["callable"] = qual
+        path = Path(rel) if os.path.isabs(rel) else source_root / rel
+        out["entry_file"] = str(path)
+        out["sys_path"].append(str(path.parent))
+        if module_name and not os.path.isabs(rel):
+            suffix = module_name.replace(".", "/") + ".py"
+            rel_posix = rel.replace(os.sep, "/")
+            if rel_posix.endswith(suffix):
+                out["sys_path"].append(str(source_root / rel_posix[: -len(suffix)]))
+    elif rec.module:
+        out["callable"] = rec.module.partition(":")[2]
+    out["sys_path"].append(str(source_root))
+    out["sys_path"] = list(dict.fromkeys(os.path.normpath(p) for p in out["sys_path"]))
+    return out
+
+
+def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Path) -> tuple[Path, Path]:
+    """Write the runner's spec (and stored upstream values for a partial replay)."""
+    rec = prepared.run.record
+    ctx = prepared.run.context
+    assert ctx is not None
+    spec: dict[str, Any] = _entry_paths(prepared, source_root)
+    result_file = work_dir / "result.json"
+    spec.update(
+        result_file=str(result_file),
+        parameters=rec.parameters,
+        flow_name=rec.flow_name,
+        argv=rec.argv,
+        cwd=_cwd(rec.cwd, ctx.source.root, source_root),
+        load_as="__reproflow_replay__",
+    )
+    if prepared.partial is not None:
+        spec["mode"] = "tasks"
+        blobs = work_dir / "blobs"
+        tasks = []
+        for item in prepared.partial:
+            params: dict[str, Any] = {}
+            for name, source in item.params.items():
+                if source["kind"] == "blob":
+                    blobs.mkdir(exist_ok=True)
+                    digest = str(source["digest"])
+                    target = blobs / f"{digest}.pkl"
+                    if not target.exists():
+                        store.get_blob_to_file(digest, target)
+                    params[name] = {"kind": "blob", "path": str(target)}
+                else:
+                    params[name] = dict(source)
+            tasks.append({
+                "task_run_id": item.task.task_run_id,
+                "task_name": item.task.task_name,
+                "function": item.task.function,
+                "params": params,
+            })
+        spec["tasks"] = tasks
+    elif rec.engine == "plain":
+        spec["mode"] = "script"
+    else:
+        spec["mode"] = "flow"
+    path = work_dir / "spec.json"
+    path.write_text(json.dumps(spec, indent=2))
+    return path, result_file
+
+
+def _cwd(recorded: str | None, root: str | None, restored: Path) -> str | None:
+    """The original working folder when it still exists (relative data paths resolve as
+    recorded), else its counterpart inside the restored source, else the restored root."""
+    if recorded and os.path.isdir(recorded):
+        return recorded
+    if recorded and root:
+        rel = os.path.relpath(recorded, root)
+        if not rel.startswith(".."):
+            return str(restored / rel)
+    return str(restored)
+
+
+def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) -> dict[str, str]:
+    rec = prepared.run.record
+    env = dict(os.environ)
+    for var in ("VIRTUAL_ENV", "PYTHONHOME", "__PYVENV_LAUNCHER__", "PYTHONSTARTUP"):
+        env.pop(var, None)
+    if not in_place:
+        env.pop("PYTHONPATH", None)
+        env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
+        env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", "")
+    env["REPROFLOW_STORE"] = store.url
+    env["REPROFLOW_REPLAY_OF"] = rec.run_id
+    env["PYTHONUNBUFFERED"] = "1"
+    if rec.seed is not None:
+        env["REPROFLOW_SEED"] = str(rec.seed)
+    else:
+        env.pop("REPROFLOW_SEED", None)
+    if rec.pythonhashseed is not None:
+        env["PYTHONHASHSEED"] = rec.pythonhashseed
+    return env
+
+
+def run_runner(
+    prepared: Prepared,
+    store: Store,
+    *,
+    python: str,
+    source_root: Path,
+    work_dir: Path,
+    in_place: bool,
+    progress: Progress | None = None,
+    poll_s: float = 0.5,
+) -> dict[str, Any]:
+    """Run the flow (or the chosen tasks) in a subprocess; return the runner's result file.
+
+    Raises:
+        ReplayExecutionError: the runner could not import or call the flow.
+    """
+    spec_path, result_file = write_spec(prepared, store, source_root, work_dir)
+    runner = work_dir / RUNNER_NAME
+    shutil.copyfile(Path(__file__).with_name("_runner.py"), runner)
+    log_path = work_dir / "runner.log"
+    total = len(prepared.selected)
+    report = progress or (lambda *_: None)
+    before = set(store.run_ids()) if store.exists() else set()
+    t0 = time.time()
+    report("tasks", "starting the flow", 0, total)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [python, str(runner), str(spec_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=runner_env(prepared, store, python, in_place),
+            cwd=str(work_dir),
+        )
+        new_id: str | None = None
+        while proc.poll() is None:
+            time.sleep(poll_s)
+            new_id = new_id or _find_new_run(store, before, prepared.run.run_id)
+            if new_id:
+                done = len({n.split(".")[0] for n in store.ls(store.path("runs", new_id, "tasks")) if n.endswith(".json")})
+                report("tasks", "running tasks", min(done, total), total)
+    result: dict[str, Any] = {}
+    try:
+        result = json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        result = {}
+    result["returncode"] = proc.returncode
+    result["log"] = str(log_path)
+    result["wall_s"] = time.time() - t0
+    if not result.get("run_id"):
+        result["run_id"] = _find_new_run(store, before, prepared.run.run_id, newest=True)
+    if proc.returncode != 0 or result.get("error"):
+        if not result.get("run_id") or result.get("error"):
+            detail = result.get("error") or _tail(log_path)
+            raise ReplayExecutionError.from_runner(f"{detail} (log: {log_path})", proc.returncode)
+    if not result.get("run_id"):
+        raise ReplayExecutionError.from_runner(
+            f"the flow ran but recorded nothing in {store.display_url}: are its tasks decorated with "
+            f"@repro_task? (log: {log_path}) {_tail(log_path)}",
+            proc.returncode,
+        )
+    report("tasks", "flow finished", total, total)
+    return result
+
+
+def _find_new_run(store: Store, before: set[str], original: str, newest: bool = False) -> str | None:
+    """A run that appeared since the replay started and says it replays ``original``."""
+    found: list[RunRecord] = []
+    for run_id in set(store.run_ids()) - before:
+        path = store.path("runs", run_id, "run.json")
+        try:
+            rec = parse_record(store.read_bytes(path), RunRecord, path)
+        except (FileNotFoundError, ValueError):
+            continue
+        if rec.replay_of == original:
+            found.append(rec)
+            if not newest:
+                return rec.run_id
+    if not found:
+        return None
+    return max(found, key=lambda r: r.started_at).run_id
+
+
+def _tail(path: Path, n: int = 1500) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-6:])[-n:]
+
+
+def current_python() -> str:
+    return sys.executable
+
+
+__all__ = ["run_runner", "runner_env", "write_spec"]

@@ -1,0 +1,331 @@
+"""Plan a replay: load and validate the run, its tasks and DAG, and say what will be rebuilt.
+
+Nothing here writes anything or runs the recorded code; ``reproflow replay --dry-run`` stops
+after it. Problems that would stop the replay are collected (with the error that will be raised)
+rather than raised at once, so a dry run can show all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import errors
+from .._values import has_opaque
+from ..records import Environment, Run, TaskRecord
+from ..store import Store
+from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
+from ._inputs import external_inputs
+from ._models import PlannedInput, PlannedTask, ReplayPlan
+from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
+from ._source import describe_source
+
+
+@dataclass
+class PartialItem:
+    """One task run of a partial replay and where each of its parameters comes from."""
+
+    task: TaskRecord
+    params: dict[str, dict[str, object]]  #: name -> {"kind": "typed"|"from"|"blob", ...}
+
+
+@dataclass
+class Prepared:
+    """A plan plus what the replay needs to act on it."""
+
+    plan: ReplayPlan
+    run: Run
+    environment: Environment
+    env_plan: EnvPlan
+    selected: list[TaskRecord]
+    partial: list[PartialItem] | None = None
+    choice: InterpreterChoice | None = None
+    cached_python: str | None = None
+    fatal: list[errors.ReproflowError] = field(default_factory=list)
+
+
+def load_run(store: Store, run_id: str) -> tuple[Run, Environment]:
+    """The run with every task attempt and its recorded environment, all validated.
+
+    Raises:
+        RunNotFound, NewerSchema, CorruptRecord, BlobError: the record cannot be used.
+    """
+    run = store.load_run(run_id)
+    if run.context is None:  # pragma: no cover - load_run always loads it
+        raise errors.CorruptRecord.at(store.run_dir(run.run_id), "the run has no process context")
+    env = store.get_model_blob(run.context.environment_blob, Environment)
+    return run, env
+
+
+def dag_order(run: Run) -> dict[str, tuple[int, int]]:
+    """task_run_id -> (depth in the DAG, start position): the order tasks are replayed and matched."""
+    from .._dag import edges
+
+    tasks = run.final_tasks()
+    pos = {t.task_run_id: i for i, t in enumerate(tasks)}
+    ups: dict[str, set[str]] = {t.task_run_id: set() for t in tasks}
+    for e in edges(run):
+        if e.dst in ups and e.src in pos:
+            ups[e.dst].add(e.src)
+    depth: dict[str, int] = {}
+    for t in tasks:  # start order: producers start before consumers
+        depth[t.task_run_id] = 1 + max((depth.get(u, 0) for u in ups[t.task_run_id]), default=-1)
+    return {tid: (depth[tid], pos[tid]) for tid in pos}
+
+
+def _matches(task: TaskRecord, name: str) -> bool:
+    qual = (task.function or "").partition(":")[2]
+    return name in (task.task_name, task.task_key, qual, qual.rsplit(".", 1)[-1], task.task_run_id)
+
+
+def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[list[TaskRecord], str | None]:
+    """The task runs to replay: all, ``--task NAME``'s runs, or ``--from NAME`` and downstream."""
+    final = run.final_tasks()
+    order = dag_order(run)
+    final.sort(key=lambda t: order[t.task_run_id])
+    if task is None and from_task is None:
+        return final, None
+    if task is not None and from_task is not None:
+        raise errors.PartialReplayRefused.because("give --task or --from, not both")
+    name = task if task is not None else from_task
+    assert name is not None
+    chosen = {t.task_run_id for t in final if _matches(t, name)}
+    if not chosen:
+        names = sorted({t.task_name for t in final})
+        raise errors.PartialReplayRefused.because(
+            f"no task named {name!r} in run {run.run_id}; its tasks are: {', '.join(names) or 'none'}"
+        )
+    if from_task is not None:
+        from .._dag import edges
+
+        down: dict[str, set[str]] = {}
+        for e in edges(run):
+            down.setdefault(e.src, set()).add(e.dst)
+        stack = list(chosen)
+        while stack:
+            for nxt in down.get(stack.pop(), ()):
+                if nxt not in chosen:
+                    chosen.add(nxt)
+                    stack.append(nxt)
+    label = f"--task {task}" if task is not None else f"--from {from_task}"
+    return [t for t in final if t.task_run_id in chosen], label
+
+
+def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
+    """Where each parameter of each selected task comes from in a partial replay.
+
+    A value produced by a selected upstream task is fed from its new result; else the recorded
+    typed value is used; else the upstream task's stored pickled result (``store_results=True``).
+
+    Raises:
+        PartialReplayRefused: a parameter can be had from none of those.
+    """
+    from .._dag import upstream_map
+
+    by_id = {t.task_run_id: t for t in run.final_tasks()}
+    ups = upstream_map(run)
+    chosen = {t.task_run_id for t in selected}
+    items: list[PartialItem] = []
+    for t in selected:
+        if not t.function or t.function.startswith("?"):
+            raise errors.PartialReplayRefused.because(f"task {t.task_name!r} has no recorded function to call")
+        params: dict[str, dict[str, object]] = {}
+        for name, typed in t.parameters.items():
+            digest = t.parameter_hashes.get(name)
+            srcs = [by_id[s] for s in ups.get(t.task_run_id, {}).get(name, []) if s in by_id]
+            direct = [u for u in srcs if u.result_hash and u.result_hash == digest]
+            if direct and direct[0].task_run_id in chosen:
+                params[name] = {"kind": "from", "task_run_id": direct[0].task_run_id}
+            elif not has_opaque(typed):
+                params[name] = {"kind": "typed", "value": typed}
+            elif direct and direct[0].result_blob:
+                params[name] = {"kind": "blob", "digest": direct[0].result_blob}
+            else:
+                origin = f"upstream task {direct[0].task_name!r}" if direct else "its caller"
+                raise errors.PartialReplayRefused.because(
+                    f"parameter {name!r} of task {t.task_name!r} came from {origin} as a value that was "
+                    "not stored; record that task with @repro_task(store_results=True), or replay the whole run"
+                )
+        items.append(PartialItem(t, params))
+    return items
+
+
+def _platform_line(env: Environment) -> str:
+    p = env.platform
+    return " ".join(x for x in (p.system, p.release, p.machine, p.libc or "", f"({p.distro})" if p.distro else "") if x)
+
+
+def _hardware_line(run: Run) -> str:
+    assert run.context is not None
+    hw = run.context.hardware
+    parts = [hw.cpu.model or "unknown CPU"]
+    if hw.gpus:
+        parts.append(", ".join(g.name for g in hw.gpus) + (f" (driver {hw.gpu_driver})" if hw.gpu_driver else ""))
+    return "; ".join(parts)
+
+
+def prepare(
+    store: Store,
+    run_id: str,
+    *,
+    in_place: bool = False,
+    python: str | None = None,
+    task: str | None = None,
+    from_task: str | None = None,
+    cache_root: Path | None = None,
+    uv_bin: str | None = None,
+    index_source: str = "",
+) -> Prepared:
+    """Load, validate and plan. Raises only for a run that cannot be read at all."""
+    run, env = load_run(store, run_id)
+    assert run.context is not None
+    ctx, rec = run.context, run.record
+    fatal: list[errors.ReproflowError] = []
+
+    env_plan = plan_environment(env, store)
+    plan = ReplayPlan(
+        run_id=run.run_id,
+        flow_name=rec.flow_name,
+        status=run.status,
+        engine=rec.engine,
+        entrypoint=rec.entrypoint,
+        module=rec.module,
+        parameters=rec.parameters,
+        seed=rec.seed,
+        pythonhashseed=rec.pythonhashseed,
+        mode="in-place" if in_place else "rebuild",
+        python_recorded=env.python.version,
+        python_implementation=env.python.implementation,
+        n_pins=len(env_plan.pins),
+        pins_by_kind=env_plan.by_kind,
+        local_sources=[f"{p.name} {p.version} ({p.note})" for p in env_plan.pins if p.kind == "local"],
+        vcs_pins=[p.requirement for p in env_plan.pins if p.kind == "vcs"],
+        index=index_source,
+        environment_hash=ctx.environment_hash,
+        commit=ctx.git.commit,
+        dirty=ctx.git.dirty if ctx.git.available else None,
+        diff_stat=ctx.git.diff_stat,
+        platform=_platform_line(env),
+        hardware=_hardware_line(run),
+    )
+    plan.code, source_problems = describe_source(ctx, store)
+    if source_problems:
+        plan.problems += source_problems
+        fatal.append(errors.SourceNotAvailable.because("; ".join(source_problems)))
+
+    # --- what to run
+    selected, plan.partial = select_tasks(run, task, from_task)
+    partial: list[PartialItem] | None = None
+    if plan.partial:
+        try:
+            partial = partial_sources(run, selected)
+        except errors.PartialReplayRefused as exc:
+            plan.problems.append(str(exc))
+            fatal.append(exc)
+    else:
+        if rec.engine == "prefect" and not (rec.entrypoint or rec.module):
+            exc = errors.ReplayExecutionError("the run records no flow entrypoint to call; replay --task NAME instead")
+            plan.problems.append(str(exc))
+            fatal.append(exc)
+        for name, typed in rec.parameters.items():
+            if has_opaque(typed):
+                kind = typed.get("type", "value") if isinstance(typed, dict) else "value"
+                exc2 = errors.ParameterNotRestorable.for_param(f"flow {rec.flow_name!r}", name, str(kind))
+                plan.problems.append(str(exc2))
+                fatal.append(exc2)
+
+    order = dag_order(run)
+    names = {t.task_run_id: t.task_name for t in run.final_tasks()}
+    attempts: dict[str, int] = {}
+    for t in run.tasks:
+        attempts[t.task_run_id] = max(attempts.get(t.task_run_id, 0), t.attempt)
+    chosen_ids = {t.task_run_id for t in selected}
+    from .._dag import upstream_map
+
+    ups = upstream_map(run)
+    for t in sorted(run.final_tasks(), key=lambda t: order[t.task_run_id]):
+        plan.tasks.append(PlannedTask(
+            task_run_id=t.task_run_id,
+            task_name=t.task_name,
+            function=t.function,
+            map_index=t.map_index,
+            state=t.state,
+            attempts=attempts.get(t.task_run_id, 1),
+            upstream=sorted({names.get(s, s[:8]) for srcs in ups.get(t.task_run_id, {}).values() for s in srcs}),
+            seed=t.seed,
+            findings=[f"{f.code} {f.message}" for f in t.findings],
+            selected=t.task_run_id in chosen_ids,
+        ))
+        flagged = [f.code for f in t.findings if f.code.upper().startswith("RPF1")]
+        if flagged and t.task_run_id in chosen_ids:
+            plan.risks.append(f"task {t.task_name!r} was flagged by the checks ({', '.join(sorted(set(flagged)))}): it may not reproduce")
+
+    # --- inputs
+    plan.inputs = external_inputs(selected)
+    for item in plan.inputs:
+        if item.kind != "missing" and "://" not in item.uri and not os.path.exists(item.uri) and not item.stored_copy:
+            plan.problems.append(f"input {item.uri} is missing and no copy was stored")
+        elif item.kind != "missing" and "://" not in item.uri and not os.path.exists(item.uri):
+            plan.risks.append(f"input {item.uri} is missing: it will be restored from the stored copy")
+
+    # --- environment
+    plan.risks += [f"environment: {p}" for p in env_plan.problems]
+    for pin in env_plan.pins:
+        if pin.kind == "local" and pin.source_blob and not store.has_blob(pin.source_blob):
+            fatal.append(errors.BlobError(f"the stored source of {pin.name} (sha256:{pin.source_blob[:12]}) is missing from the store", digest=pin.source_blob))
+            plan.problems.append(str(fatal[-1]))
+    if run.status != "COMPLETED":
+        plan.risks.append(f"the original run ended {run.status}: its failed tasks are compared as failures")
+    hw = ctx.hardware
+    if hw.gpus:
+        plan.risks.append(
+            f"the run used {len(hw.gpus)} GPU(s) ({hw.gpus[0].name}, driver {hw.gpu_driver or '?'}, CUDA "
+            f"{hw.cuda_driver_version or '?'}): drivers and system libraries are not rebuilt"
+        )
+    here = (platform.system(), platform.machine())
+    if (env.platform.system, env.platform.machine) != here:
+        plan.risks.append(f"recorded on {env.platform.system}/{env.platform.machine}, replaying on {here[0]}/{here[1]}")
+    libc = " ".join(platform.libc_ver()).strip()
+    if env.platform.libc and libc and env.platform.libc.replace(" ", "") != libc.replace(" ", ""):
+        plan.risks.append(f"C library differs: recorded {env.platform.libc}, here {libc}")
+
+    prepared = Prepared(plan, run, env, env_plan, selected, partial, fatal=fatal)
+    if in_place:
+        import sys
+
+        plan.python_path = sys.executable
+        plan.python_exact = platform.python_version() == env.python.version
+        if not plan.python_exact:
+            plan.risks.append(f"in place on Python {platform.python_version()}, recorded with {env.python.version}")
+        return prepared
+
+    root = cache_root
+    if root is not None and python is None:
+        hit = cached_env(root, env_key(ctx.environment_hash, env.python.version, env.python.version))
+        if hit is not None:
+            plan.python_path, plan.python_exact = hit.python, True
+            plan.env_cache, plan.env_cached = str(hit.path), True
+            prepared.cached_python = hit.python
+            return prepared
+    try:
+        lister = (lambda: uv_installed_paths(uv_bin)) if uv_bin else None
+        choice = choose_interpreter(env.python.version, env.python.implementation, explicit=python, uv_lister=lister)
+    except errors.PythonNotAvailable as exc:
+        plan.problems.append(str(exc))
+        fatal.append(exc)
+        return prepared
+    prepared.choice = choice
+    plan.python_path, plan.python_exact = choice.interpreter.path, choice.exact
+    if choice.warning:
+        plan.risks.append(choice.warning)
+    if root is not None:
+        key = env_key(ctx.environment_hash, choice.interpreter.version, env.python.version)
+        plan.env_cache = str(root / key)
+        hit = cached_env(root, key)
+        plan.env_cached = hit is not None
+    return prepared
+
+
+__all__ = ["PartialItem", "Prepared", "dag_order", "load_run", "partial_sources", "prepare", "select_tasks"]

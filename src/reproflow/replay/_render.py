@@ -1,0 +1,172 @@
+"""Rich rendering of a replay plan, its progress and its verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ._models import ReplayPlan, ReplayResult
+
+_VERDICT_STYLE = {
+    "reproduced": "bold green",
+    "differs": "bold red",
+    "failed": "bold red",
+    "missing": "bold yellow",
+    "extra": "yellow",
+}
+
+
+def _short(digest: str | None, n: int = 12) -> str:
+    if not digest:
+        return "-"
+    return digest.replace("sha256:", "")[:n]
+
+
+def plan_renderable(plan: ReplayPlan) -> Panel:
+    """The plan: what will be rebuilt and run, and what is missing or risky."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", f"{plan.run_id}  [dim]{plan.flow_name} · {plan.status} · {plan.engine}[/]")
+    grid.add_row("entrypoint", plan.entrypoint or plan.module or "-")
+    if plan.partial:
+        grid.add_row("partial", plan.partial)
+    py = f"{plan.python_implementation} {plan.python_recorded}"
+    if plan.python_path:
+        py += f" → {plan.python_path}" + ("" if plan.python_exact else " [yellow](not exact)[/]")
+    grid.add_row("python", py)
+    if plan.mode == "in-place":
+        grid.add_row("environment", "in place: the current interpreter and packages (drift reported after)")
+    else:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(plan.pins_by_kind.items()))
+        cache = "[green]cached[/] " + (plan.env_cache or "") if plan.env_cached else (f"build into {plan.env_cache}" if plan.env_cache else "build in the work folder")
+        grid.add_row("environment", f"{plan.n_pins} pins ({kinds}); {cache}")
+        if plan.index:
+            grid.add_row("index", plan.index)
+    if plan.local_sources:
+        grid.add_row("local sources", ", ".join(plan.local_sources))
+    if plan.vcs_pins:
+        grid.add_row("vcs", ", ".join(plan.vcs_pins))
+    code = plan.code
+    if plan.commit:
+        code += f"  [dim](commit {plan.commit[:12]}{', dirty' if plan.dirty else ''})[/]"
+    grid.add_row("code", code)
+    if plan.diff_stat:
+        grid.add_row("diff", plan.diff_stat.strip().splitlines()[-1] if plan.diff_stat.strip() else "-")
+    grid.add_row("platform", plan.platform or "-")
+    grid.add_row("hardware", plan.hardware or "-")
+    if plan.seed is not None or plan.pythonhashseed is not None:
+        grid.add_row("seeds", f"seed={plan.seed} PYTHONHASHSEED={plan.pythonhashseed}")
+    selected = [t for t in plan.tasks if t.selected]
+    grid.add_row("tasks", f"{len(selected)} task run(s)" + (f" of {len(plan.tasks)}" if len(selected) != len(plan.tasks) else ""))
+    for item in plan.inputs:
+        stored = " [dim](copy stored)[/]" if item.stored_copy else ""
+        grid.add_row("input", f"{item.uri}  sha256:{_short(item.sha256)}{stored}")
+    parts: list[Any] = [grid]
+    if plan.problems:
+        parts.append(Text("\nmissing (the replay cannot run):", style="bold red"))
+        parts += [Text(f"  ✗ {p}", style="red") for p in plan.problems]
+    if plan.risks:
+        parts.append(Text("\nrisky (results may differ):", style="bold yellow"))
+        parts += [Text(f"  ! {r}", style="yellow") for r in plan.risks]
+    return Panel(Group(*parts), title="replay plan", title_align="left", border_style="cyan")
+
+
+def verdict_table(result: ReplayResult) -> Table:
+    """One row per task run: verdict, outputs, result hash, likely causes."""
+    table = Table(title=f"replay of {result.run_id}" + (f" → {result.replay_run_id}" if result.replay_run_id else ""),
+                  title_justify="left", show_lines=False)
+    table.add_column("task")
+    table.add_column("verdict")
+    table.add_column("outputs", justify="right")
+    table.add_column("result hash")
+    table.add_column("likely cause", overflow="fold")
+    for v in result.tasks:
+        name = v.task_name + (f"[{v.map_index}]" if v.map_index is not None else "")
+        outs = f"{sum(o.match for o in v.outputs)}/{len(v.outputs)}" if v.outputs else "-"
+        if v.result_match is None:
+            rh = "[dim]n/a[/]"
+        elif v.result_match:
+            rh = f"[green]{_short(v.original_result_hash, 10)}[/]"
+        else:
+            rh = f"[red]{_short(v.original_result_hash, 10)} ≠ {_short(v.replay_result_hash, 10)}[/]"
+        causes = "; ".join(v.causes)
+        for o in v.outputs:
+            if not o.match:
+                causes = f"{o.uri}: {_short(o.expected)} ≠ {_short(o.actual)}" + (f"; {causes}" if causes else "")
+        table.add_row(name, f"[{_VERDICT_STYLE.get(v.verdict, '')}]{v.verdict}[/]", outs, rh, causes or "")
+    return table
+
+
+def summary_line(result: ReplayResult) -> str:
+    n = len(result.tasks)
+    ok = sum(v.verdict == "reproduced" for v in result.tasks)
+    if result.verdict == "reproduced":
+        return f"[bold green]reproduced[/]: {ok}/{n} task runs match (replay run {result.replay_run_id})"
+    if result.verdict == "reproduced-with-changed-inputs":
+        return (f"[bold yellow]not a reproduction[/]: {ok}/{n} task runs match, but inputs changed "
+                "(--allow-changed-inputs)")
+    bad = [v.task_name for v in result.tasks if v.verdict != "reproduced"]
+    return f"[bold red]not reproduced[/]: {ok}/{n} task runs match; differs: {', '.join(dict.fromkeys(bad))}"
+
+
+def render_result(console: Console, result: ReplayResult) -> None:
+    """Verdict table, drift, inputs allowed to change, where the work folder is, summary."""
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if result.tasks:
+        console.print(verdict_table(result))
+    changed = [i for i in result.inputs if i.status in ("changed", "missing")]
+    for i in changed:
+        console.print(f"[yellow]input {i.status}:[/] {i.uri} recorded sha256:{i.expected} found {i.actual or 'nothing'}")
+    restored = [i for i in result.inputs if i.status == "restored"]
+    for i in restored:
+        console.print(f"[dim]input restored from the store:[/] {i.uri}")
+    if result.drift:
+        console.print("[bold]environment drift[/] (recorded → replay): " + "; ".join(result.drift[:12])
+                      + (f" (+{len(result.drift) - 12} more)" if len(result.drift) > 12 else ""))
+    if result.environment is not None:
+        e = result.environment
+        how = "reused" if e.reused else (f"built in {e.build_seconds:.1f} s" if e.mode == "rebuild" else "in place")
+        console.print(f"[dim]environment: {how}, Python {e.python_version}, {e.path or e.python}[/]")
+    if result.work_dir:
+        console.print(f"[dim]work folder kept: {result.work_dir}[/]")
+    console.print(summary_line(result))
+
+
+@contextmanager
+def progress_bars(console: Console, enabled: bool = True) -> Iterator[Any]:
+    """A progress callback drawing one bar for the environment build and one for the tasks."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bars: dict[str, Any] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[phase]}[/]"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as prog:
+
+        def report(phase: str, description: str, completed: int, total: int) -> None:
+            label = {"env": "environment", "tasks": "tasks"}.get(phase, phase)
+            if phase not in bars:
+                bars[phase] = prog.add_task(description, total=max(total, 1), phase=label)
+            prog.update(bars[phase], description=description, completed=completed, total=max(total, 1))
+
+        yield report
+
+
+__all__ = ["plan_renderable", "progress_bars", "render_result", "summary_line", "verdict_table"]

@@ -1,0 +1,236 @@
+"""``replay(run_id)``: plan, verify inputs, rebuild, restore, re-execute, compare.
+
+Order matters for the promises in docs/replay.md: every input is verified before anything is
+built or run (a changed byte refuses in a second, not after an environment build), and nothing
+is written to the store except by the replayed run itself, through the recording decorator.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..records import Environment, Run
+from ..store import Store
+from ._compare import compare_task, environment_drift, explain, match_tasks
+from ._envbuild import build_environment, env_cache_root
+from ._execute import run_runner
+from ._inputs import verify_inputs
+from ._models import EnvironmentInfo, ReplayResult, TaskVerdict
+from ._plan import Prepared, dag_order, prepare
+from ._source import restore_source
+from ._uv import find_uv, index_config
+
+Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
+
+
+def plan(
+    run_id: str,
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    in_place: bool = False,
+    python: str | None = None,
+    task: str | None = None,
+    from_task: str | None = None,
+    env_cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Prepared:
+    """Load, validate and plan a replay without running or writing anything."""
+    st = store if isinstance(store, Store) else Store(store)
+    uv_bin = None if in_place else find_uv()
+    idx = index_config() if not in_place else None
+    root = None if (in_place or not env_cache) else (Path(cache_dir) / "envs" if cache_dir else env_cache_root())
+    return prepare(
+        st, run_id, in_place=in_place, python=python, task=task, from_task=from_task,
+        cache_root=root, uv_bin=uv_bin, index_source=idx.source if idx else "",
+    )
+
+
+def replay(
+    run_id: str,
+    store: str | os.PathLike[str] | Store | None = None,
+    *,
+    dry_run: bool = False,
+    in_place: bool = False,
+    python: str | None = None,
+    task: str | None = None,
+    from_task: str | None = None,
+    allow_changed_inputs: bool = False,
+    keep: bool = False,
+    work_dir: str | os.PathLike[str] | None = None,
+    env_cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    on_plan: Callable[[Prepared], None] | None = None,
+) -> ReplayResult:
+    """Replay a recorded run and compare it, task by task, with the original.
+
+    Args:
+        run_id: the run to replay (a unique prefix is enough).
+        store: the store URL (default ``$REPROFLOW_STORE``, else ``./.reproflow``) or a Store.
+        dry_run: stop after the plan.
+        in_place: run in the current environment (no rebuild); the drift is reported.
+        python: an interpreter to build the environment with, instead of searching.
+        task: replay only the runs of this task, from their recorded inputs.
+        from_task: replay this task and everything downstream of it.
+        allow_changed_inputs: go on when an input changed; the verdict says so.
+        keep: keep the work folder (restored code, runner log) and print where it is.
+        work_dir: use this folder as the work folder (implies ``keep``).
+        env_cache: reuse/keep rebuilt environments in the env cache (False: build in the work folder).
+        cache_dir: the cache folder (default ``$REPROFLOW_CACHE_DIR`` or ``~/.cache/reproflow``).
+        progress: called with (phase, description, completed, total); phases "env" and "tasks".
+        on_plan: called with the plan before anything runs (the CLI prints it).
+
+    Returns:
+        A :class:`ReplayResult`; ``result.reproduced`` is True only if every task reproduced.
+
+    Raises:
+        ReproflowError: the run cannot be replayed (unknown id, newer schema, Python not
+            available, a pin that no longer resolves, a changed input, ...), one line each.
+    """
+    timings: dict[str, float] = {}
+    t0, wall0 = time.perf_counter(), time.time()
+    st = store if isinstance(store, Store) else Store(store)
+    prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
+                    env_cache=env_cache, cache_dir=cache_dir)
+    timings["plan"] = time.perf_counter() - t0
+    if on_plan is not None:
+        on_plan(prepared)
+    result = ReplayResult(run_id=prepared.run.run_id, verdict="dry-run", plan=prepared.plan,
+                          changed_inputs_allowed=allow_changed_inputs)
+    if dry_run:
+        result.timings = timings
+        return result
+    if prepared.fatal:
+        raise prepared.fatal[0]
+
+    # 1. inputs, before anything is built or run
+    t = time.perf_counter()
+    result.inputs = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed_inputs)
+    timings["verify_inputs"] = time.perf_counter() - t
+
+    own_dir = work_dir is None
+    wd = Path(tempfile.mkdtemp(prefix="reproflow-replay-")) if own_dir else Path(work_dir)  # type: ignore[arg-type]
+    wd.mkdir(parents=True, exist_ok=True)
+    keep = keep or not own_dir
+    try:
+        # 2. environment
+        t = time.perf_counter()
+        result.environment = _environment(prepared, st, wd, in_place=in_place, env_cache=env_cache,
+                                          cache_dir=cache_dir, progress=progress)
+        timings["environment"] = time.perf_counter() - t
+        if prepared.choice is not None and prepared.choice.warning:
+            result.warnings.append(prepared.choice.warning)
+
+        # 3. code
+        t = time.perf_counter()
+        assert prepared.run.context is not None
+        restored = restore_source(prepared.run.context, st, wd / "source")
+        timings["restore_source"] = time.perf_counter() - t
+
+        # 4. run
+        t = time.perf_counter()
+        outcome = run_runner(prepared, st, python=result.environment.python, source_root=restored.root,
+                             work_dir=wd, in_place=in_place, progress=progress)
+        timings["run"] = time.perf_counter() - t
+        if outcome.get("started_at"):
+            timings["to_flow_call"] = float(outcome["started_at"]) - wall0
+        result.replay_run_id = outcome["run_id"]
+        result.flow_state = outcome.get("state")
+        result.flow_message = outcome.get("message")
+
+        # 5. compare
+        t = time.perf_counter()
+        new_run = st.load_run(str(outcome["run_id"]))
+        _compare(result, prepared, new_run, st)
+        timings["compare"] = time.perf_counter() - t
+    finally:
+        if keep:
+            result.work_dir = str(wd)
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
+    timings["total"] = time.perf_counter() - t0
+    result.timings = {k: round(v, 3) for k, v in timings.items()}
+    return result
+
+
+def _environment(
+    prepared: Prepared,
+    st: Store,
+    wd: Path,
+    *,
+    in_place: bool,
+    env_cache: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: Progress | None,
+) -> EnvironmentInfo:
+    import platform
+
+    if in_place:
+        return EnvironmentInfo(mode="in-place", python=sys.executable, python_version=platform.python_version())
+    ctx = prepared.run.context
+    assert ctx is not None
+    if prepared.cached_python is not None:
+        assert prepared.plan.env_cache is not None
+        if progress:
+            progress("env", "reusing cached environment", 1, 1)
+        return EnvironmentInfo(mode="rebuild", path=prepared.plan.env_cache, python=prepared.cached_python,
+                               python_version=prepared.environment.python.version, reused=True,
+                               n_pins=prepared.plan.n_pins)
+    assert prepared.choice is not None
+    root = None if not env_cache else (Path(cache_dir) / "envs" if cache_dir else env_cache_root())
+    report = (lambda desc, done, total: progress("env", desc, done, total)) if progress else None
+    built = build_environment(
+        prepared.environment,
+        environment_hash=ctx.environment_hash,
+        choice=prepared.choice,
+        store=st,
+        uv_bin=find_uv(),
+        index=index_config(),
+        cache_root=root,
+        work_dir=wd,
+        progress=report,
+        plan=prepared.env_plan,
+    )
+    return EnvironmentInfo(mode="rebuild", path=str(built.path), python=built.python,
+                           python_version=built.python_version, reused=built.reused,
+                           build_seconds=round(built.seconds, 3), n_pins=built.n_pins)
+
+
+def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store) -> None:
+    original = prepared.run
+    new_tasks = new_run.final_tasks()
+    partial = prepared.partial is not None
+    pairs, extra = match_tasks(prepared.selected, new_tasks, dag_order(original), dag_order(new_run),
+                               by_position=partial)
+    verdicts: list[TaskVerdict] = [compare_task(o, n) for o, n in pairs]
+    for n in extra:
+        verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index,
+                                    replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
+                                    replay_result_hash=n.result_hash,
+                                    causes=["the replay ran a task run the original did not"]))
+    old_env = prepared.environment
+    new_env: Environment | None = None
+    new_hw = None
+    if new_run.context is not None:
+        new_env = st.get_model_blob(new_run.context.environment_blob, Environment)
+        new_hw = new_run.context.hardware
+    assert original.context is not None
+    result.drift = environment_drift(old_env, new_env, original.context.hardware, new_hw)
+    explain(verdicts, original, result.drift, result.inputs)
+    result.tasks = verdicts
+    changed = any(i.status in ("changed", "missing") for i in result.inputs)
+    all_same = all(v.verdict == "reproduced" for v in verdicts)  # a run with no task: nothing differs
+    result.reproduced = all_same and not changed
+    if all_same and changed:
+        result.verdict = "reproduced-with-changed-inputs"
+    else:
+        result.verdict = "reproduced" if result.reproduced else "not-reproduced"
+
+
+__all__ = ["plan", "replay"]

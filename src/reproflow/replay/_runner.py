@@ -1,0 +1,193 @@
+"""Runs a recorded flow again, inside the rebuilt environment. Started as a script.
+
+``python _runner.py SPEC.json`` with the rebuilt venv's interpreter (or the current one for
+``--in-place``). The spec (written by :mod:`reproflow.replay._execute`) says where the restored
+code is, what to call and with which typed parameters. The runner:
+
+1. puts the restored code first on ``sys.path`` (as ``python flow.py`` would have);
+2. imports the recorded entrypoint from the restored files (never from the user's tree);
+3. decodes the recorded parameters with ``reproflow._values.from_typed_json`` (no ``eval``);
+4. calls the flow (``return_state=True``), or for a partial replay calls the chosen tasks one
+   by one under ``reproflow.record()``, feeding upstream values from the spec;
+5. writes the new run id and final state to the result file named in the spec.
+
+``REPROFLOW_STORE`` and ``REPROFLOW_REPLAY_OF`` are set by the parent, so the run is recorded as
+usual, linked to the original. Only the standard library is imported at module level: the rest
+comes from the rebuilt environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import pickle
+import runpy
+import sys
+import time
+import traceback
+from typing import Any
+
+
+def _write(path: str, data: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def _prepare_path(spec: dict[str, Any]) -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    extra = [p for p in spec.get("sys_path", []) if p]
+    sys.path[:0] = extra
+
+
+def _load_entry_module(spec: dict[str, Any]) -> Any:
+    """The module holding the flow, loaded from the restored source."""
+    entry = spec.get("entry_file")
+    module_name = spec.get("module_name")
+    if module_name:
+        try:
+            mod = importlib.import_module(module_name)
+        except ImportError:
+            mod = None
+        if mod is not None and (not entry or _same_file(getattr(mod, "__file__", None), entry)):
+            return mod
+    if not entry:
+        raise RuntimeError("the run records neither an entrypoint file nor an importable module")
+    name = spec.get("load_as") or "__reproflow_replay__"
+    file_spec = importlib.util.spec_from_file_location(name, entry)
+    if file_spec is None or file_spec.loader is None:
+        raise RuntimeError(f"cannot import {entry}")
+    mod = importlib.util.module_from_spec(file_spec)
+    sys.modules[name] = mod
+    file_spec.loader.exec_module(mod)
+    return mod
+
+
+def _same_file(a: str | None, b: str) -> bool:
+    if not a:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _lookup(obj: Any, qualname: str) -> Any:
+    for part in qualname.split("."):
+        if part == "<locals>":
+            raise RuntimeError(f"{qualname} is defined inside a function and cannot be imported")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _run_flow(spec: dict[str, Any], result: dict[str, Any]) -> int:
+    from reproflow._values import from_typed_json
+
+    params = {k: from_typed_json(v) for k, v in spec.get("parameters", {}).items()}
+    mod = _load_entry_module(spec)
+    flow_obj = _lookup(mod, spec["callable"])
+    result["started_at"] = time.time()
+    _write(spec["result_file"], result)
+    state = flow_obj(**params, return_state=True)
+    result["run_id"] = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    result["state"] = state.type.value
+    result["message"] = state.message
+    return 0
+
+
+def _run_script(spec: dict[str, Any], result: dict[str, Any]) -> int:
+    """A plain-Python run: execute the recorded script as ``__main__`` with its recorded argv."""
+    entry = spec["entry_file"]
+    sys.argv = [entry, *spec.get("argv", [])[1:]]
+    result["started_at"] = time.time()
+    _write(spec["result_file"], result)
+    try:
+        runpy.run_path(entry, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        result["state"] = "COMPLETED" if code == 0 else "FAILED"
+        result["message"] = f"exit {code}"
+        return 0
+    result["state"] = "COMPLETED"
+    return 0
+
+
+def _task_object(mod: Any, spec: dict[str, Any], function: str) -> Any:
+    module, _, qualname = function.partition(":")
+    if mod is not None and module in ("__main__", spec.get("module_name"), spec.get("load_as")):
+        return _lookup(mod, qualname)
+    return _lookup(importlib.import_module(module), qualname)
+
+
+def _param(source: dict[str, Any], values: dict[str, Any], decode: Any) -> Any:
+    if source["kind"] == "typed":
+        return decode(source["value"])
+    if source["kind"] == "from":
+        return values[source["task_run_id"]]
+    if source["kind"] == "blob":
+        with open(source["path"], "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - the store's own blob, verified by its hash
+    raise RuntimeError(f"unknown parameter source {source!r}")  # pragma: no cover - the spec is ours
+
+
+def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
+    """A partial replay: call the chosen tasks in order, each with its recorded inputs."""
+    from reproflow import record
+    from reproflow._values import from_typed_json
+
+    mod = _load_entry_module(spec) if (spec.get("entry_file") or spec.get("module_name")) else None
+    values: dict[str, Any] = {}
+    result["started_at"] = time.time()
+    _write(spec["result_file"], result)
+    state, message = "COMPLETED", None
+    try:
+        with record(name=spec.get("flow_name") or "replay", parameters={}) as run:
+            result["run_id"] = run.run_id
+            _write(spec["result_file"], result)
+            for item in spec["tasks"]:
+                task_obj = _task_object(mod, spec, item["function"])
+                kwargs = {name: _param(source, values, from_typed_json) for name, source in item["params"].items()}
+                try:
+                    values[item["task_run_id"]] = task_obj(**kwargs)
+                except Exception as exc:
+                    state, message = "FAILED", f"{item['task_name']}: {type(exc).__name__}: {exc}"
+                    raise  # ends the run as FAILED in the store, like a failing flow
+    except Exception:  # noqa: BLE001 - a task's own failure is recorded; the verdict reports it
+        if state != "FAILED":
+            raise
+    result["state"] = state
+    result["message"] = message
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    result: dict[str, Any] = {"run_id": None, "state": None, "message": None}
+    _prepare_path(spec)
+    if spec.get("cwd") and os.path.isdir(spec["cwd"]):
+        os.chdir(spec["cwd"])
+    try:
+        mode = spec.get("mode", "flow")
+        if mode == "tasks":
+            code = _run_tasks(spec, result)
+        elif mode == "script":
+            code = _run_script(spec, result)
+        else:
+            code = _run_flow(spec, result)
+    except BaseException as exc:
+        result["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        result["traceback"] = traceback.format_exc()[-4000:]
+        _write(spec["result_file"], result)
+        raise
+    _write(spec["result_file"], result)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

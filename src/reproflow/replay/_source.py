@@ -1,0 +1,106 @@
+"""Restore the recorded code into a work folder, never into the user's own tree.
+
+Two ways, in order of preference:
+
+1. the stored source snapshot (``ProcessContext.source.blob``): a tar.gz of the working tree as
+   it was (tracked and untracked-not-ignored files, so the uncommitted diff is already in it),
+   extracted through :func:`reproflow.capture.source.extract_source`, which refuses absolute
+   paths, ``..`` and links;
+2. with no snapshot, the recorded commit from the recorded repository (``git archive``, read
+   only: the user's checkout, index and branches are untouched) plus the stored uncommitted diff
+   applied with ``git apply`` inside the work folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..records import ProcessContext
+from ..store import Store
+from ..errors import SourceNotAvailable
+
+
+@dataclass
+class RestoredSource:
+    root: Path  #: the folder standing in for the recorded source root
+    how: str  #: "snapshot" or "git <commit> + diff"
+
+
+def describe_source(context: ProcessContext, store: Store) -> tuple[str, list[str]]:
+    """How the code will be restored, and the problems that would stop it (for the plan)."""
+    src, git = context.source, context.git
+    problems: list[str] = []
+    if src.blob:
+        if not store.has_blob(src.blob):
+            problems.append(f"source snapshot sha256:{src.blob[:12]} is missing from the store")
+        how = f"stored {src.kind} snapshot ({src.files} files, {src.bytes} bytes) of {src.root}"
+        return how, problems
+    if git.available and git.commit:
+        how = f"git commit {git.commit[:12]} of {git.root}"
+        if git.diff_blob:
+            how += " + stored uncommitted diff"
+            if not store.has_blob(git.diff_blob):
+                problems.append(f"the stored git diff sha256:{git.diff_blob[:12]} is missing from the store")
+        if not git.root or not _has_commit(git.root, git.commit):
+            problems.append(f"no source snapshot stored, and commit {git.commit[:12]} is not in a repository at {git.root}")
+        return how, problems
+    problems.append(f"no source snapshot stored ({src.absent_reason or 'none recorded'}) and no git commit recorded")
+    return "nothing to restore the code from", problems
+
+
+def _git(args: list[str], cwd: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(Path(cwd).resolve().parent), GIT_TERMINAL_PROMPT="0")
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        env.pop(var, None)
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=env, check=False, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return subprocess.CompletedProcess(["git", *args], 127, b"", str(exc).encode())
+
+
+def _has_commit(root: str, commit: str) -> bool:
+    if not os.path.isdir(root):
+        return False
+    proc = _git(["cat-file", "-e", f"{commit}^{{commit}}"], root)
+    return proc.returncode == 0
+
+
+def restore_source(context: ProcessContext, store: Store, dest: Path) -> RestoredSource:
+    """Put the recorded code in ``dest`` (created).
+
+    Raises:
+        SourceNotAvailable: neither a snapshot nor the recorded commit can be had.
+        UnsafeArchive: the stored snapshot holds a member outside its root.
+    """
+    from ..capture.source import extract_source
+
+    dest.mkdir(parents=True, exist_ok=True)
+    src, git = context.source, context.git
+    if src.blob:
+        extract_source(store.get_blob(src.blob), dest)
+        return RestoredSource(dest, "snapshot")
+    if git.available and git.commit and git.root and _has_commit(git.root, git.commit):
+        proc = _git(["archive", "--format=tar.gz", git.commit], git.root)
+        if proc.returncode != 0:
+            raise SourceNotAvailable.because(f"git archive of {git.commit[:12]} failed: {proc.stderr.decode(errors='replace').strip()}")
+        extract_source(proc.stdout, dest)
+        how = f"git {git.commit[:12]}"
+        if git.diff_blob:
+            diff = store.get_blob(git.diff_blob)
+            if diff.strip():
+                applied = _git(["apply", "--binary", "--whitespace=nowarn", "-"], dest, stdin=diff)
+                if applied.returncode != 0:
+                    raise SourceNotAvailable.because(
+                        f"the stored diff does not apply to {git.commit[:12]}: "
+                        f"{applied.stderr.decode(errors='replace').strip()}"
+                    )
+                how += " + diff"
+        return RestoredSource(dest, how)
+    _, problems = describe_source(context, store)
+    raise SourceNotAvailable.because("; ".join(problems) or "nothing recorded")
+
+
+__all__ = ["RestoredSource", "describe_source", "restore_source"]
