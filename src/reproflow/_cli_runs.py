@@ -16,8 +16,17 @@ from .records import Environment, Run
 runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 
 
+def unique_prefix_len(ids: list[str], minimum: int = 8) -> int:
+    """The shortest prefix length (at least ``minimum``) that tells every id apart, like git."""
+    n = minimum
+    longest = max((len(i) for i in ids), default=minimum)
+    while n < longest and len({i[:n] for i in ids}) < len(set(ids)):
+        n += 1
+    return n
+
+
 def _when(dt: Any) -> str:
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M") if dt else ""
 
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "RUNNING": "yellow", "CANCELLED": "magenta"}
@@ -39,20 +48,27 @@ def list_cmd(
     if not runs:
         console.print("no runs recorded yet")
         return
-    table = Table(title=f"{len(runs)} run(s)")
-    for col in ("run id", "flow", "status", "started", "tasks", "commit", "dirty", "replay of"):
-        table.add_column(col, no_wrap=col in ("run id", "started"))
+    width = unique_prefix_len([r.run_id for r in runs])
+    table = Table(title=f"{len(runs)} run(s)", caption="run ids shortened to a unique prefix; any unique prefix works")
+    table.add_column("run id", no_wrap=True)
+    table.add_column("flow", overflow="fold", min_width=10)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("tasks", justify="right", min_width=5)
+    table.add_column("git", no_wrap=True)
     for r in runs:
         style = _STATUS_STYLE.get(r.status, "")
+        status = f"[{style}]{r.status}[/]" if style else r.status
+        if r.replay_of:
+            status += f"\n[dim]replay of {r.replay_of[:8]}[/]"
+        git = "no git" if r.dirty is None else (r.commit or "")[:7] + (" [yellow]dirty[/]" if r.dirty else "")
         table.add_row(
-            r.run_id,
+            r.run_id[:width],
             r.flow_name,
-            f"[{style}]{r.status}[/]" if style else r.status,
+            status,
             _when(r.started_at),
             "" if r.n_tasks is None else str(r.n_tasks),
-            (r.commit or "")[:10],
-            {True: "[yellow]dirty[/]", False: "clean", None: "no git"}[r.dirty],
-            (r.replay_of or "")[:8],
+            git,
         )
     console.print(table)
 
@@ -93,26 +109,44 @@ def show_cmd(
     if rec.parameters:
         console.print(f"parameters: {rec.parameters}")
 
-    names = {t.task_run_id: t.task_name for t in run.final_tasks()}
-    ups: dict[str, list[str]] = {}
+    def label(t: Any) -> str:
+        return t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
+
+    labels = {t.task_run_id: label(t) for t in run.final_tasks()}
+    ups = {}
     for e in edges(run):
-        ups.setdefault(e.dst, []).append(f"{e.via}←{names.get(e.src, e.src[:8])}")
-    table = Table(title="tasks", show_lines=False)
-    for col in ("task", "state", "try", "secs", "upstream", "inputs (sha256)", "outputs (sha256)", "result"):
-        table.add_column(col)
+        ups.setdefault(e.dst, []).append(f"{e.via}←{labels.get(e.src, e.src[-8:])}")
+    table = Table(title="tasks")
+    table.add_column("task", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("try", justify="right")
+    table.add_column("secs", justify="right")
+    table.add_column("upstream (param←task)", overflow="fold")
+    table.add_column("result", no_wrap=True)
     for t in run.final_tasks():
         st = _STATUS_STYLE.get(t.state, "cyan")
         table.add_row(
-            f"{t.task_name}\n[dim]{t.task_run_id[:8]}[/]",
+            label(t),
             f"[{st}]{t.state}[/]",
             str(t.attempt),
             f"{t.duration_s:.3f}",
-            "\n".join(sorted(ups.get(t.task_run_id, []))),
-            "\n".join(f"{r.param}: {_short(r.sha256)} {r.uri}" for r in t.inputs),
-            "\n".join(f"{r.param}: {_short(r.sha256)} {r.uri}" for r in t.outputs),
-            _short(t.result_hash),
+            ", ".join(sorted(ups.get(t.task_run_id, []))),
+            _short(t.result_hash, 10),
         )
     console.print(table)
+    data = Table(title="data")
+    data.add_column("task", overflow="fold")
+    data.add_column("", no_wrap=True)
+    data.add_column("param", no_wrap=True)
+    data.add_column("sha256", no_wrap=True)
+    data.add_column("size", justify="right", no_wrap=True)
+    data.add_column("uri", overflow="fold")
+    for t in run.final_tasks():
+        for arrow, refs in (("in", t.inputs), ("out", t.outputs)):
+            for r in refs:
+                data.add_row(label(t), arrow, r.param or "", _short(r.sha256, 12), "" if r.size is None else str(r.size), r.uri)
+    if data.row_count:
+        console.print(data)
     failed = [t for t in run.final_tasks() if t.error]
     for t in failed:
         console.print(f"[red]{t.task_name} failed:[/] {t.error.type}: {t.error.message}")  # type: ignore[union-attr]

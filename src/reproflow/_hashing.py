@@ -91,7 +91,7 @@ def _cached(path: str, st: os.stat_result) -> str | None:
 
 
 def _remember(path: str, st: os.stat_result, digest: str, started_ns: int) -> None:
-    if started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS:
+    if started_ns - st.st_mtime_ns < RACY_WINDOW_NS:
         return  # racily clean: a write in the same tick could leave the stat unchanged
     key = _key(path, st)
     with _mem_lock:

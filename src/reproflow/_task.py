@@ -85,9 +85,7 @@ def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
         return hit
     try:
         from .checks import check_function
-    except ModuleNotFoundError as exc:  # the checks package is part of reproflow; absent only mid-build
-        if exc.name != "reproflow.checks":
-            raise
+    except ImportError:  # TODO(lead): remove once reproflow.checks lands
         found: list[Finding] = []
     else:
         found = list(check_function(fn))
@@ -323,7 +321,6 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
         ids = [str(r.id) for r in refs if getattr(r, "input_type", None) == "task_run"]
         if ids:
             upstream[param] = sorted(set(ids))
-    map_index = task_run.dynamic_key if str(task_run.dynamic_key).isdigit() else None
     return _Attempt(
         spec,
         args,
@@ -336,7 +333,6 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
         upstream=upstream,
         engine="prefect",
         tags=sorted(task_run.tags or []),
-        map_index=int(map_index) if map_index is not None else None,
     )
 
 

@@ -4,6 +4,13 @@ Every read and write goes through one fsspec filesystem obtained from ``url_to_f
 folder, ``memory://`` and ``s3://`` behave alike. Writes are atomic (a local file appears only
 complete, via write-to-temp and rename; object stores publish a PUT whole) and records are
 written once: one file per task attempt, so concurrent writers never rewrite a shared file.
+
+Recording never fails the user's work because the store is down: the recording writes
+(:meth:`Store.write_record_bytes`, used by ``write_run``, ``write_task``, ``write_run_end`` and
+the blob writers) retry once and then keep the bytes in a local spool that ``reproflow sync``
+uploads later (see ``reproflow._spool``). ``strict=True`` or ``REPROFLOW_STRICT=1`` re-raises
+instead. While a store is offline, reads of what this process wrote fall back to the spool and a
+small in-memory copy, so a run can still be closed.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import posixpath
 import secrets
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -23,7 +33,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ValidationError
 
-from . import errors
+from . import _spool, errors
 from ._urls import strip_credentials
 from .records import (
     SCHEMA_MAJOR,
@@ -42,7 +52,15 @@ M = TypeVar("M", bound=BaseModel)
 #: Default store location when neither an argument nor REPROFLOW_STORE says otherwise.
 DEFAULT_STORE = ".reproflow"
 STORE_ENV = "REPROFLOW_STORE"
+STRICT_ENV = "REPROFLOW_STRICT"
 _CHUNK = 1 << 20
+#: Records and blobs up to this size that this process wrote are kept in memory (bounded) so a
+#: run can be closed while its store is offline; task records only keep their names.
+_RECENT_ITEM_MAX = 1 << 20
+_RECENT_TOTAL_MAX = 32 << 20
+_RETRY_DELAY_S = 0.5
+
+log = logging.getLogger("reproflow")
 
 
 def resolve_store_url(url: str | os.PathLike[str] | None = None, environ: Any = None) -> str:
@@ -69,14 +87,25 @@ class Store:
 
     Args:
         url: a local path or fsspec URL; ``None`` resolves ``$REPROFLOW_STORE`` then ``./.reproflow``.
+        strict: re-raise :class:`~reproflow.errors.StoreUnreachable` from recording writes
+            instead of spooling them; ``None`` reads ``$REPROFLOW_STRICT``.
         storage_options: passed to the fsspec filesystem (endpoint, credentials, ...).
             They are never written into any record.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None, **storage_options: Any) -> None:
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, *, strict: bool | None = None, **storage_options: Any
+    ) -> None:
         self.url = resolve_store_url(url)
         self.display_url = strip_credentials(self.url)
         self.storage_options = storage_options
+        if strict is None:
+            strict = os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        self.strict = strict
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_bytes = 0
+        self._written_names: dict[str, set[str]] = {}
+        self._fp_key: bytes | None = None
         try:
             self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
         except (ImportError, ValueError) as exc:
@@ -87,8 +116,11 @@ class Store:
             ) from exc
         self.root = root.rstrip("/") if root not in ("/", "") else root
         self._local = isinstance(self.fs, LocalFileSystem)
+        protocol = self.fs.protocol
+        self._protocols = set(protocol) if isinstance(protocol, (tuple, list)) else {protocol}
         self._known_blobs: set[str] = set()
         self._lock = threading.Lock()
+        self._spool: _spool.Spool | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.display_url!r})"
@@ -110,7 +142,9 @@ class Store:
     def write_bytes(self, path: str, data: bytes, *, create_only: bool = False) -> bool:
         """Write ``data`` at ``path`` atomically. Returns False when ``create_only`` and it exists."""
         try:
-            if create_only and self.fs.exists(path):
+            # S3 honours If-None-Match on PUT (mode="create"): one request, atomic. Elsewhere
+            # check first; mode="create" still closes the race where the backend supports it.
+            if create_only and not (self._protocols & {"s3", "s3a"}) and self.fs.exists(path):
                 return False
             if self._local:
                 parent = posixpath.dirname(path)
@@ -131,9 +165,13 @@ class Store:
                     os.replace(tmp, path)
             else:
                 # Object stores publish a PUT whole: no reader ever sees half an object.
-                self.fs.pipe_file(path, data)
+                self.fs.pipe_file(path, data, mode="create" if create_only else "overwrite")
             return True
         except errors.ReproflowError:
+            raise
+        except FileExistsError:
+            if create_only:
+                return False
             raise
         except FileNotFoundError:
             raise
@@ -141,6 +179,11 @@ class Store:
             raise self._guard(exc) from exc
 
     def read_bytes(self, path: str) -> bytes:
+        offline = self._offline()
+        if offline:
+            copy = self._offline_copy(path)
+            if copy is not None:
+                return copy
         try:
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
@@ -148,6 +191,11 @@ class Store:
         except Exception as exc:  # noqa: BLE001
             if _is_not_found(exc):
                 raise FileNotFoundError(path) from exc
+            if not self.strict and not offline:
+                copy = self._offline_copy(path)
+                if copy is not None:
+                    self._went_offline(exc)
+                    return copy
             raise self._guard(exc) from exc
 
     def read_many(self, paths: list[str]) -> dict[str, bytes | BaseException]:
@@ -163,6 +211,10 @@ class Store:
         return {self.fs._strip_protocol(k) if k not in paths else k: v for k, v in out.items()}
 
     def ls(self, path: str) -> list[str]:
+        if self._offline():
+            names = self._offline_names(path)
+            if names:
+                return sorted(names)
         try:
             return [
                 posixpath.basename(p.rstrip("/"))
@@ -173,7 +225,132 @@ class Store:
         except Exception as exc:  # noqa: BLE001
             if _is_not_found(exc):
                 return []
+            if not self.strict and self._offline_names(path):
+                self._went_offline(exc)
+                return sorted(self._offline_names(path))
             raise self._guard(exc) from exc
+
+    def _exists(self, path: str) -> bool:
+        """Whether a path exists; while offline, whether this process wrote or spooled it."""
+        if self._offline() and self._offline_copy(path) is not None:
+            return True
+        try:
+            return bool(self.fs.exists(path))
+        except Exception as exc:  # noqa: BLE001
+            if not self.strict and self._offline_copy(path) is not None:
+                self._went_offline(exc)
+                return True
+            raise self._guard(exc) from exc
+
+    # ---------------------------------------------------------------- recording writes and spool
+    @property
+    def spool(self) -> _spool.Spool:
+        """This store's local spool folder (records that could not be written yet)."""
+        if self._spool is None:
+            self._spool = _spool.Spool(self.url)
+        return self._spool
+
+    def relative(self, path: str) -> str:
+        """A store path relative to the store root (the spool keeps that layout)."""
+        if self.root and path.startswith(self.root.rstrip("/") + "/"):
+            return path[len(self.root.rstrip("/")) + 1 :]
+        return path.lstrip("/")
+
+    def _offline(self) -> bool:
+        return not self.strict and _spool.is_offline(self.display_url)
+
+    def _went_offline(self, exc: BaseException) -> None:
+        if _spool.mark_offline(self.display_url):
+            log.warning(
+                "reproflow: store %s is unreachable (%s: %s); records are kept in %s until "
+                "`reproflow sync` uploads them",
+                self.display_url,
+                type(exc.__cause__ or exc).__name__,
+                " ".join(str(exc.__cause__ or exc).split())[:200],
+                self.spool.dir,
+            )
+
+    def _remember(self, path: str, data: bytes) -> None:
+        """Keep what this process wrote, for reads while the store is offline (bounded)."""
+        parent, name = posixpath.split(path)
+        with self._lock:
+            self._written_names.setdefault(parent, set()).add(name)
+            if "/tasks/" in path or len(data) > _RECENT_ITEM_MAX or path in self._recent:
+                return
+            self._recent[path] = data
+            self._recent_bytes += len(data)
+            while self._recent_bytes > _RECENT_TOTAL_MAX and self._recent:
+                _, old = self._recent.popitem(last=False)
+                self._recent_bytes -= len(old)
+
+    def _offline_copy(self, path: str) -> bytes | None:
+        with self._lock:
+            data = self._recent.get(path)
+        if data is not None:
+            return data
+        return self.spool.get(self.relative(path))
+
+    def _offline_names(self, path: str) -> set[str]:
+        with self._lock:
+            names = set(self._written_names.get(path.rstrip("/"), ()))
+        return names | self.spool.names(self.relative(path))
+
+    def write_record_bytes(self, path: str, data: bytes, create_only: bool = True) -> bool:
+        """Write a record or blob while recording: retried once, else spooled (unless strict).
+
+        Returns what :meth:`write_bytes` returns (False: ``create_only`` and it existed); a
+        spooled write returns True, since ``reproflow sync`` will write it.
+
+        Raises:
+            StoreUnreachable: in strict mode, or when even the local spool cannot be written.
+        """
+        if self._offline():
+            return self._spool_write(path, data, None)
+        last: errors.StoreUnreachable | None = None
+        for attempt in range(2):
+            try:
+                wrote = self.write_bytes(path, data, create_only=create_only)
+            except errors.StoreUnreachable as exc:
+                last = exc
+                if self.strict:
+                    raise
+                if attempt == 0:
+                    time.sleep(_RETRY_DELAY_S)
+                continue
+            self._remember(path, data)
+            return wrote
+        assert last is not None
+        self._went_offline(last)
+        return self._spool_write(path, data, last)
+
+    def _spool_write(self, path: str, data: bytes, cause: errors.StoreUnreachable | None) -> bool:
+        try:
+            self.spool.put(self.relative(path), data)
+        except OSError as exc:
+            if cause is not None:
+                raise cause from exc
+            raise errors.StoreUnreachable.from_exc(self.display_url, exc) from exc
+        self._remember(path, data)
+        return True
+
+    def upload_file(self, path: str, local_path: str | os.PathLike[str], *, create_only: bool = True) -> bool:
+        """Stream a local file to ``path`` (no spooling). False when ``create_only`` and it exists."""
+        try:
+            if create_only and self.fs.exists(path):
+                return False
+            if self._local:
+                parent = posixpath.dirname(path)
+                os.makedirs(parent, exist_ok=True)
+                tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
+                with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                    for chunk in iter(lambda: src.read(_CHUNK), b""):
+                        dst.write(chunk)
+                os.replace(tmp, path)
+            else:
+                self.fs.put_file(os.fspath(local_path), path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._guard(exc) from exc
+        return True
 
     def exists(self) -> bool:
         """Whether the store holds anything reproflow wrote."""
@@ -192,9 +369,14 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         if digest in self._known_blobs:
             return True
+        if self._offline():
+            return False
         try:
             found = bool(self.fs.exists(self.blob_path(digest)))
         except Exception as exc:  # noqa: BLE001
+            if not self.strict:
+                self._went_offline(exc)
+                return False  # the caller's write will be spooled
             raise self._guard(exc) from exc
         if found:
             self._known_blobs.add(digest)
@@ -203,9 +385,12 @@ class Store:
     def put_blob(self, data: bytes) -> str:
         """Store bytes by their SHA-256; a blob already there costs one existence check."""
         digest = hashlib.sha256(data).hexdigest()
+        path = self.blob_path(digest)
         if not self.has_blob(digest):
-            self.write_bytes(self.blob_path(digest), data, create_only=True)
+            self.write_record_bytes(path, data, create_only=True)
             self._known_blobs.add(digest)
+        elif len(data) <= _RECENT_ITEM_MAX:
+            self._remember(path, data)
         return digest
 
     def put_blob_file(self, local_path: str | os.PathLike[str], digest: str | None = None) -> str:
@@ -219,19 +404,20 @@ class Store:
         if self.has_blob(digest):
             return digest
         target = self.blob_path(digest)
-        try:
-            if self._local:
-                parent = posixpath.dirname(target)
-                os.makedirs(parent, exist_ok=True)
-                tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
-                with open(local_path, "rb") as src, open(tmp, "wb") as dst:
-                    for chunk in iter(lambda: src.read(_CHUNK), b""):
-                        dst.write(chunk)
-                os.replace(tmp, target)
+        if not self._offline():
+            try:
+                self.upload_file(target, local_path, create_only=False)
+            except errors.StoreUnreachable as exc:
+                if self.strict:
+                    raise
+                self._went_offline(exc)
             else:
-                self.fs.put_file(os.fspath(local_path), target)
-        except Exception as exc:  # noqa: BLE001
-            raise self._guard(exc) from exc
+                self._known_blobs.add(digest)
+                return digest
+        try:
+            self.spool.put_file(self.relative(target), local_path)
+        except OSError as exc:
+            raise errors.StoreUnreachable.from_exc(self.display_url, exc) from exc
         self._known_blobs.add(digest)
         return digest
 
@@ -281,13 +467,23 @@ class Store:
     # ---------------------------------------------------------------- keys
     def fingerprint_key(self) -> bytes:
         """The per-store HMAC key for fingerprints of redacted values (created on first use)."""
+        if self._fp_key is not None:
+            return self._fp_key
         path = self.path("keys", "fingerprint.key")
         try:
-            return bytes.fromhex(self.read_bytes(path).decode().strip())
+            key = self.read_bytes(path)
         except FileNotFoundError:
-            pass
-        self.write_bytes(path, secrets.token_hex(32).encode(), create_only=True)
-        return bytes.fromhex(self.read_bytes(path).decode().strip())
+            self.write_record_bytes(path, secrets.token_hex(32).encode(), create_only=True)
+            key = self.read_bytes(path)
+        except errors.StoreUnreachable:
+            if self.strict:
+                raise
+            # Offline before the key was ever read: use (or create) a spooled key. Fingerprints
+            # taken now are comparable with each other, not with those under the store's key.
+            self.write_record_bytes(path, secrets.token_hex(32).encode(), create_only=True)
+            key = self.spool.get(self.relative(path)) or self.read_bytes(path)
+        self._fp_key = bytes.fromhex(key.decode().strip())
+        return self._fp_key
 
     def fingerprint(self, value: str) -> str:
         return "hmac-sha256:" + hmac.new(self.fingerprint_key(), value.encode(), "sha256").hexdigest()[:16]
@@ -295,16 +491,18 @@ class Store:
     # ---------------------------------------------------------------- records
     def write_run(self, record: RunRecord) -> bool:
         """Write ``run.json`` once; a second writer for the same run is a no-op (returns False)."""
-        return self.write_bytes(
+        return self.write_record_bytes(
             posixpath.join(self.run_dir(record.run_id), "run.json"), model_bytes(record), create_only=True
         )
 
     def write_run_end(self, end: RunEnd, summary: RunSummary | None = None) -> bool:
-        wrote = self.write_bytes(
+        wrote = self.write_record_bytes(
             posixpath.join(self.run_dir(end.run_id), "end.json"), model_bytes(end), create_only=True
         )
         if summary is not None:
-            self.write_bytes(self.path("index", f"{_safe_id(end.run_id)}.json"), model_bytes(summary))
+            self.write_record_bytes(
+                self.path("index", f"{_safe_id(end.run_id)}.json"), model_bytes(summary), create_only=False
+            )
         return wrote
 
     def task_path(self, record: TaskRecord) -> str:
@@ -312,7 +510,7 @@ class Store:
         return posixpath.join(self.run_dir(record.run_id), "tasks", name)
 
     def write_task(self, record: TaskRecord) -> None:
-        self.write_bytes(self.task_path(record), model_bytes(record), create_only=True)
+        self.write_record_bytes(self.task_path(record), model_bytes(record), create_only=True)
 
     def run_ids(self) -> list[str]:
         return [n for n in self.ls(self.path("runs")) if not n.startswith(".")]
@@ -330,11 +528,8 @@ class Store:
                 )
             return runs[0].run_id
         _safe_id(run_id)
-        try:
-            if self.fs.exists(posixpath.join(self.run_dir(run_id), "run.json")):
-                return run_id
-        except Exception as exc:  # noqa: BLE001
-            raise self._guard(exc) from exc
+        if self._exists(posixpath.join(self.run_dir(run_id), "run.json")):
+            return run_id
         self.require()
         if len(run_id) >= 4:
             matches = [r for r in self.run_ids() if r.startswith(run_id)]

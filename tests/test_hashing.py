@@ -1,0 +1,94 @@
+"""Streaming file hashes, directory trees and the stat-keyed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import time
+
+import pytest
+
+from reproflow import _hashing
+from reproflow._hashing import hash_local, hash_path, sha256_file, tree_digest
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    _hashing.clear_memory_cache()
+
+
+def _old(path: pathlib.Path) -> None:
+    """Make a file's mtime old enough that the cache trusts it (not racily clean)."""
+    t = time.time() - 10
+    os.utime(path, (t, t))
+
+
+def test_file_hash_matches_hashlib(tmp_path: pathlib.Path) -> None:
+    """A multi-chunk file hashes exactly as hashlib does."""
+    p = tmp_path / "f.bin"
+    data = os.urandom(3 * _hashing.CHUNK + 123)
+    p.write_bytes(data)
+    assert sha256_file(p) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_unchanged_file_is_not_rehashed_but_a_changed_one_is(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second hash of an unchanged file is served by the cache; rewriting it invalidates."""
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"a" * 1000)
+    _old(p)
+    first = sha256_file(p)
+    calls = []
+    real = _hashing._stream
+    monkeypatch.setattr(_hashing, "_stream", lambda *a: calls.append(a) or real(*a))
+    assert sha256_file(p) == first and calls == []
+    _hashing.clear_memory_cache()
+    assert sha256_file(p) == first and calls == []  # from the on-disk cache, across "runs"
+    p.write_bytes(b"b" * 1000)
+    _old(p)
+    assert sha256_file(p)[0] == hashlib.sha256(b"b" * 1000).hexdigest()
+    assert len(calls) == 1
+
+
+def test_racily_clean_files_are_not_cached(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file modified just now is hashed again next time (a same-tick rewrite would keep its stat)."""
+    p = tmp_path / "fresh.txt"
+    p.write_text("x")
+    sha256_file(p)
+    calls = []
+    real = _hashing._stream
+    monkeypatch.setattr(_hashing, "_stream", lambda *a: calls.append(a) or real(*a))
+    sha256_file(p)
+    assert len(calls) == 1
+
+
+def test_directory_tree_hash(tmp_path: pathlib.Path) -> None:
+    """A directory hashes as the sorted (name, sha256) tree; renaming a file changes it."""
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("A")
+    (d / "sub" / "b.txt").write_text("B")
+    ref = hash_local(d)
+    expected = tree_digest([("a.txt", hashlib.sha256(b"A").hexdigest()), ("sub/b.txt", hashlib.sha256(b"B").hexdigest())])
+    assert (ref.kind, ref.sha256, ref.size, ref.n_files) == ("directory", expected, 2, 2)
+    (d / "a.txt").rename(d / "c.txt")
+    assert hash_local(d).sha256 != expected
+
+
+def test_missing_paths_and_file_urls(tmp_path: pathlib.Path) -> None:
+    """A missing path is kind='missing'; file:// URLs hash like paths."""
+    assert hash_path(str(tmp_path / "nope")).kind == "missing"
+    p = tmp_path / "x"
+    p.write_bytes(b"x")
+    assert hash_path(f"file://{p}").sha256 == hashlib.sha256(b"x").hexdigest()
+
+
+def test_memory_url_hashes_through_fsspec() -> None:
+    """A non-local fsspec URL streams through fsspec (memory:// here)."""
+    import fsspec
+
+    with fsspec.open("memory://bucket/obj.bin", "wb") as fh:
+        fh.write(b"remote bytes")
+    ref = hash_path("memory://bucket/obj.bin")
+    assert ref.sha256 == hashlib.sha256(b"remote bytes").hexdigest() and ref.size == 12
