@@ -1,0 +1,298 @@
+"""Run the rules over files, source text or one function, applying configuration and ignores."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import os
+import threading
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from ..errors import CheckPathNotFound
+from ..records import Finding
+from ._config import CheckConfig, find_config
+from ._context import FunctionNode, ModuleContext
+from ._registry import all_rules, parse_error_finding
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Folders never searched when a directory is checked.
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "__pycache__", "node_modules", ".tox", ".nox",
+     ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", "site-packages", ".reproflow", ".eggs"}
+)  # fmt: skip
+
+
+@dataclass
+class _Analysed:
+    """One module's findings, each with the node it was reported on."""
+
+    ctx: Optional[ModuleContext]
+    findings: list[tuple[Finding, Optional[ast.AST]]]
+
+
+def _analyse(source: str, filename: str, config: CheckConfig) -> _Analysed:
+    try:
+        ctx = ModuleContext.from_source(source, filename, declared_env=config.declared_env)
+    except SyntaxError as exc:
+        return _Analysed(None, [(parse_error_finding(filename, exc), None)])
+    except ValueError as exc:  # source holds NUL bytes
+        err = SyntaxError(str(exc))
+        return _Analysed(None, [(parse_error_finding(filename, err), None)])
+    out: list[tuple[Finding, Optional[ast.AST]]] = []
+    for code, rule in all_rules().items():
+        if not config.enabled(code, filename):
+            continue
+        for hit in rule.hits(ctx):
+            if not ctx.ignored(code, hit.node):
+                out.append((rule.finding(hit, filename, ctx.lines), hit.node))
+    out.sort(key=lambda fn: (fn[0].line or 0, fn[0].col or 0, fn[0].code))
+    return _Analysed(ctx, out)
+
+
+def check_source(source: str, filename: str = "<string>", config: Optional[CheckConfig] = None) -> list[Finding]:
+    """Check Python source text.
+
+    Args:
+        source: the module's text.
+        filename: the path reported in findings (and matched by per-file ignores).
+        config: which rules run; default: every rule, no per-file ignores (no discovery).
+
+    Returns:
+        The findings in source order. A file that does not parse gives one ``RPF000`` finding.
+    """
+    return [f for f, _ in _analyse(source, filename, config or CheckConfig()).findings]
+
+
+def _read(path: Path) -> str:
+    with tokenize.open(path) as fh:  # honours PEP 263 encoding cookies
+        return fh.read()
+
+
+def python_files(paths: Iterable[PathLike]) -> list[Path]:
+    """Every Python file under ``paths`` (files as given, folders searched), sorted, deduplicated.
+
+    Raises:
+        CheckPathNotFound: a path does not exist.
+    """
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found[path] = None
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+                for name in sorted(files):
+                    if name.endswith((".py", ".pyi")):
+                        found[Path(root) / name] = None
+        else:
+            raise CheckPathNotFound.at(str(raw))
+    return list(found)
+
+
+def check_paths(
+    paths: Iterable[PathLike],
+    config: Optional[CheckConfig] = None,
+    *,
+    select: Optional[Iterable[str]] = None,
+    ignore: Optional[Iterable[str]] = None,
+) -> list[Finding]:
+    """Check Python files and folders.
+
+    Args:
+        paths: files and folders (folders are searched for ``*.py``; virtual environments,
+            caches and build folders are skipped).
+        config: settings for every file; default: each file's nearest ``pyproject.toml``
+            with a ``[tool.reproflow]`` table.
+        select: codes or prefixes that replace each file's selection (like ``--select``).
+        ignore: codes or prefixes added to each file's ignores (like ``--ignore``).
+
+    Returns:
+        Findings ordered by file, then line.
+
+    Raises:
+        CheckPathNotFound: a path does not exist.
+        CheckConfigError: a ``[tool.reproflow]`` table is invalid.
+    """
+    paths = list(paths)
+    files = python_files(paths)
+    cache: dict[Path, CheckConfig] = {}
+    overridden: dict[int, CheckConfig] = {}
+    select = list(select) if select else None
+    ignore = list(ignore) if ignore else None
+    if (select or ignore) and not files:
+        CheckConfig().with_overrides(select, ignore)  # still reject unknown codes
+    findings: list[Finding] = []
+    for file in files:
+        cfg = config if config is not None else find_config(file, cache)
+        if select or ignore:
+            key = id(cfg)
+            if key not in overridden:
+                overridden[key] = cfg.with_overrides(select, ignore)
+            cfg = overridden[key]
+        shown = str(file)
+        try:
+            source = _read(file)
+        except (SyntaxError, UnicodeDecodeError) as exc:
+            findings.append(parse_error_finding(shown, SyntaxError(f"cannot decode: {exc}")))
+            continue
+        findings.extend(f for f, _ in _analyse(source, shown, cfg).findings)
+    return findings
+
+
+# -------------------------------------------------------------------------------------------
+# One function, at run time
+# -------------------------------------------------------------------------------------------
+
+_MODULES: dict[str, _Analysed] = {}
+_LOCK = threading.Lock()
+
+
+def _unwrap(fn: Any) -> Any:
+    """The user's function behind a Prefect task, a decorator chain or a bound method."""
+    for _ in range(10):
+        inner = getattr(fn, "fn", None)  # prefect.Task
+        if callable(inner) and inner is not fn:
+            fn = inner
+            continue
+        inner = getattr(fn, "__func__", None)  # bound/class/static method
+        if inner is not None:
+            fn = inner
+            continue
+        break
+    return inspect.unwrap(fn)
+
+
+def _module_source(filename: str) -> Optional[str]:
+    path = Path(filename)
+    if path.is_file():
+        try:
+            return _read(path)
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            return None
+    lines = linecache.getlines(filename)  # notebooks and exec'd code register their source here
+    return "".join(lines) if lines else None
+
+
+def _shown_path(filename: str, config: CheckConfig) -> str:
+    path = Path(filename)
+    if not path.is_absolute():
+        return filename
+    for base in (config.root, Path.cwd()):
+        if base is None:
+            continue
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return filename
+
+
+def _module_analysis(filename: str) -> Optional[_Analysed]:
+    with _LOCK:
+        if filename in _MODULES:
+            return _MODULES[filename]
+        source = _module_source(filename)
+        if source is None:
+            return None
+        config = find_config(filename) if Path(filename).is_file() else CheckConfig()
+        analysed = _analyse(source, _shown_path(filename, config), config)
+        _MODULES[filename] = analysed
+        return analysed
+
+
+def _find_def(ctx: ModuleContext, fn: Any) -> Optional[FunctionNode]:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__name__", None)
+    if code is None or name is None:
+        return None
+    candidates = [
+        n for n in ast.walk(ctx.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+    ]
+    for node in candidates:
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        if code.co_firstlineno in {first, node.lineno}:
+            return node
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _relevant_spans(ctx: ModuleContext, fn: FunctionNode) -> list[tuple[int, int]]:
+    """Line ranges whose findings concern ``fn``: its own, the module functions and classes it
+    calls (transitively), and the module-level assignments of the globals it reads."""
+    spans: list[tuple[int, int]] = []
+    seen: set[ast.AST] = set()
+    todo: list[ast.AST] = [fn]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        decorators = getattr(node, "decorator_list", [])
+        start = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
+        spans.append((start, node.end_lineno or node.lineno))  # type: ignore[attr-defined]
+        locals_ = {a.name for s in ctx.scopes.values() if _inside(s.node, node) for a in s.assignments} if not isinstance(node, ast.ClassDef) else set()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                target = ctx.local_function(sub)
+                if target is not None:
+                    todo.append(target)
+                elif isinstance(sub.func, ast.Name) and sub.func.id in ctx.module_classes:
+                    todo.append(ctx.module_classes[sub.func.id])
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in locals_:
+                for a in ctx.module_scope.assignments:
+                    if a.name == sub.id and isinstance(a.node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                        spans.append((a.node.lineno, a.node.end_lineno or a.node.lineno))  # type: ignore[attr-defined]
+    return spans
+
+
+def _inside(inner: ast.AST, outer: ast.AST) -> bool:
+    return (
+        getattr(inner, "lineno", -1) >= getattr(outer, "lineno", 0)
+        and (getattr(inner, "end_lineno", 0) or 0) <= (getattr(outer, "end_lineno", 0) or 0)
+    )
+
+
+def check_function(fn: Callable[..., Any]) -> list[Finding]:
+    """The findings that concern one function, for recording with its task runs.
+
+    The function's module is analysed once per process (cached, thread-safe) with the settings
+    of its nearest ``pyproject.toml``. Kept: findings inside the function, inside the module
+    functions and classes it calls (transitively), and on the module-level assignments of the
+    globals it reads. Seeds set anywhere in the module count, as with ``reproflow check``.
+
+    Returns an empty list when the source is not available (built-ins, C extensions, code
+    typed at a prompt without a source cache).
+    """
+    target = _unwrap(fn)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return []
+    analysed = _module_analysis(code.co_filename)
+    if analysed is None:
+        return []
+    if analysed.ctx is None:  # the module does not parse (it was edited after import)
+        return [f for f, _ in analysed.findings]
+    node = _find_def(analysed.ctx, target)
+    if node is None:
+        return []
+    spans = _relevant_spans(analysed.ctx, node)
+    return [
+        f.model_copy()
+        for f, _ in analysed.findings
+        if f.line is not None and any(lo <= f.line <= hi for lo, hi in spans)
+    ]
+
+
+def clear_function_cache() -> None:
+    """Forget analysed modules (after editing source in a long-lived process)."""
+    with _LOCK:
+        _MODULES.clear()
+
+
+__all__ = ["check_function", "check_paths", "check_source", "clear_function_cache", "python_files"]
