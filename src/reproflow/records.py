@@ -223,6 +223,8 @@ class SourceSnapshot(_Model):
     files: int = 0
     bytes: int = 0
     absent_reason: Optional[str] = None
+    skipped: dict[str, str] = Field(default_factory=dict)  #: name -> why it was left out (capped)
+    skipped_total: int = 0  #: how many files were left out in all
 
 
 class ProcessContext(Record):

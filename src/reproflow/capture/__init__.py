@@ -1,0 +1,187 @@
+"""Once-per-process capture: environment, hardware, git and source, stored as one ProcessContext.
+
+:func:`get_context` is what the recording side calls before writing a run or task record: the
+first call in a process captures everything and stores it in the store as content-addressed
+blobs; every later call for the same store and source root returns the cached result at once.
+Each part is also a pure function of its own, taking its world as arguments::
+
+    capture_environment(environ, fingerprint)   -> Environment      (capture/environment.py)
+    capture_hardware(nvml=...)                  -> Hardware         (capture/hardware.py)
+    capture_git(path, runner=...)               -> (GitState, diff) (capture/git.py)
+    snapshot_source(root, git=..., entry_file=...) -> (SourceSnapshot, tar.gz)  (capture/source.py)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from .._redact import redact_bytes
+from ..records import Environment, GitState, ProcessContext, SourceSnapshot
+from .environment import capture_environment, environment_identity, local_dir
+from .git import GitRunner, capture_git, subprocess_runner
+from .hardware import capture_hardware
+from .source import extract_source, snapshot_distribution, snapshot_source
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import Store
+
+_lock = threading.Lock()
+_pid = os.getpid()
+#: (store url, resolved root) -> (ProcessContext digest, ProcessContext)
+_cache: dict[tuple[str, str], tuple[str, ProcessContext]] = {}
+#: (root argument, entry file's folder) -> resolved root, so a cached call runs no git at all
+_roots: dict[tuple[str | None, str | None], str] = {}
+#: How many full captures this process ran (tests read it to check the cache).
+capture_count = 0
+
+
+def clear_cache() -> None:
+    """Forget every cached capture of this process (for tests, or after changing the code)."""
+    global capture_count
+    with _lock:
+        _cache.clear()
+        _roots.clear()
+        capture_count = 0
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child.
+    global _lock, _pid
+    _lock = threading.Lock()
+    _pid = os.getpid()
+    _cache.clear()
+    _roots.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def resolve_root(
+    entry_file: str | None = None,
+    root: str | None = None,
+    *,
+    runner: GitRunner = subprocess_runner,
+) -> str:
+    """The source root: ``root``, else the git work tree holding ``entry_file``'s folder, else that
+    folder, else the git work tree of the current directory, else the current directory."""
+    if root is not None:
+        return os.path.abspath(root)
+    start = os.path.dirname(os.path.abspath(entry_file)) if entry_file else os.getcwd()
+    try:
+        result = runner(["rev-parse", "--show-toplevel"], start)
+    except OSError:
+        return start
+    top = result.stdout.decode("utf-8", "surrogateescape").strip()
+    return top if result.returncode == 0 and top else start
+
+
+def get_context(
+    store: Store,
+    *,
+    entry_file: str | None = None,
+    root: str | None = None,
+) -> tuple[str, ProcessContext]:
+    """Capture (once per process) and store this process's context; return its blob digest.
+
+    Args:
+        store: where the Environment, diff, source archives and the ProcessContext are stored.
+        entry_file: the flow's (or script's) file, used to find the source root.
+        root: the source root, when the caller knows it (see :func:`resolve_root`).
+
+    Returns:
+        ``(digest, context)``: the SHA-256 of the stored ProcessContext blob (what RunRecord and
+        TaskRecord point at) and the context itself. Cached per (store URL, source root) for the
+        life of the process; thread-safe; a forked child captures again.
+    """
+    global capture_count
+    entry_dir = os.path.dirname(os.path.abspath(entry_file)) if entry_file else None
+    with _lock:
+        if os.getpid() != _pid:
+            _after_fork_in_child()
+        root_key = (root, entry_dir if root is None else None)
+        resolved = _roots.get(root_key)
+        if resolved is None:
+            resolved = resolve_root(entry_file, root)
+            _roots[root_key] = resolved
+        key = (store.url, resolved)
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit
+        result = _capture(store, resolved, entry_file)
+        _cache[key] = result
+        capture_count += 1
+        return result
+
+
+def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, ProcessContext]:
+    t0 = time.perf_counter()
+    # git and the source snapshot spend their time in subprocesses and file I/O: run them beside
+    # the environment capture, which is pure Python.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reproflow-capture") as pool:
+        code = pool.submit(_capture_code, store, root, entry_file)
+        env = capture_environment(fingerprint=store.fingerprint)
+        hardware = capture_hardware()
+        git, source = code.result()
+    _snapshot_local_distributions(store, env, source)
+    env_blob = store.put_model_blob(env)
+    context = ProcessContext(
+        environment_blob=env_blob,
+        environment_hash=environment_identity(env),
+        python_version=env.python.version,
+        hardware=hardware,
+        git=git,
+        source=source,
+        pid=os.getpid(),
+        hostname=env.platform.hostname or socket.gethostname(),
+    )
+    context.capture_ms = round((time.perf_counter() - t0) * 1000, 3)
+    return store.put_model_blob(context), context
+
+
+def _capture_code(store: Store, root: str, entry_file: str | None) -> tuple[GitState, SourceSnapshot]:
+    git, diff = capture_git(root)
+    if diff is not None:
+        git.diff_blob = store.put_blob(redact_bytes(diff))
+    source, archive = snapshot_source(root, git=git, entry_file=entry_file)
+    if archive is not None:
+        source.blob = store.put_blob(archive)
+    return git, source
+
+
+def _snapshot_local_distributions(store: Store, env: Environment, source: SourceSnapshot) -> None:
+    """Store a source archive for each distribution installed from a local folder.
+
+    A project installed editable from the source root itself reuses the source snapshot.
+    """
+    done: dict[str, str] = {}
+    if source.blob is not None and source.kind == "git" and source.root:
+        done[os.path.realpath(source.root)] = source.blob
+    for dist in env.distributions:
+        folder = local_dir(dist.direct_url)
+        if folder is None:
+            continue
+        folder = os.path.realpath(folder)
+        if folder not in done:
+            done[folder] = store.put_blob(snapshot_distribution(folder))
+        dist.source_blob = done[folder]
+
+
+__all__ = [
+    "capture_count",
+    "capture_environment",
+    "capture_git",
+    "capture_hardware",
+    "clear_cache",
+    "environment_identity",
+    "extract_source",
+    "get_context",
+    "resolve_root",
+    "snapshot_distribution",
+    "snapshot_source",
+]
