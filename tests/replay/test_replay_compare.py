@@ -1,0 +1,97 @@
+"""Task-by-task comparison and the likely causes named for a difference."""
+
+from __future__ import annotations
+
+from replay_records import environment, task
+
+from reproflow.records import DataRef, Distribution, ErrorInfo, Finding, Hardware, Run, RunRecord
+from reproflow.replay._compare import compare_task, environment_drift, explain, match_tasks
+from reproflow.replay._models import InputCheck
+
+
+def _out(uri: str, digest: str) -> DataRef:
+    return DataRef(uri=uri, kind="file", sha256=digest, param="return")
+
+
+def test_match_by_name_qualname_and_map_index() -> None:
+    """Mapped runs pair by map index; equal parameters pair first; leftovers are extra."""
+    orig = [task("a", i, "c", name="sq", map_index=i, params_hash=f"p{i}") for i in range(3)]
+    new = [task("b", 10 + i, "c", name="sq", map_index=2 - i, params_hash=f"p{2 - i}") for i in range(3)]
+    new.append(task("b", 20, "c", name="other"))
+    pairs, extra = match_tasks(orig, new, {}, {})
+    assert [(o.map_index, n.map_index if n else None) for o, n in pairs] == [(0, 0), (1, 1), (2, 2)]
+    assert [t.task_name for t in extra] == ["other"]
+
+
+def test_same_function_in_two_places_pairs_in_order() -> None:
+    """Two calls of one task with different parameters pair in DAG order when hashes differ."""
+    orig = [task("a", 0, "c", name="step", tid="o1", params_hash="x1"), task("a", 1, "c", name="step", tid="o2", params_hash="x2")]
+    new = [task("b", 0, "c", name="step", tid="n1", params_hash="y1"), task("b", 1, "c", name="step", tid="n2", params_hash="y2")]
+    pairs, _ = match_tasks(orig, new, {"o1": (0, 0), "o2": (1, 1)}, {"n1": (0, 0), "n2": (1, 1)})
+    assert [(o.task_run_id, n.task_run_id) for o, n in pairs if n] == [("o1", "n1"), ("o2", "n2")]
+
+
+def test_verdicts() -> None:
+    """Equal outputs and result hash: reproduced; one output byte: differs; an exception: failed."""
+    o = task("a", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:r")
+    same = task("b", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:r")
+    assert compare_task(o, same).verdict == "reproduced"
+    other = task("b", 0, "c", name="t", outputs=[_out("/d/x", "ab")], result_hash="sha256:r")
+    v = compare_task(o, other)
+    assert v.verdict == "differs" and not v.outputs[0].match and v.outputs[0].actual == "ab"
+    res = task("b", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:s")
+    assert compare_task(o, res).verdict == "differs" and compare_task(o, res).result_match is False
+    failed = task("b", 0, "c", name="t", state="FAILED")
+    failed.error = ErrorInfo(type="ValueError", message="boom")
+    v = compare_task(o, failed)
+    assert v.verdict == "failed" and "ValueError: boom" in (v.error or "")
+    assert compare_task(o, None).verdict == "missing"
+
+
+def test_unhashable_results_compare_on_outputs() -> None:
+    """A result with no stable hash on either side is 'n/a', not a difference."""
+    o = task("a", 0, "c", name="t", result_hash=None)
+    n = task("b", 0, "c", name="t", result_hash=None)
+    v = compare_task(o, n)
+    assert v.result_match is None and v.verdict == "reproduced"
+
+
+def test_environment_drift_lists_packages_python_and_hardware() -> None:
+    """Version changes, removals, additions, Python and GPU driver all appear."""
+    old = environment(Distribution(name="numpy", version="1.26.4"), Distribution(name="gone", version="1"), version="3.11.7")
+    new = environment(Distribution(name="NumPy", version="2.0.0"), Distribution(name="extra", version="2"), version="3.11.9")
+    hw_old, hw_new = Hardware(gpu_driver="535.1"), Hardware(gpu_driver="550.2")
+    drift = environment_drift(old, new, hw_old, hw_new)
+    assert "Python CPython 3.11.7 -> CPython 3.11.9" in drift
+    assert "package numpy 1.26.4 -> 2.0.0" in drift
+    assert "package gone 1 removed" in drift and "package extra 2 added" in drift
+    assert "GPU driver 535.1 -> 550.2" in drift
+
+
+def _run(tasks: list) -> Run:
+    rec = RunRecord(run_id="a", flow_name="f", context="c")
+    return Run(record=rec, tasks=tasks)
+
+
+def test_causes_nondeterminism_when_nothing_else_changed() -> None:
+    """Same environment and inputs: the cause named is nondeterminism in that task, with its findings."""
+    o = task("a", 0, "c", name="noisy", result_hash="sha256:1", findings=[Finding(code="RPF101", message="random without seed")])
+    n = task("b", 0, "c", name="noisy", result_hash="sha256:2")
+    verdicts = [compare_task(o, n)]
+    explain(verdicts, _run([o]), [], [])
+    text = " ".join(verdicts[0].causes)
+    assert "nondeterminism in this task" in text and "RPF101" in text
+
+
+def test_causes_upstream_packages_and_inputs() -> None:
+    """A downstream task blames its differing upstream; package drift and changed inputs are named."""
+    up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])
+    down = task("a", 1, "c", name="down", tid="d", upstream={"x": ["u"]}, result_hash="sha256:3")
+    verdicts = [compare_task(up, task("b", 0, "c", name="up", result_hash="sha256:2")),
+                compare_task(down, task("b", 1, "c", name="down", result_hash="sha256:4"))]
+    changed = [InputCheck(uri="/d/in", expected="aa", actual="bb", status="changed")]
+    explain(verdicts, _run([up, down]), ["package numpy 1.26.4 -> 2.0.0"], changed)
+    assert any("input /d/in changed" in c for c in verdicts[0].causes)
+    assert any("numpy 1.26.4 -> 2.0.0" in c for c in verdicts[0].causes)
+    assert not any("nondeterminism" in c for c in verdicts[0].causes)
+    assert any("upstream task(s) up did not reproduce" in c for c in verdicts[1].causes)
