@@ -231,6 +231,7 @@ __all__ = [
     "DirectUrl",
     "GPUInfo",
     "Hardware",
+    "default_packages",
     "dist",
     "file_ref",
     "make_environment",
