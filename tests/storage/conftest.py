@@ -1,0 +1,110 @@
+"""Real object-store servers on 127.0.0.1 for the storage tests, and one store per backend.
+
+* S3: moto's ``ThreadedMotoServer`` on a free port, buckets made with boto3 (``fs.mkdir`` fails
+  there for us-east-1), reached through s3fs with ``client_kwargs={"endpoint_url": ...}``;
+  credentials only through the ``AWS_*`` environment variables this fixture sets.
+* GCS: ``gcp-storage-emulator`` (from PyPI) in-process on a free port, reached through gcsfs
+  with ``endpoint_url=...`` and ``token="anon"``.
+
+Both servers live for the whole session; every test gets fresh buckets, so tests never see each
+other's objects.
+"""
+
+from __future__ import annotations
+
+import os
+
+# gcsfs >= 2025.x first asks a gRPC control plane for the bucket layout, which an emulator does
+# not serve (a 60 s timeout per bucket). Must be set before gcsfs is imported.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+import logging  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from storage_servers import (  # noqa: E402
+    BACKENDS,
+    S3_KEY_ID,
+    S3_SECRET,
+    Backend,
+    GCSServer,
+    S3Server,
+    free_port,
+)
+
+
+def _start_moto(port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Iterator[None]:
+    """Credentials for S3 through the environment only (as users pass them)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    mp.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mp.delenv("AWS_PROFILE", raising=False)
+    mp.delenv("AWS_SESSION_TOKEN", raising=False)
+    # Fail fast against a stopped server (botocore's default legacy mode retries 5 times).
+    mp.setenv("AWS_MAX_ATTEMPTS", "2")
+    mp.setenv("AWS_RETRY_MODE", "standard")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_env: None) -> Iterator[S3Server]:
+    """One moto S3 server for the session, on a free loopback port."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    srv = S3Server(port=port, server=_start_moto(port))
+    yield srv
+    srv.server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """One in-memory GCS emulator for the session, on a free loopback port."""
+    from gcp_storage_emulator.server import create_server
+
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield GCSServer(port=port, server=server)
+    server.stop()
+
+
+@pytest.fixture
+def cache_dirs(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Private hash cache and spool folders, so tests never touch ~/.cache."""
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("REPROFLOW_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.delenv("REPROFLOW_STRICT", raising=False)
+    from reproflow import _spool
+
+    with _spool._offline_lock:
+        _spool._offline_until.clear()
+    return tmp_path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Any, cache_dirs: Any) -> Backend:
+    """The same store contract, once per backend: local folder, memory://, S3 (moto), GCS (emulator)."""
+    name = request.param
+    if name == "file":
+        return Backend(name, str(tmp_path / "store"), {})
+    if name == "memory":
+        return Backend(name, f"memory://rf-{uuid.uuid4().hex[:8]}/store", {})
+    if name == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        return Backend(name, f"s3://{s3.new_bucket()}/team/store", s3.storage_options)
+    gcs: GCSServer = request.getfixturevalue("gcs_server")
+    return Backend(name, f"gs://{gcs.new_bucket()}/team/store", gcs.storage_options)
