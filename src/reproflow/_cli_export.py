@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ._cli_common import JsonOption, StoreOption, console, console_err, print_json
-from .errors import ExportError
+from .errors import ExportError, InputChanged
 
 
 def _store(url: Optional[str]):  # type: ignore[no-untyped-def]
@@ -100,8 +100,16 @@ def import_cresp_cmd(
             console.print(t)
         if imp.unmapped:
             console.print(f"  [dim]not mapped: {', '.join(imp.unmapped)}[/]")
-    if checks is not None and any(c.status in ("changed", "missing") for c in checks):
-        raise typer.Exit(1)
+    bad = [c for c in checks or [] if c.status in ("changed", "missing")]
+    if bad:
+        first = bad[0]
+        raise InputChanged(
+            f"{len(bad)} data file(s) listed in {path} changed or are missing, e.g. {first.source} "
+            f"({first.status}); restore the original data",
+            uri=first.path or first.source,
+            expected=first.expected or "",
+            actual=first.actual,
+        )
 
 
 def diff_cmd(

@@ -1,0 +1,161 @@
+"""Dockerfile and Apptainer exports: base image, pins, code at commit, command; parsed and linted."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import subprocess
+from typing import Any
+
+import pytest
+from conftest import tool
+from rf_factory import dist, make_environment, make_run
+
+from reproflow.export import export_run
+from reproflow.records import DirectUrl, GitState, GPUInfo, Hardware
+from reproflow.store import Store
+
+
+def _parse_docker(text: str) -> list[dict[str, Any]]:
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(fileobj=__import__("io").BytesIO(text.encode()))
+    return list(parser.structure)
+
+
+def _hadolint(path: pathlib.Path) -> list[dict[str, Any]]:
+    proc = subprocess.run([tool("hadolint"), "--no-color", "-f", "json", str(path)], capture_output=True, text=True)
+    return json.loads(proc.stdout or "[]")  # type: ignore[no-any-return]
+
+
+def _instr(structure: list[dict[str, Any]], name: str) -> list[str]:
+    return [i["value"] for i in structure if i["instruction"] == name]
+
+
+def test_dockerfile_matches_the_record_and_lints_clean(recorded: dict[str, Any], tmp_path: pathlib.Path) -> None:
+    """FROM python:<recorded X.Y.Z>-slim-bookworm, uv installs the exact pins, code is ADDed at the
+    commit, CMD calls the flow with its parameters; dockerfile-parse reads it and hadolint finds
+    nothing at all (no error, no warning)."""
+    import platform
+
+    path = tmp_path / "Dockerfile"
+    text = export_run(recorded["store"], recorded["run_id"], "dockerfile", out=path)
+    assert isinstance(text, str) and path.read_text() == text
+    structure = _parse_docker(text)
+    assert _instr(structure, "FROM") == [f"python:{platform.python_version()}-slim-bookworm"]
+    run = " ".join(_instr(structure, "RUN"))
+    assert "uv pip install --no-cache --no-deps" in run
+    for pin in ("six==", "idna==", "packaging=="):
+        assert pin in run
+    assert _instr(structure, "ADD") == ["--keep-git-dir=false https://github.com/example/project.git#" + "a" * 40 + " /app"]
+    cmd = json.loads(_instr(structure, "CMD")[0])
+    assert cmd[:2] == ["python", "-c"] and cmd[3:5] == ["flows/demo.py", "demo_flow"]
+    assert json.loads(cmd[5]) == {"n": 3, "label": "x"}
+    assert _hadolint(path) == []
+
+
+def test_launcher_calls_the_flow_with_recorded_parameters(recorded: dict[str, Any], tmp_path: pathlib.Path) -> None:
+    """The image's command really runs: it loads the flow file and calls the function with the
+    recorded parameters (checked here with a stand-in flow file and the same argv)."""
+    import sys
+
+    text = export_run(recorded["store"], recorded["run_id"], "dockerfile")
+    assert isinstance(text, str)
+    cmd = json.loads(_instr(_parse_docker(text), "CMD")[0])
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "demo.py").write_text("def demo_flow(n, label):\n    print(f'ran n={n} label={label}')\n")
+    out = subprocess.run([sys.executable, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ran n=3 label=x"
+
+
+def test_dockerfile_gpu_base_local_and_vcs_packages(store: Store, tmp_path: pathlib.Path) -> None:
+    """A recorded GPU gives an nvidia/cuda runtime base matching the driver's CUDA and a uv-installed
+    interpreter; a VCS pin brings git (its one warning suppressed inline); an editable package
+    inside the repository installs from /app; one outside is named as not installed."""
+    packages = [
+        dist("six", "1.17.0"),
+        dist("vcspkg", "2.0", direct_url=DirectUrl(url="https://github.com/example/vcspkg.git", vcs="git", commit_id="f" * 40)),
+        dist("project", "0.1", direct_url=DirectUrl(url="file:///src/project", editable=True)),
+        dist("elsewhere", "1.0", direct_url=DirectUrl(url="file:///home/me/elsewhere", editable=True)),
+    ]  # fmt: skip
+    hw = Hardware(gpus=[GPUInfo(index=0, name="NVIDIA H100", memory_total_bytes=80 << 30)], gpu_driver="550.54",
+                  cuda_driver_version="12.4")  # fmt: skip
+    git = GitState(available=True, root="/src/project", commit="c" * 40, dirty=True, diff_blob="d" * 64)
+    run_id = make_run(store, packages=packages, hardware=hw, git=git)
+    path = tmp_path / "Dockerfile"
+    text = export_run(store, run_id, "dockerfile", out=path)
+    assert isinstance(text, str)
+    structure = _parse_docker(text)
+    assert _instr(structure, "FROM") == ["nvidia/cuda:12.4.1-runtime-ubuntu22.04"]
+    runs = _instr(structure, "RUN")
+    assert any("uv python install" in r for r in runs)
+    assert any("apt-get install -y --no-install-recommends git" in r for r in runs)
+    assert any("'vcspkg @ git+https://github.com/example/vcspkg.git@" in r for r in runs)
+    assert "uv pip install --no-cache --no-deps -e /app" in runs
+    assert _instr(structure, "COPY")[-1] == ". /app"  # no remote: the build context is the code
+    assert "not installed: elsewhere==1.0" in text
+    assert "uncommitted changes" in text
+    assert _hadolint(path) == []
+
+
+def _apptainer_sections(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """A small parser of the .def format: header keywords, then %section bodies."""
+    header: dict[str, str] = {}
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.match(r"^%(\w+)\s*$", line)
+        if m:
+            current = m.group(1)
+            sections[current] = []
+        elif current is None:
+            key, _, value = line.partition(":")
+            header[key.strip()] = value.strip()
+        else:
+            sections[current].append(line.strip())
+    return header, sections
+
+
+def test_apptainer_definition_sections(recorded: dict[str, Any]) -> None:
+    """Bootstrap: docker from the matching python image; %post installs uv, the pins and the code
+    at its commit; %runscript runs the flow; %environment puts the venv on PATH."""
+    import platform
+    import shlex
+
+    text = export_run(recorded["store"], recorded["run_id"], "apptainer")
+    assert isinstance(text, str)
+    header, sections = _apptainer_sections(text)
+    assert header == {"Bootstrap": "docker", "From": f"python:{platform.python_version()}-slim-bookworm"}
+    assert set(sections) == {"labels", "environment", "post", "runscript"}
+    post = "\n".join(sections["post"])
+    assert "python -m pip install --no-cache-dir uv==" in post
+    assert "six==" in post and "--no-deps" in post
+    assert f"git -C /app checkout --detach {'a' * 40}" in post
+    assert "export PATH=\"/opt/venv/bin:$PATH\"" in sections["environment"]
+    argv = shlex.split(sections["runscript"][1])
+    assert argv[:3] == ["exec", "python", "-c"] and argv[4:6] == ["flows/demo.py", "demo_flow"]
+    assert json.loads(argv[6]) == {"n": 3, "label": "x"}
+
+
+def test_base_image_follows_recorded_os(store: Store) -> None:
+    """Debian 11 → bullseye; an Ubuntu with glibc 2.35 → bookworm (first Debian with glibc >= it)."""
+    env = make_environment()
+    plat = env.platform.model_copy(update={"distro_id": "debian", "distro_version": "11", "libc": "glibc 2.31"})
+    rid = make_run(store, environment=env.model_copy(update={"platform": plat}))
+    assert "-slim-bullseye" in str(export_run(store, rid, "dockerfile"))
+    plat = env.platform.model_copy(update={"distro_id": "ubuntu", "distro_version": "22.04", "libc": "glibc 2.35"})
+    rid = make_run(store, environment=env.model_copy(update={"platform": plat}))
+    assert "-slim-bookworm" in str(export_run(store, rid, "dockerfile"))
+
+
+@pytest.mark.parametrize("fmt", ["dockerfile", "apptainer"])
+def test_no_entrypoint_is_said_not_guessed(store: Store, fmt: str) -> None:
+    """Without a recorded entry point there is no invented command, and the file says so."""
+    rid = make_run(store, entrypoint=None)
+    text = str(export_run(store, rid, fmt))
+    assert "no flow entry point was recorded" in text
+    assert "CMD" not in text and "demo_flow" not in text

@@ -1,0 +1,187 @@
+"""CRESP: export in the documented TOML 1.0 layout; import of all three dialects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import tomllib
+from typing import Any
+
+import pytest
+import tomli
+
+from reproflow._cli_common import run_cli
+from reproflow.cli import app
+from reproflow.errors import ExportError, InputChanged
+from reproflow.export import export_run
+from reproflow.export._cresp import import_cresp
+
+
+def test_cresp_export_layout(recorded: dict[str, Any]) -> None:
+    """Top-level cresp_version, experiment_name and random_seed come before any table; the
+    documented tables are there; packages are an array of tables; data carries sha256."""
+    text = export_run(recorded["store"], recorded["run_id"], "cresp")
+    assert isinstance(text, str)
+    body = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    first_table = next(i for i, ln in enumerate(body) if ln.startswith("["))
+    top = "\n".join(body[:first_table])
+    for key in ("cresp_version", "experiment_name", "random_seed"):
+        assert f"\n{key} = " in "\n" + top
+    assert "[[software.packages]]" in text and "[[data]]" in text
+    doc = tomllib.loads(text)  # TOML 1.0 parser
+    assert doc["cresp_version"] == "1.0" and doc["random_seed"] == 42
+    assert set(doc) >= {"hardware", "software", "pyproject", "data", "execution", "version"}
+    names = [p["name"] for p in doc["software"]["packages"]]
+    assert names[0] == "Python" and {"six", "idna", "packaging"} <= set(names)
+    raw = recorded["data"] / "raw.csv"
+    assert doc["data"] == [{"name": "raw.csv", "source": str(raw),
+                            "sha256": hashlib.sha256(raw.read_bytes()).hexdigest(), "size_bytes": raw.stat().st_size}]  # fmt: skip
+    assert doc["execution"]["command"] == "python flows/demo.py"
+    assert doc["version"] == {"commit": "a" * 40, "repo": "https://github.com/example/project.git",
+                              "branch": "main", "dirty": False}  # fmt: skip
+
+
+def test_cresp_round_trip(recorded: dict[str, Any], tmp_path: pathlib.Path) -> None:
+    """Exported cresp.toml imports back as the docs dialect with the same packages and data, and
+    its data check passes until the file changes."""
+    path = tmp_path / "cresp.toml"
+    export_run(recorded["store"], recorded["run_id"], "cresp", out=path)
+    imp = import_cresp(path)
+    assert imp.dialect == "docs" and imp.random_seed == 42 and imp.commit == "a" * 40
+    assert {"six", "idna", "packaging"} <= {p.name for p in imp.packages}
+    assert [c.status for c in imp.check_data()] == ["ok"]
+    (recorded["data"] / "raw.csv").write_text("a,b\n1,3\n")
+    assert [c.status for c in imp.check_data()] == ["changed"]
+    req = imp.requirements()
+    assert "six==" in req and "Python" not in req.split("\n", 2)[-1]
+
+
+TEMPLATE = '''\
+cresp_version = "1.0"
+repo_url = "https://github.com/lab/exp"
+
+[experiment]
+name = "Soil moisture model"
+description = "Fits a model"
+
+[experiment.environment.hardware]
+cpu = { model = "AMD EPYC", architecture = "x86_64", cores = 64, threads = 128, frequency = "", instructions_set = [] }
+
+[experiment.environment.system]
+os = { name = "Ubuntu", version = "22.04", kernel = "", architecture = "", locale = "", timezone = "" }
+packages = []
+
+[experiment.environment.software]
+conda = {
+    version = "24.1",
+    channels = ["conda-forge"],
+    packages = [
+        { name = "numpy", version = "1.26.4", build = "", channel = "conda-forge" }
+    ]
+}
+
+python = {
+    version = "3.11",
+    pip_config = {
+        index_url = "https://pypi.org/simple",
+        extra_index_url = []
+    }
+}
+
+[experiment.environment.dependencies]
+type = "python"
+package_manager = { type = "poetry", config_file = "pyproject.toml", lock_file = "poetry.lock" }
+
+[[datasets]]
+name = "obs"
+source = "data/obs.csv"
+sha256 = "SHA"
+size_bytes = 5
+
+[execution]
+verify_script = "verify_env.py"
+main_command = "python main.py"
+
+[reproduction]
+description = "x"
+'''
+
+YAML = """\
+version: '1.0'
+metadata:
+  title: MNIST Classification
+  description: example
+environment:
+  manager: pixi
+  file: pixi.toml
+stages:
+- id: train_model
+  outputs:
+  - path: outputs/model.pt
+    hash: 2fdc73104d44b8782c270fac12faa64483b9d39c29d9464b2d9f47e55cea6183
+    hash_method: sha256
+reproduction:
+  random_seed: 42
+"""
+
+
+def test_import_template_dialect_needs_toml_1_1(tmp_path: pathlib.Path) -> None:
+    """The cookiecutter template's multi-line inline tables (TOML 1.1) parse, and its experiment,
+    Python, conda packages, datasets and command map onto the import."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "obs.csv").write_bytes(b"1,2\n\n")
+    sha = hashlib.sha256(b"1,2\n\n").hexdigest()
+    path = tmp_path / "cresp.toml"
+    path.write_text(TEMPLATE.replace("SHA", sha))
+    with pytest.raises(tomllib.TOMLDecodeError):
+        tomllib.loads(path.read_text())  # a TOML 1.0 parser refuses it
+    assert tomli.loads(path.read_text())  # tomli >= 2.4 reads TOML 1.1
+    imp = import_cresp(path)
+    assert imp.dialect == "template"
+    assert (imp.experiment_name, imp.python_version, imp.os, imp.command) == (
+        "Soil moisture model", "3.11", "Ubuntu 22.04", "python main.py")
+    assert imp.repo == "https://github.com/lab/exp" and imp.environment_file == "poetry.lock"
+    assert [(p.name, p.version, p.source) for p in imp.packages] == [("numpy", "1.26.4", "conda")]
+    assert [c.status for c in imp.check_data()] == ["ok"]
+    assert imp.hardware["cpu"]["cores"] == 64
+
+
+def test_import_yaml_dialect(tmp_path: pathlib.Path) -> None:
+    """cresp.yaml: title, seed, environment file and stage outputs with their sha256."""
+    path = tmp_path / "cresp.yaml"
+    path.write_text(YAML)
+    imp = import_cresp(path)
+    assert imp.dialect == "yaml" and imp.experiment_name == "MNIST Classification" and imp.random_seed == 42
+    assert imp.environment_file == "pixi.toml"
+    assert [(d.source, d.sha256[:8]) for d in imp.data] == [("outputs/model.pt", "2fdc7310")]  # type: ignore[index]
+    assert [c.status for c in imp.check_data()] == ["missing"]
+
+
+def test_import_rejects_non_cresp_and_broken_files(tmp_path: pathlib.Path) -> None:
+    """Not CRESP, not TOML, or missing: an ExportError naming the file."""
+    other = tmp_path / "other.toml"
+    other.write_text('title = "x"\n')
+    with pytest.raises(ExportError, match="not a CRESP description"):
+        import_cresp(other)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("cresp_version = \n")
+    with pytest.raises(ExportError, match="cannot parse"):
+        import_cresp(broken)
+    with pytest.raises(ExportError, match="cannot read"):
+        import_cresp(tmp_path / "absent.toml")
+
+
+def test_import_cresp_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reproflow import-cresp --json --check-data -r FILE` prints the import with data checks,
+    writes requirements, and exits with InputChanged's code when a data file is missing; a bad file is one error line."""
+    path = tmp_path / "cresp.yaml"
+    path.write_text(YAML)
+    req = tmp_path / "req.txt"
+    code = run_cli(app, ["import-cresp", str(path), "--json", "--check-data", "-r", str(req)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == InputChanged.exit_code and out["data_checks"][0]["status"] == "missing" and req.exists()
+    code = run_cli(app, ["import-cresp", str(tmp_path / "nope.toml")])
+    err = capsys.readouterr().err
+    assert code == ExportError.exit_code and err.count("\n") == 1 and "cannot read" in err
