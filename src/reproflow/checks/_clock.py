@@ -105,10 +105,8 @@ def _write_parts(call: ast.Call) -> Iterator[ast.AST]:
 
 
 def _is_output_function(ctx: ModuleContext, fn: ast.AST) -> bool:
-    """A task/flow, or a function nothing in the module calls (an entry point or public API)."""
-    if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
-    return ctx.is_task(fn) or fn.name not in ctx.called_names
+    """A task or flow: its return value is a recorded, hashed output."""
+    return isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and ctx.is_task(fn)
 
 
 def _describe(node: ast.AST) -> str:
@@ -145,8 +143,7 @@ def wall_clock_in_output(ctx: ModuleContext) -> Iterator[Hit]:
             for value in _returns(scope):
                 src = taint.source_in(value)
                 if src is not None:
-                    kind = "task" if ctx.is_task(fn) else "function"
-                    sinks.append((src, f"reaches the return value of {kind} `{fn.name}` (line {value.lineno})"))
+                    sinks.append((src, f"reaches the return value of task `{fn.name}` (line {value.lineno})"))
         for src, where in sinks:
             what = _describe(src)
             local = isinstance(src, ast.Call) and ctx.local_function(src) is not None

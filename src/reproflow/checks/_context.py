@@ -515,24 +515,24 @@ class ModuleContext:
         return names
 
     def is_task(self, fn: FunctionNode) -> bool:
-        """Whether ``fn`` carries a task/flow decorator (Prefect, reproflow, Dagster-like)."""
-        return any(n.rsplit(".", 1)[-1] in TASK_DECORATOR_SUFFIXES for n in self.decorator_names(fn))
+        """Whether ``fn`` is a task or flow: decorated (Prefect, reproflow, Dagster-like) or
+        wrapped by a call such as ``clean_task = repro_task(clean)``."""
+        if any(n.rsplit(".", 1)[-1] in TASK_DECORATOR_SUFFIXES for n in self.decorator_names(fn)):
+            return True
+        return fn.name in self.wrapped_tasks
 
     @cached_property
-    def called_names(self) -> set[str]:
-        """Plain names and attribute names that are called somewhere in the module."""
+    def wrapped_tasks(self) -> set[str]:
+        """Names of functions passed to ``task(fn)``, ``repro_task(fn)``, ``flow(fn)``, ..."""
         out: set[str] = set()
         for node in ast.walk(self.tree):
-            if isinstance(node, ast.Call):
-                if isinstance(node.func, ast.Name):
-                    out.add(node.func.id)
-                elif isinstance(node.func, ast.Attribute):
-                    out.add(node.func.attr)
-            elif isinstance(node, (ast.Name, ast.Attribute)) and not isinstance(self.parents.get(node), ast.Call):
-                # passed around as a value (e.g. `executor.map(fn, ...)`, `flow(fn)`): it is called
-                parent = self.parents.get(node)
-                if isinstance(parent, (ast.Call, ast.keyword, ast.List, ast.Tuple)):
-                    out.add(node.id if isinstance(node, ast.Name) else node.attr)
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
+                target = node.func
+                if isinstance(target, ast.Call):  # repro_task(seed=1)(fn)
+                    target = target.func
+                name = self.qualname(target) or (target.id if isinstance(target, ast.Name) else getattr(target, "attr", ""))
+                if name.rsplit(".", 1)[-1] in TASK_DECORATOR_SUFFIXES:
+                    out.add(node.args[0].id)
         return out
 
     def calls(self, scope: Scope | None = None) -> Iterator[ast.Call]:

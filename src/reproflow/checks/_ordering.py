@@ -97,7 +97,12 @@ def _ordered_use(ctx: ModuleContext, node: ast.AST, depth: int = 0) -> ast.AST |
     parent = ctx.parents.get(top)
     while isinstance(parent, ast.Call) and top in parent.args and ctx.call_name(parent) in _WRAPPERS:
         top, parent = parent, ctx.parents.get(parent)
-    if isinstance(parent, (ast.For, ast.AsyncFor, ast.comprehension)) and parent.iter is top:
+    if isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is top:
+        return None if _accumulates_then_sorts(ctx, parent) else parent
+    if isinstance(parent, ast.comprehension) and parent.iter is top:
+        comp = ctx.parents[parent]
+        if depth < 3 and isinstance(ctx.parents.get(comp), (ast.Assign, ast.AnnAssign)):
+            return _ordered_use(ctx, comp, depth + 1)  # out = [... for p in listing]; sorted(out)
         return parent
     if isinstance(parent, (ast.Return, ast.Yield, ast.YieldFrom, ast.Starred)):
         return parent
@@ -111,6 +116,44 @@ def _ordered_use(ctx: ModuleContext, node: ast.AST, depth: int = 0) -> ast.AST |
     if depth < 3 and isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is top:
         return _leak_through_name(ctx, parent, depth + 1)
     return None
+
+
+def _accumulates_then_sorts(ctx: ModuleContext, loop: ast.For | ast.AsyncFor) -> bool:
+    """The loop only collects into lists that are sorted afterwards.
+
+    ``for p in d.iterdir(): out.append(p)`` followed by ``return sorted(out)`` is fine; a loop
+    that yields, breaks, or returns something it found is not (the first match wins).
+    """
+    body = [n for stmt in loop.body for n in ast.walk(stmt)]
+    collected: set[str] = set()
+    bound = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+    for n in body:
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in {"append", "extend", "insert"}:
+            name = base_name(n.func.value)
+            if name:
+                collected.add(name)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            bound.add(n.id)
+    if not collected:
+        return False
+    for n in body:
+        if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Break)):
+            return False
+        if isinstance(n, ast.Return) and n.value is not None:
+            for name in (x for x in ast.walk(n.value) if isinstance(x, ast.Name)):
+                if name.id in bound or (name.id in collected and not ctx.consumed_unordered(name)):
+                    return False
+    scope = ctx.scope_of(loop)
+    end = loop.end_lineno or loop.lineno
+    return all(
+        _sorted_in_place(ctx, name, loop)
+        or any(
+            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and n.lineno > end
+            and ctx.consumed_unordered(n)
+            for n in scope.nodes
+        )
+        for name in collected
+    )
 
 
 def _name_uses(ctx: ModuleContext, name: str, assign: ast.AST) -> Iterator[ast.Name]:
@@ -191,7 +234,9 @@ def unordered_iteration(ctx: ModuleContext) -> Iterator[Hit]:
                     continue
                 where = _ordered_use(ctx, node)
                 if where is not None:
-                    yield Hit(node, f"`{label}` returns entries in filesystem order, which differs between machines; it is used unsorted (line {where.lineno})")  # type: ignore[attr-defined]
+                    line = getattr(where, "lineno", node.lineno)
+                    at = "" if line == node.lineno else f" (line {line})"
+                    yield Hit(node, f"`{label}` returns entries in filesystem order, which differs between machines, and the result is used unsorted{at}")
                 continue
             if isinstance(node.func, ast.Attribute) and node.func.attr == "pop" and not node.args and _is_set_expr(ctx, node.func.value):
                 yield Hit(node, f"`{ast.unparse(node)}` removes an arbitrary element of a set")

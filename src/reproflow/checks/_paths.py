@@ -30,6 +30,8 @@ _COMPARE_METHODS = frozenset(
 
 def classify(text: str) -> str | None:
     """``"home"`` for a home directory, ``"absolute"`` for another machine path, else None."""
+    if text == "~":
+        return "home"
     if "\n" in text or "://" in text or len(text) < 2:
         return None
     if _HOME_RE.match(text):
@@ -39,6 +41,25 @@ def classify(text: str) -> str | None:
     if _POSIX_ABS_RE.match(text) and not text.startswith(_PORTABLE_PREFIXES) and text.strip("/"):
         return "absolute"
     return None
+
+
+def _is_tool_state(ctx: ModuleContext, node: ast.AST) -> bool:
+    """``~/.cache/x``, ``os.path.join(os.path.expanduser("~"), ".cache")``, ``Path.home() / ".config"``:
+    a tool's own state folder, not data the pipeline computes on."""
+    text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+    if text is not None and text.startswith(("~/.", "~\\.")):
+        return True
+    cur = node
+    parent = ctx.parents.get(cur)
+    if isinstance(parent, ast.Call) and ctx.call_name(parent) in {"os.path.expanduser", "os.path.abspath"}:
+        cur, parent = parent, ctx.parents.get(parent)
+    nxt: ast.AST | None = None
+    if isinstance(parent, ast.Call) and cur in parent.args:
+        idx = parent.args.index(cur)
+        nxt = parent.args[idx + 1] if idx + 1 < len(parent.args) else None
+    elif isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div) and parent.left is cur:
+        nxt = parent.right
+    return isinstance(nxt, ast.Constant) and isinstance(nxt.value, str) and nxt.value.startswith(".")
 
 
 def _is_pattern_use(ctx: ModuleContext, node: ast.AST) -> bool:
@@ -69,8 +90,8 @@ def _is_pattern_use(ctx: ModuleContext, node: ast.AST) -> bool:
     "machine-specific-path",
     severity="warning",
     summary="An absolute path or home directory is written into the code.",
-    rationale="""`/home/alice/data.csv`, `C:\\Users\\...`, `~/data` and `os.path.expanduser()`
-    point somewhere only on the machine (and for the user) that wrote them: on another machine,
+    rationale="""`/home/alice/data.csv`, `C:\\Users\\...`, `~/data` (expanded or not) and
+    `Path.home()` point somewhere only on the machine (and for the user) that wrote them: on another machine,
     or in a container or CI runner, the run reads nothing, or something else.""",
     fix="""Make the path relative to the project (`Path(__file__).parent / "data"`), or pass it
     in as a task parameter (reproflow records parameters and hashes the files they name).""",
@@ -82,7 +103,7 @@ def machine_specific_path(ctx: ModuleContext) -> Iterator[Hit]:
             if node in docstrings or isinstance(ctx.parents.get(node), ast.JoinedStr) and ctx.parents[node].values[0] is not node:  # type: ignore[attr-defined]
                 continue
             kind = classify(node.value)
-            if kind is None or _is_pattern_use(ctx, node):
+            if kind is None or _is_pattern_use(ctx, node) or kind == "home" and _is_tool_state(ctx, node):
                 continue
             shown = node.value if len(node.value) <= 60 else node.value[:57] + "..."
             if kind == "home":
@@ -91,10 +112,8 @@ def machine_specific_path(ctx: ModuleContext) -> Iterator[Hit]:
                 yield Hit(node, f"absolute path `{shown}` ties the pipeline to this machine's file layout")
         elif isinstance(node, ast.Call):
             name = ctx.call_name(node)
-            if name in {"os.path.expanduser", "posixpath.expanduser", "ntpath.expanduser", "pathlib.Path.home", "pathlib.PosixPath.home"}:
-                yield Hit(node, f"`{ast.unparse(node.func)}()` resolves to a different folder for every user and machine")
-            elif name is None and ctx.method_name(node) == "expanduser" and not node.args:
-                yield Hit(node, f"`{ast.unparse(node.func)}()` resolves to a different folder for every user and machine")
+            if name in {"pathlib.Path.home", "pathlib.PosixPath.home"} and not _is_tool_state(ctx, node):
+                yield Hit(node, f"`{ast.unparse(node)}` resolves to a different folder for every user and machine")
 
 
 __all__ = ["classify"]
