@@ -37,6 +37,11 @@ def count_lines(path: Annotated[pathlib.Path, Input]) -> int:
 
 
 @repro_task
+def byte_count(path: Annotated[pathlib.Path, Input]) -> int:
+    return len(path.read_bytes())
+
+
+@repro_task
 def write_report(n: int, target: Annotated[pathlib.Path, Output]) -> pathlib.Path:
     target.write_text(f"{n}\n")
     return target
@@ -55,7 +60,7 @@ def test_direct_call_records_run_task_and_data(store: Store, tmp_path: pathlib.P
     @flow
     def pipeline(src: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
         copy_upper(src, out / "upper.txt")
-        n = count_lines(out / "upper.txt")
+        n = count_lines.submit(out / "upper.txt")  # a future: Prefect records the edge
         return write_report(n, out / "report.txt")
 
     state = pipeline(src, tmp_path, return_state=True)
@@ -73,7 +78,7 @@ def test_direct_call_records_run_task_and_data(store: Store, tmp_path: pathlib.P
     assert [(r.param, r.sha256) for r in cu.inputs] == [("src", hashlib.sha256(b"hello\nworld\n").hexdigest())]
     assert [(r.param, r.sha256, r.size) for r in cu.outputs] == [("dst", hashlib.sha256(b"HELLO\nWORLD\n").hexdigest(), 12)]
     assert cu.result == 12 and cu.result_hash == reproflow.stable_hash(12)
-    # count_lines read copy_upper's output: a data edge; write_report consumed count_lines' result
+    # count_lines read copy_upper's output (a data edge); write_report consumed count_lines' future
     from reproflow._dag import upstream_map
 
     up = upstream_map(run)
@@ -256,7 +261,7 @@ def test_hashes_identical_for_identical_content_and_differ_by_one_byte(store: St
     @flow
     def hashing() -> None:
         for p in (a, b, c):
-            count_lines.with_options(name=p.stem)(p)
+            byte_count.with_options(name=p.stem)(p)
 
     state = hashing(return_state=True)
     _, tasks = _run_records(store, str(state.state_details.flow_run_id))

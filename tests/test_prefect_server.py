@@ -1,0 +1,127 @@
+"""End to end against a real `prefect server start` (SQLite, loopback), started by the test.
+
+A flow in a separate process records into a store and publishes its provenance artifacts; the
+test reads them back through Prefect's HTTP API and checks them against the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+FLOW = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from prefect import flow
+    from reproflow import repro_task
+
+    @repro_task(inputs=["src"], outputs=["dst"])
+    def shout(src: Path, dst: Path) -> int:
+        dst.write_text(src.read_text().upper())
+        return 7
+
+    @flow(name="served-flow")
+    def served(src: Path, dst: Path) -> int:
+        return shout(src, dst)
+
+    if __name__ == "__main__":
+        state = served(Path(sys.argv[1]), Path(sys.argv[2]), return_state=True)
+        print("RUN_ID", state.state_details.flow_run_id)
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("prefect server did not become healthy in 120 s")
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_artifacts_read_back_through_the_api(prefect_server: str, tmp_path: pathlib.Path) -> None:
+    """The flow run on the real server carries reproflow's three artifacts, matching the store."""
+    (tmp_path / "in.txt").write_text("quiet words\n")
+    (tmp_path / "flow.py").write_text(FLOW)
+    store = tmp_path / "store"
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "flow.py"), str(tmp_path / "in.txt"), str(tmp_path / "out.txt")],
+        env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_id = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("RUN_ID"))
+
+    resp = httpx.post(f"{prefect_server}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
+    resp.raise_for_status()
+    arts = {a["key"]: a for a in resp.json()}
+    assert set(arts) == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
+    assert arts["reproflow-provenance"]["type"] == "markdown"
+    assert "# reproflow provenance: served-flow" in arts["reproflow-provenance"]["data"]
+
+    from reproflow.store import Store
+
+    run = Store(store).load_run(run_id)
+    task = run.final_tasks()[0]
+    rows = json.loads(arts["reproflow-tasks"]["data"])
+    assert [(r["task"], r["task_run_id"], r["state"]) for r in rows] == [("shout", task.task_run_id, "COMPLETED")]
+    assert task.outputs[0].sha256 and task.outputs[0].sha256[:12] in rows[0]["outputs"]
+    assert arts["reproflow-record"]["type"] == "link"
+    assert f"runs/{run_id}" in arts["reproflow-record"]["data"]
+
+    # the flow run itself is on the server with the same id
+    fr = httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=30)
+    assert fr.status_code == 200 and fr.json()["state"]["type"] == "COMPLETED"
