@@ -153,10 +153,14 @@ def _endpoint(fs: Any) -> str:
     if isinstance(kwargs, dict) and kwargs.get("endpoint_url"):
         return strip_credentials(str(kwargs["endpoint_url"]))
     env = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    proto = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    if proto in ("s3", "s3a") and env:
+    if env and _is_s3(fs):
         return strip_credentials(env)
     return ""
+
+
+def _is_s3(fs: Any) -> bool:
+    """Whether ``fs`` is s3fs (or a subclass registered under another protocol)."""
+    return hasattr(fs, "call_s3") and any(c.__module__.startswith("s3fs") for c in type(fs).__mro__)
 
 
 def _cache_key(fs: Any, path: str, info: dict[str, Any]) -> str | None:
@@ -179,8 +183,7 @@ def _cache_key(fs: Any, path: str, info: dict[str, Any]) -> str | None:
 
 def _s3_checksum(fs: Any, path: str, info: dict[str, Any]) -> str | None:
     """The full-object SHA-256 an S3 upload may carry (hex), without reading the object."""
-    proto = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    if proto not in ("s3", "s3a") or not hasattr(fs, "call_s3"):
+    if not _is_s3(fs):
         return None
     algos = info.get("ChecksumAlgorithm")
     if algos is not None and "SHA256" not in algos:

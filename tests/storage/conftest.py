@@ -3,7 +3,7 @@
 * S3: moto's ``ThreadedMotoServer`` on a free port, buckets made with boto3 (``fs.mkdir`` fails
   there for us-east-1), reached through s3fs with ``client_kwargs={"endpoint_url": ...}``;
   credentials only through the ``AWS_*`` environment variables this fixture sets.
-* GCS: ``gcp-storage-emulator`` (from PyPI) in-process on a free port, reached through gcsfs
+* GCS: ``gcp-storage-emulator`` (from PyPI) as a subprocess on a free port, reached through gcsfs
   with ``endpoint_url=...`` and ``token="anon"``.
 
 Both servers live for the whole session; every test gets fresh buckets, so tests never see each
@@ -19,6 +19,10 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import logging  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
@@ -71,15 +75,37 @@ def s3_server(s3_env: None) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[GCSServer]:
-    """One in-memory GCS emulator for the session, on a free loopback port."""
-    from gcp_storage_emulator.server import create_server
+    """One in-memory GCS emulator for the session, a subprocess on a free loopback port.
 
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    A subprocess keeps the emulator's own request tracebacks out of the CLI output under test.
+    """
     port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    yield GCSServer(port=port, server=server)
-    server.stop()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--in-memory", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    srv = GCSServer(port=port, server=proc)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(srv.endpoint + "/", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"gcp-storage-emulator did not start on port {port}")
+        time.sleep(0.1)
+    yield srv
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

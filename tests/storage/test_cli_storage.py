@@ -1,0 +1,92 @@
+"""The CLI against remote stores: bad input gets one red line and its exit code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+import pytest
+from storage_records import write_run
+from storage_servers import Backend, dead_endpoint
+
+from reproflow import errors
+from reproflow._cli_common import run_cli
+from reproflow.cli import app
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run_cli(app, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def remote(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, cache_dirs: Any) -> Backend:
+    """An S3 or GCS store whose endpoint comes from fsspec's config (as a user's config file sets it)."""
+    if request.param == "s3":
+        srv = request.getfixturevalue("s3_server")
+        monkeypatch.setitem(fsspec.config.conf, "s3", srv.storage_options)
+        return Backend("s3", f"s3://{srv.new_bucket()}/store", {})
+    srv = request.getfixturevalue("gcs_server")
+    monkeypatch.setitem(fsspec.config.conf, "gs", srv.storage_options)
+    return Backend("gs", f"gs://{srv.new_bucket()}/store", {})
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("remote", ["s3", "gs"], indirect=True)
+def test_remote_runs_list_and_show(remote: Backend, capsys: pytest.CaptureFixture[str]) -> None:
+    """`runs list --json` and `runs show` work on a remote store given only its URL."""
+    run_id = write_run(remote.store(), n_tasks=2)
+    code, out, _ = cli(capsys, "runs", "list", "--store", remote.url, "--json")
+    assert code == 0 and run_id in out
+    code, out, _ = cli(capsys, "runs", "show", run_id[:8], "--store", remote.url, "--json")
+    assert code == 0 and '"step-1"' in out
+
+
+@pytest.mark.parametrize("remote", ["s3", "gs"], indirect=True)
+def test_remote_bad_input_one_line(remote: Backend, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown run, missing store, corrupt record, newer schema: one line each, distinct codes."""
+    store = remote.store()
+    run_id = write_run(store, n_tasks=1)
+
+    code, _, err = cli(capsys, "runs", "show", "deadbeef-1234", "--store", remote.url)
+    assert code == errors.RunNotFound.exit_code and "deadbeef-1234" in _one_line(err)
+
+    code, _, err = cli(capsys, "runs", "list", "--store", remote.url + "-absent")
+    assert code == errors.StoreNotFound.exit_code and "no reproflow store" in _one_line(err)
+
+    path = store.path("runs", run_id, "run.json")
+    good = store.read_bytes(path)
+    store.fs.pipe_file(path, b"\x00garbage")
+    code, _, err = cli(capsys, "runs", "show", run_id, "--store", remote.url)
+    assert code == errors.CorruptRecord.exit_code and "corrupt record" in _one_line(err)
+
+    store.fs.pipe_file(path, good.replace(b'"schema_version":"1.0"', b'"schema_version":"7.0"'))
+    code, _, err = cli(capsys, "runs", "show", run_id, "--store", remote.url)
+    assert code == errors.NewerSchema.exit_code and "7.0" in _one_line(err)
+
+
+def test_unreachable_s3_one_line(
+    s3_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An S3 endpoint where nothing listens: StoreUnreachable, one line, exit code 3."""
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"client_kwargs": {"endpoint_url": dead_endpoint()}})
+    code, _, err = cli(capsys, "runs", "list", "--store", "s3://nowhere/store")
+    line = _one_line(err)
+    assert code == errors.StoreUnreachable.exit_code == 3
+    assert "unreachable" in line and "s3://nowhere/store" in line
+
+
+@pytest.mark.slow
+def test_unreachable_gcs_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A GCS endpoint where nothing listens: StoreUnreachable, one line (after gcsfs's ~30 s of retries)."""
+    monkeypatch.setitem(fsspec.config.conf, "gs", {"endpoint_url": dead_endpoint(), "token": "anon"})
+    code, _, err = cli(capsys, "runs", "list", "--store", "gs://nowhere/store")
+    line = _one_line(err)
+    assert code == 3 and "unreachable" in line and "gs://nowhere/store" in line
