@@ -36,7 +36,7 @@ _pid = os.getpid()
 _cache: dict[tuple[str, str], tuple[str, ProcessContext]] = {}
 #: (root argument, entry file's folder) -> resolved root, so a cached call runs no git at all
 _roots: dict[tuple[str | None, str | None], str] = {}
-#: How many full captures this process ran (tests read it to check the cache).
+#: How many full captures this process ran since the last clear_cache() or fork (tests read it).
 capture_count = 0
 
 
@@ -51,9 +51,10 @@ def clear_cache() -> None:
 
 def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time would never be released in the child.
-    global _lock, _pid
+    global _lock, _pid, capture_count
     _lock = threading.Lock()
     _pid = os.getpid()
+    capture_count = 0
     _cache.clear()
     _roots.clear()
 
