@@ -103,8 +103,8 @@ def _glob_match(rel: str, pattern: str) -> bool:
         return True
     if "**/" in pattern and fnmatch.fnmatchcase(rel, pattern.replace("**/", "")):
         return True  # "src/**/*.py" also matches "src/a.py"
-    if "/" not in pattern:
-        return fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], pattern)
+    if "/" not in pattern and fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], pattern):
+        return True
     return fnmatch.fnmatchcase(rel, pattern.rstrip("/") + "/*")  # a folder name matches what is in it
 
 

@@ -86,11 +86,12 @@ def python_files(paths: Iterable[PathLike]) -> list[Path]:
         if path.is_file():
             found[path] = None
         elif path.is_dir():
+            below: list[Path] = []
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
-                for name in sorted(files):
-                    if name.endswith((".py", ".pyi")):
-                        found[Path(root) / name] = None
+                below.extend(Path(root) / name for name in files if name.endswith((".py", ".pyi")))
+            for file in sorted(below, key=lambda p: p.as_posix()):
+                found[file] = None
         else:
             raise CheckPathNotFound.at(str(raw))
     return list(found)
