@@ -40,7 +40,8 @@ def fail(exc: ReproflowError) -> None:
 def run_cli(app: typer.Typer, args: Optional[list[str]] = None) -> int:
     """Run the app: ReproflowError → one line + exit code; other errors keep their traceback."""
     try:
-        app(args=args, standalone_mode=False)
+        # In non-standalone mode click *returns* the code of a `typer.Exit(n)` instead of raising.
+        result = app(args=args, standalone_mode=False)
     except ReproflowError as exc:
         message = " ".join(str(exc).split())
         console_err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
@@ -61,7 +62,7 @@ def run_cli(app: typer.Typer, args: Optional[list[str]] = None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 __all__ = ["JsonOption", "StoreOption", "console", "console_err", "fail", "print_json", "run_cli"]
