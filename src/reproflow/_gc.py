@@ -199,7 +199,7 @@ def _references(
             data = store.read_bytes(info.path)
         except FileNotFoundError:
             continue
-        if not data[:1] in (b"{", b"["):
+        if data[:1] not in (b"{", b"["):
             continue  # archives and pickles: no references inside
         before = by_field | tokens
         _scan(data, by_field, tokens)
