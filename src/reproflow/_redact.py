@@ -26,6 +26,7 @@ and the time it took is kept (:func:`detector_setup_ms`).
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -184,6 +185,17 @@ class _Detectors:
 
 _DETECTORS = _Detectors()
 _warm_thread: threading.Thread | None = None
+
+
+def _after_fork_in_child() -> None:
+    # a lock held by a warm-up thread at fork time would never be released in the child
+    global _warm_thread
+    _DETECTORS._lock = threading.Lock()
+    _warm_thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def warm_up(background: bool = True) -> None:

@@ -185,3 +185,16 @@ def test_run_record_round_trip_through_store(make_repo: MakeRepo, tmp_path: path
     run = store.load_run("run-1")
     assert run.context == ctx
     assert ProcessContext.model_validate_json(ctx.model_dump_json()) == ctx
+
+
+def test_prefetch_loads_detect_secrets_in_the_background() -> None:
+    """prefetch() starts one daemon thread that leaves detect-secrets loaded; a second call is free."""
+    from reproflow._redact import detector_setup_ms
+
+    capture.prefetch()
+    thread = capture._prefetch_thread
+    assert thread is not None and thread.daemon
+    capture.prefetch()
+    assert capture._prefetch_thread is thread
+    thread.join(timeout=120)
+    assert not thread.is_alive() and detector_setup_ms() is not None

@@ -40,6 +40,37 @@ _roots: dict[tuple[str | None, str | None], str] = {}
 capture_count = 0
 
 
+_prefetch_thread: threading.Thread | None = None
+
+
+def prefetch() -> None:
+    """Start loading what the first capture needs, in a daemon thread; calling again is free.
+
+    Imports detect-secrets (a few hundred ms, mostly ``requests``), psutil and threadpoolctl, and
+    starts filling the per-machine CPU cache when it is missing. Call it as early as possible,
+    e.g. when a task is decorated: the first :func:`get_context` then skips that cost.
+    """
+    global _prefetch_thread
+    with _lock:
+        if _prefetch_thread is not None:
+            return
+        _prefetch_thread = threading.Thread(target=_prefetch, name="reproflow-prefetch", daemon=True)
+    _prefetch_thread.start()
+
+
+def _prefetch() -> None:
+    from .._redact import warm_up
+    from .hardware import cpu_info
+
+    warm_up(background=False)
+    try:
+        import psutil  # noqa: F401
+        import threadpoolctl  # noqa: F401
+    except ImportError:  # pragma: no cover - both are dependencies
+        pass
+    cpu_info(refresh=True)
+
+
 def clear_cache() -> None:
     """Forget every cached capture of this process (for tests, or after changing the code)."""
     global capture_count
@@ -51,8 +82,9 @@ def clear_cache() -> None:
 
 def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time would never be released in the child.
-    global _lock, _pid, capture_count
+    global _lock, _pid, capture_count, _prefetch_thread
     _lock = threading.Lock()
+    _prefetch_thread = None
     _pid = os.getpid()
     capture_count = 0
     _cache.clear()
@@ -182,6 +214,7 @@ __all__ = [
     "environment_identity",
     "extract_source",
     "get_context",
+    "prefetch",
     "resolve_root",
     "snapshot_distribution",
     "snapshot_source",

@@ -163,8 +163,8 @@ def distributions(dists: Iterable[Any] | None = None) -> list[Distribution]:
 
 
 def _distribution(dist: Any) -> Distribution | None:
-    read = _reader(dist)
-    text = read("METADATA") or read("PKG-INFO")
+    read, read_head = _readers(dist)
+    text = read_head("METADATA") or read_head("PKG-INFO")
     if not text:
         return None
     headers = parse_headers(text)
@@ -186,21 +186,44 @@ def _distribution(dist: Any) -> Distribution | None:
     )
 
 
-def _reader(dist: Any) -> Callable[[str], str | None]:
-    """A fast ``read_text`` for a dist-info folder on disk; the generic one for anything else."""
+#: First read of a METADATA file; the header block nearly always ends inside it.
+_HEAD_CHUNK = 16384
+_NOT_THERE = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _readers(dist: Any) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
+    """(read a whole file, read a METADATA file's header block) for one distribution.
+
+    A dist-info folder on disk is read directly, and only up to the end of METADATA's header
+    block (the long description after it can be 100 kB); any other kind of distribution goes
+    through ``importlib.metadata``'s ``read_text``.
+    """
     path = getattr(dist, "_path", None)  # PathDistribution's folder (stable since Python 3.8)
     if path is None or not isinstance(path, os.PathLike):
-        return dist.read_text  # type: ignore[no-any-return]
+        return dist.read_text, dist.read_text
     folder = os.fspath(path)
 
     def read(name: str) -> str | None:
         try:
-            with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
-                return fh.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+            with open(os.path.join(folder, name), "rb") as fh:
+                return fh.read().decode("utf-8", "replace")
+        except _NOT_THERE:
             return None
 
-    return read
+    def read_head(name: str) -> str | None:
+        try:
+            with open(os.path.join(folder, name), "rb") as fh:
+                data = fh.read(_HEAD_CHUNK)
+                end = data.find(b"\n\n")
+                if end < 0 and b"\r\n\r\n" not in data and len(data) == _HEAD_CHUNK:
+                    data += fh.read()
+        except _NOT_THERE:
+            return None
+        if end >= 0:
+            data = data[: end + 1]
+        return data.decode("utf-8", "replace")
+
+    return read, read_head
 
 
 #: The METADATA headers reproflow keeps (``License`` may continue on indented lines).
@@ -277,8 +300,9 @@ def _direct_url(text: str | None) -> DirectUrl | None:
         elif isinstance(info.get("hash"), str):
             archive_hash = info["hash"].replace(":", "=", 1) if "=" not in info["hash"] else info["hash"]
         return DirectUrl(url=url, kind="archive", archive_hash=archive_hash)
-    dir_info = data.get("dir_info") if isinstance(data.get("dir_info"), dict) else {}
-    return DirectUrl(url=url, kind="dir", editable=bool(dir_info.get("editable", False)))
+    dir_info = data.get("dir_info")
+    editable = bool(dir_info.get("editable", False)) if isinstance(dir_info, dict) else False
+    return DirectUrl(url=url, kind="dir", editable=editable)
 
 
 def local_dir(direct_url: DirectUrl | None) -> str | None:

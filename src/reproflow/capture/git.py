@@ -14,8 +14,10 @@ and without ``GIT_DIR``-style variables that would point it at another repositor
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from .._urls import strip_credentials
@@ -112,8 +114,7 @@ class _GitFailed(Exception):
         self.reason = reason
 
 
-def _git(runner: GitRunner, args: Sequence[str], cwd: str, ok: Sequence[int] = (0,)) -> bytes:
-    result = runner(args, cwd)
+def _ok(result: GitResult, ok: Sequence[int] = (0,)) -> bytes:
     if result.returncode not in ok:
         raise _GitFailed(_reason(result.stderr))
     return result.stdout
@@ -129,12 +130,28 @@ def _reason(stderr: bytes) -> str:
     return f"git failed: {first[:200]}"
 
 
+#: The git calls of one capture. They all work from any folder of the work tree (porcelain
+#: status paths and diff paths are relative to the root), so they run at the same time.
+_CALLS: dict[str, list[str]] = {
+    "root": ["rev-parse", "--show-toplevel"],
+    "status": ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"],
+    "remotes": ["config", "--get-regexp", r"^remote\..*\.url$"],
+    "tags": ["tag", "--points-at", "HEAD"],
+    # the short stat line, a blank line, then the patch: one process instead of two
+    "diff": ["diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--shortstat", "--patch", "HEAD"],
+}
+_STAT = re.compile(rb"^ \d+ files? changed[^\n]*\n\n?")
+
+
 def _capture(cwd: str, runner: GitRunner, max_diff_bytes: int) -> tuple[GitState, bytes | None]:
+    with ThreadPoolExecutor(max_workers=len(_CALLS), thread_name_prefix="reproflow-git") as pool:
+        futures = {key: pool.submit(runner, args, cwd) for key, args in _CALLS.items()}
+        results = {key: f.result() for key, f in futures.items()}
     try:
-        root = _git(runner, ["rev-parse", "--show-toplevel"], cwd).decode("utf-8", "surrogateescape").strip()
+        root = _ok(results["root"]).decode("utf-8", "surrogateescape").strip()
         if not root:
             return GitState(absent_reason="not inside a work tree (bare repository?)"), None
-        status = _parse_status(_git(runner, ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"], root))
+        status = _parse_status(_ok(results["status"]))
     except _GitFailed as exc:
         return GitState(absent_reason=exc.reason), None
     untracked = status.untracked
@@ -151,21 +168,22 @@ def _capture(cwd: str, runner: GitRunner, max_diff_bytes: int) -> tuple[GitState
     state.commit = status.commit
     state.dirty = status.dirty
     # remote URL: origin when it exists, else the first remote (config exits 1 when none)
-    remotes = _git(runner, ["config", "--get-regexp", r"^remote\..*\.url$"], root, ok=(0, 1))
-    state.remote_url = _pick_remote(remotes.decode("utf-8", "surrogateescape"))
-    tags = _git(runner, ["tag", "--points-at", "HEAD"], root).decode("utf-8", "surrogateescape")
+    state.remote_url = _pick_remote(_ok(results["remotes"], (0, 1)).decode("utf-8", "surrogateescape"))
+    tags = _ok(results["tags"]).decode("utf-8", "surrogateescape")
     state.tags = sorted(t for t in tags.splitlines() if t)
     if not state.dirty:
         return state, None
-    diff = _git(runner, ["diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", "HEAD"], root)
-    stat = _git(runner, ["diff", "--shortstat", "--no-ext-diff", "--no-textconv", "HEAD"], root)
-    state.diff_stat = stat.decode("utf-8", "replace").strip() or None
-    if not diff:
+    out = _ok(results["diff"])
+    m = _STAT.match(out)
+    if m:
+        state.diff_stat = m.group(0).decode("utf-8", "replace").strip()
+        out = out[m.end():]
+    if not out:
         return state, None
-    if len(diff) > max_diff_bytes:
-        state.diff_omitted = f"diff is {len(diff)} bytes, over the {max_diff_bytes}-byte limit"
+    if len(out) > max_diff_bytes:
+        state.diff_omitted = f"diff is {len(out)} bytes, over the {max_diff_bytes}-byte limit"
         return state, None
-    return state, diff
+    return state, out
 
 
 class _Status(NamedTuple):

@@ -215,6 +215,15 @@ _refresh_started: set[str] = set()
 _refresh_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _refresh_lock
+    _refresh_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _start_refresh(path: str) -> None:
     """Fill the cache in a separate interpreter, started from a daemon thread (once per path).
 
@@ -257,7 +266,8 @@ def _physical_cores() -> int | None:
         import psutil
     except ImportError:  # pragma: no cover - psutil is a dependency
         return None
-    return psutil.cpu_count(logical=False)
+    cores: int | None = psutil.cpu_count(logical=False)
+    return cores
 
 
 # --------------------------------------------------------------------------------------------
