@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ._scrub import scrub_json, scrub_text
 from ._values import hash_mapping, to_typed_json
 from .records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
 from .store import Store, resolve_store_url
@@ -122,7 +123,7 @@ def start_run(
         entry, module = entry_of(fn, context.source.root)
     else:
         entry, module = _script_entry(entry_file, context.source.root), None
-    typed = {k: to_typed_json(v) for k, v in parameters.items()}
+    typed = scrub_json({k: to_typed_json(v) for k, v in parameters.items()})
     _, phash = hash_mapping(parameters)
     record = RunRecord(
         run_id=run_id,
@@ -134,7 +135,7 @@ def start_run(
         parameters_hash=phash,
         context=digest,
         cwd=os.getcwd(),
-        argv=list(sys.argv),
+        argv=[scrub_text(a) for a in sys.argv],
         engine=engine,  # type: ignore[arg-type]
         replay_of=os.environ.get(REPLAY_OF_ENV) or None,
         seed=seed,
@@ -228,7 +229,7 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     store = get_store(url)
     error = None
     if not state.is_completed():
-        error = ErrorInfo(type=f"prefect.{state.type.value}", message=state.message or state.name)
+        error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     finish_run(store, run_id, _status_of(state), error)
     try:
         from ._artifacts import publish_run_artifacts

@@ -33,6 +33,7 @@ from prefect.tasks import Task, _generate_task_key
 from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
 from ._hashing import hash_path, is_local, local_path, stat_signature
+from ._scrub import scrub_json, scrub_text
 from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store
 from ._values import hash_mapping, stable_hash, to_typed_json
 from .records import DataRef, ErrorInfo, Finding, TaskRecord, utcnow
@@ -198,7 +199,7 @@ class _Attempt:
         if has_result:
             typed = to_typed_json(result)
             if len(canonical_json(typed)) <= MAX_INLINE_JSON:
-                inline = typed
+                inline = scrub_json(typed)
         result_blob = None
         if has_result and self.spec.opts.store_results:
             import cloudpickle
@@ -213,8 +214,8 @@ class _Attempt:
         outputs = self._collect_outputs(None)
         error = ErrorInfo(
             type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            message=str(exc)[:2000],
-            traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
+            message=scrub_text(str(exc)[:2000]),
+            traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]),
         )
         self._write("FAILED", outputs=outputs, error=error)
 
@@ -254,7 +255,7 @@ class _Attempt:
             started_at=self.started_at,
             ended_at=ended,
             duration_s=time.perf_counter() - self.t0,
-            parameters=typed,
+            parameters=scrub_json(typed),
             parameter_hashes=per,
             parameters_hash=combined,
             inputs=self.inputs,
