@@ -255,6 +255,9 @@ def keyword_assignment(name: str, value: str) -> str | None:
 _ENTROPY_MIN_LEN = 20
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
+#: A name ending in one of these words holds an identifier or a hash: random-looking by design.
+_ID_WORDS = frozenset({"SHA", "COMMIT", "REVISION", "REV", "DIGEST", "HASH", "CHECKSUM", "ID", "UUID",
+                       "GUID", "SHA1", "SHA256"})
 
 
 def high_entropy(name: str, value: str) -> str | None:
@@ -262,9 +265,14 @@ def high_entropy(name: str, value: str) -> str | None:
 
     Uses detect-secrets' Shannon entropy and its default limits (4.5 for base64, 3.0 for hex),
     on the whole value only: a token inside a longer text is left to the specific detectors.
+    Names ending in an identifier word (``GITHUB_SHA``, ``INVOCATION_ID``, ``*_DIGEST``) are left
+    alone: their values are random by design (a secret name is still caught by its name).
     """
     if len(value) < _ENTROPY_MIN_LEN:
         return None
+    parts = _name_parts(name)
+    if parts and parts[-1] in _ID_WORDS:
+        return None  # GITHUB_SHA, CI_COMMIT_SHA, INVOCATION_ID: random-looking, not secret
     chars = set(value)
     if chars <= _HEX_CHARS:
         plugin, reason = "HexHighEntropyString", "high-entropy:hex"

@@ -21,7 +21,7 @@ from reproflow.capture.environment import (
     parse_headers,
     platform_info,
 )
-from reproflow.records import Environment
+from reproflow.records import DirectUrl, Environment
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,18 @@ def test_environment_identity(env: Environment) -> None:
     other_py = env.model_copy(deep=True)
     other_py.python.version = "3.99.0"
     assert environment_identity(other_py) != environment_identity(env)
+    editable = env.model_copy(deep=True)
+    for d in editable.distributions:
+        d.source_blob = "0" * 64  # an editable install's stored snapshot does not change the venv
+    local = [d for d in editable.distributions if d.direct_url and d.direct_url.kind == "dir"]
+    assert local and all(d.direct_url and d.direct_url.editable for d in local)
+    assert environment_identity(editable) == environment_identity(env)
+    copied = editable.model_copy(deep=True)
+    plain = next(d for d in copied.distributions if d.direct_url is None)
+    plain.direct_url = DirectUrl(url="file:///src/x", kind="dir")
+    with_content = environment_identity(copied)
+    plain.source_blob = "1" * 64  # a non-editable local install: its content counts
+    assert environment_identity(copied) != with_content
     moved = env.model_copy(deep=True)
     moved.sys_path = ["/elsewhere"]
     moved.python.executable = "/elsewhere/python"

@@ -64,16 +64,21 @@ def environment_identity(env: Environment) -> str:
 
     Covers the interpreter (implementation and full version) and, sorted by normalised name, each
     distribution's name, version and origin (PEP 610 URL, editable flag, VCS commit, archive
-    hash) plus the stored source snapshot of a local one: two environments with the same identity
-    can share one built venv. Environment variables, paths and platform are left out.
+    hash): two environments with the same identity can share one built venv. A package copied
+    into the venv from a local folder (a non-editable ``dir`` install) also counts its stored
+    source snapshot, since the venv holds that code; an editable one does not (the venv only
+    points at its folder). Environment variables, paths and platform are left out.
     """
     pins = []
     for d in env.distributions:
         origin: list[Any] = []
+        content = None
         if d.direct_url is not None:
             u = d.direct_url
             origin = [u.url, u.editable, u.vcs, u.commit_id, u.archive_hash]
-        pins.append([canonical_name(d.name), d.version, origin, d.source_blob])
+            if u.kind == "dir" and not u.editable:
+                content = d.source_blob
+        pins.append([canonical_name(d.name), d.version, origin, content])
     pins.sort(key=lambda p: (p[0], p[1]))
     payload = {"python": [env.python.implementation, env.python.version], "pins": pins}
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
