@@ -72,6 +72,9 @@ BAD: list[tuple[str, str]] = [
     ("RPF301", "import os\nDATA = os.path.expanduser('~/data')\n"),
     ("RPF301", "from pathlib import Path\nDATA = Path.home() / 'data'\n"),
     ("RPF301", "OUT = '/mnt/shared/project/out'\n"),
+    ("RPF301", "OUT = '/data'\nCSV = '/raw.csv'\n"),
+    ("RPF301", "from pathlib import Path\nOUT = Path('/experiments/run1')\n"),
+    ("RPF301", "with open('/experiments/run1/log', 'w') as fh:\n    pass\n"),
     ("RPF301", "user = 'x'\nOUT = f'/home/{user}/out'\n"),
     # RPF401 environment
     ("RPF401", "import os\nkey = os.environ['API_KEY']\n"),
@@ -153,6 +156,7 @@ GOOD: list[tuple[str, str]] = [
     ("RPF301", "\"\"\"Reads /home/alice/x.csv in the docs only.\"\"\"\nX = 1\n"),
     ("RPF301", "NULL = '/dev/null'\nTMP = '/tmp/scratch'\nOS = '/etc/os-release'\n"),
     ("RPF301", "URL = 'https://example.org/home/alice/x.csv'\n"),
+    ("RPF301", "import httpx\nc = httpx.Client(base_url='https://api.example.org')\nr = c.get('/v2/flows/filter')\nROUTE = '/runs/{run_id}'\nHEALTH = '/health'\nR = c.request('POST', '/flows/filter')\nROUTES = ['/flow_runs/filter', '/work_queues/x']\n"),
     ("RPF301", "import re\nPAT = re.compile('/home/[^/]+')\n"),
     ("RPF301", "import os\ndef f(user_path):\n    return os.path.expanduser(user_path)\n"),
     ("RPF301", "import os\nfrom pathlib import Path\nA = os.path.join(os.path.expanduser('~'), '.cache', 'x')\nB = Path.home() / '.config'\nC = '~/.local/share'\n"),

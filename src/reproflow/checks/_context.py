@@ -147,7 +147,12 @@ class ModuleContext:
         self.filename = filename
         self.lines = source.splitlines()
         self.parents: dict[ast.AST, ast.AST] = {}
-        for node in ast.walk(tree):
+        #: Every node of the module, breadth first (walk it once, not once per rule).
+        self.nodes: list[ast.AST] = list(ast.walk(tree))
+        self.all_calls: list[ast.Call] = []
+        for node in self.nodes:
+            if isinstance(node, ast.Call):
+                self.all_calls.append(node)
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
         self.aliases: dict[str, str] = {}
@@ -177,7 +182,7 @@ class ModuleContext:
     # ---------------------------------------------------------------------------------------
 
     def _collect_imports(self) -> None:
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -494,7 +499,7 @@ class ModuleContext:
     @cached_property
     def docstrings(self) -> set[ast.AST]:
         out: set[ast.AST] = set()
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
                 body = node.body
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
@@ -525,7 +530,7 @@ class ModuleContext:
     def wrapped_tasks(self) -> set[str]:
         """Names of functions passed to ``task(fn)``, ``repro_task(fn)``, ``flow(fn)``, ..."""
         out: set[str] = set()
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
                 target = node.func
                 if isinstance(target, ast.Call):  # repro_task(seed=1)(fn)
@@ -537,8 +542,10 @@ class ModuleContext:
 
     def calls(self, scope: Scope | None = None) -> Iterator[ast.Call]:
         """Every call in ``scope`` (nested scopes excluded), or in the whole module."""
-        nodes: list[ast.AST] | Iterator[ast.AST] = scope.nodes if scope is not None else ast.walk(self.tree)
-        for node in nodes:
+        if scope is None:
+            yield from self.all_calls
+            return
+        for node in scope.nodes:
             if isinstance(node, ast.Call):
                 yield node
 

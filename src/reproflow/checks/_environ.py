@@ -32,7 +32,7 @@ def _has_or_default(ctx: ModuleContext, node: ast.AST) -> bool:
 )
 def undeclared_environment_variable(ctx: ModuleContext) -> Iterator[Hit]:
     declared = ctx.declared_env
-    for node in ast.walk(ctx.tree):
+    for node in ctx.nodes:
         key: ast.AST | None = None
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and ctx.qualname(node.value) in _ENVIRON:
             key = node.slice

@@ -41,7 +41,8 @@ class Taint:
         self.scope = scope
         self.is_source = is_source
         self.tainted: dict[str, ast.AST] = {}  #: name → the source node it came from
-        self._solve()
+        if any(isinstance(n, ast.Call) and is_source(n) for n in scope.nodes):
+            self._solve()  # no source call in the scope: no local name can be tainted
 
     def source_in(self, expr: ast.AST | None) -> ast.AST | None:
         """The first source (call node) whose value reaches ``expr``, or None."""

@@ -32,7 +32,7 @@ def _torch_deterministic(ctx: ModuleContext) -> bool:
             arg = call.args[0] if call.args else (keyword(call, "mode").value if keyword(call, "mode") else None)  # type: ignore[union-attr]
             if not _falsy(arg):
                 return True
-    for node in ast.walk(ctx.tree):
+    for node in ctx.nodes:
         if isinstance(node, ast.Assign) and not _falsy(node.value):
             for target in node.targets:
                 if ctx.qualname(target) == "torch.backends.cudnn.deterministic":
@@ -44,7 +44,7 @@ def _tf_deterministic(ctx: ModuleContext) -> bool:
     for call in ctx.calls():
         if ctx.call_name(call) in _TF_DETERMINISTIC:
             return True
-    for node in ast.walk(ctx.tree):  # os.environ["TF_DETERMINISTIC_OPS"] = "1"
+    for node in ctx.nodes:  # os.environ["TF_DETERMINISTIC_OPS"] = "1"
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Subscript) and const_str(target.slice) == "TF_DETERMINISTIC_OPS" and not _falsy(node.value):

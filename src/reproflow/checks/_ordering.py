@@ -226,7 +226,7 @@ def _walk_sorted(ctx: ModuleContext, call: ast.Call) -> bool:
     `sorted(files)`.""",
 )
 def unordered_iteration(ctx: ModuleContext) -> Iterator[Hit]:
-    for node in ast.walk(ctx.tree):
+    for node in ctx.nodes:
         if isinstance(node, ast.Call):
             label = _listing(ctx, node)
             if label is not None:

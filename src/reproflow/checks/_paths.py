@@ -19,8 +19,30 @@ _HOME_RE = re.compile(
 )
 _WINDOWS_ABS_RE = re.compile(r"^[A-Za-z]:[\\/][^\s]")
 _POSIX_ABS_RE = re.compile(r"^/[A-Za-z0-9_.~-][^\s]*$")
+_EXTENSION_RE = re.compile(r"[^.]\.[A-Za-z][A-Za-z0-9]{0,7}$")
+#: Calls (by qualified-name prefix) whose string arguments are file-system locations.
+_FILE_CALL_PREFIXES = (
+    "builtins.open", "io.open", "pathlib.", "os.", "shutil.", "glob.", "pandas.read_", "polars.read_",
+    "polars.scan_", "numpy.load", "numpy.save", "numpy.loadtxt", "numpy.genfromtxt", "json.load",
+    "pickle.load", "torch.load", "torch.save", "joblib.load", "joblib.dump", "h5py.File", "xarray.open_",
+    "zarr.open", "sqlite3.connect", "tarfile.open", "zipfile.ZipFile", "fsspec.open",
+)  # fmt: skip
+_FILE_METHODS = frozenset(
+    {"open", "read_text", "read_bytes", "write_text", "write_bytes", "to_csv", "to_parquet", "to_json",
+     "to_pickle", "to_excel", "savefig", "save", "load", "joinpath", "mkdir", "exists", "is_file", "is_dir"}
+)  # fmt: skip
 #: Absolute paths that mean the same thing on every POSIX machine.
 _PORTABLE_PREFIXES = ("/dev/", "/proc/", "/sys/", "/etc/", "/usr/", "/bin/", "/sbin/", "/lib", "/tmp", "/var/tmp")
+#: Top-level folders where machine-specific data usually lives.
+_DATA_ROOTS = frozenset(
+    {"data", "mnt", "media", "scratch", "srv", "opt", "var", "gpfs", "lustre", "nfs", "net", "shared",
+     "project", "projects", "work", "storage", "Volumes", "datasets", "home", "Users", "root"}
+)  # fmt: skip
+#: Calls whose first argument is a URL route (HTTP clients, web routers), not a file.
+_ROUTE_METHODS = frozenset(
+    {"get", "post", "put", "patch", "delete", "head", "options", "request", "stream", "route", "api_route",
+     "add_url_rule", "add_api_route", "websocket", "mount", "url_for", "redirect"}
+)  # fmt: skip
 #: String methods whose argument is a pattern compared against, not a location used.
 _COMPARE_METHODS = frozenset(
     {"startswith", "endswith", "removeprefix", "removesuffix", "replace", "split", "rsplit", "strip",
@@ -29,7 +51,8 @@ _COMPARE_METHODS = frozenset(
 
 
 def classify(text: str) -> str | None:
-    """``"home"`` for a home directory, ``"absolute"`` for another machine path, else None."""
+    """``"home"`` for a home directory, ``"absolute"`` for another machine path, ``"absolute-maybe"``
+    for an absolute path that may be a URL route (reported only when used as a file), else None."""
     if text == "~":
         return "home"
     if "\n" in text or "://" in text or len(text) < 2:
@@ -39,7 +62,12 @@ def classify(text: str) -> str | None:
     if _WINDOWS_ABS_RE.match(text):
         return "absolute"
     if _POSIX_ABS_RE.match(text) and not text.startswith(_PORTABLE_PREFIXES) and text.strip("/"):
-        return "absolute"
+        if "{" in text or "<" in text:
+            return None  # a template ("/runs/{id}", "/items/<int:id>"): a route, not a location
+        parts = [p for p in text.split("/") if p]
+        if parts[0] in _DATA_ROOTS or _EXTENSION_RE.search(parts[-1]):
+            return "absolute"
+        return "absolute-maybe"  # "/v2/flows/filter" may be a URL route: judged by its use
     return None
 
 
@@ -62,6 +90,21 @@ def _is_tool_state(ctx: ModuleContext, node: ast.AST) -> bool:
     return isinstance(nxt, ast.Constant) and isinstance(nxt.value, str) and nxt.value.startswith(".")
 
 
+def _is_file_use(ctx: ModuleContext, node: ast.AST) -> bool:
+    """The literal goes straight into a file-system call (``open``, ``Path``, ``pd.read_csv``, ...)."""
+    parent = ctx.parents.get(node)
+    if isinstance(parent, ast.keyword):
+        parent = ctx.parents.get(parent)
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div):
+        return True  # Path("/x") / "y" or "/x" / name
+    if not isinstance(parent, ast.Call) or node is parent.func:
+        return False
+    name = ctx.call_name(parent) or ""
+    if name.startswith(_FILE_CALL_PREFIXES):
+        return True
+    return isinstance(parent.func, ast.Attribute) and parent.func.attr in _FILE_METHODS
+
+
 def _is_pattern_use(ctx: ModuleContext, node: ast.AST) -> bool:
     """The literal is compared against, concatenated onto a base, or used as a pattern."""
     parent = ctx.parents.get(node)
@@ -78,6 +121,8 @@ def _is_pattern_use(ctx: ModuleContext, node: ast.AST) -> bool:
         node, parent = parent, grand
     if isinstance(parent, ast.Call) and node is not parent.func:
         if isinstance(parent.func, ast.Attribute) and parent.func.attr in _COMPARE_METHODS:
+            return True
+        if isinstance(parent.func, ast.Attribute) and parent.func.attr in _ROUTE_METHODS and parent.args[:1] == [node]:
             return True
         name = ctx.call_name(parent) or ""
         if name.startswith(("re.", "fnmatch.", "urllib.parse.")):
@@ -98,13 +143,17 @@ def _is_pattern_use(ctx: ModuleContext, node: ast.AST) -> bool:
 )
 def machine_specific_path(ctx: ModuleContext) -> Iterator[Hit]:
     docstrings = ctx.docstrings
-    for node in ast.walk(ctx.tree):
+    for node in ctx.nodes:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if node in docstrings or isinstance(ctx.parents.get(node), ast.JoinedStr) and ctx.parents[node].values[0] is not node:  # type: ignore[attr-defined]
                 continue
             kind = classify(node.value)
             if kind is None or _is_pattern_use(ctx, node) or kind == "home" and _is_tool_state(ctx, node):
                 continue
+            if kind == "absolute-maybe":
+                if not _is_file_use(ctx, node):
+                    continue
+                kind = "absolute"
             shown = node.value if len(node.value) <= 60 else node.value[:57] + "..."
             if kind == "home":
                 yield Hit(node, f"`{shown}` is a home directory: it exists only for one user on one machine")

@@ -104,7 +104,11 @@ def entropy_source(ctx: ModuleContext, expr: ast.AST | None) -> ast.AST | None:
     """The call that makes ``expr`` differ between runs (a clock, OS entropy), if any."""
     if expr is None:
         return None
-    taint = Taint(ctx, ctx.scope_of(expr), lambda c: _is_entropy(ctx, c))
+    scope = ctx.scope_of(expr)
+    key = f"entropy:{id(scope.node)}"
+    taint = ctx.memo.get(key)
+    if not isinstance(taint, Taint):
+        taint = ctx.memo[key] = Taint(ctx, scope, lambda c: _is_entropy(ctx, c))
     return taint.source_in(expr)
 
 
@@ -130,41 +134,37 @@ def module_seeds(ctx: ModuleContext) -> frozenset[str]:
     return seeds
 
 
+_GLOBAL_SEEDERS = {
+    "random.seed": "python",
+    "numpy.random.seed": "numpy",
+    "torch.manual_seed": "torch",
+    "torch.random.manual_seed": "torch",
+    "tensorflow.random.set_seed": "tensorflow",
+    "tensorflow.set_random_seed": "tensorflow",
+    "tensorflow.compat.v1.set_random_seed": "tensorflow",
+    "tensorflow.compat.v1.random.set_random_seed": "tensorflow",
+}
+_EVERYTHING = ("python", "numpy", "torch", "tensorflow")
+
+
 def _find_seeds(ctx: ModuleContext) -> Iterator[str]:
-    everything = ("python", "numpy", "torch", "tensorflow")
     for call in ctx.calls():
         name = ctx.call_name(call)
-        if name is None:
-            # `@repro_task(seed=...)` resolved or not, and `g.manual_seed(...)` chains.
-            kw = keyword(call, "seed")
-            target = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-            if kw is not None and target == "repro_task" and _good_seed(ctx, kw.value):
-                yield from everything
-            continue
-        short = name.rsplit(".", 1)[-1]
-        arg = _seed_arg(call, "seed", "a")
-        if short == "repro_task":
+        target = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        short = name.rsplit(".", 1)[-1] if name else target
+        if short == "repro_task":  # @repro_task(seed=...), imported or not
             kw = keyword(call, "seed")
             if kw is not None and _good_seed(ctx, kw.value):
-                yield from everything
+                yield from _EVERYTHING
             continue
-        if not _good_seed(ctx, arg):
+        if name is None:
             continue
-        if name == "random.seed":
-            yield "python"
-        elif name == "numpy.random.seed":
-            yield "numpy"
-        elif name in {"torch.manual_seed", "torch.random.manual_seed"}:
-            yield "torch"
-        elif name in {
-            "tensorflow.random.set_seed",
-            "tensorflow.set_random_seed",
-            "tensorflow.compat.v1.set_random_seed",
-            "tensorflow.compat.v1.random.set_random_seed",
-        }:
-            yield "tensorflow"
+        if name in _GLOBAL_SEEDERS:
+            if _good_seed(ctx, _seed_arg(call, "seed", "a")):
+                yield _GLOBAL_SEEDERS[name]
         elif short in _SEED_EVERYTHING_SUFFIXES and "." in name and not name.startswith(("random.", "numpy.")):
-            yield from everything
+            if _good_seed(ctx, _seed_arg(call, "seed")):
+                yield from _EVERYTHING
 
 
 def _src(node: ast.AST) -> str:
