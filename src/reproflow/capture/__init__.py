@@ -101,8 +101,8 @@ def resolve_root(
     *,
     runner: GitRunner = subprocess_runner,
 ) -> str:
-    """The source root: ``root``, else the git work tree holding ``entry_file``'s folder, else that
-    folder, else the git work tree of the current directory, else the current directory."""
+    """The source root: ``root``; else the git work tree holding ``entry_file``'s folder (the
+    current directory when there is no entry file); else that folder itself."""
     if root is not None:
         return os.path.abspath(root)
     start = os.path.dirname(os.path.abspath(entry_file)) if entry_file else os.getcwd()
@@ -137,7 +137,7 @@ def get_context(
     with _lock:
         if os.getpid() != _pid:
             _after_fork_in_child()
-        root_key = (root, entry_dir if root is None else None)
+        root_key = (root, (entry_dir or os.getcwd()) if root is None else None)
         resolved = _roots.get(root_key)
         if resolved is None:
             resolved = resolve_root(entry_file, root)

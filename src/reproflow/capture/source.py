@@ -7,8 +7,8 @@
   files and small config files, skipping virtual environments, caches and build output.
 * Local or editable distributions: :func:`snapshot_distribution` archives the project folder.
 
-Archives are byte-for-byte reproducible (sorted names, mtime 0, uid/gid 0, no user names, gzip
-header mtime 0), so an unchanged tree always has the same SHA-256 and is stored once. Files over
+Archives are byte-for-byte reproducible with a given zlib (sorted names, mtime 0, uid/gid 0, no
+user names, gzip header mtime 0), so an unchanged tree always has the same SHA-256 and is stored once. Files over
 5 MiB, files past a 50 MiB total, and files whose names say they hold secrets (``.env``,
 ``*.pem``, ``id_rsa``, ``.netrc``...) are left out and listed in ``SourceSnapshot.skipped``.
 """
@@ -32,6 +32,9 @@ MAX_FILE_BYTES = 5 << 20
 MAX_TOTAL_BYTES = 50 << 20
 #: At most this many skipped names are listed (``skipped_total`` counts them all).
 MAX_SKIPPED_LISTED = 200
+#: gzip level: 2 compresses source about 3x faster than the default 6 for ~15% more bytes, and
+#: capture time matters more than store size (an unchanged tree is stored once anyway).
+_GZIP_LEVEL = 2
 #: A walk without git stops after this many directory entries (a script run from ``~``...).
 MAX_WALK_ENTRIES = 50_000
 
@@ -221,11 +224,11 @@ def _tarinfo(name: str, size: int = 0) -> tarfile.TarInfo:
 def _build(root: str, names: Iterable[str], max_file: int, max_total: int) -> _Archive:
     buf = io.BytesIO()
     archive = _Archive(data=b"")
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(set(names)):
-                _add(tar, root, name, archive, max_file, max_total)
-    archive.data = buf.getvalue()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(set(names)):
+            _add(tar, root, name, archive, max_file, max_total)
+    # one compress call over the whole tar (no name, mtime 0 in the gzip header)
+    archive.data = gzip.compress(buf.getvalue(), compresslevel=_GZIP_LEVEL, mtime=0)
     return archive
 
 
