@@ -270,3 +270,34 @@ def test_parse_error_is_one_finding() -> None:
     """A file that does not parse gives one RPF000 finding, never a crash."""
     [f] = check_source("def f(:\n", "broken.py")
     assert f.code == "RPF000" and f.severity == "error" and f.line == 1
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_KEYWORDS = {"if", "in", "is", "or", "as", "def", "for", "and", "not", "del", "try", "with", "from", "else", "elif",
+             "None", "True", "False", "pass", "class", "while", "yield", "async", "await", "break", "raise", "return",
+             "lambda", "global", "assert", "import", "except", "finally", "continue", "nonlocal", "match", "case"}  # fmt: skip
+_identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda s: s not in _KEYWORDS and s not in {"numpy", "random", "print", "rng", "x"}
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(alias=_identifiers, seed=st.integers(0, 2**32 - 1))
+def test_alias_resolution_property(alias: str, seed: int) -> None:
+    """Whatever name numpy is imported as, its global RNG is flagged and a seeded generator is not."""
+    bad = f"import numpy as {alias}\nx = {alias}.random.rand(2)\n"
+    good = f"import numpy as {alias}\nrng = {alias}.random.default_rng({seed})\nx = rng.random()\n"
+    assert codes(bad) == ["RPF102"]
+    assert codes(good) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(others=st.lists(st.sampled_from(sorted(all_rules())), max_size=3), spaces=st.sampled_from(["", " ", "  "]))
+def test_inline_ignore_property(others: list[str], spaces: str) -> None:
+    """An ignore comment silences exactly the codes it lists, however it is spaced."""
+    listed = ",".join(others)
+    src = f"import random\nx = random.random()  #{spaces}reproflow:{spaces}ignore[{listed}]\n"
+    expected = [] if "RPF101" in others else ["RPF101"]
+    assert codes(src) == expected

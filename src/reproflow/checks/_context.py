@@ -463,12 +463,11 @@ class ModuleContext:
                 continue
             line = tok.start[0]
             codes = match.group("codes")
-            if codes is None or not codes.strip():
+            if codes is None:  # bare `# reproflow: ignore`: every code
                 out[line] = None
-            else:
+            elif line not in out or out[line] is not None:  # `ignore[]` lists nothing: ignores nothing
                 parsed = frozenset(c.strip().upper() for c in codes.split(",") if c.strip())
-                prev = out.get(line, frozenset())
-                out[line] = None if prev is None and line in out else (prev or frozenset()) | parsed
+                out[line] = (out.get(line) or frozenset()) | parsed
         return out
 
     def ignored(self, code: str, node: ast.AST) -> bool:
