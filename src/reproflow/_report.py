@@ -298,17 +298,21 @@ def publish_report_artifact(report: Report, flow_run_id: UUID | str | None = Non
         report: the report to publish.
         flow_run_id: the flow run to attach it to; ``None`` uses the current flow run context.
     """
-    from prefect.artifacts import MarkdownArtifact, create_markdown_artifact
+    from prefect.artifacts import create_markdown_artifact
 
     description = f"Reproducibility score {report.score}/100 for run {report.run_id}"
-    if flow_run_id is None:
+    if flow_run_id is None:  # inside a flow or task run: Prefect attaches it to the current run
         return create_markdown_artifact(markdown=report.to_markdown(), key=ARTIFACT_KEY, description=description)  # type: ignore[no-any-return]
-    artifact = MarkdownArtifact(
-        key=ARTIFACT_KEY, markdown=report.to_markdown(), description=description,
-        flow_run_id=UUID(str(flow_run_id)),
-    )  # fmt: skip
-    created = artifact.create()
-    return created.id  # type: ignore[no-any-return,union-attr]
+    # After the fact (e.g. from the CLI): create it through the API, on the given flow run.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    with get_client(sync_client=True) as client:
+        created = client.create_artifact(
+            ArtifactCreate(key=ARTIFACT_KEY, type="markdown", data=report.to_markdown(), description=description,
+                           flow_run_id=UUID(str(flow_run_id)))  # fmt: skip
+        )
+    return created.id
 
 
 def render_report(report: Report, console: Any) -> None:
