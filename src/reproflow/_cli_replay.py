@@ -34,8 +34,10 @@ def register(app: typer.Typer) -> None:
         show = not as_json
 
         def on_plan(prepared) -> None:  # type: ignore[no-untyped-def]
-            if show:  # the plan is the output of a dry run; otherwise it goes beside the progress bars
-                (console if dry_run else console_err).print(plan_renderable(prepared.plan))
+            if dry_run and show:  # the plan is what a dry run prints
+                console.print(plan_renderable(prepared.plan))
+            elif show and not prepared.fatal:  # a replay that cannot run says so in one line
+                console_err.print(plan_renderable(prepared.plan))
 
         with progress_bars(console_err, enabled=show and not dry_run) as report:
             result = replay(

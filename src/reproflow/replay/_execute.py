@@ -116,6 +116,8 @@ def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) ->
     env["REPROFLOW_STORE"] = store.url
     env["REPROFLOW_REPLAY_OF"] = rec.run_id
     env["PYTHONUNBUFFERED"] = "1"
+    # Prefect's temporary server (no PREFECT_API_URL) gives up after 20 s on a busy machine.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if rec.seed is not None:
         env["REPROFLOW_SEED"] = str(rec.seed)
     else:

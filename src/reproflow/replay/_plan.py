@@ -154,7 +154,7 @@ def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
 
 def _platform_line(env: Environment) -> str:
     p = env.platform
-    return " ".join(x for x in (p.system, p.release, p.machine, p.libc or "", f"({p.distro})" if p.distro else "") if x)
+    return " ".join(x for x in (p.system, p.release, p.machine, p.libc or "", f"· {p.distro}" if p.distro else "") if x)
 
 
 def _hardware_line(run: Run) -> str:

@@ -1,0 +1,82 @@
+"""Rebuilding a recorded environment with real uv: pins from the index, a local package from its
+stored snapshot, a marker written only after success, and reuse of the cached environment."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from replay_records import environment, local_dist
+
+from reproflow.records import Distribution
+from reproflow.replay._envbuild import MARKER, build_environment, cached_env, env_key, plan_environment
+from reproflow.replay._python import choose_interpreter
+from reproflow.replay._uv import find_uv, index_config
+from reproflow.store import Store
+
+pytestmark = pytest.mark.slow
+
+PYPROJECT = b"""[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "mylocal"
+version = "0.3.0"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/mylocal"]
+"""
+
+
+def test_build_then_reuse(store: Store, tmp_path: Path) -> None:
+    """The venv gets the exact pin and the local package (from the store, not from any path on
+    disk); the marker appears; a second build with the same hash reuses it at once."""
+    tomli_w_version = importlib.metadata.version("tomli_w")
+    local = local_dist(store, "mylocal", "0.3.0", {
+        "pyproject.toml": PYPROJECT,
+        "src/mylocal/__init__.py": b"ANSWER = 42\n",
+    })
+    env = environment(Distribution(name="tomli_w", version=tomli_w_version), local)
+    choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
+    cache = tmp_path / "envs"
+    kwargs = dict(environment_hash="sha256:test-env", choice=choice, store=store, uv_bin=find_uv(),
+                  index=index_config(), cache_root=cache, work_dir=tmp_path / "work")
+    assert [p.kind for p in plan_environment(env).pins] == ["local", "index"]
+    steps: list[str] = []
+    built = build_environment(env, progress=lambda d, c, t: steps.append(d), **kwargs)  # type: ignore[arg-type]
+    assert not built.reused and built.n_pins == 2
+    assert (built.path / MARKER).exists()
+    assert json.loads((built.path / MARKER).read_text())["python_version"] == platform.python_version()
+    assert steps[0] == "create venv" and steps[-1] == "environment ready"
+    out = subprocess.run(
+        [built.python, "-c", "import mylocal, tomli_w, importlib.metadata as m; print(mylocal.ANSWER, m.version('tomli_w'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert out == ["42", tomli_w_version]
+
+    t = time.perf_counter()
+    again = build_environment(env, **kwargs)  # type: ignore[arg-type]
+    assert again.reused and again.python == built.python
+    assert time.perf_counter() - t < 1.0
+    assert cached_env(cache, env_key("sha256:test-env", choice.interpreter.version, env.python.version)) is not None
+
+
+def test_folder_without_marker_is_rebuilt(store: Store, tmp_path: Path) -> None:
+    """A leftover folder from an interrupted build (no marker) is not trusted: it is rebuilt."""
+    env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")))
+    choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
+    cache = tmp_path / "envs"
+    key = env_key("sha256:half", choice.interpreter.version, env.python.version)
+    (cache / key / "venv" / "bin").mkdir(parents=True)
+    (cache / key / "junk").write_text("from a crash")
+    assert cached_env(cache, key) is None
+    built = build_environment(env, environment_hash="sha256:half", choice=choice, store=store, uv_bin=find_uv(),
+                              index=index_config(), cache_root=cache, work_dir=tmp_path / "w")
+    assert not built.reused and not (cache / key / "junk").exists() and (cache / key / MARKER).exists()
