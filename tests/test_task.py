@@ -230,7 +230,9 @@ def test_bad_declarations_fail_at_decoration() -> None:
         repro_task(inputs=["nope"])(lambda a: a)
     with pytest.raises(DeclarationError, match="'return' can only be an output"):
         repro_task(inputs=["return"])(lambda a: a)
-    with pytest.raises(DeclarationError, match="seed"):
+    from reproflow.errors import InvalidSeed
+
+    with pytest.raises(InvalidSeed, match=r"invalid @repro_task\(seed=...\) 'x'"):
         repro_task(seed="x")(lambda a: a)  # type: ignore[arg-type]
 
 

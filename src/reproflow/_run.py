@@ -31,7 +31,6 @@ _started: dict[str, str] = {}  #: run_id -> store url, runs this process started
 _pid = os.getpid()
 
 REPLAY_OF_ENV = "REPROFLOW_REPLAY_OF"
-SEED_ENV = "REPROFLOW_SEED"
 STRICT_ENV = "REPROFLOW_STRICT"
 STORE_INPUTS_ENV = "REPROFLOW_STORE_INPUTS"
 
@@ -41,15 +40,10 @@ def env_flag(name: str) -> bool:
 
 
 def env_seed() -> int | None:
-    raw = os.environ.get(SEED_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        from .errors import DeclarationError
+    """The run-level seed from ``$REPROFLOW_SEED`` (validated), or None."""
+    from ._seeds import seed_from_env
 
-        raise DeclarationError(f"{SEED_ENV}={raw!r} is not an integer; set it to a whole number") from None
+    return seed_from_env()
 
 
 def get_store(url: str | os.PathLike[str] | None = None) -> Store:
@@ -139,7 +133,7 @@ def start_run(
         engine=engine,  # type: ignore[arg-type]
         replay_of=os.environ.get(REPLAY_OF_ENV) or None,
         seed=seed,
-        pythonhashseed=os.environ.get("PYTHONHASHSEED"),
+        pythonhashseed=_pythonhashseed(),
         reproflow_version=_version(),
     )
     store.write_run(record)
@@ -161,6 +155,12 @@ def _source_file(fn: Any) -> str | None:
     except TypeError:
         return None
     return os.path.abspath(path) if path else None
+
+
+def _pythonhashseed() -> str | None:
+    from ._seeds import pythonhashseed
+
+    return pythonhashseed()
 
 
 def _version() -> str:

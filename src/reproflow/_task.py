@@ -84,12 +84,9 @@ def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
         hit = _findings_cache.get(key)
     if hit is not None:
         return hit
-    try:
-        from .checks import check_function
-    except ImportError:  # TODO(lead): remove once reproflow.checks lands
-        found: list[Finding] = []
-    else:
-        found = list(check_function(fn))
+    from .checks import check_function
+
+    found = list(check_function(fn))
     with _findings_lock:
         _findings_cache[key] = found
     return found
@@ -493,8 +490,10 @@ class ReproTask(Task[P, R], Generic[P, R]):
         if not callable(fn):
             raise errors.DeclarationError(f"@repro_task needs a function, got {fn!r}")
         opts = record_options or RecordOptions()
-        if opts.seed is not None and not isinstance(opts.seed, int):
-            raise errors.DeclarationError(f"@repro_task(seed=...) must be an int, got {opts.seed!r}")
+        if opts.seed is not None:
+            from ._seeds import validate_seed
+
+            validate_seed(opts.seed, "@repro_task(seed=...)")
         spec = _Spec(
             fn=fn,
             decl=declare(fn, inputs, outputs),
