@@ -1,0 +1,70 @@
+"""@repro_task against plain @task on the same 100-task flow, measured in the same process.
+
+    python bench/bench_task_overhead.py [--tasks 100] [--repeats 5]
+
+Prints the median wall time of each flow and the ratio (target: <= 1.10x). Both flows run on
+the same temporary Prefect server, alternating, after one warm-up run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-store-")
+
+from prefect import flow, task  # noqa: E402
+
+from reproflow import repro_task  # noqa: E402
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+plain_task = task(add_one, name="plain")
+repro = repro_task(add_one, name="repro")
+
+
+def make_flow(t, n: int):  # type: ignore[no-untyped-def]
+    @flow(name=f"bench-{t.name}")
+    def many() -> int:
+        total = 0
+        for i in range(n):
+            total += t(i)
+        return total
+
+    return many
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    flows = {"@task": make_flow(plain_task, args.tasks), "@repro_task": make_flow(repro, args.tasks)}
+    for f in flows.values():
+        f()  # warm-up: server start, imports, the once-per-process capture
+    times: dict[str, list[float]] = {k: [] for k in flows}
+    for _ in range(args.repeats):
+        for name, f in flows.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["@task"])
+    ours = statistics.median(times["@repro_task"])
+    print(f"{args.tasks}-task flow, median of {args.repeats} runs (python {sys.version.split()[0]})")
+    print(f"  @task        {base:8.3f} s   {1000 * base / args.tasks:6.2f} ms/task")
+    print(f"  @repro_task  {ours:8.3f} s   {1000 * ours / args.tasks:6.2f} ms/task")
+    print(f"  ratio        {ours / base:8.3f}x   (target <= 1.10x); overhead {1000 * (ours - base) / args.tasks:.2f} ms/task")
+
+
+if __name__ == "__main__":
+    main()
