@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
-import tomllib
+import tomli as tomllib  # TOML 1.0 subset; stdlib tomllib only on 3.11+
 from typing import Any
 
 import pytest

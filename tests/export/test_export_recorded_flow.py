@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-import tomllib
+import tomli as tomllib  # TOML 1.0 subset; stdlib tomllib only on 3.11+
 from typing import Annotated
 
 import pytest
