@@ -208,3 +208,61 @@ def test_installed_entry_point_runs(recorded: str, store_dir: pathlib.Path) -> N
     assert out.returncode == 0 and json.loads(out.stdout)[0]["run_id"] == recorded
     bad = subprocess.run([exe, "runs", "show", "nope-nope", "--store", str(store_dir)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 4 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+STRICT_FLOW = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from prefect import flow
+    from reproflow import repro_task
+    from reproflow.errors import StrictModeViolation
+
+    @repro_task(strict=True)
+    def touch(marker: Path) -> None:
+        marker.write_text("the body ran")
+
+    @flow(name="strict-flow")
+    def strict_flow(marker: Path) -> None:
+        touch(marker)
+
+    if __name__ == "__main__":
+        try:
+            strict_flow(Path(sys.argv[1]))
+        except StrictModeViolation as exc:
+            print("STRICT", exc)
+            sys.exit(8)
+    """
+)
+
+
+@pytest.mark.slow
+def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """`strict=True` in a dirty git tree: the task fails before its body runs (the marker file is
+    never written) with one message naming the dirty tree and the fix; the failure is recorded."""
+    (repo / "strict.py").write_text(STRICT_FLOW)
+    _git(repo, "add", "strict.py")
+    _git(repo, "commit", "-qm", "strict flow")
+    marker = tmp_path / "marker.txt"
+    store = tmp_path / "store"
+    env = {**os.environ, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "CRITICAL"}
+
+    clean = subprocess.run([sys.executable, "strict.py", str(marker)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert marker.read_text() == "the body ran"  # a clean tree runs normally
+    marker.unlink()
+
+    (repo / "in.txt").write_text("edited, not committed\n")
+    out = subprocess.run([sys.executable, "strict.py", str(marker)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 8, out.stdout[-2000:] + out.stderr[-3000:]
+    assert not marker.exists()
+    [line] = [ln for ln in out.stdout.splitlines() if ln.startswith("STRICT")]
+    assert "strict mode stopped task 'touch' before it ran" in line and "git working tree is dirty" in line
+    assert "commit or stash" in line
+
+    from reproflow.store import Store
+
+    s = Store(store)
+    failed = s.load_run(s.list_runs()[0].run_id)
+    [task] = failed.final_tasks()
+    assert task.state == "FAILED" and task.error is not None and "StrictModeViolation" in task.error.type

@@ -164,10 +164,12 @@ class _Attempt:
             if context.git.available and context.git.dirty:
                 problems.insert(0, "the git working tree is dirty (commit or stash your changes)")
             if problems:
-                raise errors.StrictModeViolation(
+                exc = errors.StrictModeViolation(
                     f"strict mode stopped task {self.task_name!r} before it ran: {problems[0]}"
                     + (f" (and {len(problems) - 1} more; see `reproflow check`)" if len(problems) > 1 else "")
                 )
+                self.failure(exc)  # the refusal is part of the run's history too
+                raise exc
         if self.seed is not None:
             from ._seeds import apply_seed
 
