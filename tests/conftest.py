@@ -31,6 +31,17 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def prefect_api_env(prefect_harness: None) -> dict[str, str]:
+    """Environment for a subprocess flow to use the session's Prefect API instead of starting its
+    own ephemeral server (which costs ~15-20 s per process on 2 cores)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url, "the Prefect test harness did not set an API URL"
+    return {"PREFECT_API_URL": url}
+
+
 @pytest.fixture
 def store_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
     """A fresh local store, also set as REPROFLOW_STORE for code that resolves the default."""

@@ -46,13 +46,22 @@ GH_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 URL_PASSWORD = "hunter2-Sup3rS3cret"
 
 
+API_ENV: dict[str, str] = {}  # the session's Prefect API, filled by the `api` fixture
+
+
+@pytest.fixture
+def api(prefect_api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocess flows talk to the session's Prefect API (no ephemeral server per process)."""
+    monkeypatch.setattr(f"{__name__}.API_ENV", prefect_api_env)
+
+
 def _git(cwd: pathlib.Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
                           env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout
 
 
 def _run_flow(repo: pathlib.Path, store: pathlib.Path, extra_env: dict[str, str], url: str = "s3://bucket/key") -> str:
-    env = {**os.environ, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "WARNING", **extra_env}
+    env = {**os.environ, **API_ENV, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "WARNING", **extra_env}
     out = subprocess.run([sys.executable, "flow.py", "in.txt", url], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("RUN_ID"))
@@ -73,7 +82,7 @@ def repo(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.mark.slow
-def test_planted_secrets_never_reach_the_store_and_dirty_tree_is_recorded(repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_planted_secrets_never_reach_the_store_and_dirty_tree_is_recorded(repo: pathlib.Path, tmp_path: pathlib.Path, api: None) -> None:
     """Secrets in env vars (by name and by value) and in URLs appear nowhere in the store; the diff is kept."""
     (repo / "flow.py").write_text(FLOW + "\n# an uncommitted edit\n")
     store = tmp_path / "store"
@@ -111,7 +120,7 @@ def test_planted_secrets_never_reach_the_store_and_dirty_tree_is_recorded(repo: 
 
 
 @pytest.mark.slow
-def test_no_git_records_cleanly(tmp_path: pathlib.Path) -> None:
+def test_no_git_records_cleanly(tmp_path: pathlib.Path, api: None) -> None:
     """A flow outside any git repository records git as absent, with the reason, and succeeds."""
     d = tmp_path / "plain"
     d.mkdir()
@@ -237,7 +246,7 @@ STRICT_FLOW = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_path: pathlib.Path, api: None) -> None:
     """`strict=True` in a dirty git tree: the task fails before its body runs (the marker file is
     never written) with one message naming the dirty tree and the fix; the failure is recorded."""
     (repo / "strict.py").write_text(STRICT_FLOW)
@@ -245,7 +254,7 @@ def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_pa
     _git(repo, "commit", "-qm", "strict flow")
     marker = tmp_path / "marker.txt"
     store = tmp_path / "store"
-    env = {**os.environ, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "CRITICAL"}
+    env = {**os.environ, **API_ENV, "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "CRITICAL"}
 
     clean = subprocess.run([sys.executable, "strict.py", str(marker)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr[-3000:]
