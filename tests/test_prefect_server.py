@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 FLOW = textwrap.dedent(
     """
+    import random
     import sys
     from pathlib import Path
     from prefect import flow
@@ -33,8 +34,13 @@ FLOW = textwrap.dedent(
         dst.write_text(src.read_text().upper())
         return 7
 
+    @repro_task
+    def jitter() -> float:
+        return random.random()
+
     @flow(name="served-flow")
     def served(src: Path, dst: Path) -> int:
+        jitter()
         return shout(src, dst)
 
     if __name__ == "__main__":
@@ -115,9 +121,17 @@ def test_artifacts_read_back_through_the_api(prefect_server: str, tmp_path: path
     from reproflow.store import Store
 
     run = Store(store).load_run(run_id)
-    task = run.final_tasks()[0]
+    task = next(t for t in run.final_tasks() if t.task_name == "shout")
+    jitter = next(t for t in run.final_tasks() if t.task_name == "jitter")
     rows = json.loads(arts["reproflow-tasks"]["data"])
-    assert [(r["task"], r["task_run_id"], r["state"]) for r in rows] == [("shout", task.task_run_id, "COMPLETED")]
+    assert sorted((r["task"], r["task_run_id"], r["state"]) for r in rows) == [
+        ("jitter", jitter.task_run_id, "COMPLETED"), ("shout", task.task_run_id, "COMPLETED")]
+    rows = [r for r in rows if r["task"] == "shout"]
+    # the static check ran at the first call, is in the record and in the UI summary
+    [finding] = jitter.findings
+    assert finding.code == "RPF101" and not task.findings
+    summary = arts["reproflow-provenance"]["data"]
+    assert "## Reproducibility findings" in summary and "`RPF101`" in summary and "flow.py:" in summary
     assert task.outputs[0].sha256 and task.outputs[0].sha256[:12] in rows[0]["outputs"]
     assert arts["reproflow-record"]["type"] == "link"
     assert f"runs/{run_id}" in arts["reproflow-record"]["data"]
