@@ -508,6 +508,11 @@ class ReproTask(Task[P, R], Generic[P, R]):
         self._rf_spec = spec
         # Prefect derives the key from fn's code: use the user's function, not our wrapper.
         self.task_key = _generate_task_key(fn)
+        # Decoration happens at import, well before the first task run: warm the capture's lazy
+        # imports (detect-secrets, psutil) in a daemon thread now, once per process.
+        from .capture import prefetch
+
+        prefetch()
 
     @property
     def user_fn(self) -> Callable[P, R]:
