@@ -108,6 +108,29 @@ def test_submit_map_and_upstream_ids(store: Store) -> None:
     assert sorted(add.upstream["xs"]) == sorted(t.task_run_id for t in doubles)
 
 
+def test_map_index_follows_the_iterable_order(store: Store, store_dir: pathlib.Path) -> None:
+    """Mapped runs finish in any order; each record gets its position in the iterable (from the
+    map call's MapRecord), also for a second map of the same task in the same flow."""
+
+    @flow
+    def fan(xs: list[int]) -> list[int]:
+        first = double.map(xs)
+        again = double.map([10, 20])
+        return [f.result() for f in first] + [f.result() for f in again]
+
+    xs = [9, 3, 7, 1, 5, 8]
+    state = fan(xs, return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    run, _ = _run_records(store, run_id)
+    doubles = [t for t in run.final_tasks() if t.task_name == "double"]
+    assert len(doubles) == 8
+    by_x: dict[int, list[int | None]] = {}
+    for t in doubles:
+        by_x.setdefault(t.parameters["x"], []).append(t.map_index)
+    assert by_x == {**{x: [i] for i, x in enumerate(xs)}, 10: [0], 20: [1]}
+    assert len(list((store_dir / "runs" / run_id / "maps").iterdir())) == 2
+
+
 @repro_task
 def add_all(xs: list[int]) -> int:
     return sum(xs)

@@ -36,7 +36,7 @@ from ._hashing import hash_path, is_local, local_path, stat_signature
 from ._scrub import scrub_json, scrub_text
 from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store
 from ._values import hash_mapping, stable_hash, to_typed_json
-from .records import DataRef, ErrorInfo, Finding, TaskRecord, utcnow
+from .records import DataRef, ErrorInfo, Finding, MapRecord, TaskRecord, utcnow
 from .store import Store, canonical_json
 
 try:  # Python 3.11+
@@ -563,7 +563,28 @@ class ReproTask(Task[P, R], Generic[P, R]):
 
     def map(self, *args: Any, **kwargs: Any) -> Any:
         self._rf_prepare()
-        return super().map(*args, **kwargs)
+        futures = super().map(*args, **kwargs)
+        _record_map(self, futures)
+        return futures
+
+
+def _record_map(task: ReproTask[Any, Any], futures: Any) -> None:
+    """Write the map call's task-run ids in order: Prefect keeps no map index on a task run."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    flow_ctx, task_ctx = FlowRunContext.get(), TaskRunContext.get()
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        run_id = str(flow_ctx.flow_run.id)
+    elif task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
+        run_id = str(task_ctx.task_run.flow_run_id)
+    else:
+        return
+    ids = [str(f.task_run_id) for f in futures]
+    if not ids:
+        return
+    get_store(task._rf_spec.opts.store).write_map(
+        MapRecord(run_id=run_id, map_id=uuid.uuid4().hex, task_name=task.name, task_key=task.task_key, task_run_ids=ids)
+    )
 
 
 def _declared(spec: _Spec, which: str) -> list[str]:

@@ -282,6 +282,22 @@ class TaskRecord(Record):
     map_index: Optional[int] = None
 
 
+class MapRecord(Record):
+    """One ``Task.map`` call: its task runs in map order. Written once, when ``map`` returns.
+
+    Prefect keeps no map index on a task run, and mapped runs start and finish in any order, so
+    the flow's process writes this list; :meth:`Store.load_run` sets ``TaskRecord.map_index``
+    from it. Replay, diff and exports match mapped runs by that index.
+    """
+
+    run_id: str
+    map_id: str
+    task_name: str
+    task_key: str
+    task_run_ids: list[str]
+    created_at: _dt.datetime = Field(default_factory=utcnow)
+
+
 class RunRecord(Record):
     """A flow run (or a plain-Python run). Written once when it starts."""
 
@@ -360,6 +376,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CPUInfo",
     "DataRef",
+    "MapRecord",
     "DirectUrl",
     "DiskInfo",
     "Distribution",

@@ -38,6 +38,7 @@ from ._urls import strip_credentials
 from .records import (
     SCHEMA_MAJOR,
     SCHEMA_VERSION,
+    MapRecord,
     ProcessContext,
     Record,
     Run,
@@ -512,6 +513,23 @@ class Store:
     def write_task(self, record: TaskRecord) -> None:
         self.write_record_bytes(self.task_path(record), model_bytes(record), create_only=True)
 
+    def write_map(self, record: MapRecord) -> None:
+        """Write one ``map`` call's ordered task-run ids (``runs/<id>/maps/<map_id>.json``)."""
+        path = posixpath.join(self.run_dir(record.run_id), "maps", f"{_safe_id(record.map_id)}.json")
+        self.write_record_bytes(path, model_bytes(record), create_only=True)
+
+    def map_indexes(self, run_id: str) -> dict[str, int]:
+        """task_run_id -> its index in the ``map`` call that created it."""
+        mdir = posixpath.join(self.run_dir(run_id), "maps")
+        paths = [posixpath.join(mdir, n) for n in sorted(self.ls(mdir)) if n.endswith(".json") and not n.startswith(".")]
+        out: dict[str, int] = {}
+        for p, data in self.read_many(paths).items():
+            if isinstance(data, BaseException):
+                raise self._guard(data)
+            for i, trid in enumerate(parse_record(data, MapRecord, p).task_run_ids):
+                out[trid] = i
+        return out
+
     def run_ids(self) -> list[str]:
         return [n for n in self.ls(self.path("runs")) if not n.startswith(".")]
 
@@ -560,6 +578,10 @@ class Store:
         except FileNotFoundError:
             end = None
         tasks = list(self.iter_tasks(run_id))
+        indexes = self.map_indexes(run_id) if tasks else {}
+        for t in tasks:
+            if t.map_index is None and t.task_run_id in indexes:
+                t.map_index = indexes[t.task_run_id]
         context = self.get_model_blob(record.context, ProcessContext) if with_context else None
         return Run(record=record, end=end, tasks=tasks, context=context)
 
