@@ -80,3 +80,21 @@ def test_folder_without_marker_is_rebuilt(store: Store, tmp_path: Path) -> None:
     built = build_environment(env, environment_hash="sha256:half", choice=choice, store=store, uv_bin=find_uv(),
                               index=index_config(), cache_root=cache, work_dir=tmp_path / "w")
     assert not built.reused and not (cache / key / "junk").exists() and (cache / key / MARKER).exists()
+
+
+def test_marker_is_the_same_for_every_build(store: Store, tmp_path: Path) -> None:
+    """Two builds of the same recorded environment (two cache folders, built apart in time) write
+    byte-identical markers: no build time or duration leaks into the cache folder; the marker
+    lists the pins it was built from."""
+    env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")))
+    choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
+    markers = []
+    for n in (1, 2):
+        built = build_environment(env, environment_hash="sha256:same", choice=choice, store=store, uv_bin=find_uv(),
+                                  index=index_config(), cache_root=tmp_path / f"envs{n}", work_dir=tmp_path / f"w{n}")
+        markers.append((built.path / MARKER).read_bytes())
+        time.sleep(0.01)
+    assert markers[0] == markers[1]
+    meta = json.loads(markers[0])
+    assert meta["pins"] == [f"tomli_w=={importlib.metadata.version('tomli_w')}"]
+    assert "built_at" not in meta and "seconds" not in meta

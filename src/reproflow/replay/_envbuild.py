@@ -20,7 +20,6 @@ What gets installed, each with ``--no-deps`` (the record already lists every dis
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import re
@@ -319,19 +318,29 @@ def _build(
                 _first_error(proc.stderr),
             )
     seconds = time.perf_counter() - t0
+    tmp = folder / f".{MARKER}.tmp"
+    tmp.write_text(marker_text(plan, choice, env))
+    os.replace(tmp, folder / MARKER)  # the marker appears only after a complete build
+    report("environment ready", total, total)
+    return BuiltEnv(folder, python, choice.interpreter.version, False, seconds, len(plan.pins), choice.warning)
+
+
+def marker_text(plan: EnvPlan, choice: InterpreterChoice, env: Environment) -> str:
+    """The marker's content: what the folder holds, and nothing that changes between builds.
+
+    No build time or duration (those go to the replay's timings): two builds of the same
+    recorded environment with the same interpreter write byte-identical markers, so the env
+    cache folder can be compared, copied or hashed without a clock leaking in.
+    """
     meta = {
         "python": choice.interpreter.path,
         "python_version": choice.interpreter.version,
         "recorded_python": env.python.version,
         "n_pins": len(plan.pins),
-        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "seconds": round(seconds, 3),
+        "pins": [p.requirement if p.kind != "local" else f"{p.name}=={p.version} (local sha256:{p.source_blob})"
+                 for p in plan.pins],
     }
-    tmp = folder / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, folder / MARKER)  # the marker appears only after a complete build
-    report("environment ready", total, total)
-    return BuiltEnv(folder, python, choice.interpreter.version, False, seconds, len(plan.pins), choice.warning)
+    return json.dumps(meta, indent=2, sort_keys=True) + "\n"
 
 
 def _first_error(stderr: str) -> str:
@@ -350,5 +359,6 @@ __all__ = [
     "cached_env",
     "env_cache_root",
     "env_key",
+    "marker_text",
     "plan_environment",
 ]

@@ -193,9 +193,15 @@ def run_runner(
 
 
 def _find_new_run(store: Store, before: set[str], original: str, newest: bool = False) -> str | None:
-    """A run that appeared since the replay started and says it replays ``original``."""
+    """A run that appeared since the replay started and says it replays ``original``.
+
+    Candidates are read in sorted id order and ranked by (start time, run id), so the choice
+    does not depend on set or listing order: the earliest by default (the run this runner
+    started, while it is still running), the newest with ``newest=True``. The runner's result
+    file, when it has the run id, always takes precedence over this guess.
+    """
     found: list[RunRecord] = []
-    for run_id in set(store.run_ids()) - before:
+    for run_id in sorted(set(store.run_ids()) - before):
         path = store.path("runs", run_id, "run.json")
         try:
             rec = parse_record(store.read_bytes(path), RunRecord, path)
@@ -203,11 +209,10 @@ def _find_new_run(store: Store, before: set[str], original: str, newest: bool = 
             continue
         if rec.replay_of == original:
             found.append(rec)
-            if not newest:
-                return rec.run_id
     if not found:
         return None
-    return max(found, key=lambda r: r.started_at).run_id
+    pick = max if newest else min
+    return pick(found, key=lambda r: (r.started_at, r.run_id)).run_id
 
 
 def _tail(path: Path, n: int = 1500) -> str:
