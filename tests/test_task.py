@@ -326,3 +326,36 @@ def test_records_are_valid_json_with_schema_version(store: Store) -> None:
         for f in files:
             data = json.loads(pathlib.Path(root, f).read_text())
             assert data["schema_version"] == "1.0"
+
+
+def test_cache_hit_is_recorded_as_cached(store: Store, tmp_path: pathlib.Path) -> None:
+    """With persisted results and an INPUTS cache policy, the second call is a cache hit: the body
+    runs once, and the hit is recorded as CACHED with the same result hash. Tasks that cannot hit
+    a cache carry no hook (Prefect would log two INFO lines per task for it)."""
+    from prefect.cache_policies import INPUTS
+
+    calls: list[int] = []
+
+    @repro_task(cache_policy=INPUTS, persist_result=True)  # results under the session's PREFECT_HOME
+    def cached_square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    @repro_task
+    def uncached(x: int) -> int:
+        return x
+
+    @flow
+    def twice() -> list[int]:
+        return [cached_square(4), cached_square(4), uncached(1)]
+
+    state = twice(return_state=True)
+    assert state.result() == [16, 16, 1] and calls == [4]
+    run, _ = _run_records(store, str(state.state_details.flow_run_id))
+    squares = [t for t in run.final_tasks() if t.task_name == "cached_square"]
+    assert sorted(t.state for t in squares) == ["CACHED", "COMPLETED"]
+    assert len({t.result_hash for t in squares}) == 1
+    from reproflow._task import _cache_hook
+
+    assert _cache_hook in cached_square.on_completion_hooks
+    assert _cache_hook not in uncached.on_completion_hooks

@@ -429,6 +429,19 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
     return wrapper
 
 
+def _may_hit_cache(task: Task[Any, Any]) -> bool:
+    """Whether a run of ``task`` in the current context can be a cache hit."""
+    from prefect.cache_policies import NO_CACHE
+
+    if task.cache_policy in (None, NO_CACHE):
+        return False
+    if task.persist_result is not None:
+        return bool(task.persist_result)
+    from prefect.results import should_persist_result
+
+    return should_persist_result()
+
+
 def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
     """on_completion hook: a cache hit skips the body, so record it here (state CACHED)."""
     spec: _Spec | None = getattr(task, "_rf_spec", None)
@@ -504,7 +517,7 @@ class ReproTask(Task[P, R], Generic[P, R]):
             function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
         )
         hooks = [h for h in (task_kwargs.pop("on_completion", None) or []) if h is not _cache_hook]
-        super().__init__(fn=_make_wrapper(spec), on_completion=[*hooks, _cache_hook], **task_kwargs)
+        super().__init__(fn=_make_wrapper(spec), on_completion=hooks, **task_kwargs)
         self._rf_spec = spec
         # Prefect derives the key from fn's code: use the user's function, not our wrapper.
         self.task_key = _generate_task_key(fn)
@@ -546,6 +559,15 @@ class ReproTask(Task[P, R], Generic[P, R]):
     # The process that runs the flow records the run before its first task starts.
     def _rf_prepare(self) -> None:
         ensure_prefect_run(get_store(self._rf_spec.opts.store), self._rf_spec.opts.seed or env_seed())
+        # A cache hit skips the body, so only an on_completion hook can record it. Prefect logs
+        # two INFO lines per hook call (console and API), so the hook is attached only while a
+        # cache hit is possible: a cache policy and persisted results (task, flow or setting).
+        hooks = self.on_completion_hooks
+        if _may_hit_cache(self):
+            if _cache_hook not in hooks:
+                hooks.append(_cache_hook)
+        elif _cache_hook in hooks:
+            hooks.remove(_cache_hook)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from prefect.context import FlowRunContext, TaskRunContext
