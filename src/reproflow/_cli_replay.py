@@ -1,16 +1,48 @@
-"""`reproflow replay RUN_ID`: rebuild, re-execute, compare. Exit 0 only if every task reproduced."""
+"""`reproflow replay RUN_ID`: rebuild, re-execute, compare. Exit 0 only if every task reproduced.
+
+`reproflow probe RUN_ID` (and `replay --twice`): run it twice in one environment and name the
+tasks that are nondeterministic by themselves. Exit 0 only if every task is deterministic.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from ._cli_common import JsonOption, StoreOption, console, console_err, print_json
 
 
+def _on_plan(dry_run: bool, show: bool) -> Any:
+    from .replay._render import plan_renderable
+
+    def on_plan(prepared) -> None:  # type: ignore[no-untyped-def]
+        if dry_run and show:  # the plan is what a dry run prints
+            console.print(plan_renderable(prepared.plan))
+        elif show and not prepared.fatal:  # a replay that cannot run says so in one line
+            console_err.print(plan_renderable(prepared.plan))
+
+    return on_plan
+
+
+def _probe(run_id: str, store: Optional[str], *, as_json: bool, dry_run: bool, **options: Any) -> None:
+    from .replay import probe
+    from .replay._render import progress_bars, render_probe
+
+    show = not as_json
+    with progress_bars(console_err, enabled=show and not dry_run) as report:
+        result = probe(run_id, store, dry_run=dry_run, progress=report, on_plan=_on_plan(dry_run, show), **options)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    elif not dry_run:
+        render_probe(console, result)
+    if dry_run and result.plan.problems:
+        raise typer.Exit(1)
+    raise typer.Exit(result.exit_code)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``replay`` command to the reproflow CLI."""
+    """Add the ``replay`` and ``probe`` commands to the reproflow CLI."""
 
     @app.command("replay")
     def replay_cmd(
@@ -18,6 +50,7 @@ def register(app: typer.Typer) -> None:
         store: Optional[str] = StoreOption,
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
         in_place: bool = typer.Option(False, "--in-place", help="Use the current environment (no rebuild); report its drift."),
+        twice: bool = typer.Option(False, "--twice", help="Run it twice in the same environment and name the tasks that are nondeterministic by themselves (the determinism probe)."),
         python: Optional[str] = typer.Option(None, "--python", help="Interpreter to build the environment with.", show_default=False),
         task: Optional[str] = typer.Option(None, "--task", help="Replay only this task's runs, from their recorded inputs.", show_default=False),
         from_task: Optional[str] = typer.Option(None, "--from", help="Replay this task and everything downstream.", show_default=False),
@@ -28,33 +61,20 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Replay a recorded run in a rebuilt environment and compare its outputs task by task."""
+        options: dict[str, Any] = dict(python=python, task=task, from_task=from_task,
+                                       allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
+                                       env_cache=not no_env_cache)
+        if twice:
+            _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=not in_place, require_original=True,
+                   **options)
+            return
         from .replay import replay
-        from .replay._render import plan_renderable, progress_bars, render_result
+        from .replay._render import progress_bars, render_result
 
         show = not as_json
-
-        def on_plan(prepared) -> None:  # type: ignore[no-untyped-def]
-            if dry_run and show:  # the plan is what a dry run prints
-                console.print(plan_renderable(prepared.plan))
-            elif show and not prepared.fatal:  # a replay that cannot run says so in one line
-                console_err.print(plan_renderable(prepared.plan))
-
         with progress_bars(console_err, enabled=show and not dry_run) as report:
-            result = replay(
-                run_id,
-                store,
-                dry_run=dry_run,
-                in_place=in_place,
-                python=python,
-                task=task,
-                from_task=from_task,
-                allow_changed_inputs=allow_changed_inputs,
-                keep=keep,
-                work_dir=work_dir,
-                env_cache=not no_env_cache,
-                progress=report,
-                on_plan=on_plan,
-            )
+            result = replay(run_id, store, dry_run=dry_run, in_place=in_place, progress=report,
+                            on_plan=_on_plan(dry_run, show), **options)
         if as_json:
             print_json(result.model_dump(mode="json"))
         elif not dry_run:
@@ -62,6 +82,30 @@ def register(app: typer.Typer) -> None:
         if dry_run and result.plan.problems:
             raise typer.Exit(1)
         raise typer.Exit(result.exit_code)
+
+    @app.command("probe")
+    def probe_cmd(
+        run_id: str = typer.Argument(..., help="The run to probe (a unique prefix is enough)."),
+        store: Optional[str] = StoreOption,
+        rebuild: bool = typer.Option(False, "--rebuild", help="Run in the recorded environment rebuilt with uv, not the current one."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+        python: Optional[str] = typer.Option(None, "--python", help="Interpreter to build the environment with (with --rebuild).", show_default=False),
+        task: Optional[str] = typer.Option(None, "--task", help="Probe only this task's runs, from their recorded inputs.", show_default=False),
+        from_task: Optional[str] = typer.Option(None, "--from", help="Probe this task and everything downstream.", show_default=False),
+        allow_changed_inputs: bool = typer.Option(False, "--allow-changed-inputs", help="Go on when an input changed."),
+        keep: bool = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner logs)."),
+        work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
+        no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Run a recorded run twice in one environment; name the tasks that are nondeterministic by themselves.
+
+        Exit 0 only if every task gave the same outputs in both runs. Tasks that agree with
+        themselves but not with the original are reported as changed by the environment.
+        """
+        _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=rebuild, python=python, task=task,
+               from_task=from_task, allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
+               env_cache=not no_env_cache)
 
 
 __all__ = ["register"]

@@ -150,8 +150,79 @@ class ReplayResult(_M):
         return 0 if self.reproduced or self.verdict == "dry-run" else 1
 
 
+ProbeVerdictName = Literal["deterministic", "nondeterministic", "inherited", "environment", "failed", "missing"]
+
+
+class ProbeTask(_M):
+    """One recorded task run, run twice in the same environment and set against both runs.
+
+    ``verdict``:
+
+    * ``deterministic``: both runs agree with each other and with the original;
+    * ``nondeterministic``: the two runs got the same inputs and still differ: the task itself
+      is nondeterministic (unseeded randomness, set order, clock, threads ...);
+    * ``inherited``: the two runs differ, but so did the task's inputs (an upstream task is
+      nondeterministic): not this task's own fault;
+    * ``environment``: both runs agree with each other but not with the original: the task is
+      deterministic here, and what changed is the environment, the hardware or an input;
+    * ``failed``: it raised in a run where the original did not (``error`` says what);
+    * ``missing``: a run never ran it.
+    """
+
+    task_name: str
+    function: Optional[str] = None
+    map_index: Optional[int] = None
+    original_task_run_id: Optional[str] = None
+    run_task_run_ids: list[Optional[str]] = Field(default_factory=list)  #: in run 1, run 2
+    verdict: ProbeVerdictName
+    between_runs: Optional[bool] = None  #: run 1 and run 2 gave the same outputs and result
+    same_inputs: Optional[bool] = None  #: run 1 and run 2 got the same parameters and input data
+    vs_original: list[Optional[str]] = Field(default_factory=list)  #: replay verdict of run 1, run 2
+    result_hashes: list[Optional[str]] = Field(default_factory=list)  #: original, run 1, run 2
+    differing_outputs: list[str] = Field(default_factory=list)  #: outputs that differ between the runs
+    causes: list[str] = Field(default_factory=list)
+    error: Optional[str] = None
+
+
+class ProbeResult(_M):
+    """The outcome of a determinism probe (``reproflow probe``, ``reproflow replay --twice``).
+
+    ``deterministic`` is True when the two runs agree on every task; ``reproduced`` when both
+    also agree with the original. ``require_original`` (set by ``replay --twice``) makes the
+    exit code need both.
+    """
+
+    run_id: str
+    run_ids: list[str] = Field(default_factory=list)  #: the two new runs, both ``replay_of`` run_id
+    verdict: Literal["deterministic", "nondeterministic", "dry-run"]
+    deterministic: bool = False
+    reproduced: bool = False
+    require_original: bool = False
+    changed_inputs_allowed: bool = False
+    plan: ReplayPlan
+    inputs: list[InputCheck] = Field(default_factory=list)
+    environment: Optional[EnvironmentInfo] = None
+    tasks: list[ProbeTask] = Field(default_factory=list)
+    drift: list[str] = Field(default_factory=list)  #: recorded vs probe environment
+    warnings: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    work_dir: Optional[str] = None
+    flow_states: list[Optional[str]] = Field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every task is deterministic (and, with ``require_original``, reproduced)."""
+        if self.verdict == "dry-run":
+            return 0
+        ok = self.deterministic and (self.reproduced or not self.require_original)
+        changed = any(i.status in ("changed", "missing") for i in self.inputs)
+        return 0 if ok and not (changed and self.require_original) else 1
+
+
 __all__ = [
     "EnvironmentInfo",
+    "ProbeResult",
+    "ProbeTask",
     "InputCheck",
     "OutputCheck",
     "PlannedInput",

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._models import ReplayPlan, ReplayResult
+from ._models import ProbeResult, ReplayPlan, ReplayResult
 
 _VERDICT_STYLE = {
     "reproduced": "bold green",
@@ -19,6 +19,10 @@ _VERDICT_STYLE = {
     "failed": "bold red",
     "missing": "bold yellow",
     "extra": "yellow",
+    "deterministic": "bold green",
+    "nondeterministic": "bold red",
+    "inherited": "yellow",
+    "environment": "bold yellow",
 }
 
 
@@ -140,6 +144,82 @@ def render_result(console: Console, result: ReplayResult) -> None:
     console.print(summary_line(result))
 
 
+def _same(flag: bool | None) -> str:
+    return "[dim]-[/]" if flag is None else ("[green]same[/]" if flag else "[red]differs[/]")
+
+
+def probe_table(result: ProbeResult) -> Table:
+    """One row per task run: probe verdict, run 1 vs run 2, each run vs the original, causes."""
+    runs = " & ".join(r[:8] for r in result.run_ids)
+    table = Table(title=f"determinism probe of {result.run_id}" + (f" → {runs}" if runs else ""),
+                  title_justify="left")
+    table.add_column("task")
+    table.add_column("verdict")
+    table.add_column("run 1 vs run 2")
+    table.add_column("vs original")
+    table.add_column("result hashes (orig, 1, 2)")
+    table.add_column("why", overflow="fold")
+    for t in result.tasks:
+        name = t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
+        vs = " / ".join("[green]same[/]" if v == "reproduced" else f"[red]{v or '-'}[/]" for v in t.vs_original) or "-"
+        hashes = ", ".join(_short(h, 8) for h in t.result_hashes) or "-"
+        between = _same(t.between_runs)
+        if t.between_runs is False and t.same_inputs is False:
+            between += " [dim](inputs differ)[/]"
+        why = "; ".join(t.causes)
+        if t.differing_outputs:
+            why = "outputs differ between the runs: " + ", ".join(t.differing_outputs) + (f"; {why}" if why else "")
+        table.add_row(name, f"[{_VERDICT_STYLE.get(t.verdict, '')}]{t.verdict}[/]", between, vs, hashes, why)
+    return table
+
+
+def probe_summary(result: ProbeResult) -> str:
+    def names(*verdicts: str) -> str:
+        return ", ".join(dict.fromkeys(t.task_name for t in result.tasks if t.verdict in verdicts))
+
+    n = len(result.tasks)
+    if result.deterministic:
+        line = f"[bold green]deterministic[/]: all {n} task runs agree between two runs in the same environment"
+        env = names("environment")
+        if env:
+            line += f"; [yellow]differ from the original because the environment or data changed: {env}[/]"
+        elif result.reproduced:
+            line += " and with the original"
+        return line
+    parts = [f"[bold red]nondeterministic[/]: {names('nondeterministic') or 'none by itself'}"]
+    inh = names("inherited")
+    if inh:
+        parts.append(f"inherited from upstream: {inh}")
+    other = names("failed", "missing")
+    if other:
+        parts.append(f"failed or missing: {other}")
+    env = names("environment")
+    if env:
+        parts.append(f"differ from the original only (environment changed): {env}")
+    return "; ".join(parts)
+
+
+def render_probe(console: Console, result: ProbeResult) -> None:
+    """Probe table, drift, work folder, summary."""
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if result.tasks:
+        console.print(probe_table(result))
+    for i in result.inputs:
+        if i.status in ("changed", "missing"):
+            console.print(f"[yellow]input {i.status}:[/] {i.uri} recorded sha256:{i.expected} found {i.actual or 'nothing'}")
+    if result.drift:
+        console.print("[bold]environment drift[/] (recorded → probe): " + "; ".join(result.drift[:12])
+                      + (f" (+{len(result.drift) - 12} more)" if len(result.drift) > 12 else ""))
+    if result.environment is not None:
+        e = result.environment
+        how = "reused" if e.reused else (f"built in {e.build_seconds:.1f} s" if e.mode == "rebuild" else "in place")
+        console.print(f"[dim]environment: {how}, Python {e.python_version}, {e.path or e.python}[/]")
+    if result.work_dir:
+        console.print(f"[dim]work folder kept: {result.work_dir}[/]")
+    console.print(probe_summary(result))
+
+
 @contextmanager
 def progress_bars(console: Console, enabled: bool = True) -> Iterator[Any]:
     """A progress callback drawing one bar for the environment build and one for the tasks."""
@@ -161,7 +241,7 @@ def progress_bars(console: Console, enabled: bool = True) -> Iterator[Any]:
     ) as prog:
 
         def report(phase: str, description: str, completed: int, total: int) -> None:
-            label = {"env": "environment", "tasks": "tasks"}.get(phase, phase)
+            label = {"env": "environment", "tasks": "tasks", "tasks 1": "run 1", "tasks 2": "run 2"}.get(phase, phase)
             if phase not in bars:
                 bars[phase] = prog.add_task(description, total=max(total, 1), phase=label)
             prog.update(bars[phase], description=description, completed=completed, total=max(total, 1))
@@ -169,4 +249,13 @@ def progress_bars(console: Console, enabled: bool = True) -> Iterator[Any]:
         yield report
 
 
-__all__ = ["plan_renderable", "progress_bars", "render_result", "summary_line", "verdict_table"]
+__all__ = [
+    "plan_renderable",
+    "probe_summary",
+    "probe_table",
+    "progress_bars",
+    "render_probe",
+    "render_result",
+    "summary_line",
+    "verdict_table",
+]

@@ -12,8 +12,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..records import Environment, Run
 from ..store import Store
@@ -21,7 +24,7 @@ from ._compare import compare_task, environment_drift, explain, match_tasks
 from ._envbuild import build_environment, env_cache_root
 from ._execute import run_runner
 from ._inputs import verify_inputs
-from ._models import EnvironmentInfo, ReplayResult, TaskVerdict
+from ._models import EnvironmentInfo, InputCheck, ReplayResult, TaskVerdict
 from ._plan import Prepared, dag_order, prepare
 from ._source import restore_source
 from ._uv import find_uv, index_config
@@ -110,36 +113,17 @@ def replay(
         raise prepared.fatal[0]
 
     # 1. inputs, before anything is built or run
-    t = time.perf_counter()
-    result.inputs = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed_inputs)
-    timings["verify_inputs"] = time.perf_counter() - t
-
-    own_dir = work_dir is None
-    wd = Path(tempfile.mkdtemp(prefix="reproflow-replay-")) if own_dir else Path(work_dir)  # type: ignore[arg-type]
-    wd.mkdir(parents=True, exist_ok=True)
-    keep = keep or not own_dir
-    try:
-        # 2. environment
-        t = time.perf_counter()
-        result.environment = _environment(prepared, st, wd, in_place=in_place, env_cache=env_cache,
-                                          cache_dir=cache_dir, progress=progress)
-        timings["environment"] = time.perf_counter() - t
-        if prepared.choice is not None and prepared.choice.warning:
-            result.warnings.append(prepared.choice.warning)
-
-        # 3. code
-        t = time.perf_counter()
-        assert prepared.run.context is not None
-        restored = restore_source(prepared.run.context, st, wd / "source")
-        timings["restore_source"] = time.perf_counter() - t
+    result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings)
+    with workspace(work_dir, keep) as (wd, kept):
+        # 2. environment and 3. code
+        stage = stage_replay(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
+                             progress=progress, timings=timings)
+        result.environment = stage.environment
+        result.warnings += stage.warnings
 
         # 4. run
-        t = time.perf_counter()
-        outcome = run_runner(prepared, st, python=result.environment.python, source_root=restored.root,
-                             work_dir=wd, in_place=in_place, progress=progress)
-        timings["run"] = time.perf_counter() - t
-        if outcome.get("started_at"):
-            timings["to_flow_call"] = float(outcome["started_at"]) - wall0
+        outcome = execute_once(prepared, st, stage, wd, in_place=in_place, progress=progress, timings=timings,
+                               wall0=wall0)
         result.replay_run_id = outcome["run_id"]
         result.flow_state = outcome.get("state")
         result.flow_message = outcome.get("message")
@@ -149,14 +133,89 @@ def replay(
         new_run = st.load_run(str(outcome["run_id"]))
         _compare(result, prepared, new_run, st)
         timings["compare"] = time.perf_counter() - t
-    finally:
-        if keep:
-            result.work_dir = str(wd)
-        else:
-            shutil.rmtree(wd, ignore_errors=True)
+        result.work_dir = str(wd) if kept else None
     timings["total"] = time.perf_counter() - t0
     result.timings = {k: round(v, 3) for k, v in timings.items()}
     return result
+
+
+@dataclass
+class Stage:
+    """A ready replay: the environment to run in and the restored code."""
+
+    environment: EnvironmentInfo
+    source_root: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: dict[str, float]) -> list[InputCheck]:
+    """Verify (or restore) every external input of the selected tasks; raises on a change."""
+    t = time.perf_counter()
+    checks = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed)
+    timings["verify_inputs"] = time.perf_counter() - t
+    return checks
+
+
+@contextmanager
+def workspace(work_dir: str | os.PathLike[str] | None, keep: bool) -> Iterator[tuple[Path, bool]]:
+    """The replay's work folder: a fresh temporary one (removed on exit unless ``keep``), or
+    ``work_dir`` (always kept). Yields (folder, kept)."""
+    own = work_dir is None
+    wd = Path(tempfile.mkdtemp(prefix="reproflow-replay-")) if own else Path(work_dir)  # type: ignore[arg-type]
+    wd.mkdir(parents=True, exist_ok=True)
+    kept = keep or not own
+    try:
+        yield wd, kept
+    finally:
+        if not kept:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def stage_replay(
+    prepared: Prepared,
+    st: Store,
+    wd: Path,
+    *,
+    in_place: bool,
+    env_cache: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: Progress | None,
+    timings: dict[str, float],
+) -> Stage:
+    """Build (or reuse, or skip with ``in_place``) the environment and restore the code into ``wd``."""
+    t = time.perf_counter()
+    env_info = _environment(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
+                            progress=progress)
+    timings["environment"] = time.perf_counter() - t
+    warnings = [prepared.choice.warning] if prepared.choice is not None and prepared.choice.warning else []
+    t = time.perf_counter()
+    assert prepared.run.context is not None
+    restored = restore_source(prepared.run.context, st, wd / "source")
+    timings["restore_source"] = time.perf_counter() - t
+    return Stage(env_info, restored.root, warnings)
+
+
+def execute_once(
+    prepared: Prepared,
+    st: Store,
+    stage: Stage,
+    run_dir: Path,
+    *,
+    in_place: bool,
+    progress: Progress | None,
+    timings: dict[str, float],
+    wall0: float,
+    label: str = "",
+) -> dict[str, Any]:
+    """Run the flow (or the chosen tasks) once in the staged environment; the runner's outcome."""
+    t = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outcome = run_runner(prepared, st, python=stage.environment.python, source_root=stage.source_root,
+                         work_dir=run_dir, in_place=in_place, progress=progress)
+    timings["run" + label] = time.perf_counter() - t
+    if outcome.get("started_at") and "to_flow_call" not in timings:
+        timings["to_flow_call"] = float(outcome["started_at"]) - wall0
+    return outcome
 
 
 def _environment(
@@ -233,4 +292,4 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store) 
         result.verdict = "reproduced" if result.reproduced else "not-reproduced"
 
 
-__all__ = ["plan", "replay"]
+__all__ = ["Stage", "check_inputs", "execute_once", "plan", "replay", "stage_replay", "workspace"]
