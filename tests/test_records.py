@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import os
 import pathlib
 
 import pytest
@@ -100,13 +101,21 @@ def test_store_blobs_detect_tampering(tmp_path: pathlib.Path) -> None:
         store.get_blob(digest)
 
 
-def test_create_only_writes_never_overwrite(tmp_path: pathlib.Path) -> None:
-    """run.json is written once: a second writer is a no-op and leaves no temp files."""
+@pytest.mark.parametrize("durable", [False, True])
+def test_create_only_writes_never_overwrite(tmp_path: pathlib.Path, durable: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run.json is written once: a second writer is a no-op and leaves no temp files; with
+    REPROFLOW_DURABLE each file is fsynced before it is published, and only then."""
+    monkeypatch.setenv("REPROFLOW_DURABLE", "1" if durable else "0")
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     store = Store(tmp_path)
+    assert store.durable is durable
     assert store.write_bytes(store.path("x.json"), b"1", create_only=True)
     assert not store.write_bytes(store.path("x.json"), b"2", create_only=True)
     assert pathlib.Path(store.path("x.json")).read_bytes() == b"1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+    assert len(synced) == (2 if durable else 0)
 
 
 def test_run_ids_cannot_escape_the_store(tmp_path: pathlib.Path) -> None:
