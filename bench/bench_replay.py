@@ -1,0 +1,238 @@
+"""Replay speed, as ratios measured in the same run.
+
+    python bench/bench_replay.py [--pins 26] [--repeat 2] [--skip-replay]
+
+(a) Environment rebuild: reproflow's uv-based builder (``build_environment``: ``uv venv`` plus
+    ``uv pip install --no-deps`` of exact pins from this machine's index) against
+    ``python -m venv`` plus ``pip install --no-deps`` of the same pins, each into a fresh folder
+    and each with its package cache warm after a first round. Target: uv >= 10x faster.
+(b) Second replay: a small flow is recorded (temporary git repository, a real ``prefect server``
+    on loopback), replayed once (the environment is built from the record) and again (the
+    cached environment is reused). Reported: the time from calling ``replay()`` until the
+    runner calls the flow (``timings["to_flow_call"]``). Target: <= 3 s for the second replay.
+
+The pins are the first N pure-Python (``py3-none-any``) distributions of the running
+environment, by name, so both installers fetch the same wheels from the same index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+SKIP = {"pip", "setuptools", "wheel", "reproflow"}
+
+
+def pure_python_pins(n: int) -> list[tuple[str, str]]:
+    """The first ``n`` installed py3-none-any distributions (name, version), sorted by name."""
+    found: dict[str, tuple[str, str]] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name or name.lower() in SKIP or dist.read_text("direct_url.json"):
+            continue
+        wheel = dist.read_text("WHEEL") or ""
+        tags = [ln.split(":", 1)[1].strip() for ln in wheel.splitlines() if ln.startswith("Tag:")]
+        if tags and all(t.endswith("-none-any") for t in tags):
+            found.setdefault(name.lower(), (name, dist.version))
+    return [found[k] for k in sorted(found)][:n]
+
+
+def bench_uv(pins: list[tuple[str, str]], root: Path, repeat: int) -> list[float]:
+    """Seconds per fresh build with reproflow's builder (first round warms uv's cache)."""
+    from reproflow.records import Distribution, Environment, PlatformInfo, PythonInfo
+    from reproflow.replay._envbuild import build_environment
+    from reproflow.replay._python import choose_interpreter
+    from reproflow.replay._uv import find_uv, index_config
+    from reproflow.store import Store
+
+    env = Environment(
+        python=PythonInfo(implementation=platform.python_implementation(), version=platform.python_version(),
+                          executable=sys.executable, prefix=sys.prefix, base_prefix=sys.base_prefix),
+        platform=PlatformInfo(system=platform.system(), release=platform.release(), machine=platform.machine()),
+        distributions=[Distribution(name=n, version=v) for n, v in pins],
+    )
+    choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
+    store, uv_bin, index = Store(root / "store"), find_uv(), index_config()
+    times = []
+    for i in range(repeat + 1):
+        built = build_environment(env, environment_hash=f"sha256:bench-{i}", choice=choice, store=store,
+                                  uv_bin=uv_bin, index=index, cache_root=root / "envs", work_dir=root / "work")
+        assert not built.reused and built.n_pins == len(pins)
+        times.append(built.seconds)
+    return times
+
+
+def bench_pip(pins: list[tuple[str, str]], root: Path, repeat: int) -> list[float]:
+    """Seconds per ``python -m venv`` + ``pip install --no-deps`` of the pins (first round warms pip's cache)."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    reqs = [f"{n}=={v}" for n, v in pins]
+    times = []
+    for i in range(repeat + 1):
+        venv = root / f"pip-venv-{i}"
+        t0 = time.perf_counter()
+        subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--quiet", *reqs],
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise SystemExit(f"pip install failed: {proc.stderr[-2000:]}")
+        shutil.rmtree(venv, ignore_errors=True)
+    return times
+
+
+FLOW = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from prefect import flow
+
+    from reproflow import repro_task
+
+
+    @repro_task
+    def load(path: Path) -> list:
+        return [int(x) for x in path.read_text().split()]
+
+
+    @repro_task
+    def total(values: list) -> int:
+        return sum(values)
+
+
+    @flow
+    def pipeline(data: Path) -> int:
+        return total(load(data))
+
+
+    if __name__ == "__main__":
+        pipeline(Path(sys.argv[1]))
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_second_replay(root: Path) -> dict[str, float]:
+    """Record a flow, replay it twice; the time to the flow call and the env build of each."""
+    import httpx
+
+    home, repo, store = root / "prefect-home", root / "repo", root / "store"
+    home.mkdir()
+    repo.mkdir()
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    quiet = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
+             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    server_env = {**os.environ, **quiet, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false",
+                  "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db"}
+    server_env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=server_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("prefect server did not start: " + (home / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        (repo / "flow.py").write_text(FLOW)
+        (root / "in.txt").write_text("3 1 4 1 5 9 2 6\n")
+        git = ["git", "-c", "user.email=b@example.org", "-c", "user.name=b"]
+        subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-qm", "bench"], cwd=repo, check=True)
+        os.environ.update(quiet)
+        os.environ["PREFECT_API_URL"] = api
+        os.environ["REPROFLOW_CACHE_DIR"] = str(root / "cache")
+        env = {**os.environ, "REPROFLOW_STORE": str(store)}
+        subprocess.run([sys.executable, "flow.py", str(root / "in.txt")], cwd=repo, env=env, check=True,
+                       capture_output=True, timeout=600)
+        from reproflow.replay import replay
+        from reproflow.store import Store
+
+        (run_id,) = Store(store).run_ids()
+        out: dict[str, float] = {}
+        for label in ("first", "second"):
+            result = replay(run_id, str(store))
+            if not result.reproduced:
+                raise SystemExit(f"{label} replay did not reproduce: {result.model_dump_json(indent=1)[-3000:]}")
+            assert result.environment is not None
+            out[f"{label}_to_flow_call"] = result.timings["to_flow_call"]
+            out[f"{label}_environment"] = result.timings["environment"]
+            out[f"{label}_total"] = result.timings["total"]
+            out[f"{label}_reused"] = float(result.environment.reused)
+            out["n_pins"] = float(result.environment.n_pins)
+            if label == "second":
+                print(f"    second replay timings (s): {result.timings}")
+                t0 = time.perf_counter()
+                subprocess.run([result.environment.python, "-c", "import prefect"], check=True)
+                out["import_prefect"] = time.perf_counter() - t0
+        return out
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pins", type=int, default=26)
+    parser.add_argument("--repeat", type=int, default=2, help="measured rounds after the cache-warming one")
+    parser.add_argument("--skip-replay", action="store_true", help="only the environment-build comparison")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    try:
+        pins = pure_python_pins(args.pins)
+        print(f"(a) environment rebuild of {len(pins)} exact pins, {args.repeat} warm rounds after one warm-up")
+        uv_t = bench_uv(pins, root / "uv", args.repeat)
+        pip_t = bench_pip(pins, root / "pip", args.repeat)
+        uv_warm, pip_warm = statistics.median(uv_t[1:]), statistics.median(pip_t[1:])
+        print(f"    uv (reproflow builder): first {uv_t[0]:.2f} s, warm median {uv_warm:.2f} s  {[round(t, 2) for t in uv_t]}")
+        print(f"    python -m venv + pip:   first {pip_t[0]:.2f} s, warm median {pip_warm:.2f} s  {[round(t, 2) for t in pip_t]}")
+        ratio = pip_warm / uv_warm
+        print(f"    ratio pip/uv (warm): {ratio:.1f}x  (first round: {pip_t[0] / uv_t[0]:.1f}x)  target >= 10x: "
+              f"{'PASS' if ratio >= 10 else 'FAIL'}")
+        if not args.skip_replay:
+            (root / "replay").mkdir()
+            r = bench_second_replay(root / "replay")
+            print(f"(b) replay of a recorded 2-task flow (environment of {int(r['n_pins'])} distributions)")
+            print(f"    first replay:  environment {r['first_environment']:.2f} s (built), to flow call "
+                  f"{r['first_to_flow_call']:.2f} s, total {r['first_total']:.2f} s")
+            print(f"    second replay: environment {r['second_environment']:.2f} s "
+                  f"({'reused' if r['second_reused'] else 'REBUILT'}), to flow call {r['second_to_flow_call']:.2f} s, "
+                  f"total {r['second_total']:.2f} s")
+            print(f"    for scale: `import prefect` alone takes {r['import_prefect']:.2f} s in that environment; "
+                  f"reproflow's own part of the second replay's wait is {r['second_to_flow_call'] - r['import_prefect']:.2f} s")
+            print(f"    second replay reaches the flow call in {r['second_to_flow_call']:.2f} s; target <= 3 s: "
+                  f"{'PASS' if r['second_to_flow_call'] <= 3 else 'FAIL'}; first/second to flow call "
+                  f"{r['first_to_flow_call'] / r['second_to_flow_call']:.1f}x")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
