@@ -202,6 +202,11 @@ def ensure_prefect_run(store: Store, seed: int | None) -> str | None:
     return run_id
 
 
+def owns_run(run_id: str) -> bool:
+    """Whether this process started recording ``run_id`` and will close it (its flow end hook)."""
+    return run_id in _started
+
+
 def _attach_end_hooks(flow: Any) -> None:
     for attr in ("on_completion_hooks", "on_failure_hooks", "on_crashed_hooks", "on_cancellation_hooks"):
         hooks = getattr(flow, attr, None)
@@ -223,9 +228,15 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect flow hook: write end.json, the index entry and the UI artifacts."""
     run_id = str(flow_run.id)
     with _lock:
-        url = _started.pop(run_id, None)
+        url = _started.get(run_id)
     if url is None:
         return  # this flow run recorded nothing through reproflow (or another process did)
+    from ._writer import writer
+
+    for exc in writer().flush():  # every task record of the run lands before its end record
+        log.error("reproflow: run %s may be missing a record: %s", run_id, exc)
+    with _lock:
+        _started.pop(run_id, None)
     store = get_store(url)
     error = None
     if not state.is_completed():

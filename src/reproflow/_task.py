@@ -34,7 +34,8 @@ from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
 from ._hashing import hash_path, is_local, local_path, stat_signature
 from ._scrub import scrub_json, scrub_text
-from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store
+from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run
+from ._writer import writer
 from ._values import hash_mapping, stable_hash, to_typed_json
 from .records import DataRef, ErrorInfo, Finding, MapRecord, TaskRecord, utcnow
 from .store import Store, canonical_json
@@ -267,7 +268,10 @@ class _Attempt:
             map_index=self.map_index,
             **fields,
         )
-        self.store.write_task(record)
+        if self.engine == "prefect" and not self.store.strict and owns_run(self.run_id):
+            writer().submit(self.store.write_task, record)  # waited for before the run's end
+        else:
+            self.store.write_task(record)
 
 
 def _uri(value: Any) -> str:
@@ -604,9 +608,12 @@ def _record_map(task: ReproTask[Any, Any], futures: Any) -> None:
     ids = [str(f.task_run_id) for f in futures]
     if not ids:
         return
-    get_store(task._rf_spec.opts.store).write_map(
-        MapRecord(run_id=run_id, map_id=uuid.uuid4().hex, task_name=task.name, task_key=task.task_key, task_run_ids=ids)
-    )
+    store = get_store(task._rf_spec.opts.store)
+    record = MapRecord(run_id=run_id, map_id=uuid.uuid4().hex, task_name=task.name, task_key=task.task_key, task_run_ids=ids)
+    if not store.strict and owns_run(run_id):
+        writer().submit(store.write_map, record)
+    else:
+        store.write_map(record)
 
 
 def _declared(spec: _Spec, which: str) -> list[str]:
