@@ -1,11 +1,13 @@
-"""The determinism probe on a real recorded flow (issue 6's acceptance), in the current environment.
+"""Replay and the determinism probe on a real recorded flow (issue 6's acceptance), in place.
 
 The flow (recorded by `python flow.py` in a temporary git repository, on a real Prefect server)
 draws one random number with an unseeded task (`noisy.py`), one with `@repro_task(seed=1)`
 (`seeded.py`), feeds the unseeded draw to a deterministic `scale` task, and reads a data file
 with `load`. The seeded task replays identically; the unseeded one is flagged by `reproflow
 check`, by its TaskRecord's findings and by the probe, which names it alone as nondeterministic
-(`scale` only inherits it). Everything runs in place (no environment build), so it stays fast.
+(`scale` only inherits it). The same recording serves the in-place replay's other promises:
+`--from`, the work folder's cleanup, `--dry-run`, and the replay as a Prefect flow. Everything
+runs in place (no environment build), so it stays fast.
 """
 
 from __future__ import annotations
@@ -233,3 +235,86 @@ def test_changed_input_is_the_environment_not_the_code(recorded: dict[str, Any],
     assert any(str(data) in c and "changed" in c for c in load["causes"])
     assert result["deterministic"] is True and result["reproduced"] is False
     assert code == 0, err  # the probe's question is determinism: it holds
+
+
+def test_from_replays_the_task_and_its_downstream(recorded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`--from draw` calls `draw` and then `scale` fed with the new draw (not the recorded one):
+    both differ, `scale` because its upstream did not reproduce; `load` and `draw_seeded` are
+    not run; the new run is a replay of the original."""
+    code, out, err = _cli(["replay", recorded["run_id"], "--store", str(recorded["store"]), "--in-place",
+                           "--from", "draw", "--json"], capsys, monkeypatch, tmp_path)
+    result = json.loads(out)
+    assert code == 1, err
+    assert result["plan"]["partial"] == "--from draw"
+    assert [(t["task_name"], t["verdict"]) for t in result["tasks"]] == [("draw", "differs"), ("scale", "differs")]
+    draw, scale = result["tasks"]
+    assert any("upstream task(s) draw did not reproduce" in c for c in scale["causes"]), scale["causes"]
+    new = Store(recorded["store"]).load_run(result["replay_run_id"])
+    assert new.record.replay_of == recorded["run_id"]
+    fed = {t.task_name: t for t in new.final_tasks()}
+    assert fed["scale"].parameter_hashes["x"] == fed["draw"].result_hash  # the new draw, not the recorded one
+
+
+def test_work_folder_is_removed_unless_kept(recorded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without --keep the work folder (restored code, spec, runner log) is gone after the replay;
+    with --keep it stays, holds the restored flow and the log, and its path is printed."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    args = ["replay", recorded["run_id"], "--store", str(recorded["store"]), "--in-place", "--task", "draw_seeded"]
+    code, out, err = _cli(args, capsys, monkeypatch, tmp_path)
+    assert code == 0, out + err
+    assert list(scratch.iterdir()) == [] and "work folder kept" not in out
+    code, out, err = _cli([*args, "--keep"], capsys, monkeypatch, tmp_path)
+    assert code == 0
+    (kept,) = scratch.iterdir()
+    assert kept.name.startswith("reproflow-replay-") and "work folder kept" in out
+    assert (kept / "source" / "seeded.py").read_text() == SEEDED and (kept / "runner.log").exists()
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(recorded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`replay --dry-run` and `probe --dry-run` print the plan (naming the flagged task as a risk),
+    exit 0, and add no run to the store."""
+    st = Store(recorded["store"])
+    before = set(st.run_ids())
+    for cmd in (["replay", "--in-place"], ["probe"]):
+        code, out, err = _cli([cmd[0], recorded["run_id"], "--store", str(recorded["store"]), *cmd[1:], "--dry-run"],
+                              capsys, monkeypatch, tmp_path)
+        assert code == 0, out + err
+        flat = " ".join(out.split())
+        assert "replay plan" in flat and "task 'draw' was flagged by the checks (RPF101)" in flat
+    assert set(st.run_ids()) == before
+
+
+def test_replay_flow_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                           prefect_api: str) -> None:
+    """The replay as a Prefect flow (what the deployment runs): the full replay ends Failed with
+    `draw` in its message and the verdict as data; `task="draw_seeded"` ends Completed; each
+    leaves a `reproflow-replay` markdown artifact with the verdict table."""
+    import httpx
+
+    from reproflow.replay._flow import replay_flow
+
+    monkeypatch.delenv("REPROFLOW_SEED", raising=False)
+    failed = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, return_state=True)
+    assert failed.is_failed() and "draw" in (failed.message or "")
+    data = failed.result(raise_on_failure=False)
+    verdicts = {t["task_name"]: t["verdict"] for t in data["tasks"]}
+    assert verdicts["draw"] == "differs" and verdicts["draw_seeded"] == "reproduced"
+    ok = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, task="draw_seeded",
+                     return_state=True)
+    assert ok.is_completed(), ok.message
+    assert ok.result()["verdict"] == "reproduced"
+
+    # the client's read_artifacts sends nulls this server version refuses: post the filter directly
+    found = httpx.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["reproflow-replay"]}}},
+                       timeout=30).json()
+    runs = {a["flow_run_id"]: a["data"] for a in found}
+    assert str(failed.state_details.flow_run_id) in runs and str(ok.state_details.flow_run_id) in runs
+    table = runs[str(failed.state_details.flow_run_id)]
+    assert "| draw | differs |" in table and "| draw_seeded | reproduced |" in table
