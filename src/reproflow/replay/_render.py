@@ -155,17 +155,15 @@ def probe_table(result: ProbeResult) -> Table:
                   title_justify="left")
     table.add_column("task")
     table.add_column("verdict")
-    table.add_column("run 1 vs run 2")
+    table.add_column("1 vs 2")
     table.add_column("vs original")
-    table.add_column("result hashes (orig, 1, 2)")
-    table.add_column("why", overflow="fold")
+    table.add_column("results (orig 1 2)", no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=1)
     for t in result.tasks:
         name = t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
         vs = " / ".join("[green]same[/]" if v == "reproduced" else f"[red]{v or '-'}[/]" for v in t.vs_original) or "-"
-        hashes = ", ".join(_short(h, 8) for h in t.result_hashes) or "-"
+        hashes = " ".join(_short(h, 6) for h in t.result_hashes) or "-"
         between = _same(t.between_runs)
-        if t.between_runs is False and t.same_inputs is False:
-            between += " [dim](inputs differ)[/]"
         why = "; ".join(t.causes)
         if t.differing_outputs:
             why = "outputs differ between the runs: " + ", ".join(t.differing_outputs) + (f"; {why}" if why else "")
