@@ -97,3 +97,22 @@ def test_finished_flow_has_every_task_record_before_its_end(store_dir: pathlib.P
     run_dir = store_dir / "runs" / run.run_id
     end_mtime = (run_dir / "end.json").stat().st_mtime_ns
     assert all(p.stat().st_mtime_ns <= end_mtime for p in (run_dir / "tasks").iterdir())
+
+
+def test_artifacts_are_published_in_the_background(store_dir: pathlib.Path, prefect_harness: None) -> None:
+    """The UI artifacts land on the flow run once wait_for_artifacts() returns (in-process)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from reproflow._run import wait_for_artifacts
+
+    @flow
+    def small() -> int:
+        return slow_echo(3)
+
+    state = small(return_state=True)
+    wait_for_artifacts(timeout=120)
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    assert {a.key for a in arts} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
