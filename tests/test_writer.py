@@ -101,8 +101,8 @@ def test_finished_flow_has_every_task_record_before_its_end(store_dir: pathlib.P
 
 def test_artifacts_are_published_in_the_background(store_dir: pathlib.Path, prefect_harness: None) -> None:
     """The UI artifacts land on the flow run once wait_for_artifacts() returns (in-process)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    import httpx
+    from prefect.settings import PREFECT_API_URL
 
     from reproflow._run import wait_for_artifacts
 
@@ -112,7 +112,8 @@ def test_artifacts_are_published_in_the_background(store_dir: pathlib.Path, pref
 
     state = small(return_state=True)
     wait_for_artifacts(timeout=120)
-    run_id = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-    assert {a.key for a in arts} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
+    run_id = str(state.state_details.flow_run_id)
+    resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
+                      json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
+    resp.raise_for_status()
+    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
