@@ -25,6 +25,8 @@ import pytest
 
 from reproflow.store import Store
 
+pytestmark = pytest.mark.slow  # a Prefect API server (the session's) and flow subprocesses
+
 NOISY = textwrap.dedent(
     """
     import random
@@ -91,6 +93,18 @@ FLOW = textwrap.dedent(
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo, check=True,
                    capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def prefect_api(prefect_api_env: dict[str, str]) -> Iterator[str]:
+    """The session's Prefect API, also in os.environ for this module so the replay's runner
+    subprocesses use it (no temporary server per run)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PREFECT_API_URL", prefect_api_env["PREFECT_API_URL"])
+    try:
+        yield prefect_api_env["PREFECT_API_URL"]
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="module")
