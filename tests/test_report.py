@@ -15,7 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "export"))
 from rf_factory import dist, make_environment, make_run  # noqa: E402
 
 from reproflow._cli_common import run_cli  # noqa: E402
-from reproflow._report import ARTIFACT_KEY, REPORT_FILENAME, build_report, publish_report_artifact  # noqa: E402
+from reproflow._report import ARTIFACT_KEY, HTML_FILENAME, REPORT_FILENAME, build_report, publish_report_artifact  # noqa: E402
 from reproflow.cli import app  # noqa: E402
 from reproflow.errors import RunNotFound  # noqa: E402
 from reproflow.records import DirectUrl, EnvVar, Finding, GitState, GPUInfo, Hardware, SourceSnapshot  # noqa: E402
@@ -46,11 +46,18 @@ PROBLEMS: dict[str, tuple[dict[str, Any], str, int, str]] = {
     "no source": ({"source": SourceSnapshot(kind="none", absent_reason="disabled")}, "no-source", 10, "no snapshot"),
     "unpinned local package": ({"packages": [dist("mylib", "0.1", direct_url=DirectUrl(url="file:///src/mylib", editable=True))]},
                                "unpinned-local", 10, "unpinned local package"),
-    "unseeded randomness": ({"task_findings": [Finding(code="RPF001", message="np.random without a seed", path="f.py", line=3),
-                                               Finding(code="RPF001", message="again", severity="warning")],
-                             "run_findings": [Finding(code="RPF002", message="random.random", severity="error"),
-                                              Finding(code="RPF009", message="style", severity="info")]},
-                            "findings", 15, "RPF001, RPF002"),
+    "unseeded randomness": ({"task_findings": [Finding(code="RPF101", message="random.random() without a seed", path="f.py",
+                                                       line=3, severity="error"),
+                                               Finding(code="RPF101", message="again", path="f.py", line=9, severity="error")],
+                             "run_findings": [Finding(code="RPF102", message="np.random.rand", severity="warning"),
+                                              Finding(code="RPF999", message="style", severity="info")]},
+                            "unseeded-randomness", 15, "unseeded randomness found: 3 finding(s) of RPF101 unseeded-python-random, "
+                            "RPF102 unseeded-numpy-random"),
+    "other static findings": ({"task_findings": [Finding(code="RPF301", message="/home/me/data.csv", severity="warning")]},
+                              "findings", 5, "RPF301 machine-specific-path"),
+    "secrets redacted": ({"environment": make_environment(env_vars={
+                              "AWS_SECRET_ACCESS_KEY": EnvVar(redacted=True, reason="name", fingerprint="hmac-sha256:ab")})},
+                         "secrets-redacted", 5, "1 secret(s) redacted: their values are not in the record"),
     "gpu": ({"hardware": Hardware(gpus=[GPUInfo(index=0, name="NVIDIA A100")], gpu_driver="550")},
             "gpu-nondeterminism", 5, "GPU nondeterminism risk"),
     "failed task": ({"failed_task": True, "status": "FAILED"}, "failed", 15, "failed task"),
@@ -87,19 +94,65 @@ def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) 
     assert report.score == 85
 
 
-def test_secrets_are_informational_and_score_floors_at_zero(store: Store) -> None:
-    """Redacted secrets are reported without a deduction; many problems never go below 0."""
+def test_score_floors_at_zero_and_caps_hold(store: Store) -> None:
+    """Every problem at once: each check stops at its cap (3 local packages cost 20, 4 randomness
+    rules 20, 2 other rules 20) and the score never goes below 0."""
     env = make_environment(
         packages=[dist(f"lib{i}", "1", direct_url=DirectUrl(url=f"file:///l{i}", editable=True)) for i in range(3)],
         env_vars={"AWS_SECRET_ACCESS_KEY": EnvVar(redacted=True, reason="name", fingerprint="hmac-sha256:ab")},
     )
+    findings = [Finding(code=f"RPF10{i}", message="m", severity="error") for i in range(1, 5)]
+    findings += [Finding(code=c, message="m", severity="error") for c in ("RPF201", "RPF401")]
     rid = make_run(store, environment=env, git=GitState(available=False), source=SourceSnapshot(),
                    failed_task=True, status="CRASHED", hardware=Hardware(gpus=[GPUInfo(index=0, name="X")]),
-                   run_findings=[Finding(code=f"RPF00{i}", message="m", severity="error") for i in range(4)])  # fmt: skip
+                   run_findings=findings)  # fmt: skip
     report = build_report(store, rid)
-    secrets = next(c for c in report.checks if c.code == "secrets-redacted")
-    assert secrets.status == "info" and secrets.points_lost == 0 and "1 secret(s) redacted" in secrets.reason
-    assert report.score == max(0, 100 - (15 + 10 + 20 + 30 + 5 + 15))
+    lost = {c.code: c.points_lost for c in report.deductions}
+    assert lost == {"no-git": 15, "no-source": 10, "unpinned-local": 20, "unseeded-randomness": 20, "findings": 20,
+                    "gpu-nondeterminism": 5, "secrets-redacted": 5, "failed": 15}  # fmt: skip
+    assert report.score == 0
+
+
+def test_report_lists_every_stored_finding(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    """Findings stored in task records (and the run record) are listed one row per distinct
+    finding, with the rule's name and the tasks that reported it, in Markdown, HTML and JSON."""
+    from reproflow.records import TaskRecord
+    from rf_factory import T0
+
+    hit = Finding(code="RPF101", message="random.random() without a seed", path="flows/f.py", line=7, severity="error")
+    style = Finding(code="RPF601", message="iterating over a set", path="flows/f.py", line=12, severity="warning")
+    rid = "run-findings"
+    tasks = [TaskRecord(run_id=rid, task_run_id=f"t{i}", task_name="sample", task_key="k", state="COMPLETED",
+                        started_at=T0, ended_at=T0, duration_s=0, parameters_hash="p", map_index=i,
+                        findings=[hit] + ([style] if i == 1 else []))
+             for i in range(2)]  # fmt: skip
+    make_run(store, run_id=rid, tasks=tasks, run_findings=[Finding(code="RPF999", message="note", severity="info")])
+    report = build_report(store, rid)
+    rows = [(f.code, f.rule, f.severity, f.location, f.tasks) for f in report.findings]
+    assert rows == [
+        ("RPF101", "unseeded-python-random", "error", "flows/f.py:7", ["sample[0]", "sample[1]"]),
+        ("RPF601", "unordered-iteration", "warning", "flows/f.py:12", ["sample[1]"]),
+        ("RPF999", "", "info", "", ["run"]),
+    ]
+    assert report.reasons()["unseeded-randomness"] == "unseeded randomness found: 1 finding(s) of RPF101 unseeded-python-random"
+    assert report.reasons()["findings"] == "reproducibility hazards found: 1 finding(s) of RPF601 unordered-iteration"
+    md = report.to_markdown()
+    assert "## Static-analysis findings" in md
+    assert "| RPF101 | unseeded-python-random | error | flows/f.py:7 | sample[0], sample[1] | random.random() without a seed |" in md
+    assert "<td>RPF601</td><td>unordered-iteration</td>" in report.to_html()
+    assert run_cli(app, ["report", rid, "--json", "--no-save", "--store", store.url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [f["code"] for f in data["findings"]] == ["RPF101", "RPF601", "RPF999"]
+    assert not store.fs.exists(posixpath.join(store.run_dir(rid), REPORT_FILENAME))
+
+
+def test_publish_refuses_a_plain_python_run(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run recorded outside Prefect has no flow run to attach an artifact to: --publish is one
+    error line naming the engine, not a Prefect API error."""
+    rid = make_run(store, engine="plain")
+    assert run_cli(app, ["report", rid, "--publish", "--store", store.url]) != 0
+    err = capsys.readouterr().err
+    assert "recorded outside Prefect (engine 'plain')" in " ".join(err.split()) and err.count("\n") == 1
 
 
 def test_markdown_html_and_store_copy(store: Store, clean: dict[str, Any], tmp_path: pathlib.Path,
@@ -113,6 +166,8 @@ def test_markdown_html_and_store_copy(store: Store, clean: dict[str, Any], tmp_p
     assert data["score"] == 85 and data["checks"]
     saved = store.read_bytes(posixpath.join(store.run_dir(rid), REPORT_FILENAME)).decode()
     assert "scores **85/100**" in saved and "| ❌ | Run succeeded | -15 |" in saved
+    saved_html = store.read_bytes(posixpath.join(store.run_dir(rid), HTML_FILENAME)).decode()
+    assert saved_html.startswith("<!DOCTYPE html>") and "<strong>85/100</strong>" in saved_html
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and "85/100" in html
     assert run_cli(app, ["report", rid, "--store", store.url]) == 0

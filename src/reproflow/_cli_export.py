@@ -135,7 +135,8 @@ def report_cmd(
     as_json: bool = JsonOption,
     fmt: str = typer.Option("md", "--format", "-f", help="File format for -o: md or html."),
     out: Optional[str] = typer.Option(None, "--output", "-o", help="Also write the report to this file."),
-    save: bool = typer.Option(True, "--save/--no-save", help="Write REPRODUCIBILITY.md into the run's folder in the store."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Write REPRODUCIBILITY.md and .html into the run's "
+                              "folder in the store."),  # fmt: skip
     publish: bool = typer.Option(False, "--publish", help="Attach it to the Prefect flow run as a markdown artifact."),
     store: Optional[str] = StoreOption,
 ) -> None:
@@ -146,6 +147,11 @@ def report_cmd(
         raise ExportError(f"unknown report format {fmt!r}; choose md or html")
     st = _store(store)
     report = build_report(st, run_id)
+    if publish and report.engine != "prefect":
+        raise ExportError(
+            f"run {report.run_id} was recorded outside Prefect (engine {report.engine!r}): there is no flow run "
+            f"to attach an artifact to; read REPRODUCIBILITY.md in the run's folder instead"
+        )
     if save:
         save_report(st, report)
     if out:

@@ -119,6 +119,7 @@ def make_run(
     started: dt.datetime = T0,
     output_dir: pathlib.Path | None = None,
     input_stored: bool = False,
+    engine: str = "prefect",
 ) -> str:
     """Write a complete run into ``store`` and return its run id.
 
@@ -161,6 +162,7 @@ def make_run(
             argv=["flows/demo.py"],
             seed=seed,
             findings=run_findings or [],
+            engine=engine,  # type: ignore[arg-type]
         )
     )
     if tasks is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import random
 import tomli as tomllib  # TOML 1.0 subset; stdlib tomllib only on 3.11+
 from typing import Annotated
 
@@ -35,6 +36,16 @@ def write_summary(rows: int, target: Annotated[pathlib.Path, Output]) -> pathlib
 def summarize(src: pathlib.Path, out: pathlib.Path, label: str = "a") -> pathlib.Path:
     rows = count_rows(src)
     return write_summary(rows, out / "summary.txt")
+
+
+@repro_task
+def roll() -> float:
+    return random.random()
+
+
+@flow
+def gamble() -> float:
+    return roll()
 
 
 def _run(src: pathlib.Path, out: pathlib.Path, label: str) -> str:
@@ -83,3 +94,15 @@ def test_diff_of_two_recorded_runs(store: Store, tmp_path: pathlib.Path) -> None
     lines = diff.differences(include_derived=True)
     assert lines[0] == "parameters label: 'a' -> 'b'"
     assert len(lines) == 2 and lines[1].startswith(f"task count_rows input {src}"), lines
+
+
+def test_report_of_a_recorded_run_lists_its_findings(store: Store) -> None:
+    """A task drawing from an unseeded global generator: the static check's finding, stored in
+    the task record, costs the report its points with the named reason and is listed by task."""
+    state = gamble(return_state=True)
+    report = build_report(store, str(state.state_details.flow_run_id))
+    assert report.reasons()["unseeded-randomness"].startswith("unseeded randomness found: 1 finding(s) of RPF101")
+    rows = [(f.code, f.tasks) for f in report.findings]
+    assert rows == [("RPF101", ["roll"])]
+    assert __file__.endswith(report.findings[0].location.rsplit(":", 1)[0])  # relative to the git root
+    assert "| RPF101 | unseeded-python-random | error |" in report.to_markdown()
