@@ -159,3 +159,22 @@ def test_no_entrypoint_is_said_not_guessed(store: Store, fmt: str) -> None:
     text = str(export_run(store, rid, fmt))
     assert "no flow entry point was recorded" in text
     assert "CMD" not in text and "demo_flow" not in text
+
+
+def test_apptainer_gpu_base_and_local_code(store: Store) -> None:
+    """A recorded GPU gives the nvidia/cuda runtime base, uv installed by its script and the
+    recorded interpreter installed by uv; without a remote the code comes in through %files and an
+    editable package inside it is installed from /app."""
+    packages = [dist("six", "1.17.0"), dist("project", "0.1", direct_url=DirectUrl(url="file:///src/project", editable=True))]
+    hw = Hardware(gpus=[GPUInfo(index=0, name="NVIDIA A100")], gpu_driver="535.1", cuda_driver_version="12.2")
+    git = GitState(available=True, root="/src/project", commit="c" * 40)
+    env = make_environment(packages)
+    text = str(export_run(store, make_run(store, environment=env, hardware=hw, git=git), "apptainer"))
+    header, sections = _apptainer_sections(text)
+    assert header == {"Bootstrap": "docker", "From": "nvidia/cuda:12.2.2-runtime-ubuntu22.04"}
+    assert sections["files"] == [". /app"]
+    post = "\n".join(sections["post"])
+    py = env.python.version
+    assert "install.sh | env UV_INSTALL_DIR=/usr/local/bin sh" in post
+    assert f"uv python install {py}" in post and f"uv venv --python {py} /opt/venv" in post
+    assert "--no-cache --no-deps -e /app" in post and "git clone" not in post
