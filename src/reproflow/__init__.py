@@ -27,6 +27,7 @@ _LAZY = {
     "load_run": "reproflow._api",
     "list_runs": "reproflow._api",
     "replay": "reproflow._api",
+    "probe": "reproflow._api",
     "stable_hash": "reproflow._values",
     "hash_path": "reproflow._hashing",
     "ReproflowError": "reproflow.errors",
@@ -35,7 +36,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._api import list_runs, load_run, replay
+    from ._api import list_runs, load_run, probe, replay
     from ._declare import Input, Output
     from ._hashing import hash_path
     from ._plain import record

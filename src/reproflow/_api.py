@@ -32,4 +32,12 @@ def replay(run_id: str, store: str | os.PathLike[str] | None = None, **options: 
     return _replay(run_id, store=store, **options)
 
 
-__all__ = ["list_runs", "load_run", "open_store", "replay"]
+def probe(run_id: str, store: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+    """Run a recorded run twice in one environment and tell which tasks are nondeterministic by
+    themselves, apart from what the environment changed (see docs/replay.md)."""
+    from .replay import probe as _probe
+
+    return _probe(run_id, store=store, **options)
+
+
+__all__ = ["list_runs", "load_run", "open_store", "probe", "replay"]
