@@ -26,6 +26,10 @@ BAD: list[tuple[str, str]] = [
     ("RPF101", "import random, time\nrandom.seed(time.time())\nx = random.random()\n"),
     ("RPF101", "import random\nrandom.seed()\n"),
     # RPF102 numpy
+    # a seeded task's seed covers that task (and helpers), not an unseeded task beside it
+    ("RPF101", "from reproflow import repro_task\nimport random\n@repro_task(seed=7)\ndef a():\n    return random.random()\n@repro_task\ndef b():\n    return random.random()\n"),
+    ("RPF101", "from reproflow import repro_task\nimport random\n@repro_task(seed=7)\ndef a():\n    return 1\nX = random.random()\n"),
+    ("RPF102", "from reproflow import repro_task\nimport numpy as np\n@repro_task(seed=7)\ndef a():\n    return np.random.rand()\n@repro_task\ndef b():\n    return np.random.rand()\n"),
     ("RPF102", "import numpy as np\nx = np.random.rand(3)\n"),
     ("RPF102", "import numpy\nx = numpy.random.normal(0, 1, 10)\n"),
     ("RPF102", "from numpy import random as npr\nx = npr.randint(0, 9)\n"),
@@ -124,6 +128,10 @@ GOOD: list[tuple[str, str]] = [
     ("RPF101", "import random\ndef f(seed):\n    rng = random.Random(seed)\n    return rng.choice([1, 2])\n"),
     ("RPF101", "import random\ndef f(random):\n    return random.random()\n"),
     ("RPF101", "from reproflow import repro_task\nimport random\n@repro_task(seed=7)\ndef f():\n    return random.random()\n"),
+    ("RPF101", "from reproflow import repro_task\nimport random\ndef helper():\n    return random.random()\n@repro_task(seed=7)\ndef f():\n    return helper()\n"),
+    ("RPF101", "from reproflow import repro_task\nimport random\ndef f():\n    return random.random()\nf_task = repro_task(f, seed=3)\n"),
+    ("RPF101", "from reproflow import repro_task\nimport random\ndef f():\n    return random.random()\nf_task = repro_task(seed=3)(f)\n"),
+    ("RPF103", "import torch\nfrom reproflow import repro_task\n@repro_task(seed=1)\ndef f():\n    return torch.rand(3)\n"),
     ("RPF101", "import random\nimport lightning\nlightning.seed_everything(1)\nx = random.random()\n"),
     ("RPF101", "import secrets\ntoken = secrets.token_hex(8)\n"),
     ("RPF102", "import numpy as np\nrng = np.random.default_rng(42)\nx = rng.random(3)\n"),

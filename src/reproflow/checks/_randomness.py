@@ -152,10 +152,7 @@ def _find_seeds(ctx: ModuleContext) -> Iterator[str]:
         name = ctx.call_name(call)
         target = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
         short = name.rsplit(".", 1)[-1] if name else target
-        if short == "repro_task":  # @repro_task(seed=...), imported or not
-            kw = keyword(call, "seed")
-            if kw is not None and _good_seed(ctx, kw.value):
-                yield from _EVERYTHING
+        if short == "repro_task":  # @repro_task(seed=...) seeds its own task: see seeded_tasks
             continue
         if name is None:
             continue
@@ -165,6 +162,61 @@ def _find_seeds(ctx: ModuleContext) -> Iterator[str]:
         elif short in _SEED_EVERYTHING_SUFFIXES and "." in name and not name.startswith(("random.", "numpy.")):
             if _good_seed(ctx, _seed_arg(call, "seed")):
                 yield from _EVERYTHING
+
+
+def _is_seeding_repro_task(ctx: ModuleContext, call: ast.Call) -> bool:
+    name = ctx.call_name(call)
+    target = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    if (name.rsplit(".", 1)[-1] if name else target) != "repro_task":
+        return False
+    kw = keyword(call, "seed")
+    return kw is not None and _good_seed(ctx, kw.value)
+
+
+def seeded_tasks(ctx: ModuleContext) -> frozenset[ast.AST]:
+    """The functions that ``@repro_task(seed=<int>)`` (or ``repro_task(fn, seed=<int>)``,
+    ``repro_task(seed=<int>)(fn)``) seeds: each seeds every generator when *its* run starts."""
+    found = ctx.memo.get("seeded_tasks")
+    if isinstance(found, frozenset):
+        return found
+    funcs = [n for n in ctx.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    out: set[ast.AST] = set()
+    wrapped: set[str] = set()
+    for fn in funcs:
+        if any(isinstance(d, ast.Call) and _is_seeding_repro_task(ctx, d) for d in fn.decorator_list):
+            out.add(fn)
+    for call in ctx.calls():
+        if _is_seeding_repro_task(ctx, call) and call.args and isinstance(call.args[0], ast.Name):
+            wrapped.add(call.args[0].id)  # repro_task(fn, seed=1)
+        outer = ctx.parents.get(call)
+        if (isinstance(outer, ast.Call) and outer.func is call and _is_seeding_repro_task(ctx, call)
+                and outer.args and isinstance(outer.args[0], ast.Name)):
+            wrapped.add(outer.args[0].id)  # repro_task(seed=1)(fn)
+    out.update(fn for fn in funcs if fn.name in wrapped and isinstance(ctx.parents.get(fn), ast.Module))
+    found = ctx.memo["seeded_tasks"] = frozenset(out)
+    return found
+
+
+def seeded_at(ctx: ModuleContext, node: ast.AST, library: str) -> bool:
+    """Whether ``library``'s global generator is seeded where ``node`` runs: the module seeds it,
+    or ``node`` is inside a seeded task, or inside a helper (not itself a task) of a module with
+    a seeded task, which a seeded task may be the one to call. Code at module level runs at
+    import, before any task's seed; an unseeded task is not seeded by its neighbour's seed."""
+    if library in module_seeds(ctx):
+        return True
+    tasks = seeded_tasks(ctx)
+    if not tasks:
+        return False
+    chain = []
+    fn = ctx.enclosing_function(node)
+    while fn is not None:
+        chain.append(fn)
+        fn = ctx.enclosing_function(fn)
+    if not chain:
+        return False
+    if any(f in tasks for f in chain):
+        return True
+    return not any(ctx.is_task(f) for f in chain)
 
 
 def _src(node: ast.AST) -> str:
@@ -189,7 +241,6 @@ def _src(node: ast.AST) -> str:
     a generator you own: `rng = random.Random(<int>)`.""",
 )
 def unseeded_python_random(ctx: ModuleContext) -> Iterator[Hit]:
-    seeded = "python" in module_seeds(ctx)
     for call in ctx.calls():
         name = ctx.call_name(call)
         if name is None:
@@ -211,7 +262,7 @@ def unseeded_python_random(ctx: ModuleContext) -> Iterator[Hit]:
                 why = f"from `{_src(src)}`" if src is not None else "from OS entropy"
                 yield Hit(call, f"`{_src(call)}` seeds the generator {why}, which differs on every run",
                           fix="seed with a fixed integer: `random.seed(<int>)`")  # fmt: skip
-        elif fn in PY_DRAWS and not seeded:
+        elif fn in PY_DRAWS and not seeded_at(ctx, call, "python"):
             yield Hit(call, f"`{_src(call)}` draws from Python's global random generator, which is never seeded in this module")
 
 
@@ -233,7 +284,6 @@ def unseeded_python_random(ctx: ModuleContext) -> Iterator[Hit]:
     code, `np.random.seed(<int>)` (or `@repro_task(seed=<int>)`) seeds the global generator.""",
 )
 def unseeded_numpy_random(ctx: ModuleContext) -> Iterator[Hit]:
-    seeded = "numpy" in module_seeds(ctx)
     for call in ctx.calls():
         name = ctx.call_name(call)
         if name is None or not name.startswith("numpy.random."):
@@ -252,7 +302,7 @@ def unseeded_numpy_random(ctx: ModuleContext) -> Iterator[Hit]:
                 why = f"from `{_src(src)}`" if src is not None else "from OS entropy"
                 yield Hit(call, f"`{_src(call)}` seeds numpy {why}, which differs on every run",
                           fix="seed with a fixed integer: `np.random.seed(<int>)`")  # fmt: skip
-        elif fn in NP_DRAWS and not seeded:
+        elif fn in NP_DRAWS and not seeded_at(ctx, call, "numpy"):
             yield Hit(call, f"`{_src(call)}` draws from numpy's global generator, which is never seeded in this module")
 
 
@@ -277,7 +327,7 @@ def unseeded_torch(ctx: ModuleContext) -> Iterator[Hit]:
     if not ctx.imports("torch") or "torch" in module_seeds(ctx):
         return
     for call in ctx.calls():
-        if keyword(call, "generator") is not None:
+        if keyword(call, "generator") is not None or seeded_at(ctx, call, "torch"):
             continue
         name = ctx.call_name(call)
         if name is None:
@@ -339,7 +389,7 @@ def unseeded_tensorflow(ctx: ModuleContext) -> Iterator[Hit]:
     if not ctx.imports("tensorflow", "keras", "tf_keras") or "tensorflow" in module_seeds(ctx):
         return
     for call in ctx.calls():
-        if keyword(call, "seed") is not None:
+        if keyword(call, "seed") is not None or seeded_at(ctx, call, "tensorflow"):
             continue
         name = ctx.call_name(call)
         if name is None:
@@ -386,12 +436,12 @@ def unseeded_tensorflow(ctx: ModuleContext) -> Iterator[Hit]:
 def jax_key_from_entropy(ctx: ModuleContext) -> Iterator[Hit]:
     if not ctx.imports("jax"):
         return
-    unseeded_np = "numpy" not in module_seeds(ctx)
-    unseeded_py = "python" not in module_seeds(ctx)
     for call in ctx.calls():
         name = ctx.call_name(call)
         if name not in {"jax.random.PRNGKey", "jax.random.key", "jax.random.wrap_key_data"}:
             continue
+        unseeded_np = not seeded_at(ctx, call, "numpy")
+        unseeded_py = not seeded_at(ctx, call, "python")
         arg = _seed_arg(call, "seed")
         if arg is None or is_none(arg):
             yield Hit(call, f"`{_src(call)}` has no seed")
@@ -406,4 +456,4 @@ def jax_key_from_entropy(ctx: ModuleContext) -> Iterator[Hit]:
                 yield Hit(call, f"`{_src(call)}` builds a key from `{_src(src)}`, which differs on every run")
 
 
-__all__ = ["ENTROPY_CALLS", "entropy_source", "module_seeds"]
+__all__ = ["ENTROPY_CALLS", "entropy_source", "module_seeds", "seeded_at", "seeded_tasks"]
