@@ -178,3 +178,21 @@ def test_apptainer_gpu_base_and_local_code(store: Store) -> None:
     assert "install.sh | env UV_INSTALL_DIR=/usr/local/bin sh" in post
     assert f"uv python install {py}" in post and f"uv venv --python {py} /opt/venv" in post
     assert "--no-cache --no-deps -e /app" in post and "git clone" not in post
+
+
+@pytest.mark.parametrize("fmt", ["dockerfile", "apptainer"])
+def test_path_parameters_follow_the_code_into_the_image(store: Store, fmt: str) -> None:
+    """A path parameter inside the recorded source root points into /app in the image's command;
+    one outside it is kept and named as something to mount; relative paths stay relative to /app."""
+    import shlex
+
+    params = {"src": pathlib.Path("/src/project/data/in.csv"), "big": pathlib.Path("/data/big.parquet"),
+              "out": pathlib.Path("out"), "n": 3}  # fmt: skip
+    text = str(export_run(store, make_run(store, params=params), fmt))
+    if fmt == "dockerfile":
+        cmd = json.loads(_instr(_parse_docker(text), "CMD")[0])
+    else:
+        cmd = shlex.split(_apptainer_sections(text)[1]["runscript"][1])[1:]
+    assert json.loads(cmd[5]) == {"src": "/app/data/in.csv", "big": "/data/big.parquet", "out": "out", "n": 3}
+    assert "parameter 'big' is the path /data/big.parquet, outside the recorded code: mount it there" in text
+    assert "parameter 'src'" not in text

@@ -187,8 +187,13 @@ class ExportContext:
             return path, func
         return None
 
-    def plain_parameters(self) -> tuple[dict[str, Any], list[str]]:
-        """Flow parameters as plain JSON (what a Prefect flow validates back), and opaque names."""
+    def plain_parameters(self, *, code_dir: str | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Flow parameters as plain JSON (what a Prefect flow validates back), and opaque names.
+
+        Args:
+            code_dir: where the recorded code lives now (``/app`` in a container); absolute path
+                parameters inside the recorded source root are moved there.
+        """
         from .._values import from_typed_json, has_opaque
 
         out: dict[str, Any] = {}
@@ -197,15 +202,40 @@ class ExportContext:
             if has_opaque(value):
                 opaque.append(name)
                 continue
-            out[name] = _to_plain(from_typed_json(value))
+            out[name] = _to_plain(self._relocate(from_typed_json(value), code_dir))
         return out, opaque
 
-    def launch_command(self) -> list[str] | None:
+    def _relocate(self, value: Any, code_dir: str | None) -> Any:
+        if code_dir is None:
+            return value
+        if isinstance(value, dict):
+            return {k: self._relocate(v, code_dir) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._relocate(v, code_dir) for v in value)
+        if isinstance(value, os.PathLike) and os.path.isabs(os.fspath(value)):
+            rel = self.relative_to_root(os.fspath(value))
+            if rel is not None:
+                return code_dir if rel == "." else posixpath.join(code_dir, rel)
+        return value
+
+    def outside_paths(self, code_dir: str) -> list[tuple[str, str]]:
+        """(parameter, path) of absolute path parameters that lie outside the recorded code, which
+        a container will not have unless they are mounted."""
+        params, _ = self.plain_parameters(code_dir=code_dir)
+        out = []
+        for name, value in params.items():
+            if isinstance(value, str) and os.path.isabs(value) and not value.startswith(code_dir.rstrip("/") + "/"):
+                raw = self.run.record.parameters.get(name)
+                if isinstance(raw, dict) and raw.get("__rf__") == "path":
+                    out.append((name, value))
+        return out
+
+    def launch_command(self, *, code_dir: str | None = None) -> list[str] | None:
         """An exec-form command that calls the flow with its recorded parameters, or None."""
         ep = self.entrypoint()
         if ep is None:
             return None
-        params, _ = self.plain_parameters()
+        params, _ = self.plain_parameters(code_dir=code_dir)
         path, func = ep
         return ["python", "-c", LAUNCHER, path, func, json.dumps(params, sort_keys=True)]
 

@@ -22,6 +22,7 @@ NUMERICS_ENV = (
 )  # fmt: skip
 
 VENV = "/opt/venv"
+APP = "/app"  #: where the recorded code goes in the image
 
 
 def _env(ctx: ExportContext) -> dict[str, str]:
@@ -69,6 +70,8 @@ def _notes(ctx: ExportContext, missing: list[Pin]) -> list[str]:
     _, opaque = ctx.plain_parameters()
     for name in opaque:
         notes.append(f"parameter {name!r} was not recordable as data; the flow default applies")
+    for name, path in ctx.outside_paths(APP):
+        notes.append(f"parameter {name!r} is the path {path}, outside the recorded code: mount it there")
     if ctx.entrypoint() is None:
         notes.append("no flow entry point was recorded; set the command when running the image")
     return notes
@@ -121,7 +124,7 @@ def export_dockerfile(ctx: ExportContext) -> str:
     for pin, path in in_app:
         flag = "-e " if pin.kind == "editable" else ""
         lines.append(f"RUN uv pip install --no-cache --no-deps {flag}{path}")
-    cmd = ctx.launch_command()
+    cmd = ctx.launch_command(code_dir=APP)
     if cmd:
         lines.append("CMD " + json.dumps(cmd))
     return "\n".join(lines) + "\n"
@@ -178,7 +181,7 @@ def export_apptainer(ctx: ExportContext) -> str:
     out.append("")
     out.append("%runscript")
     out.append("    cd /app")
-    cmd = ctx.launch_command()
+    cmd = ctx.launch_command(code_dir=APP)
     if cmd:
         out.append("    exec " + " ".join(shlex.quote(a) for a in cmd) + ' "$@"')
     else:
