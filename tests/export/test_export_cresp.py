@@ -34,7 +34,7 @@ def test_cresp_export_layout(recorded: dict[str, Any]) -> None:
         assert f"\n{key} = " in "\n" + top
     assert "[[software.packages]]" in text and "[[data]]" in text
     doc = (tomllib or tomli).loads(text)  # a TOML 1.0 parser where there is one
-    assert doc["cresp_version"] == "1.0" and doc["random_seed"] == 42
+    assert doc["cresp_version"] == "1.0" and doc["random_seed"] == 42 and doc["experiment_name"] == "demo-flow"
     assert set(doc) >= {"hardware", "software", "pyproject", "data", "execution", "version"}
     names = [p["name"] for p in doc["software"]["packages"]]
     assert names[0] == "Python" and {"six", "idna", "packaging"} <= set(names)

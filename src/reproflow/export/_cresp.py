@@ -43,8 +43,9 @@ def export_cresp(ctx: ExportContext) -> str:
     env = ctx.environment
     doc: dict[str, Any] = {
         "cresp_version": CRESP_VERSION,
-        "experiment_name": rec.flow_run_name or rec.flow_name,
-        "description": f"Prefect flow {rec.flow_name!r}, run {rec.run_id}, recorded by reproflow",
+        "experiment_name": rec.flow_name,
+        "description": f"Prefect flow {rec.flow_name!r}, run {rec.run_id}"
+        + (f" ({rec.flow_run_name})" if rec.flow_run_name else "") + ", recorded by reproflow",
         "date": rec.started_at.date().isoformat(),
     }
     if rec.seed is not None:
