@@ -190,3 +190,20 @@ def test_import_cresp_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[
     code = run_cli(app, ["import-cresp", str(tmp_path / "nope.toml")])
     err = capsys.readouterr().err
     assert code == ExportError.exit_code and err.count("\n") == 1 and "cannot read" in err
+
+
+def test_cresp_data_inside_the_code_is_relative(store: Any) -> None:
+    """A data file inside the recorded source root is written relative to it (as CRESP's data
+    check reads it, next to cresp.toml at the repository root); one elsewhere stays absolute."""
+    from rf_factory import T0, make_run
+
+    from reproflow.records import DataRef, TaskRecord
+
+    refs = [DataRef(uri="/src/project/data/in.csv", sha256="a" * 64, size=3),
+            DataRef(uri="/mnt/shared/big.parquet", sha256="b" * 64, size=9)]  # fmt: skip
+    rid = "run-cresp-data"
+    task = TaskRecord(run_id=rid, task_run_id="t", task_name="load", task_key="k", state="COMPLETED", started_at=T0,
+                      ended_at=T0, duration_s=0, parameters_hash="p", inputs=refs)  # fmt: skip
+    make_run(store, run_id=rid, tasks=[task])
+    doc = tomli.loads(str(export_run(store, rid, "cresp")))
+    assert [d["source"] for d in doc["data"]] == ["data/in.csv", "/mnt/shared/big.parquet"]

@@ -85,7 +85,10 @@ def export_cresp(ctx: ExportContext) -> str:
     }
     data = []
     for ref in ctx.external_inputs():
-        item: dict[str, Any] = {"name": os.path.basename(ref.uri.rstrip("/")) or ref.uri, "source": ref.uri}
+        source = ref.uri
+        if "://" not in source and os.path.isabs(source):  # inside the code: relative, as CRESP reads it
+            source = ctx.relative_to_root(source) or source
+        item: dict[str, Any] = {"name": os.path.basename(ref.uri.rstrip("/")) or ref.uri, "source": source}
         if ref.sha256:
             item["sha256"] = ref.sha256
         if ref.size is not None:
