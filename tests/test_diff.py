@@ -137,3 +137,31 @@ def test_cli_diff(store: Store, tmp_path: pathlib.Path, capsys: pytest.CaptureFi
     assert "Packages" in out and "Flow parameters" in out and "Tasks" in out
     assert run_cli(app, ["diff", a, "0000beef", "--store", store.url]) == RunNotFound.exit_code
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_intermediate_files_follow_from_the_task_that_wrote_them(store: Store) -> None:
+    """A file written by one task and read by the next changes because its writer's input
+    changed: the reader's input change is derived, so the root causes are only the raw input;
+    a file both passed in as a parameter and returned is listed once."""
+    from reproflow.records import DataRef, TaskRecord
+
+    def run(run_id: str, raw: str, clean: str) -> str:
+        def task(name: str, ins: list[DataRef], outs: list[DataRef], n: int) -> TaskRecord:
+            return TaskRecord(run_id=run_id, task_run_id=f"{run_id}-{name}", task_name=name, task_key=f"m.{name}",
+                              state="COMPLETED", started_at=T0.replace(second=n), ended_at=T0.replace(second=n),
+                              duration_s=0, parameters_hash="p", inputs=ins, outputs=outs)  # fmt: skip
+
+        out = [DataRef(uri="/w/clean.csv", sha256=clean, param="target"),
+               DataRef(uri="/w/clean.csv", sha256=clean, param="return")]  # fmt: skip
+        tasks = [task("clean", [DataRef(uri="/w/raw.csv", sha256=raw, param="source")], out, 1),
+                 task("stats", [DataRef(uri="/w/clean.csv", sha256=clean, param="table")], [], 2)]  # fmt: skip
+        return make_run(store, run_id=run_id, tasks=tasks)
+
+    a = run("run-a", "1" * 64, "2" * 64)
+    b = run("run-b", "3" * 64, "4" * 64)
+    diff = diff_runs(store, a, b)
+    assert diff.differences() == [f"task clean input /w/raw.csv: {'1' * 64!r} -> {'3' * 64!r}"]
+    clean = next(t for t in diff.tasks if t.task == "clean")
+    assert [(c.key, c.derived) for c in clean.changes] == [("input /w/raw.csv", False), ("output /w/clean.csv", True)]
+    stats = next(t for t in diff.tasks if t.task == "stats")
+    assert [(c.key, c.derived) for c in stats.changes] == [("input /w/clean.csv", True)]

@@ -211,7 +211,12 @@ def _ref_key(r: DataRef) -> tuple[str, str]:
     return (r.param or "", r.uri)
 
 
-def _refs(xs: list[DataRef], ys: list[DataRef], what: str, derived: bool) -> list[Change]:
+def _refs(xs: list[DataRef], ys: list[DataRef], what: str, derived: bool,
+          produced: Optional[tuple[set[str], set[str]]] = None) -> list[Change]:  # fmt: skip
+    """Changes between two lists of data references. With ``produced`` (the output hashes of each
+    run), an input whose old and new contents were both written by the run itself is derived:
+    it follows from the change of the task that wrote it. The same change listed under two
+    parameters (a path passed in and returned) is reported once."""
     out: list[Change] = []
     mx = {_ref_key(r): r for r in xs}
     my = {_ref_key(r): r for r in ys}
@@ -231,12 +236,19 @@ def _refs(xs: list[DataRef], ys: list[DataRef], what: str, derived: bool) -> lis
     for k in mx:
         if k in my and mx[k].sha256 != my[k].sha256:
             label = k[1] or mx[k].uri
-            out.append(Change(key=f"{what} {label}", a=mx[k].sha256, b=my[k].sha256, derived=derived))
+            inner = produced is not None and mx[k].sha256 in produced[0] and my[k].sha256 in produced[1]
+            out.append(Change(key=f"{what} {label}", a=mx[k].sha256, b=my[k].sha256, derived=derived or inner))
     for r in unmatched_x:
         out.append(Change(key=f"{what} {r.uri}", a=r.sha256, b=None, derived=derived))
     for r in unmatched_y:
         out.append(Change(key=f"{what} {r.uri}", a=None, b=r.sha256, derived=derived))
-    return out
+    seen: set[tuple[str, Any, Any]] = set()
+    unique = []
+    for c in out:
+        if (c.key, c.a, c.b) not in seen:
+            seen.add((c.key, c.a, c.b))
+            unique.append(c)
+    return unique
 
 
 def _flow_param_hashes(run: Run) -> dict[str, Optional[str]]:
@@ -249,6 +261,8 @@ def _flow_param_hashes(run: Run) -> dict[str, Optional[str]]:
 def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[Any, Any]]) -> list[TaskDiff]:
     out: list[TaskDiff] = []
     changed_results: set[str] = set()  # task_run_ids (of run B) whose result changed
+    produced = ({r.sha256 for t in a.final_tasks() for r in t.outputs if r.sha256},
+                {r.sha256 for t in b.final_tasks() for r in t.outputs if r.sha256})  # fmt: skip
     for label, x, y in _match_tasks(a, b):
         if x is None or y is None:
             out.append(TaskDiff(task=label, status="only_b" if x is None else "only_a"))
@@ -269,12 +283,13 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[Any, Any]]) -> l
             vy = y.parameters.get(p)
             changes.append(Change(key=f"parameter {p}", a=_short(vx) if vx is not None else hx,
                                   b=_short(vy) if vy is not None else hy, derived=explained))  # fmt: skip
-        inputs = _refs(x.inputs, y.inputs, "input", derived=False)
-        cause = cause or bool(inputs)
+        inputs = _refs(x.inputs, y.inputs, "input", derived=False, produced=produced)
+        cause = cause or any(not c.derived for c in inputs)
+        upstream_input = any(c.derived for c in inputs)
         changes += inputs
         upstream_changed = any(u in changed_results for ids in y.upstream.values() for u in ids)
         effect_derived = (
-            cause or upstream_changed or x.state != y.state or any(c.key.startswith("parameter") for c in changes)
+            cause or upstream_changed or upstream_input or x.state != y.state or any(c.key.startswith("parameter") for c in changes)
         )
         outputs = _refs(x.outputs, y.outputs, "output", derived=effect_derived)
         changes += outputs
