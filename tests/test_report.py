@@ -76,7 +76,8 @@ def test_each_planted_problem_costs_points_with_its_reason(store: Store, clean: 
 
 
 def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) -> None:
-    """An input without a hash and one without a stored copy each cost points, with reasons."""
+    """An input without a hash and one without a stored copy each cost points, with reasons; a
+    file the run wrote and read again needs no stored copy (a replay rebuilds it)."""
     from reproflow.records import DataRef, TaskRecord
     from rf_factory import T0
 
@@ -84,8 +85,11 @@ def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) 
     task = TaskRecord(run_id=rid, task_run_id="t1", task_name="load", task_key="k", state="COMPLETED", started_at=T0,
                       ended_at=T0, duration_s=0, parameters_hash="p",
                       inputs=[DataRef(uri="/gone.csv", kind="missing"),
-                              DataRef(uri="/there.csv", sha256="e" * 64, size=1)])  # fmt: skip
-    make_run(store, run_id=rid, tasks=[task])
+                              DataRef(uri="/there.csv", sha256="e" * 64, size=1)],
+                      outputs=[DataRef(uri="/clean.csv", sha256="f" * 64, size=1)])  # fmt: skip
+    reader = task.model_copy(update={"task_run_id": "t2", "task_name": "stats", "outputs": [],
+                                     "inputs": [DataRef(uri="/clean.csv", sha256="f" * 64, size=1)]})  # fmt: skip
+    make_run(store, run_id=rid, tasks=[task, reader])
     report = build_report(store, rid)
     assert report.reasons() == {
         "inputs-not-hashed": "1 input(s) not hashed: their content cannot be verified",
