@@ -59,16 +59,20 @@ def prefetch() -> None:
 
 
 def _prefetch() -> None:
-    from .._redact import warm_up
-    from .hardware import cpu_info
-
-    warm_up(background=False)
+    # Best effort: whatever fails here is done again, and reported, by the capture itself.
     try:
+        from .._redact import warm_up
+        from .hardware import cpu_info
+
+        warm_up(background=False)
         import psutil  # noqa: F401
         import threadpoolctl  # noqa: F401
-    except ImportError:  # pragma: no cover - both are dependencies
-        pass
-    cpu_info(refresh=True)
+
+        cpu_info(refresh=True)
+    except Exception as exc:  # noqa: BLE001
+        import logging
+
+        logging.getLogger("reproflow").debug("capture prefetch failed: %r", exc)
 
 
 def clear_cache() -> None:
