@@ -116,4 +116,4 @@ def test_artifacts_are_published_in_the_background(store_dir: pathlib.Path, pref
     resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
                       json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
     resp.raise_for_status()
-    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
+    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record", "reproflow-reproducibility"}

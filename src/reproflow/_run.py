@@ -259,8 +259,10 @@ _publishing: list[threading.Thread] = []
 def _publish(store: Store, run_id: str) -> None:
     try:
         from ._artifacts import publish_run_artifacts
+        from ._report import build_report, publish_report_artifact
 
         publish_run_artifacts(store, run_id)
+        publish_report_artifact(build_report(store, run_id), run_id)  # the scored checklist
     except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the flow for it
         log.warning("reproflow: could not publish Prefect artifacts for run %s: %s", run_id, exc)
 
