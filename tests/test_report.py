@@ -98,6 +98,37 @@ def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) 
     assert report.score == 85
 
 
+def test_inputs_in_the_source_snapshot_count_as_stored(store: Store) -> None:
+    """An input under the source root whose content is in the stored snapshot is restored with the
+    code by a replay: not "not stored". The same path with other content still is."""
+    import hashlib
+    import io
+    import tarfile
+
+    from reproflow.records import DataRef, SourceSnapshot, TaskRecord
+    from rf_factory import T0
+
+    data = b"site,t\na,1\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("data/in.csv")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    blob = store.put_blob(buf.getvalue())
+    sha = hashlib.sha256(data).hexdigest()
+    source = SourceSnapshot(kind="git", root="/repo", blob=blob, files=1)
+
+    def run_with(rid: str, digest: str) -> list[str]:
+        task = TaskRecord(run_id=rid, task_run_id="t1", task_name="load", task_key="k", state="COMPLETED", started_at=T0,
+                          ended_at=T0, duration_s=0, parameters_hash="p",
+                          inputs=[DataRef(uri="/repo/data/in.csv", sha256=digest, size=len(data))])  # fmt: skip
+        make_run(store, run_id=rid, tasks=[task], source=source)
+        return [c.code for c in build_report(store, rid).deductions]
+
+    assert "inputs-not-stored" not in run_with("run-snap-same", sha)
+    assert "inputs-not-stored" in run_with("run-snap-changed", "0" * 64)
+
+
 def test_score_floors_at_zero_and_caps_hold(store: Store) -> None:
     """Every problem at once: each check stops at its cap (3 local packages cost 20, 4 randomness
     rules 20, 2 other rules 20) and the score never goes below 0."""

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 from uuid import UUID
 
@@ -161,6 +162,32 @@ def _md(text: str) -> str:
 class ReportInput:
     run: Run
     environment: Environment
+    #: SHA-256 of each regular file in the run's source snapshot, by path relative to its root
+    snapshot: dict[str, str] = field(default_factory=dict)
+
+
+def snapshot_hashes(store: Store, run: Run) -> dict[str, str]:
+    """Hash every file of the run's stored source snapshot (a replay restores them)."""
+    import hashlib
+    import io
+    import tarfile
+
+    src = run.context.source if run.context is not None else None
+    if src is None or not src.blob:
+        return {}
+    from .errors import ReproflowError
+
+    out: dict[str, str] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(store.get_blob(src.blob)), mode="r:*") as tar:
+            for member in tar:
+                if member.isfile():
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        out[posixpath.normpath(member.name)] = hashlib.sha256(fh.read()).hexdigest()
+    except (ReproflowError, tarfile.TarError, OSError):
+        return {}  # an unreadable snapshot restores nothing (replay reports it in its plan)
+    return out
 
 
 CheckFn = Callable[[ReportInput], Check]
@@ -222,7 +249,16 @@ def _inputs(ri: ReportInput) -> list[Check]:
     # A file the run wrote itself and read again is rebuilt by a replay: it needs no stored copy.
     produced = {(r.uri, r.sha256) for t in ri.run.final_tasks() for r in t.outputs if r.sha256}
     unhashed = sorted({r.uri for r in refs if not r.sha256})
-    unstored = sorted({r.uri for r in refs if r.sha256 and not r.stored_blob and (r.uri, r.sha256) not in produced})
+    root = ri.run.context.source.root if ri.run.context is not None else None
+
+    def in_snapshot(uri: str, sha: str) -> bool:  # restored with the code by a replay
+        if not root or "://" in uri or not os.path.isabs(uri):
+            return False
+        rel = os.path.relpath(uri, root)
+        return not rel.startswith("..") and ri.snapshot.get(posixpath.normpath(rel.replace(os.sep, "/"))) == sha
+
+    unstored = sorted({r.uri for r in refs if r.sha256 and not r.stored_blob and (r.uri, r.sha256) not in produced
+                       and not in_snapshot(r.uri, r.sha256)})  # fmt: skip
     checks = []
     if unhashed:
         checks.append(Check(code="inputs-not-hashed", title="Inputs hashed", status="fail", points_lost=10,
@@ -237,7 +273,7 @@ def _inputs(ri: ReportInput) -> list[Check]:
                             details=unstored[:20], fix="keep the data in a durable, versioned location, or store copies"))  # fmt: skip
     else:
         checks.append(Check(code="inputs-not-stored", title="Inputs stored", status="pass",
-                            reason="every hashed input has a stored copy" if refs else "no inputs"))  # fmt: skip
+                            reason="every hashed input has a stored copy or is in the source snapshot" if refs else "no inputs"))  # fmt: skip
     return checks
 
 
@@ -372,11 +408,11 @@ def build_report(store: Store, run_id: str) -> Report:
     run = store.load_run(run_id)
     assert run.context is not None
     env = store.get_model_blob(run.context.environment_blob, Environment)
-    return report_for(run, env)
+    return report_for(run, env, snapshot_hashes(store, run))
 
 
-def report_for(run: Run, environment: Environment) -> Report:
-    ri = ReportInput(run=run, environment=environment)
+def report_for(run: Run, environment: Environment, snapshot: dict[str, str] | None = None) -> Report:
+    ri = ReportInput(run=run, environment=environment, snapshot=snapshot or {})
     checks: list[Check] = []
     for fn in CHECKS:
         result = fn(ri)
