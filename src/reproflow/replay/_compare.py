@@ -6,7 +6,9 @@ includes the file path, and the replay runs from a restored copy). Within such a
 equal parameter hashes pair first, the rest in DAG order (depth, then start position).
 
 A task is reproduced when it ended in the same state, every output hashes the same and its
-return value's hash is equal (or it has no stable hash on both sides).
+return value's hash is equal (or it has no stable hash on both sides). The replay runs in a
+restored copy of the code, so outputs and path values inside the recorded source root are
+compared at their relocated place (see :mod:`reproflow.replay._relocate`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
+from .._values import from_typed_json, hash_mapping, stable_hash
 from ..records import Environment, Hardware, Run, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
+from ._relocate import Relocation
 
 
 def _qual(t: TaskRecord) -> str:
@@ -30,12 +34,14 @@ def _group_key(t: TaskRecord) -> tuple[str, str, int | None]:
 
 def match_tasks(
     original: list[TaskRecord], replayed: list[TaskRecord], orig_order: dict[str, tuple[int, int]],
-    new_order: dict[str, tuple[int, int]], *, by_position: bool = False,
+    new_order: dict[str, tuple[int, int]], *, by_position: bool = False, relocation: Relocation | None = None,
 ) -> tuple[list[tuple[TaskRecord, TaskRecord | None]], list[TaskRecord]]:
     """Pair each original task run with its replayed counterpart.
 
     Args:
         by_position: pair strictly in the given order (partial replays run tasks one by one).
+        relocation: the recorded source root and its restored copy: replayed parameters holding
+            paths inside the copy are hashed as they would have been recorded before pairing.
 
     Returns:
         (pairs, extra): every original with its match (or None), and replayed runs left over.
@@ -55,7 +61,7 @@ def match_tasks(
         nlist = list(groups_n.get(key, []))
         rest_o: list[TaskRecord] = []
         for o in olist:  # equal parameters first
-            hit = next((n for n in nlist if n.parameters_hash == o.parameters_hash), None)
+            hit = next((n for n in nlist if _params_hash_as_recorded(n, relocation) == o.parameters_hash), None)
             if hit is not None:
                 nlist.remove(hit)
                 found[o.task_run_id] = hit
@@ -70,12 +76,40 @@ def match_tasks(
     return [(o, found.get(o.task_run_id)) for o in original], extra
 
 
+def _params_hash_as_recorded(n: TaskRecord, relocation: Relocation | None) -> str:
+    """The replayed task's parameters hash, with paths inside the restored code mapped back to
+    the recorded source root (so a relocated path parameter pairs with its original)."""
+    if relocation is None or relocation.recorded_root is None:
+        return n.parameters_hash
+    back = relocation.reverse
+    params = {k: back.typed(v) for k, v in n.parameters.items()}
+    if params == n.parameters:
+        return n.parameters_hash
+    return hash_mapping({k: from_typed_json(v) for k, v in params.items()})[1]
+
+
+def _result_matches(o: TaskRecord, n: TaskRecord, relocation: Relocation | None) -> bool:
+    """Equal result hashes, or equal once paths inside the restored code in the replayed
+    result (recorded inline as typed JSON) are mapped back to the recorded source root."""
+    if o.result_hash == n.result_hash:
+        return True
+    if relocation is None or relocation.recorded_root is None or n.result is None:
+        return False
+    back = relocation.reverse.typed(n.result)
+    return back != n.result and stable_hash(from_typed_json(back)) == o.result_hash
+
+
 def _output_key(uri: str) -> str:
     return os.path.normpath(uri) if "://" not in uri else uri
 
 
-def compare_task(o: TaskRecord, n: TaskRecord | None) -> TaskVerdict:
-    """The verdict for one pair (causes are added by :func:`explain`)."""
+def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None) -> TaskVerdict:
+    """The verdict for one pair (causes are added by :func:`explain`).
+
+    With ``relocation``, a recorded output inside the source root is matched to the replayed
+    output at the same place in the restored code (then by parameter name), and a return value
+    holding such paths compares equal when it is equal up to that move.
+    """
     v = TaskVerdict(
         task_name=o.task_name,
         function=o.function,
@@ -93,8 +127,10 @@ def compare_task(o: TaskRecord, n: TaskRecord | None) -> TaskVerdict:
         v.error = f"{n.error.type}: {n.error.message}"[:500]
     new_outputs = {_output_key(r.uri): r for r in n.outputs}
     by_param = {r.param: r for r in n.outputs if r.param}
+    move = relocation.path if relocation is not None else (lambda u: u)
     for ref in o.outputs:
-        got = new_outputs.get(_output_key(ref.uri)) or (by_param.get(ref.param) if ref.param else None)
+        got = (new_outputs.get(_output_key(move(ref.uri))) or new_outputs.get(_output_key(ref.uri))
+               or (by_param.get(ref.param) if ref.param else None))
         v.outputs.append(OutputCheck(
             uri=ref.uri, param=ref.param, expected=ref.sha256,
             actual=got.sha256 if got is not None else None,
@@ -103,7 +139,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None) -> TaskVerdict:
     if o.result_hash is None and n.result_hash is None:
         v.result_match = None
     else:
-        v.result_match = o.result_hash == n.result_hash
+        v.result_match = _result_matches(o, n, relocation)
     same_state = _final(o.state) == _final(n.state)
     if not same_state:
         v.verdict = "failed" if _final(n.state) == "FAILED" else "differs"

@@ -16,21 +16,23 @@ from ..errors import ReplayExecutionError
 from ..records import RunRecord
 from ..store import Store, parse_record
 from ._plan import Prepared
+from ._relocate import Relocation, recorded_source_root
 
 Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
 RUNNER_NAME = "reproflow_replay_runner.py"
 
 
-def _entry_paths(prepared: Prepared, source_root: Path) -> dict[str, Any]:
+def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation | None = None) -> dict[str, Any]:
     """Where the flow's file is in the restored source and what goes on sys.path."""
     rec = prepared.run.record
+    move = relocation.path if relocation is not None else (lambda p: p)
     out: dict[str, Any] = {"sys_path": [], "entry_file": None, "callable": None, "module_name": None}
     module_name = rec.module.partition(":")[0] if rec.module else None
     out["module_name"] = module_name
     if rec.entrypoint:
         rel, _, qual = rec.entrypoint.rpartition(":")
         out["callable"] = qual
-        path = Path(rel) if os.path.isabs(rel) else source_root / rel
+        path = Path(move(rel)) if os.path.isabs(rel) else source_root / rel
         out["entry_file"] = str(path)
         out["sys_path"].append(str(path.parent))
         if module_name and not os.path.isabs(rel):
@@ -46,18 +48,26 @@ def _entry_paths(prepared: Prepared, source_root: Path) -> dict[str, Any]:
 
 
 def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Path) -> tuple[Path, Path]:
-    """Write the runner's spec (and stored upstream values for a partial replay)."""
+    """Write the runner's spec (and stored upstream values for a partial replay).
+
+    Paths inside the recorded source root (the working folder, path parameters, absolute path
+    strings, script arguments) are moved into the restored code at ``source_root``, so the replay
+    reads and writes there and never in the user's own tree.
+    """
     rec = prepared.run.record
     ctx = prepared.run.context
     assert ctx is not None
-    spec: dict[str, Any] = _entry_paths(prepared, source_root)
+    relocation = Relocation(recorded_source_root(ctx), str(source_root))
+    spec: dict[str, Any] = _entry_paths(prepared, source_root, relocation)
     result_file = work_dir / "result.json"
+    cwd, _ = relocation.cwd(rec.cwd)
+    os.makedirs(cwd, exist_ok=True)  # inside the restored code: a folder the snapshot had no file in
     spec.update(
         result_file=str(result_file),
-        parameters=rec.parameters,
+        parameters={k: relocation.typed(v) for k, v in rec.parameters.items()},
         flow_name=rec.flow_name,
-        argv=rec.argv,
-        cwd=_cwd(rec.cwd, ctx.source.root, source_root),
+        argv=[relocation.typed(a) for a in rec.argv],
+        cwd=cwd,
         load_as="__reproflow_replay__",
     )
     if prepared.partial is not None:
@@ -74,6 +84,8 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
                     if not target.exists():
                         store.get_blob_to_file(digest, target)
                     params[name] = {"kind": "blob", "path": str(target)}
+                elif source["kind"] == "typed":
+                    params[name] = {**source, "value": relocation.typed(source["value"])}
                 else:
                     params[name] = dict(source)
             tasks.append({
@@ -90,18 +102,6 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
     path = work_dir / "spec.json"
     path.write_text(json.dumps(spec, indent=2))
     return path, result_file
-
-
-def _cwd(recorded: str | None, root: str | None, restored: Path) -> str | None:
-    """The original working folder when it still exists (relative data paths resolve as
-    recorded), else its counterpart inside the restored source, else the restored root."""
-    if recorded and os.path.isdir(recorded):
-        return recorded
-    if recorded and root:
-        rel = os.path.relpath(recorded, root)
-        if not rel.startswith(".."):
-            return str(restored / rel)
-    return str(restored)
 
 
 def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) -> dict[str, str]:

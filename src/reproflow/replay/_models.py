@@ -22,6 +22,12 @@ class PlannedInput(_M):
     size: Optional[int] = None
     stored_copy: bool = False
     tasks: list[str] = Field(default_factory=list)
+    #: path relative to the recorded source root when the input lies inside it: the replay reads
+    #: it from the restored copy of the code, not from the user's tree (None: read in place)
+    in_source: Optional[str] = None
+    #: where it will come from: "in place", "source snapshot", "stored copy", "original path",
+    #: "missing" (nothing has it), or "" (decided after the code is restored)
+    origin: str = ""
 
 
 class PlannedTask(_M):
@@ -63,6 +69,11 @@ class ReplayPlan(_M):
     env_cache: Optional[str] = None  #: folder of the cached environment, when one is used
     env_cached: bool = False
     code: str = ""  #: how the code is restored
+    #: the recorded source root: paths inside it are relocated into the restored code
+    source_root: Optional[str] = None
+    #: the recorded working folder, relative to the source root ("." for the root itself);
+    #: None when it was outside the root (the replay then runs in the restored root)
+    cwd: Optional[str] = None
     commit: Optional[str] = None
     dirty: Optional[bool] = None
     diff_stat: Optional[str] = None
@@ -84,6 +95,7 @@ class InputCheck(_M):
     status: Literal["ok", "restored", "changed", "missing", "unchecked"]
     tasks: list[str] = Field(default_factory=list)
     note: Optional[str] = None
+    location: Optional[str] = None  #: where the replay reads it (inside the restored code, or ``uri``)
 
 
 class OutputCheck(_M):
@@ -141,6 +153,7 @@ class ReplayResult(_M):
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)  #: seconds per phase
     work_dir: Optional[str] = None  #: kept with --keep
+    cwd: Optional[str] = None  #: the folder the flow ran in (inside the restored code)
     flow_state: Optional[str] = None
     flow_message: Optional[str] = None
 
@@ -207,6 +220,7 @@ class ProbeResult(_M):
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     work_dir: Optional[str] = None
+    cwd: Optional[str] = None  #: the folder the flow ran in (inside the restored code)
     flow_states: list[Optional[str]] = Field(default_factory=list)
 
     @property

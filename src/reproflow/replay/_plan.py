@@ -14,13 +14,14 @@ from pathlib import Path
 
 from .. import errors
 from .._values import has_opaque
-from ..records import Environment, Run, TaskRecord
+from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
 from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
 from ._inputs import external_inputs
 from ._models import PlannedInput, PlannedTask, ReplayPlan
 from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
-from ._source import describe_source
+from ._relocate import recorded_source_root, relative_to_root
+from ._source import describe_source, snapshot_names
 
 
 @dataclass
@@ -166,6 +167,48 @@ def _hardware_line(run: Run) -> str:
     return "; ".join(parts)
 
 
+def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str | None) -> None:
+    """Where each external input will come from; missing ones are problems, restored ones risks.
+
+    An input inside the recorded source root is read from the restored code (``in_source``):
+    from the source snapshot when it holds it, else from its stored copy, else copied from its
+    original path (read only). Others are read where they are.
+    """
+    names: set[str] | None = None
+    looked = False
+    for item in plan.inputs:
+        remote = "://" in item.uri and not item.uri.startswith(("file://", "local://"))
+        rel = None if remote else relative_to_root(item.uri, root)
+        if item.kind == "missing" or not item.sha256:
+            item.origin = "in place"
+            continue
+        if rel is not None:
+            item.in_source = rel
+            if not looked:
+                names, looked = snapshot_names(ctx, store), True
+            if names and (rel in names or any(n.startswith(rel + "/") for n in names)):
+                item.origin = "source snapshot"
+            elif item.stored_copy:
+                item.origin = "stored copy"
+            elif os.path.exists(item.uri):
+                item.origin = "original path"
+            elif names is None and not ctx.source.blob:
+                item.origin = ""  # a commit restored with git archive: known once restored
+            else:
+                item.origin = "missing"
+                plan.problems.append(f"input {item.uri} is not in the source snapshot, no copy was stored and the "
+                                     "original path does not have it")
+            continue
+        if remote or os.path.exists(item.uri):
+            item.origin = "in place"
+        elif item.stored_copy:
+            item.origin = "stored copy"
+            plan.risks.append(f"input {item.uri} is missing: it will be restored from the stored copy")
+        else:
+            item.origin = "missing"
+            plan.problems.append(f"input {item.uri} is missing and no copy was stored")
+
+
 def prepare(
     store: Store,
     run_id: str,
@@ -262,13 +305,16 @@ def prepare(
         if flagged and t.task_run_id in chosen_ids:
             plan.risks.append(f"task {t.task_name!r} was flagged by the checks ({', '.join(sorted(set(flagged)))}): it may not reproduce")
 
-    # --- inputs
+    # --- where it runs, and inputs
+    root = recorded_source_root(ctx)
+    plan.source_root = root
+    if root is not None:
+        plan.cwd = relative_to_root(rec.cwd, root) if rec.cwd else "."
+        if rec.cwd and plan.cwd is None:
+            plan.risks.append(f"the run was recorded in {rec.cwd}, outside its source root {root}: the replay runs "
+                              "in the restored root, so relative paths may not mean the same files")
     plan.inputs = external_inputs(selected)
-    for item in plan.inputs:
-        if item.kind != "missing" and "://" not in item.uri and not os.path.exists(item.uri) and not item.stored_copy:
-            plan.problems.append(f"input {item.uri} is missing and no copy was stored")
-        elif item.kind != "missing" and "://" not in item.uri and not os.path.exists(item.uri):
-            plan.risks.append(f"input {item.uri} is missing: it will be restored from the stored copy")
+    _plan_inputs(plan, ctx, store, root)
 
     # --- environment
     plan.risks += [f"environment: {p}" for p in env_plan.problems]

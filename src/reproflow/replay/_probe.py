@@ -2,7 +2,7 @@
 
 ``reproflow probe RUN_ID`` (current environment by default, ``--rebuild`` for the recorded
 one) and ``reproflow replay RUN_ID --twice`` (rebuilt environment by default) both come here.
-The inputs are verified, the environment staged and the code restored once; the runner then
+The code is restored, the inputs verified and the environment staged once; the runner then
 runs twice, each a new run linked to the original (``replay_of``). Each recorded task run is
 matched to its counterpart in both new runs, and:
 
@@ -28,7 +28,8 @@ from ..store import Store
 from ._compare import compare_task, environment_drift, explain, match_tasks
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
-from ._replay import Progress, check_inputs, execute_once, plan, stage_replay, workspace
+from ._relocate import Relocation
+from ._replay import Progress, check_inputs, execute_once, plan, restore_code, stage_replay, workspace
 
 _NONDET_PREFIX = "nondeterminism in this task"
 
@@ -97,11 +98,13 @@ def probe(
     if prepared.fatal:
         raise prepared.fatal[0]
 
-    result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings)
     with workspace(work_dir, keep) as (wd, kept):
+        source_root, relocation = restore_code(prepared, st, wd, timings)
+        result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings, relocation)
         stage = stage_replay(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
-                             progress=progress, timings=timings)
+                             progress=progress, timings=timings, source_root=source_root)
         result.environment = stage.environment
+        result.cwd = relocation.cwd(prepared.run.record.cwd)[0]
         result.warnings += stage.warnings
         runs: list[Run] = []
         for n in (1, 2):
@@ -112,7 +115,7 @@ def probe(
             result.flow_states.append(outcome.get("state"))
             runs.append(st.load_run(str(outcome["run_id"])))
         t = time.perf_counter()
-        _compare_probe(result, prepared, runs[0], runs[1], st)
+        _compare_probe(result, prepared, runs[0], runs[1], st, relocation)
         timings["compare"] = time.perf_counter() - t
         result.work_dir = str(wd) if kept else None
     timings["total"] = time.perf_counter() - t0
@@ -136,7 +139,8 @@ def _inputs_key(t: TaskRecord) -> tuple[str, tuple[tuple[str, str | None], ...]]
     return t.parameters_hash, tuple(sorted((r.uri, r.sha256) for r in t.inputs))
 
 
-def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run, st: Store) -> None:
+def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run, st: Store,
+                   relocation: Relocation | None = None) -> None:
     original = prepared.run
     partial = prepared.partial is not None
     order_o = dag_order(original)
@@ -144,9 +148,10 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
     matched: list[dict[str, TaskRecord | None]] = []
     extras: list[list[TaskRecord]] = []
     for new in (run1, run2):
-        pairs, extra = match_tasks(prepared.selected, new.final_tasks(), order_o, dag_order(new), by_position=partial)
+        pairs, extra = match_tasks(prepared.selected, new.final_tasks(), order_o, dag_order(new), by_position=partial,
+                                   relocation=relocation)
         matched.append({o.task_run_id: n for o, n in pairs})
-        verdicts.append([compare_task(o, n) for o, n in pairs])
+        verdicts.append([compare_task(o, n, relocation) for o, n in pairs])
         extras.append(extra)
 
     old_env = prepared.environment

@@ -1,7 +1,7 @@
 """``replay(run_id)``: plan, verify inputs, rebuild, restore, re-execute, compare.
 
-Order matters for the promises in docs/replay.md: every input is verified before anything is
-built or run (a changed byte refuses in a second, not after an environment build), and nothing
+Order matters for the promises in docs/replay.md: the code is restored into the work folder
+(never the user's tree) and every input is verified before anything is built or run (a changed byte refuses in a second, not after an environment build), and nothing
 is written to the store except by the replayed run itself, through the recording decorator.
 """
 
@@ -26,6 +26,7 @@ from ._execute import run_runner
 from ._inputs import verify_inputs
 from ._models import EnvironmentInfo, InputCheck, ReplayResult, TaskVerdict
 from ._plan import Prepared, dag_order, prepare
+from ._relocate import Relocation, recorded_source_root
 from ._source import restore_source
 from ._uv import find_uv, index_config
 
@@ -112,13 +113,16 @@ def replay(
     if prepared.fatal:
         raise prepared.fatal[0]
 
-    # 1. inputs, before anything is built or run
-    result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings)
     with workspace(work_dir, keep) as (wd, kept):
-        # 2. environment and 3. code
+        # 1. the code, and 2. the inputs (checked there when inside the source root), before
+        # anything is built or run
+        source_root, relocation = restore_code(prepared, st, wd, timings)
+        result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings, relocation)
+        # 3. environment
         stage = stage_replay(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
-                             progress=progress, timings=timings)
+                             progress=progress, timings=timings, source_root=source_root)
         result.environment = stage.environment
+        result.cwd = relocation.cwd(prepared.run.record.cwd)[0]
         result.warnings += stage.warnings
 
         # 4. run
@@ -131,7 +135,7 @@ def replay(
         # 5. compare
         t = time.perf_counter()
         new_run = st.load_run(str(outcome["run_id"]))
-        _compare(result, prepared, new_run, st)
+        _compare(result, prepared, new_run, st, relocation)
         timings["compare"] = time.perf_counter() - t
         result.work_dir = str(wd) if kept else None
     timings["total"] = time.perf_counter() - t0
@@ -148,10 +152,26 @@ class Stage:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: dict[str, float]) -> list[InputCheck]:
-    """Verify (or restore) every external input of the selected tasks; raises on a change."""
+def restore_code(prepared: Prepared, st: Store, wd: Path, timings: dict[str, float]) -> tuple[Path, Relocation]:
+    """Restore the recorded code into ``wd/source``; the mapping from the recorded source root
+    to it (paths inside the root are read and written there, never in the user's tree)."""
     t = time.perf_counter()
-    checks = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed)
+    assert prepared.run.context is not None
+    restored = restore_source(prepared.run.context, st, wd / "source")
+    timings["restore_source"] = time.perf_counter() - t
+    return restored.root, Relocation(recorded_source_root(prepared.run.context), str(restored.root))
+
+
+def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: dict[str, float],
+                 relocation: Relocation | None = None) -> list[InputCheck]:
+    """Verify (or restore) every external input of the selected tasks; raises on a change.
+
+    With ``relocation``, inputs inside the recorded source root are checked (and restored) in
+    the restored code.
+    """
+    t = time.perf_counter()
+    checks = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed,
+                           relocation=relocation)
     timings["verify_inputs"] = time.perf_counter() - t
     return checks
 
@@ -181,18 +201,18 @@ def stage_replay(
     cache_dir: str | os.PathLike[str] | None,
     progress: Progress | None,
     timings: dict[str, float],
+    source_root: Path | None = None,
 ) -> Stage:
-    """Build (or reuse, or skip with ``in_place``) the environment and restore the code into ``wd``."""
+    """Build (or reuse, or skip with ``in_place``) the environment and restore the code into
+    ``wd`` (unless ``source_root`` says where it already is)."""
     t = time.perf_counter()
     env_info = _environment(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
                             progress=progress)
     timings["environment"] = time.perf_counter() - t
     warnings = [prepared.choice.warning] if prepared.choice is not None and prepared.choice.warning else []
-    t = time.perf_counter()
-    assert prepared.run.context is not None
-    restored = restore_source(prepared.run.context, st, wd / "source")
-    timings["restore_source"] = time.perf_counter() - t
-    return Stage(env_info, restored.root, warnings)
+    if source_root is None:
+        source_root, _ = restore_code(prepared, st, wd, timings)
+    return Stage(env_info, source_root, warnings)
 
 
 def execute_once(
@@ -261,13 +281,14 @@ def _environment(
                            build_seconds=round(built.seconds, 3), n_pins=built.n_pins)
 
 
-def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store) -> None:
+def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
+             relocation: Relocation | None = None) -> None:
     original = prepared.run
     new_tasks = new_run.final_tasks()
     partial = prepared.partial is not None
     pairs, extra = match_tasks(prepared.selected, new_tasks, dag_order(original), dag_order(new_run),
-                               by_position=partial)
-    verdicts: list[TaskVerdict] = [compare_task(o, n) for o, n in pairs]
+                               by_position=partial, relocation=relocation)
+    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation) for o, n in pairs]
     for n in extra:
         verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index,
                                     replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
@@ -292,4 +313,4 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store) 
         result.verdict = "reproduced" if result.reproduced else "not-reproduced"
 
 
-__all__ = ["Stage", "check_inputs", "execute_once", "plan", "replay", "stage_replay", "workspace"]
+__all__ = ["Stage", "check_inputs", "execute_once", "plan", "replay", "restore_code", "stage_replay", "workspace"]

@@ -51,6 +51,22 @@ def describe_source(context: ProcessContext, store: Store) -> tuple[str, list[st
     return "nothing to restore the code from", problems
 
 
+def snapshot_names(context: ProcessContext, store: Store) -> set[str] | None:
+    """The file names in the stored source snapshot (relative, posix), or None without one
+    (or when it cannot be read: the replay says so when it restores the code)."""
+    import io
+    import tarfile
+
+    blob = context.source.blob
+    if not blob or not store.has_blob(blob):
+        return None
+    try:
+        with tarfile.open(fileobj=io.BytesIO(store.get_blob(blob)), mode="r:*") as tar:
+            return {m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()}
+    except (tarfile.TarError, OSError, EOFError):
+        return None
+
+
 def _git(args: list[str], cwd: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(Path(cwd).resolve().parent), GIT_TERMINAL_PROMPT="0")
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
@@ -103,4 +119,4 @@ def restore_source(context: ProcessContext, store: Store, dest: Path) -> Restore
     raise SourceNotAvailable.because("; ".join(problems) or "nothing recorded")
 
 
-__all__ = ["RestoredSource", "describe_source", "restore_source"]
+__all__ = ["RestoredSource", "describe_source", "restore_source", "snapshot_names"]
