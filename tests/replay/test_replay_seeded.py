@@ -332,3 +332,32 @@ def test_replay_flow_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch
     assert str(failed.state_details.flow_run_id) in runs and str(ok.state_details.flow_run_id) in runs
     table = runs[str(failed.state_details.flow_run_id)]
     assert "| draw | differs |" in table and "| draw_seeded | reproduced |" in table
+
+
+def test_replay_flow_twice_runs_the_probe_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                                 prefect_api: str) -> None:
+    """replay_flow(twice=True) is the determinism probe as a Prefect flow: Failed naming the
+    unseeded `draw` (nondeterministic, with two new runs), Completed for `draw_seeded` alone;
+    each leaves a `reproflow-probe` markdown artifact with the probe table."""
+    import httpx
+
+    from reproflow.replay._flow import replay_flow
+
+    monkeypatch.delenv("REPROFLOW_SEED", raising=False)
+    failed = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, twice=True,
+                         return_state=True)
+    assert failed.is_failed() and "draw" in (failed.message or "")
+    data = failed.result(raise_on_failure=False)
+    assert data["verdict"] == "nondeterministic" and len(data["run_ids"]) == 2
+    verdicts = {t["task_name"]: t["verdict"] for t in data["tasks"]}
+    assert verdicts["draw"] == "nondeterministic" and verdicts["draw_seeded"] == "deterministic"
+    ok = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, twice=True,
+                     task="draw_seeded", return_state=True)
+    assert ok.is_completed(), ok.message
+    assert ok.result()["verdict"] == "deterministic"
+
+    found = httpx.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["reproflow-probe"]}}},
+                       timeout=30).json()
+    runs = {a["flow_run_id"]: a["data"] for a in found}
+    assert str(failed.state_details.flow_run_id) in runs and str(ok.state_details.flow_run_id) in runs
+    assert "| draw | nondeterministic | differs |" in runs[str(failed.state_details.flow_run_id)]

@@ -69,9 +69,13 @@ def plan_renderable(plan: ReplayPlan) -> Panel:
         grid.add_row("seeds", f"seed={plan.seed} PYTHONHASHSEED={plan.pythonhashseed}")
     selected = [t for t in plan.tasks if t.selected]
     grid.add_row("tasks", f"{len(selected)} task run(s)" + (f" of {len(plan.tasks)}" if len(selected) != len(plan.tasks) else ""))
+    if plan.source_root:
+        where = "the restored root" if plan.cwd in (None, ".") else f"{plan.cwd} in the restored code"
+        grid.add_row("runs in", f"{where} [dim](paths under {plan.source_root} are relocated there)[/]")
     for item in plan.inputs:
         stored = " [dim](copy stored)[/]" if item.stored_copy else ""
-        grid.add_row("input", f"{item.uri}  sha256:{_short(item.sha256)}{stored}")
+        origin = f" [dim]← {item.origin}[/]" if item.in_source is not None and item.origin else ""
+        grid.add_row("input", f"{item.uri}  sha256:{_short(item.sha256)}{stored}{origin}")
     parts: list[Any] = [grid]
     if plan.problems:
         parts.append(Text("\nmissing (the replay cannot run):", style="bold red"))
