@@ -238,3 +238,18 @@ def test_plan_says_where_each_input_comes_from(tmp_path: Path, store: Store) -> 
                    f"{repo}/lost.bin": ("lost.bin", "missing"),
                    str(ext): (None, "in place")}
     assert [p for p in plan.problems if "lost.bin" in p] and not [p for p in plan.problems if "in.csv" in p]
+
+
+def test_paths_through_a_symlink_are_relocated(tmp_path: Path) -> None:
+    """A path that reaches the recorded root through a symlink is inside it; a symlinked path
+    that resolves outside the root, or a sibling with a common string prefix, is not."""
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "link").symlink_to(root)
+    (tmp_path / "extlink").symlink_to(tmp_path / "ext")
+    reloc = Relocation(str(root), "/w/source")
+    assert reloc.path(str(tmp_path / "link" / "data" / "in.csv")) == "/w/source/data/in.csv"
+    assert reloc.typed({"__rf__": "path", "v": str(tmp_path / "link")}) == {"__rf__": "path", "v": "/w/source"}
+    assert reloc.path(str(tmp_path / "extlink" / "x")) == str(tmp_path / "extlink" / "x")
+    assert reloc.relative(str(tmp_path / "repo2" / "x")) is None

@@ -5,7 +5,8 @@ tree in its work folder. Paths that pointed into the recorded source root (the w
 absolute path parameters, inputs and outputs) are moved to the same relative place under the
 restored root; everything outside the root (external data, another disk) is left as it is.
 
-Matching is on whole path components, never on string prefixes: ``/a/bc`` is not under ``/a/b``.
+Matching is on whole path components, never on string prefixes: ``/a/bc`` is not under ``/a/b``;
+a path that is not under the root as written is also tried with symlinks resolved on this machine.
 """
 
 from __future__ import annotations
@@ -69,19 +70,36 @@ class Relocation:
             return self
         return Relocation(self.restored_root, self.recorded_root)
 
+    def _move(self, path: str) -> str:
+        rel = self._rel(path)
+        if rel is None:
+            return path
+        return self.restored_root if rel == "." else os.path.join(self.restored_root, *rel.split("/"))
+
+    def _rel(self, path: str) -> str | None:
+        """Relative to the recorded root, lexically; else (a path reached through a symlink,
+        a temporary folder under /var -> /private/var) once both sides are resolved here."""
+        rel = relative_to_root(path, self.recorded_root)
+        if rel is not None or self.recorded_root is None or not os.path.isabs(path):
+            return rel
+        real, real_root = os.path.realpath(path), os.path.realpath(self.recorded_root)
+        if (real, real_root) == (os.path.normpath(path), os.path.normpath(self.recorded_root)):
+            return None
+        return relative_to_root(real, real_root)
+
     def path(self, path: str) -> str:
         """A local path (or ``file://``/``local://`` URL) moved into the restored tree."""
         for scheme in ("file://", "local://"):
             if path.startswith(scheme):
-                return scheme + relocate_path(path[len(scheme):], self.recorded_root, self.restored_root)
-        return relocate_path(path, self.recorded_root, self.restored_root)
+                return scheme + self._move(path[len(scheme):])
+        return self._move(path)
 
     def relative(self, path: str) -> str | None:
         """``path`` relative to the recorded root, or None when it is outside it."""
         for scheme in ("file://", "local://"):
             if path.startswith(scheme):
                 path = path[len(scheme):]
-        return relative_to_root(path, self.recorded_root)
+        return self._rel(path)
 
     def inside(self, path: str) -> bool:
         return self.relative(path) is not None
@@ -99,7 +117,7 @@ class Relocation:
         if self.recorded_root is None:
             return value
         if isinstance(value, str):
-            return relocate_path(value, self.recorded_root, self.restored_root) if os.path.isabs(value) else value
+            return self._move(value) if os.path.isabs(value) else value
         if isinstance(value, list):
             return [self.typed(v) for v in value]
         if not isinstance(value, dict):
@@ -108,7 +126,7 @@ class Relocation:
         if tag is None:
             return {k: self.typed(v) for k, v in value.items()}
         if tag == "path" and isinstance(value.get("v"), str):
-            return {**value, "v": relocate_path(value["v"], self.recorded_root, self.restored_root)}
+            return {**value, "v": self._move(value["v"])}
         if tag in _SEQUENCE_TAGS and isinstance(value.get("v"), list):
             return {**value, "v": [self.typed(v) for v in value["v"]]}
         if tag == "dict" and isinstance(value.get("items"), list):

@@ -159,7 +159,8 @@ def restore_code(prepared: Prepared, st: Store, wd: Path, timings: dict[str, flo
     assert prepared.run.context is not None
     restored = restore_source(prepared.run.context, st, wd / "source")
     timings["restore_source"] = time.perf_counter() - t
-    return restored.root, Relocation(recorded_source_root(prepared.run.context), str(restored.root))
+    root = Path(os.path.realpath(restored.root))  # the flow's os.getcwd() gives the resolved path
+    return root, Relocation(recorded_source_root(prepared.run.context), str(root))
 
 
 def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: dict[str, float],
