@@ -1,0 +1,142 @@
+"""Flows on Prefect's Dask task runner: every task run is recorded from the worker processes,
+and the once-per-process capture happens once per worker, not once per task.
+
+One LocalCluster of 2 worker processes serves the whole module (creating one costs ~12 s); the
+flows reach it through ``DaskTaskRunner(address=...)``.
+
+What the 1,000 tasks cost is almost all Prefect's, not reproflow's (measured with py-spy on the
+workers: reproflow's wrapper is ~0.5% of their CPU). Prefect builds a new API client for every
+task run on a Dask worker, and each client builds an SSL context from certifi's CA bundle
+(~50-90 ms here) even for the plain-http test API; ``_quiet_prefect`` points Prefect at a
+one-certificate bundle instead, which cuts the workers' CPU by ~40%. The settings travel to the
+workers inside Prefect's serialized settings context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reproflow import repro_task
+from reproflow.records import ProcessContext
+from reproflow.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dask_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The store, named by REPROFLOW_STORE before the workers start, so they inherit it."""
+    url = str(tmp_path_factory.mktemp("dask") / "store")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REPROFLOW_STORE", url)
+    yield url
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(dask_store: str) -> Iterator[Any]:
+    """2 worker processes, 2 threads each (more threads only contend for the GIL on 2 cores),
+    shared by the module's flows."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=40,
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet_prefect(tmp: Path) -> Iterator[None]:
+    """Prefect settings for the flow and, through its serialized context, for the workers: no
+    logs shipped to the API, and a one-certificate CA bundle (the test API is plain http on
+    127.0.0.1, so no certificate is ever checked) instead of certifi's ~150 certificates."""
+    import certifi
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+    bundle = Path(certifi.where()).read_text()
+    first = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", bundle, re.S)
+    assert first is not None
+    ca = tmp / "one-ca.pem"
+    ca.write_text(first.group(0))
+    with temporary_settings({PREFECT_API_SSL_CERT_FILE: str(ca), PREFECT_LOGGING_TO_API_ENABLED: False}):
+        yield
+
+
+@repro_task
+def inc(x: int) -> dict[str, int]:
+    return {"value": x + 1}
+
+
+@repro_task
+def double(item: dict[str, int]) -> dict[str, int]:
+    return {"value": item["value"] * 2}
+
+
+def _flow(address: str, n: int) -> Any:
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    @flow(name="dask-fanout", task_runner=DaskTaskRunner(address=address))
+    def fanout(count: int) -> int:
+        a = inc.map(range(count))
+        b = double.map(a)
+        return sum(f.result()["value"] for f in b)
+
+    return fanout(n, return_state=True)
+
+
+def test_dask_1000_tasks_all_recorded(
+    dask_cluster: Any, dask_store: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    """500 + 500 mapped tasks on 2 worker processes: exactly 1,000 valid task records, each
+    `double` linked to the `inc` it consumed; the records come from both worker processes
+    (2 pids, neither the parent's), and each worker captured its process context exactly once."""
+    with _quiet_prefect(tmp_path):
+        state = _flow(dask_cluster.scheduler_address, 500)
+    assert state.is_completed(), state.message
+    assert state.result() == sum((x + 1) * 2 for x in range(500))
+
+    store = Store(dask_store)
+    run = store.load_run(str(state.state_details.flow_run_id))
+    assert run.status == "COMPLETED" and run.end is not None and run.end.n_tasks == 1000
+    assert len(run.tasks) == 1000
+    assert len({t.task_run_id for t in run.tasks}) == 1000
+    incs = {t.task_run_id: t for t in run.tasks if t.task_name == "inc"}
+    doubles = [t for t in run.tasks if t.task_name == "double"]
+    assert len(incs) == 500 and len(doubles) == 500
+    for t in doubles:
+        [src] = t.upstream["item"]
+        assert incs[src].map_index == t.map_index
+        assert incs[src].result_hash == t.parameter_hashes["item"]
+    assert all(t.state == "COMPLETED" for t in run.tasks)
+
+    contexts = {t.context for t in run.tasks}
+    assert None not in contexts and len(contexts) <= 2
+    pids = {store.get_model_blob(c, ProcessContext).pid for c in contexts if c}
+    assert len(pids) == 2 and os.getpid() not in pids
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address) as client:
+        counts = client.run(_capture_count)
+    assert sorted(counts.values()) == [1, 1]
+
+
+def _capture_count() -> int:
+    from reproflow import capture
+
+    return capture.capture_count
