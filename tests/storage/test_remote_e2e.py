@@ -192,11 +192,6 @@ def test_remote_data_and_store_replay_elsewhere_reproduces(
             assert secret.encode() not in data, f"{secret!r} leaked into {path}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replay.external_inputs skips DataRef.kind == 'object', the kind of a remote object, so "
-    "S3/GCS file inputs are never verified (reported to the lead; owner: replay)",
-)
 @pytest.mark.parametrize("backend", ["s3", "gs"])
 def test_replay_verifies_remote_inputs(
     backend: str,

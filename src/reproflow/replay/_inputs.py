@@ -38,7 +38,7 @@ def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskR
     found: dict[str, PlannedInput] = {}
     for t in tasks:
         for ref in t.inputs:
-            if ref.kind == "object" or _key(ref) in written:
+            if _key(ref) in written:  # remote objects (kind "object") are verified like files
                 continue
             cur = found.get(ref.uri)
             if cur is None:
