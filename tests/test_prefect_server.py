@@ -114,7 +114,7 @@ def test_artifacts_read_back_through_the_api(prefect_server: str, tmp_path: path
     resp = httpx.post(f"{prefect_server}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
     resp.raise_for_status()
     arts = {a["key"]: a for a in resp.json()}
-    assert set(arts) == {"reproflow-provenance", "reproflow-tasks", "reproflow-record", "reproflow-reproducibility"}
+    assert set(arts) == {"reproflow-provenance", "reproflow-tasks", "reproflow-record", "reproflow-reproducibility"}, out.stderr[-3000:]
     assert arts["reproflow-provenance"]["type"] == "markdown"
     assert "# reproflow provenance: served-flow" in arts["reproflow-provenance"]["data"]
 

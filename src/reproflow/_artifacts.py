@@ -138,8 +138,10 @@ def task_table(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None) -> list[str]:
-    """Create the three artifacts on the Prefect flow run ``run_id``. Returns their ids."""
+def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, report: bool = False) -> list[str]:
+    """Create the artifacts on the Prefect flow run ``run_id`` (the provenance summary, the task
+    table, the link and, with ``report``, the scored report), from one load of the run.
+    Returns their ids."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
@@ -174,6 +176,17 @@ def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None) -> l
             data=f"[reproflow record of run {run_id}]({run_location(store, run_id)})",
         ),
     ]
+    if report and env is not None:
+        from ._report import ARTIFACT_KEY, report_for
+
+        scored = report_for(run, env, store=store)
+        artifacts.append(ArtifactCreate(
+            type="markdown",
+            key=ARTIFACT_KEY,
+            description=f"Reproducibility score {scored.score}/100 for run {run_id}",
+            flow_run_id=flow_run_id,
+            data=scored.to_markdown(),
+        ))
     if client is not None:
         return [str(client.create_artifact(artifact=art).id) for art in artifacts]
     with get_client(sync_client=True) as own:

@@ -162,8 +162,16 @@ def _md(text: str) -> str:
 class ReportInput:
     run: Run
     environment: Environment
-    #: SHA-256 of each regular file in the run's source snapshot, by path relative to its root
-    snapshot: dict[str, str] = field(default_factory=dict)
+    #: SHA-256 of each regular file in the run's source snapshot, by path relative to its root;
+    #: read on first use (only runs with unstored inputs under the source root need it)
+    snapshot_loader: Optional[Callable[[], dict[str, str]]] = None
+    _snapshot: Optional[dict[str, str]] = field(default=None, repr=False)
+
+    @property
+    def snapshot(self) -> dict[str, str]:
+        if self._snapshot is None:
+            self._snapshot = self.snapshot_loader() if self.snapshot_loader is not None else {}
+        return self._snapshot
 
 
 def snapshot_hashes(store: Store, run: Run) -> dict[str, str]:
@@ -408,11 +416,14 @@ def build_report(store: Store, run_id: str) -> Report:
     run = store.load_run(run_id)
     assert run.context is not None
     env = store.get_model_blob(run.context.environment_blob, Environment)
-    return report_for(run, env, snapshot_hashes(store, run))
+    return report_for(run, env, store=store)
 
 
-def report_for(run: Run, environment: Environment, snapshot: dict[str, str] | None = None) -> Report:
-    ri = ReportInput(run=run, environment=environment, snapshot=snapshot or {})
+def report_for(run: Run, environment: Environment, snapshot: dict[str, str] | None = None, *,
+               store: Store | None = None) -> Report:
+    """Score ``run``; ``store`` (or an explicit ``snapshot``) lets inputs in the source snapshot count as stored."""
+    loader = (lambda: snapshot) if snapshot is not None else ((lambda: snapshot_hashes(store, run)) if store is not None else None)
+    ri = ReportInput(run=run, environment=environment, snapshot_loader=loader)
     checks: list[Check] = []
     for fn in CHECKS:
         result = fn(ri)

@@ -9,7 +9,6 @@ only write their own task records.
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
 import os
@@ -243,38 +242,15 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     if not state.is_completed():
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     finish_run(store, run_id, _status_of(state), error)
-    # The UI artifacts are three API calls (~0.1 s on a busy server): publish them on a
-    # non-daemon thread, which the interpreter waits for at exit (before Prefect's own atexit
-    # shutdown of an ephemeral server). The record itself is complete at this point.
-    ctx = contextvars.copy_context()  # the flow's Prefect settings (API URL) go with it
-    thread = threading.Thread(target=ctx.run, args=(_publish, store, run_id), name=f"reproflow-artifacts-{run_id[:8]}")
-    with _lock:
-        _publishing.append(thread)
-    thread.start()
-
-
-_publishing: list[threading.Thread] = []
-
-
-def _publish(store: Store, run_id: str) -> None:
+    # Published before the flow returns. (A background thread was tried: when the flow is the
+    # last thing a script does, interpreter shutdown starts while it still talks to the API,
+    # and Prefect's client then fails with "can't register atexit after shutdown".)
     try:
         from ._artifacts import publish_run_artifacts
-        from ._report import build_report, publish_report_artifact
 
-        publish_run_artifacts(store, run_id)
-        publish_report_artifact(build_report(store, run_id), run_id)  # the scored checklist
+        publish_run_artifacts(store, run_id, report=True)
     except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the flow for it
         log.warning("reproflow: could not publish Prefect artifacts for run %s: %s", run_id, exc)
-
-
-def wait_for_artifacts(timeout: float | None = None) -> None:
-    """Wait until the Prefect artifacts of every run that ended in this process are published."""
-    with _lock:
-        threads = list(_publishing)
-    for t in threads:
-        t.join(timeout)
-    with _lock:
-        _publishing[:] = [t for t in _publishing if t.is_alive()]
 
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None) -> RunEnd:
