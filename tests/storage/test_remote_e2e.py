@@ -161,7 +161,7 @@ def test_remote_data_and_store_replay_elsewhere_reproduces(
     """Record `python flow.py <remote in> <remote out>` with REPROFLOW_STORE on the same server;
     the task record names the remote input and output by URL and SHA-256 (kind "object"). Then,
     from another working folder, with no REPROFLOW_STORE, `reproflow replay RUN --store URL
-    --in-place` re-runs the flow and exits 0 with verdict "reproduced", as a new run linked to
+    --in-place` verifies the remote input by SHA-256, re-runs the flow and exits 0 with verdict "reproduced", as a new run linked to
     the original. No store object (records, blobs, decompressed source snapshots) contains the
     S3 credentials, which were in the environment of both the recording and the replay."""
     key_id = f"rf-key-{uuid.uuid4().hex}"  # made now, so no source file (archived too) holds it
@@ -179,6 +179,7 @@ def test_remote_data_and_store_replay_elsewhere_reproduces(
     code, result, err = _replay_elsewhere(rec, tmp_path, monkeypatch, prefect_api_env, capsys)
     assert code == 0, err[-3000:] + json.dumps(result)[-3000:]
     assert result["verdict"] == "reproduced" and result["reproduced"] is True
+    assert [(c["uri"], c["status"]) for c in result["inputs"]] == [(rec.src, "ok")]
     assert sorted((t["task_name"], t["verdict"]) for t in result["tasks"]) == [
         ("double", "reproduced"), ("shout", "reproduced")]
     assert rec.fs.cat_file(f"{rec.bucket}/data/out.txt") == b"THE QUICK BROWN FOX\n"
