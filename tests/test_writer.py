@@ -100,7 +100,7 @@ def test_finished_flow_has_every_task_record_before_its_end(store_dir: pathlib.P
 
 
 def test_artifacts_are_on_the_flow_run_when_it_returns(store_dir: pathlib.Path, prefect_harness: None) -> None:
-    """When the flow call returns, its four artifacts (summary, task table, link, scored report)
+    """When the flow call returns, its three artifacts (summary with the score, task table, link)
     are already on the flow run (read through the API)."""
     import httpx
     from prefect.settings import PREFECT_API_URL
@@ -114,4 +114,4 @@ def test_artifacts_are_on_the_flow_run_when_it_returns(store_dir: pathlib.Path, 
     resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
                       json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
     resp.raise_for_status()
-    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record", "reproflow-reproducibility"}
+    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
