@@ -275,3 +275,29 @@ def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_pa
     failed = s.load_run(s.list_runs()[0].run_id)
     [task] = failed.final_tasks()
     assert task.state == "FAILED" and task.error is not None and "StrictModeViolation" in task.error.type
+
+
+def test_runs_list_table_shows_the_newest_50_json_all(store_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 60 runs, the table shows the newest 50 and says so; --json lists all 60; --limit works
+    for both."""
+    from reproflow import _cli_runs
+    from reproflow.records import RunSummary
+
+    monkeypatch.setattr(_cli_runs, "TABLE_LIMIT", 50)
+    from reproflow.store import Store
+    import datetime as dt
+
+    s = Store(store_dir)
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for i in range(60):
+        rid = f"{i:08d}-0000-4000-8000-000000000000"
+        (store_dir / "runs" / rid).mkdir(parents=True)
+        s.write_bytes(s.path("index", f"{rid}.json"), RunSummary(run_id=rid, flow_name="f", status="COMPLETED",
+                      started_at=base + dt.timedelta(minutes=i)).model_dump_json().encode())  # fmt: skip
+    runner = CliRunner()
+    table = runner.invoke(app, ["runs", "list", "--store", str(store_dir)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "newest 50 of 60 runs" in table.stdout
+    assert "00000059" in table.stdout and "00000009" not in table.stdout
+    data = json.loads(runner.invoke(app, ["runs", "list", "--json", "--store", str(store_dir)]).stdout)
+    assert len(data) == 60 and data[0]["run_id"].startswith("00000059")
+    assert len(json.loads(runner.invoke(app, ["runs", "list", "--json", "-n", "3", "--store", str(store_dir)]).stdout)) == 3
