@@ -37,11 +37,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 STORE = os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-scale-store-")
 
 from prefect import flow, task  # noqa: E402
-from prefect.flow_engine import BaseFlowRunEngine  # noqa: E402
 
-# Prefect 3.8 joins its 1 s-step heartbeat thread at the end of every flow, rounding each wall
-# time up to a whole second; switch it off for both variants (see bench_task_overhead.py).
-BaseFlowRunEngine.heartbeat_seconds = property(lambda self: None)  # type: ignore[assignment,method-assign]
+from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
+
 
 import functools  # noqa: E402
 import threading  # noqa: E402
@@ -100,31 +98,6 @@ def make_flow(t):  # type: ignore[no-untyped-def]
 FLOWS = {name: make_flow(t) for name, t in VARIANTS.items()}
 
 
-def settle(timeout: float) -> None:
-    """Wait until the temporary Prefect server (a child process) has worked off its event
-    backlog, so no run pays for the one before it."""
-    import psutil
-
-    me = psutil.Process()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kids = me.children(recursive=True)
-        for k in kids:
-            try:
-                k.cpu_percent(None)
-            except psutil.Error:
-                pass
-        time.sleep(0.5)
-        busy = 0.0
-        for k in kids:
-            try:
-                busy += k.cpu_percent(None)
-            except psutil.Error:
-                pass
-        if busy < 5.0:
-            return
-
-
 def timed(name: str, n: int) -> tuple[float, str, float]:
     """Wall time of one flow run of ``n`` tasks, its flow-run id, and reproflow's CPU seconds."""
     with _cpu_lock:
@@ -165,7 +138,7 @@ def main() -> None:
     small_cpu: list[float] = []
     for _ in range(args.repeats):
         for name in FLOWS:
-            settle(60)
+            settle(60, interval=0.5)
             dt, _, cpu = timed(name, args.small)
             small[name].append(dt)
             if name == "@repro_task":
@@ -174,7 +147,7 @@ def main() -> None:
     large: dict[str, float] = {}
     large_run, large_cpu = "", 0.0
     for name in FLOWS:
-        settle(600)
+        settle(600, interval=0.5)
         dt, run_id, cpu = timed(name, args.large)
         large[name] = dt
         print(f"  {args.large} tasks, {name:<12} {dt:8.1f} s  ({1000 * dt / args.large:.2f} ms/task)", flush=True)

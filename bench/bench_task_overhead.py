@@ -21,14 +21,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-store-")
 
 from prefect import flow, task  # noqa: E402
-from prefect.flow_engine import BaseFlowRunEngine  # noqa: E402
 
-# Prefect 3.8's flow-run heartbeat thread sleeps in 1 s steps and is joined when the flow ends,
-# so every flow's wall time is rounded up to its next whole second (+0..1 s). That quantization
-# swamps a 100-task flow (~1 s) and would make the ratio 1x or 2x by chance; switch it off for
-# both variants (the setting cannot be None from the environment).
-BaseFlowRunEngine.heartbeat_seconds = property(lambda self: None)  # type: ignore[assignment,method-assign]
-
+from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
 from reproflow import repro_task  # noqa: E402
 
 
@@ -49,28 +43,6 @@ def make_flow(t, n: int):  # type: ignore[no-untyped-def]
         return total
 
     return many
-
-
-def settle(timeout: float = 30.0) -> None:
-    """Wait until the temporary Prefect server (a child process) has worked off its event
-    backlog: otherwise each run pays for the previous runs' events and the order decides."""
-    import psutil
-
-    me = psutil.Process()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kids = me.children(recursive=True)
-        for k in kids:
-            k.cpu_percent(None)
-        time.sleep(0.3)
-        busy = 0.0
-        for k in kids:
-            try:
-                busy += k.cpu_percent(None)
-            except psutil.Error:
-                pass
-        if busy < 5.0:
-            return
 
 
 def main() -> None:
