@@ -26,7 +26,8 @@ def export_cmd(
                                       "(ro-crate: a folder, or a .zip)."),  # fmt: skip
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index to look artifact hashes up "
                                             "on (pylock; requirements with --hashes). Default: the recorded one."),  # fmt: skip
-    hashes: bool = typer.Option(False, "--hashes", help="requirements: add every --hash the index lists."),
+    hashes: bool = typer.Option(False, "--hashes", help="requirements: add every --hash the index lists; "
+                                "cresp: the hash of the file this platform installs."),
     license_: Optional[str] = typer.Option(None, "--license", help="ro-crate: the crate's license (SPDX id)."),
     store: Optional[str] = StoreOption,
 ) -> None:

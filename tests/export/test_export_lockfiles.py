@@ -151,3 +151,23 @@ def test_export_installs_the_same_versions(fmt: str, recorded: dict[str, Any], t
         cmd.append("--require-hashes")
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     assert _installed(python) == {"six": _v("six"), "idna": _v("idna"), "packaging": _v("packaging")}
+
+
+def test_cresp_packages_with_index_hashes(recorded: dict[str, Any]) -> None:
+    """cresp --hashes: every index package gets the sha256 of the one file this interpreter would
+    install from the index (six is a pure wheel: its py3-none-any wheel)."""
+    import tomli
+
+    text = export_run(recorded["store"], recorded["run_id"], "cresp", index_url=local_index_url(), hashes=True)
+    assert isinstance(text, str)
+    pkgs = {p["name"]: p for p in tomli.loads(text)["software"]["packages"]}
+    six = pkgs["six"]
+    assert six["version"] == "1.17.0" and len(six["hash"]) == 64
+    from reproflow.export._index import release_files
+
+    found = release_files([local_index_url()], "six", "1.17.0")
+    assert found is not None
+    [wheel] = [f for f in found[1] if f.filename.endswith("py2.py3-none-any.whl")]
+    assert six["hash"] == wheel.hashes["sha256"]
+    plain = tomli.loads(str(export_run(recorded["store"], recorded["run_id"], "cresp")))
+    assert "hash" not in {p["name"]: p for p in plain["software"]["packages"]}["six"]

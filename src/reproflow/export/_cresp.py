@@ -69,6 +69,12 @@ def export_cresp(ctx: ExportContext) -> str:
         pkg: dict[str, Any] = {"name": pin.name, "version": pin.version, "source": "pip" if pin.kind == "index" else pin.kind}
         if pin.sha256:
             pkg["hash"] = pin.sha256
+        elif pin.kind == "index" and ctx.options.get("hashes"):
+            from ._requirements import best_index_hash
+
+            digest = best_index_hash(ctx, pin)  # the file this platform would install
+            if digest:
+                pkg["hash"] = digest
         if pin.kind == "vcs":
             pkg["url"] = f"{pin.vcs or 'git'}+{pin.url}@{pin.commit}"
         elif pin.kind in ("editable", "local", "archive") and (pin.path or pin.url):

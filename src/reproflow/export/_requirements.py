@@ -15,6 +15,31 @@ def index_urls(ctx: ExportContext) -> list[str]:
     return list(ctx.environment.index_urls) or [DEFAULT_INDEX]
 
 
+def best_index_hash(ctx: ExportContext, pin: Pin) -> str | None:
+    """The sha256 of the one file of an index pin this interpreter would install: the wheel whose
+    tags rank first among ``packaging.tags.sys_tags()``, else the sdist (None if not found)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    from ._index import release_files
+
+    found = release_files(index_urls(ctx), pin.name, pin.version)
+    if found is None:
+        return None
+    rank = {tag: i for i, tag in enumerate(sys_tags())}
+    best: tuple[int, str] | None = None
+    sdist: str | None = None
+    for f in found[1]:
+        if not f.is_wheel:
+            sdist = sdist or f.hashes["sha256"]
+            continue
+        tags = parse_wheel_filename(f.filename)[3]
+        score = min((rank[t] for t in tags if t in rank), default=None)
+        if score is not None and (best is None or score < best[0]):
+            best = (score, f.hashes["sha256"])
+    return best[1] if best else sdist
+
+
 def index_hashes(ctx: ExportContext, pin: Pin) -> list[str]:
     """sha256 digests of every file the index holds for an index pin (empty if none found)."""
     from ._index import release_files
