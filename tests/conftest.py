@@ -31,6 +31,24 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_share_the_api(prefect_harness: None) -> Iterator[None]:
+    """Flows and replay runners started as subprocesses inherit the session's Prefect API
+    through PREFECT_API_URL, instead of each starting an ephemeral server (~15-20 s apiece on 2
+    cores). Tests that need another server (a real `prefect server start`) set their own."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    old = os.environ.get("PREFECT_API_URL")
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+    yield
+    if old is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = old
+
+
 @pytest.fixture(scope="session")
 def prefect_api_env(prefect_harness: None) -> dict[str, str]:
     """Environment for a subprocess flow to use the session's Prefect API instead of starting its
