@@ -33,7 +33,6 @@ PROGRESS_MIN_BYTES = 512 << 20
 _mem: dict[tuple[Any, ...], str] = {}
 _mem_lock = threading.Lock()
 _local = threading.local()
-_db_path: str | None = None
 
 
 def cache_dir() -> Path:
@@ -41,27 +40,33 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _db() -> sqlite3.Connection | None:
-    """One SQLite connection per thread (SQLite connections are not shareable across threads)."""
-    global _db_path
-    path = str(cache_dir() / "hashes.sqlite3")
-    conn = getattr(_local, "conn", None)
-    if conn is not None and getattr(_local, "path", None) == path and getattr(_local, "pid", None) == os.getpid():
+def open_cache_db(local: threading.local, path: str, schema: str) -> sqlite3.Connection | None:
+    """A per-thread, per-process SQLite connection to a hash cache (``local`` holds it), with
+    ``schema`` created; None when the cache cannot be opened (a read-only home or a locked
+    cache only costs speed)."""
+    conn = getattr(local, "conn", None)
+    if conn is not None and getattr(local, "path", None) == path and getattr(local, "pid", None) == os.getpid():
         return conn
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS h (path TEXT PRIMARY KEY, dev INT, ino INT, size INT,"
-            " mtime INT, ctime INT, sha256 TEXT)"
-        )
+        conn.execute(schema)
     except (sqlite3.Error, OSError):
-        return None  # a read-only home or a locked cache only costs speed
-    _local.conn, _local.path, _local.pid = conn, path, os.getpid()
-    _db_path = path
+        return None
+    local.conn, local.path, local.pid = conn, path, os.getpid()
     return conn
+
+
+def _db() -> sqlite3.Connection | None:
+    """The local-file hash cache (SQLite connections are not shareable across threads)."""
+    return open_cache_db(
+        _local,
+        str(cache_dir() / "hashes.sqlite3"),
+        "CREATE TABLE IF NOT EXISTS h (path TEXT PRIMARY KEY, dev INT, ino INT, size INT,"
+        " mtime INT, ctime INT, sha256 TEXT)",
+    )
 
 
 def _key(path: str, st: os.stat_result) -> tuple[Any, ...]:

@@ -50,10 +50,9 @@ def cache_path() -> str:
 
 
 def _db() -> sqlite3.Connection | None:
-    path = cache_path()
-    conn = getattr(_local, "conn", None)
-    if conn is not None and getattr(_local, "path", None) == path and getattr(_local, "pid", None) == os.getpid():
-        return conn
+    from ._hashing import open_cache_db
+
+    return open_cache_db(_local, cache_path(), "CREATE TABLE IF NOT EXISTS r (key TEXT PRIMARY KEY, sha256 TEXT, size INT, at REAL)")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
