@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -18,6 +19,7 @@ os.environ.pop("REPROFLOW_STORE", None)
 
 import pathlib  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -84,3 +86,62 @@ def _reset_memory_fs() -> Iterator[None]:
     MemoryFileSystem.store.clear()
     MemoryFileSystem.pseudo_dirs.clear()
     MemoryFileSystem.pseudo_dirs.append("")
+
+
+@contextlib.contextmanager
+def running_prefect_server(home: pathlib.Path, timeout: float = 180) -> Iterator[str]:
+    """A real `prefect server start` (SQLite under ``home``, loopback, a free port) until the
+    block ends; yields its API URL once /health answers."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"prefect server did not become healthy in {timeout:.0f} s")
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def start_prefect_server() -> Any:
+    """:func:`running_prefect_server`, for fixtures in other folders (conftest modules share one
+    import name, so they cannot import from each other)."""
+    return running_prefect_server
