@@ -16,10 +16,14 @@ BaseFlowRunEngine.heartbeat_seconds = property(lambda self: None)  # type: ignor
 
 
 def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
-    """Wait until the temporary Prefect server (a child process) has worked off its event
-    backlog (under 5% CPU), so no measured run pays for the one before it."""
+    """Wait until reproflow has published the last run's Prefect artifacts and the temporary
+    Prefect server (a child process) has worked off its event backlog (under 5% CPU), so no
+    measured run pays for the one before it."""
     import psutil
 
+    from reproflow._artifacts import wait_for_artifacts
+
+    wait_for_artifacts(timeout)  # the last run's artifacts, published after its flow returned
     me = psutil.Process()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

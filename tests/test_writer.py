@@ -99,19 +99,154 @@ def test_finished_flow_has_every_task_record_before_its_end(store_dir: pathlib.P
     assert all(p.stat().st_mtime_ns <= end_mtime for p in (run_dir / "tasks").iterdir())
 
 
-def test_artifacts_are_on_the_flow_run_when_it_returns(store_dir: pathlib.Path, prefect_harness: None) -> None:
-    """When the flow call returns, its three artifacts (summary with the score, task table, link)
-    are already on the flow run (read through the API)."""
+def _artifact_keys(run_id: str) -> set[str]:
     import httpx
     from prefect.settings import PREFECT_API_URL
 
-    @flow
-    def small() -> int:
-        return slow_echo(3)
-
-    state = small(return_state=True)
-    run_id = str(state.state_details.flow_run_id)
     resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
                       json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30)
     resp.raise_for_status()
-    assert {a["key"] for a in resp.json()} == {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
+    return {a["key"] for a in resp.json()}
+
+
+ALL_THREE = {"reproflow-provenance", "reproflow-tasks", "reproflow-record"}
+
+
+@flow
+def small() -> int:
+    return slow_echo(3)
+
+
+def test_artifacts_are_published_after_the_flow_returns(store_dir: pathlib.Path, prefect_harness: None) -> None:
+    """By default the three artifacts (summary with the score, task table, link) are published on a
+    non-daemon thread after the flow returns; wait_for_artifacts() waits for them."""
+    from reproflow import wait_for_artifacts
+
+    state = small(return_state=True)
+    assert wait_for_artifacts(timeout=60) is True
+    assert _artifact_keys(str(state.state_details.flow_run_id)) == ALL_THREE
+    assert not any(t.name == "reproflow-artifacts" for t in threading.enumerate())  # it ends when idle
+
+
+def test_publisher_thread_is_joined_at_exit_and_ends_when_idle() -> None:
+    """The publisher's thread is not a daemon (the interpreter joins it before atexit handlers
+    stop Prefect's ephemeral server), runs jobs in order, survives a failing job, and ends when
+    its queue is empty (an idle non-daemon thread would keep the process from exiting)."""
+    from reproflow._artifacts import _Publisher
+
+    pub = _Publisher()
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def boom() -> None:
+        raise RuntimeError("server said no")
+
+    pub.submit(gate.wait)
+    pub.submit(boom)
+    pub.submit(lambda: ran.append(1))
+    workers = [t for t in threading.enumerate() if t.name == "reproflow-artifacts"]
+    assert len(workers) == 1 and not workers[0].daemon
+    assert pub.wait(timeout=0.05) is False  # still blocked on the gate
+    gate.set()
+    assert pub.wait(timeout=30) is True and ran == [1]
+    workers[0].join(timeout=30)
+    assert not workers[0].is_alive()
+    pub.submit(lambda: ran.append(2))  # a job after it ended starts a new thread
+    assert pub.wait(timeout=30) is True and ran == [1, 2]
+
+
+def test_sync_mode_publishes_before_the_flow_returns(store_dir: pathlib.Path, prefect_harness: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """REPROFLOW_ARTIFACTS=sync: the artifacts are on the flow run when the flow call returns."""
+    monkeypatch.setenv("REPROFLOW_ARTIFACTS", "sync")
+    state = small(return_state=True)
+    assert _artifact_keys(str(state.state_details.flow_run_id)) == ALL_THREE
+
+
+def test_off_mode_publishes_nothing_but_records(store_dir: pathlib.Path, prefect_harness: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """REPROFLOW_ARTIFACTS=off: no artifact on the flow run, the record is complete all the same."""
+    from reproflow import wait_for_artifacts
+
+    monkeypatch.setenv("REPROFLOW_ARTIFACTS", "off")
+    state = small(return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    assert wait_for_artifacts(timeout=60)
+    assert _artifact_keys(run_id) == set()
+    assert Store(store_dir).load_run(run_id).status == "COMPLETED"
+
+
+def test_background_publishing_uses_the_callers_prefect_settings(
+    store_dir: pathlib.Path, prefect_harness: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher thread runs in a copy of the hook's context: Prefect settings made temporary
+    there (here an API on a closed port) are the ones it uses, and its failure is one warning."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from reproflow import wait_for_artifacts
+    from reproflow._artifacts import publish_in_background
+
+    state = small(return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    assert wait_for_artifacts(timeout=60)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    with caplog.at_level("WARNING", logger="reproflow"):
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{closed}/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
+            publish_in_background(Store(store_dir), run_id)
+        assert wait_for_artifacts(timeout=60)
+    failures = [r for r in caplog.records if "could not publish the Prefect artifacts" in r.getMessage()]
+    assert len(failures) == 1 and str(closed) in failures[0].getMessage()
+
+
+def test_runs_publish_attaches_the_artifacts_later(store_dir: pathlib.Path, prefect_harness: None,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A run recorded with REPROFLOW_ARTIFACTS=off gets its three artifacts from
+    `reproflow runs publish RUN_ID`; a run recorded outside Prefect is refused in one line."""
+    import json
+
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    monkeypatch.setenv("REPROFLOW_ARTIFACTS", "off")
+    state = small(return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    assert _artifact_keys(run_id) == set()
+    code = run_cli(app, ["runs", "publish", run_id[:8], "--json", "--store", str(store_dir)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["run_id"] == run_id and len(out["artifact_ids"]) == 3
+    assert _artifact_keys(run_id) == ALL_THREE
+
+    plain = repro_task(lambda x: x, name="plain-one")
+    plain(1)  # outside any flow: a run of its own, engine "plain"
+    newest = Store(store_dir).list_runs()[0].run_id
+    code = run_cli(app, ["runs", "publish", newest, "--store", str(store_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "recorded outside Prefect" in err and err.count("\n") == 1
+
+
+def test_runs_publish_with_the_api_down_is_one_line(store_dir: pathlib.Path, prefect_harness: None,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Prefect's API unreachable: one line naming the API and the fix, exit 3, no traceback."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    monkeypatch.setenv("REPROFLOW_ARTIFACTS", "off")
+    run_id = str(small(return_state=True).state_details.flow_run_id)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    with temporary_settings({PREFECT_API_URL: f"http://user:hunter2@127.0.0.1:{closed}/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
+        code = run_cli(app, ["runs", "publish", run_id, "--store", str(store_dir)])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"127.0.0.1:{closed}" in err and "hunter2" not in err and "PREFECT_API_URL" in err

@@ -31,12 +31,14 @@ _LAZY = {
     "stable_hash": "reproflow._values",
     "hash_path": "reproflow._hashing",
     "ReproflowError": "reproflow.errors",
+    "wait_for_artifacts": "reproflow._artifacts",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._api import list_runs, load_run, probe, replay
+    from ._artifacts import wait_for_artifacts
     from ._declare import Input, Output
     from ._hashing import hash_path
     from ._plain import record

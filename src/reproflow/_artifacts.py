@@ -2,20 +2,40 @@
 
 Artifacts stay small (the server drops creation events above about 1.5 MB): the summary and the
 table are capped, and the link points at the full record in the store.
+
+At the end of a flow run they are published on a background thread (``publish_in_background``):
+the three API calls wait 50-250 ms each on a server still ingesting the run's task events, which
+was a fifth of a 100-task flow's time. The thread is not a daemon, so the interpreter waits for
+it before it shuts down (``atexit`` handlers, which stop Prefect's ephemeral server, run after
+non-daemon threads are joined); it runs in a copy of the hook's context (Prefect's settings are
+context variables); ``wait_for_artifacts()`` waits for it. ``REPROFLOW_ARTIFACTS=sync`` publishes
+before the flow returns instead, ``off`` not at all (``reproflow runs publish RUN_ID`` still can).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
+import os
+import threading
 import uuid
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+from . import errors
 from ._dag import upstream_map
 from .records import Environment, Run
 from .store import Store
 
+log = logging.getLogger("reproflow")
+
 MAX_TABLE_ROWS = 500
 MAX_MARKDOWN = 200_000
+
+#: ``REPROFLOW_ARTIFACTS``: when a flow run's artifacts are published.
+PUBLISH_MODES = ("background", "sync", "off")
 
 
 def _short(digest: str | None, n: int = 12) -> str:
@@ -189,8 +209,106 @@ def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, repo
         artifacts[0].data = str(artifacts[0].data) + "\n".join(lines) + "\n"
     if client is not None:
         return [str(client.create_artifact(artifact=art).id) for art in artifacts]
-    with get_client(sync_client=True) as own:
-        return [str(own.create_artifact(artifact=art).id) for art in artifacts]
+    try:
+        with get_client(sync_client=True) as own:
+            return [str(own.create_artifact(artifact=art).id) for art in artifacts]
+    except Exception as exc:  # noqa: BLE001 - any client failure: one line naming the API
+        raise _api_error(exc) from exc
 
 
-__all__ = ["publish_run_artifacts", "run_location", "summary_markdown", "task_table"]
+def _api_error(exc: BaseException) -> errors.PrefectAPIError:
+    from prefect.settings import PREFECT_API_URL
+
+    return errors.PrefectAPIError.from_exc(PREFECT_API_URL.value(), exc)
+
+
+def publish_mode() -> str:
+    """``REPROFLOW_ARTIFACTS`` (``background`` by default, ``sync`` or ``off``)."""
+    mode = os.environ.get("REPROFLOW_ARTIFACTS", "").strip().lower() or "background"
+    if mode not in PUBLISH_MODES:
+        log.warning("reproflow: REPROFLOW_ARTIFACTS=%r is not one of %s; publishing in the background", mode, ", ".join(PUBLISH_MODES))
+        return "background"
+    return mode
+
+
+class _Publisher:
+    """One non-daemon thread that runs queued jobs and ends when the queue is empty.
+
+    Ending when idle matters: a non-daemon thread that waited for work would keep the
+    interpreter from exiting. A job queued after the thread decided to end starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._jobs: deque[Callable[[], Any]] = deque()
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        with self._cond:
+            self._jobs.append(job)
+            self._busy += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="reproflow-artifacts", daemon=False)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._jobs:
+                    self._thread = None
+                    return
+                job = self._jobs.popleft()
+            try:
+                job()
+            except BaseException as exc:  # noqa: BLE001 - the UI is a view; never fail the process for it
+                log.warning("reproflow: could not publish Prefect artifacts: %s: %s", type(exc).__name__, exc)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def wait(self, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)
+
+
+_publisher = _Publisher()
+
+
+def _reset_after_fork() -> None:
+    global _publisher
+    _publisher = _Publisher()  # the parent's thread does not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def publish_in_background(store: Store, run_id: str) -> None:
+    """Queue ``publish_run_artifacts`` for ``run_id`` on the publisher thread, in a copy of the
+    caller's context (so a temporary Prefect API set by ``prefect_test_harness`` or
+    ``temporary_settings`` is the one used)."""
+    ctx = contextvars.copy_context()
+    _publisher.submit(lambda: ctx.run(_publish_or_warn, store, run_id))
+
+
+def _publish_or_warn(store: Store, run_id: str) -> None:
+    try:
+        publish_run_artifacts(store, run_id, report=True)
+    except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the process for it
+        log.warning("reproflow: could not publish the Prefect artifacts of run %s (the record is in the store; "
+                    "`reproflow runs publish %s` publishes them later): %s", run_id, run_id, exc)
+
+
+def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
+    """Wait until the Prefect artifacts of every finished flow run are published.
+
+    A flow run's artifacts are published on a background thread after it ends (the process
+    waits for them before it exits). Call this before reading them back through Prefect's API in
+    the same process. Returns False if ``timeout`` seconds passed first.
+    """
+    return _publisher.wait(timeout)
+
+
+__all__ = ["publish_in_background", "publish_mode", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "wait_for_artifacts"]

@@ -1,4 +1,4 @@
-"""`reproflow runs list` and `reproflow runs show RUN_ID`."""
+"""`reproflow runs list`, `reproflow runs show RUN_ID` and `reproflow runs publish RUN_ID`."""
 
 from __future__ import annotations
 
@@ -207,6 +207,30 @@ def show_cmd(
                 origin = ("editable " if d.direct_url.editable else "") + d.direct_url.url
             pt.add_row(d.name, d.version, origin)
         console.print(pt)
+
+
+@runs_app.command("publish")
+def publish_cmd(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of at least 4 characters)."),
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """(Re)publish a run's Prefect artifacts (summary with the score, task table, link) on its flow
+    run, through the Prefect API in PREFECT_API_URL: for runs recorded with REPROFLOW_ARTIFACTS=off
+    or while the API was down."""
+    from ._artifacts import publish_run_artifacts
+    from .errors import ExportError
+
+    s = open_store(store)
+    run = load_run(run_id, s)
+    if run.record.engine != "prefect" or run.run_id.startswith("adhoc-"):
+        raise ExportError(f"run {run.run_id} was recorded outside Prefect (engine {run.record.engine!r}): "
+                          "there is no flow run to attach artifacts to; use `reproflow runs show` or `reproflow report`")
+    ids = publish_run_artifacts(s, run.run_id, report=True)
+    if as_json:
+        print_json({"run_id": run.run_id, "artifact_ids": ids})
+        return
+    console.print(f"published {len(ids)} artifacts on flow run [cyan]{run.run_id}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -459,11 +459,16 @@ def publish_report_artifact(report: Report, flow_run_id: UUID | str | None = Non
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
-    with get_client(sync_client=True) as client:
-        created = client.create_artifact(
-            ArtifactCreate(key=ARTIFACT_KEY, type="markdown", data=report.to_markdown(), description=description,
-                           flow_run_id=UUID(str(flow_run_id)))  # fmt: skip
-        )
+    from ._artifacts import _api_error
+
+    try:
+        with get_client(sync_client=True) as client:
+            created = client.create_artifact(
+                ArtifactCreate(key=ARTIFACT_KEY, type="markdown", data=report.to_markdown(), description=description,
+                               flow_run_id=UUID(str(flow_run_id)))  # fmt: skip
+            )
+    except Exception as exc:  # noqa: BLE001 - any client failure: one line naming the API
+        raise _api_error(exc) from exc
     return created.id
 
 

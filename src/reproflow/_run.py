@@ -21,7 +21,7 @@ from typing import Any
 from ._scrub import scrub_json, scrub_text
 from ._values import hash_mapping, to_typed_json
 from .records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
-from .store import Store, resolve_store_url
+from .store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
 
 log = logging.getLogger("reproflow")
 
@@ -48,8 +48,13 @@ def env_seed() -> int | None:
 
 def get_store(url: str | os.PathLike[str] | None = None) -> Store:
     """The Store for a URL, one instance per process (its blob-existence cache is shared)."""
-    resolved = resolve_store_url(url)
-    key = (os.getpid(), resolved)
+    raw = os.fspath(url) if url is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
+    pid = os.getpid()
+    store = _stores.get((pid, raw))  # an absolute path or URL is its own key: no resolving per task
+    if store is not None:
+        return store
+    resolved = resolve_store_url(raw)
+    key = (pid, resolved)
     with _lock:
         store = _stores.get(key)
         if store is None:
@@ -111,7 +116,7 @@ def start_run(
     """
     from .capture import get_context
 
-    entry_file = _source_file(fn) if fn is not None else entry_file
+    entry_file = source_file(fn) if fn is not None else entry_file
     digest, context = get_context(store, entry_file=entry_file)
     if fn is not None:
         entry, module = entry_of(fn, context.source.root)
@@ -149,12 +154,28 @@ def _script_entry(path: str | None, root: str | None) -> str | None:
     return (path if rel.startswith("..") else rel).replace(os.sep, "/")
 
 
-def _source_file(fn: Any) -> str | None:
+_source_files: dict[Any, str | None] = {}
+
+
+def source_file(fn: Any) -> str | None:
+    """The absolute path of ``fn``'s source file (None for builtins), once per function: the
+    lookup stats the file, and a task asks for it twice per run."""
+    fn = inspect.unwrap(fn)
+    key = getattr(fn, "__code__", None) or fn
     try:
-        path = inspect.getsourcefile(inspect.unwrap(fn))
+        return _source_files[key]
+    except (KeyError, TypeError):
+        pass
+    try:
+        path = inspect.getsourcefile(fn)
     except TypeError:
-        return None
-    return os.path.abspath(path) if path else None
+        path = None
+    found = os.path.abspath(path) if path else None
+    try:
+        _source_files[key] = found
+    except TypeError:  # an unhashable callable: not cached
+        pass
+    return found
 
 
 def _pythonhashseed() -> str | None:
@@ -242,15 +263,16 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     if not state.is_completed():
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     finish_run(store, run_id, _status_of(state), error)
-    # Published before the flow returns. (A background thread was tried: when the flow is the
-    # last thing a script does, interpreter shutdown starts while it still talks to the API,
-    # and Prefect's client then fails with "can't register atexit after shutdown".)
-    try:
-        from ._artifacts import publish_run_artifacts
+    from ._artifacts import publish_in_background, publish_mode, publish_run_artifacts
 
-        publish_run_artifacts(store, run_id, report=True)
-    except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the flow for it
-        log.warning("reproflow: could not publish Prefect artifacts for run %s: %s", run_id, exc)
+    mode = publish_mode()
+    if mode == "background":
+        publish_in_background(store, run_id)
+    elif mode == "sync":
+        try:
+            publish_run_artifacts(store, run_id, report=True)
+        except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the flow for it
+            log.warning("reproflow: could not publish Prefect artifacts for run %s: %s", run_id, exc)
 
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None) -> RunEnd:

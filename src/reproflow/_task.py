@@ -34,7 +34,7 @@ from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
 from ._hashing import hash_path, is_local, local_path, stat_signature
 from ._scrub import scrub_json, scrub_text
-from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run
+from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run, source_file
 from ._writer import writer
 from ._values import hash_mapping, stable_hash, to_typed_json
 from .records import DataRef, ErrorInfo, Finding, MapRecord, TaskRecord, utcnow
@@ -137,7 +137,7 @@ class _Attempt:
         if var_kw and isinstance(params.get(var_kw), dict):
             params.update(params.pop(var_kw))
         self.params = params
-        self.context_digest, context = get_context(self.store, entry_file=_source_file(spec.fn))
+        self.context_digest, context = get_context(self.store, entry_file=source_file(spec.fn))
         self.findings = _findings_for(spec.fn) if spec.opts.check else []
         strict = spec.opts.strict if spec.opts.strict is not None else env_flag(STRICT_ENV)
         self.seed = spec.opts.seed if spec.opts.seed is not None else env_seed()
@@ -250,7 +250,7 @@ class _Attempt:
             task_name=self.task_name,
             task_key=self.task_key,
             function=self.spec.function,
-            function_file=_source_file(self.spec.fn),
+            function_file=source_file(self.spec.fn),
             state=state,  # type: ignore[arg-type]
             started_at=self.started_at,
             ended_at=ended,
@@ -280,14 +280,6 @@ def _uri(value: Any) -> str:
     if isinstance(value, str) and is_local(value):
         return os.path.abspath(local_path(value))
     return str(value)
-
-
-def _source_file(fn: Callable[..., Any]) -> str | None:
-    try:
-        path = inspect.getsourcefile(inspect.unwrap(fn))
-    except TypeError:
-        return None
-    return os.path.abspath(path) if path else None
 
 
 def _deterministic_tar(src_dir: str, tar_path: str) -> None:
@@ -454,7 +446,7 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
     from .capture import get_context
 
     store = get_store(spec.opts.store)
-    digest, _ = get_context(store, entry_file=_source_file(spec.fn))
+    digest, _ = get_context(store, entry_file=source_file(spec.fn))
     result_hash = None
     try:
         result_hash = stable_hash(state.result(raise_on_failure=False))

@@ -25,6 +25,7 @@ fits, keeps its facts as attributes, and says the next step in its message::
      │    ├── CheckPathNotFound (FileNotFoundError)
      │    └── CheckConfigError
      ├── InvalidSeed (ValueError)
+     ├── PrefectAPIError (ConnectionError) the Prefect API refused or could not be reached
      └── ReplayError (RuntimeError)
           ├── SourceNotAvailable           no snapshot and no commit to restore the code from
           ├── ParameterNotRestorable       a recorded parameter was not encodable (opaque)
@@ -322,6 +323,22 @@ class InvalidSeed(ReproflowError, ValueError):
         return err
 
 
+class PrefectAPIError(ReproflowError, ConnectionError):
+    """Prefect's API could not be reached or refused a request (publishing artifacts)."""
+
+    exit_code = 3
+
+    @classmethod
+    def from_exc(cls, api_url: str | None, exc: BaseException) -> PrefectAPIError:
+        from ._urls import strip_credentials
+
+        where = strip_credentials(api_url) if api_url else "Prefect's ephemeral server"
+        return cls(
+            f"the Prefect API at {where} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            + "; start a server (`prefect server start`) and set PREFECT_API_URL to it, or check the URL"
+        )
+
+
 class ReplayError(ReproflowError, RuntimeError):
     """A replay cannot go on (not to be confused with a replay whose outputs differ)."""
 
@@ -393,6 +410,7 @@ __all__ = [
     "InvalidSeed",
     "NewerSchema",
     "ParameterNotRestorable",
+    "PrefectAPIError",
     "PartialReplayRefused",
     "PinNotResolvable",
     "PythonNotAvailable",
