@@ -250,3 +250,30 @@ def test_runs_publish_with_the_api_down_is_one_line(store_dir: pathlib.Path, pre
     err = capsys.readouterr().err
     assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
     assert f"127.0.0.1:{closed}" in err and "hunter2" not in err and "PREFECT_API_URL" in err
+
+
+def test_background_publishing_never_borrows_the_engines_closed_client(
+    store_dir: pathlib.Path, prefect_harness: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hook's context holds the flow engine's client, which the engine closes when the flow
+    run ends; the publisher thread, running later in a copy of that context, builds its own."""
+    import httpx
+    from prefect.context import SyncClientContext
+    from prefect.settings import PREFECT_API_URL
+
+    from reproflow import _artifacts, wait_for_artifacts
+
+    run_id = str(small(return_state=True).state_details.flow_run_id)
+    assert wait_for_artifacts(timeout=60)
+    gate = threading.Event()
+    _artifacts._publisher.submit(gate.wait)  # hold the thread until the client below is closed
+    with caplog.at_level("WARNING", logger="reproflow"):
+        with SyncClientContext.get_or_create() as engine_like:
+            _artifacts.publish_in_background(Store(store_dir), run_id)
+        assert engine_like.client._closed
+        gate.set()
+        assert wait_for_artifacts(timeout=60)
+    assert not [r for r in caplog.records if "could not publish" in r.getMessage()]
+    resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
+                      json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["reproflow-record"]}}}, timeout=30)
+    assert len(resp.json()) == 2  # the flow's own, and the one published after the close

@@ -158,10 +158,18 @@ def task_table(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, report: bool = False) -> list[str]:
+def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, report: bool = False,
+                          httpx_settings: dict[str, Any] | None = None) -> list[str]:
     """Create the three artifacts on the Prefect flow run ``run_id`` (the provenance summary, with
     ``report`` the reproducibility score in it, the task table and the link), from one load of
-    the run. Returns their ids."""
+    the run. Returns their ids.
+
+    Without ``client``, a sync client from ``get_client(httpx_settings=...)`` is used: the one in
+    the current client context when ``httpx_settings`` is None (Prefect's rule), else a new one.
+
+    Raises:
+        PrefectAPIError: the API could not be reached or refused the artifacts.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
@@ -210,7 +218,7 @@ def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, repo
     if client is not None:
         return [str(client.create_artifact(artifact=art).id) for art in artifacts]
     try:
-        with get_client(sync_client=True) as own:
+        with get_client(sync_client=True, httpx_settings=httpx_settings) as own:
             return [str(own.create_artifact(artifact=art).id) for art in artifacts]
     except Exception as exc:  # noqa: BLE001 - any client failure: one line naming the API
         raise _api_error(exc) from exc
@@ -293,9 +301,19 @@ def publish_in_background(store: Store, run_id: str) -> None:
     _publisher.submit(lambda: ctx.run(_publish_or_warn, store, run_id))
 
 
+#: Per request, for publishing in the background (capped: the interpreter waits for it at exit).
+BACKGROUND_TIMEOUT_S = 30.0
+
+
 def _publish_or_warn(store: Store, run_id: str) -> None:
+    import httpx
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT
+
+    # Non-None httpx settings make get_client build a client of our own: the copied context still
+    # holds the flow engine's client, which the engine closes when its flow run ends.
+    timeout = min(float(PREFECT_API_REQUEST_TIMEOUT.value()), BACKGROUND_TIMEOUT_S)
     try:
-        publish_run_artifacts(store, run_id, report=True)
+        publish_run_artifacts(store, run_id, report=True, httpx_settings={"timeout": httpx.Timeout(timeout)})
     except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the process for it
         log.warning("reproflow: could not publish the Prefect artifacts of run %s (the record is in the store; "
                     "`reproflow runs publish %s` publishes them later): %s", run_id, run_id, exc)
