@@ -253,3 +253,65 @@ def test_paths_through_a_symlink_are_relocated(tmp_path: Path) -> None:
     assert reloc.typed({"__rf__": "path", "v": str(tmp_path / "link")}) == {"__rf__": "path", "v": "/w/source"}
     assert reloc.path(str(tmp_path / "extlink" / "x")) == str(tmp_path / "extlink" / "x")
     assert reloc.relative(str(tmp_path / "repo2" / "x")) is None
+
+
+def test_unpickled_values_are_relocated() -> None:
+    """A stored result (a pickle) gets the same move: Path objects keep their type, strings,
+    nested lists/tuples/named tuples/sets/dicts are walked; relative paths, paths outside the
+    root and other objects are left alone; nothing recorded means no change."""
+    from collections import OrderedDict, namedtuple
+    from pathlib import PurePosixPath
+
+    Pair = namedtuple("Pair", "left right")
+    reloc = Relocation("/repo", "/w/source")
+    other = object()
+    value = {
+        "out": Path("/repo/out/x.csv"),
+        "pure": PurePosixPath("/repo/a"),
+        "ext": Path("/data/raw.csv"),
+        "rel": Path("out/r.txt"),
+        "s": "/repo/s.txt",
+        "sib": "/repository/x",
+        "nested": [("/repo/t", 1), {Path("/repo/u")}, Pair(Path("/repo/l"), "r")],
+        "od": OrderedDict([("/repo/k", Path("/repo/v"))]),
+        "obj": other,
+    }
+    got = reloc.value(value)
+    assert got["out"] == Path("/w/source/out/x.csv") and type(got["out"]) is type(value["out"])
+    assert got["pure"] == PurePosixPath("/w/source/a") and type(got["pure"]) is PurePosixPath
+    assert got["ext"] is value["ext"] and got["rel"] is value["rel"]
+    assert got["s"] == "/w/source/s.txt" and got["sib"] == "/repository/x"
+    assert got["nested"] == [("/w/source/t", 1), {Path("/w/source/u")}, Pair(Path("/w/source/l"), "r")]
+    assert type(got["nested"][2]) is Pair
+    assert got["od"] == OrderedDict([("/w/source/k", Path("/w/source/v"))]) and type(got["od"]) is OrderedDict
+    assert got["obj"] is other
+    assert Relocation(None, "/w").value(value) is value
+
+
+def test_partial_replay_moves_paths_inside_stored_results(tmp_path: Path, store: Store) -> None:
+    """`--task clean` feeds clean with load's stored (pickled) result: a path in it that pointed
+    into the recorded root reaches the task pointing into the restored code."""
+    import pickle
+
+    from reproflow.replay._runner import _param
+
+    repo = tmp_path / "repo"
+    result = {"table": Path(repo / "out" / "load.csv"), "external": Path("/srv/raw.csv")}
+    tasks = [
+        dict(name="load", tid="t-load", result_hash="sha256:L", result_blob=store.put_blob(pickle.dumps(result))),
+        dict(name="clean", tid="t-clean", upstream={"df": ["t-load"]},
+             parameters={"df": {"__rf__": "opaque", "type": "dict", "hash": None, "repr": ""}},
+             parameter_hashes={"df": "sha256:L"}, result_hash="sha256:C"),
+    ]
+    run_id = write_run(store, tasks=tasks, source_files={"flow.py": b"x = 1\n"}, source_root=str(repo))
+    prepared = prepare(store, run_id, in_place=True, task="clean")
+    restored = tmp_path / "work" / "source"
+    restored.mkdir(parents=True)
+    spec_path, _ = write_spec(prepared, store, restored, tmp_path / "work")
+    spec = json.loads(spec_path.read_text())
+    assert spec["mode"] == "tasks" and spec["relocation"] == [str(repo), str(restored)]
+    (item,) = spec["tasks"]
+    source = item["params"]["df"]
+    assert source["kind"] == "blob"
+    fed = _param(source, {}, None, Relocation(*spec["relocation"]))
+    assert fed == {"table": restored / "out" / "load.csv", "external": Path("/srv/raw.csv")}

@@ -95,6 +95,8 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
                 "params": params,
             })
         spec["tasks"] = tasks
+        # Stored results are pickles: their paths are moved when the runner loads them.
+        spec["relocation"] = [relocation.recorded_root, relocation.restored_root]
     elif rec.engine == "plain":
         spec["mode"] = "script"
     else:

@@ -11,9 +11,12 @@ a path that is not under the root as written is also tried with symlinks resolve
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 _TAG = "__rf__"  # the typed-JSON tag of reproflow._values
@@ -132,6 +135,35 @@ class Relocation:
         if tag == "dict" and isinstance(value.get("items"), list):
             return {**value, "items": [[self.typed(k), self.typed(v)] for k, v in value["items"]]}
         return value  # scalars with a tag (bytes, datetime, opaque, ...) hold no path
+
+    def value(self, obj: Any) -> Any:
+        """A Python value (an unpickled stored result) with its paths and absolute path strings
+        under the recorded root moved into the restored tree: ``PurePath`` objects, strings, and
+        both nested in lists, tuples (named ones too), sets and dicts. Other objects are returned
+        as they are (their attributes are not rewritten)."""
+        if self.recorded_root is None:
+            return obj
+        if isinstance(obj, str):
+            return self._move(obj) if os.path.isabs(obj) else obj
+        if isinstance(obj, PurePath):
+            moved = self._move(str(obj)) if obj.is_absolute() else str(obj)
+            return obj if moved == str(obj) else type(obj)(moved)
+        if isinstance(obj, list):
+            return [self.value(v) for v in obj]
+        if isinstance(obj, tuple):
+            items = [self.value(v) for v in obj]
+            return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+        if isinstance(obj, (set, frozenset)):
+            return type(obj)(self.value(v) for v in obj)
+        if isinstance(obj, dict) and type(obj) in (dict, OrderedDict, defaultdict):
+            moved_dict = {self.value(k): self.value(v) for k, v in obj.items()}
+            if type(obj) is dict:
+                return moved_dict
+            out = copy.copy(obj)
+            out.clear()
+            out.update(moved_dict)
+            return out
+        return obj
 
 
 def recorded_source_root(context: Any) -> str | None:

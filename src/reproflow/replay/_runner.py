@@ -123,14 +123,15 @@ def _task_object(mod: Any, spec: dict[str, Any], function: str) -> Any:
     return _lookup(importlib.import_module(module), qualname)
 
 
-def _param(source: dict[str, Any], values: dict[str, Any], decode: Any) -> Any:
+def _param(source: dict[str, Any], values: dict[str, Any], decode: Any, relocation: Any = None) -> Any:
     if source["kind"] == "typed":
         return decode(source["value"])
     if source["kind"] == "from":
         return values[source["task_run_id"]]
     if source["kind"] == "blob":
         with open(source["path"], "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - the store's own blob, verified by its hash
+            value = pickle.load(fh)  # noqa: S301 - the store's own blob, verified by its hash
+        return relocation.value(value) if relocation is not None else value
     raise RuntimeError(f"unknown parameter source {source!r}")  # pragma: no cover - the spec is ours
 
 
@@ -139,7 +140,10 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
     from reproflow import record
     from reproflow._values import from_typed_json
 
+    from reproflow.replay._relocate import Relocation
+
     mod = _load_entry_module(spec) if (spec.get("entry_file") or spec.get("module_name")) else None
+    relocation = Relocation(*spec["relocation"]) if spec.get("relocation") else None
     values: dict[str, Any] = {}
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
@@ -150,7 +154,7 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
             _write(spec["result_file"], result)
             for item in spec["tasks"]:
                 task_obj = _task_object(mod, spec, item["function"])
-                kwargs = {name: _param(source, values, from_typed_json) for name, source in item["params"].items()}
+                kwargs = {name: _param(source, values, from_typed_json, relocation) for name, source in item["params"].items()}
                 try:
                     values[item["task_run_id"]] = task_obj(**kwargs)
                 except Exception as exc:
