@@ -315,3 +315,36 @@ def test_partial_replay_moves_paths_inside_stored_results(tmp_path: Path, store:
     assert source["kind"] == "blob"
     fed = _param(source, {}, None, Relocation(*spec["relocation"]))
     assert fed == {"table": restored / "out" / "load.csv", "external": Path("/srv/raw.csv")}
+
+
+def test_src_layout_packages_come_from_the_restored_code(tmp_path: Path, store: Store,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A src-layout project editable-installed in the current environment (its src/ folder on
+    sys.path, as a .pth file puts it) is imported from the restored code by the runner, not
+    from the user's checkout."""
+    import importlib
+    import sys
+
+    from reproflow.replay._runner import _prepare_path
+
+    user = tmp_path / "repo"
+    (user / "src" / "rfpkg_layout").mkdir(parents=True)
+    (user / "src" / "rfpkg_layout" / "__init__.py").write_text("WHERE = 'user checkout'\n")
+    run_id = write_run(store, source_files={"flow.py": b"import rfpkg_layout\n",
+                                            "src/rfpkg_layout/__init__.py": b"WHERE = 'recorded'\n"},
+                       source_root=str(user))
+    restored = tmp_path / "work" / "source"
+    (restored / "src" / "rfpkg_layout").mkdir(parents=True)
+    (restored / "src" / "rfpkg_layout" / "__init__.py").write_text("WHERE = 'recorded'\n")
+    (restored / "flow.py").write_text("import rfpkg_layout\n")
+    spec_path, _ = write_spec(prepare(store, run_id, in_place=True), store, restored, tmp_path / "work")
+    spec = json.loads(spec_path.read_text())
+    assert str(restored / "src") in spec["sys_path"] and str(user) not in json.dumps(spec)
+
+    monkeypatch.setattr(sys, "path", [*sys.path, str(user / "src")])  # the editable install's entry
+    monkeypatch.delitem(sys.modules, "rfpkg_layout", raising=False)
+    _prepare_path(spec)
+    try:
+        assert importlib.import_module("rfpkg_layout").WHERE == "recorded"
+    finally:
+        sys.modules.pop("rfpkg_layout", None)

@@ -43,6 +43,10 @@ def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation |
     elif rec.module:
         out["callable"] = rec.module.partition(":")[2]
     out["sys_path"].append(str(source_root))
+    if (source_root / "src").is_dir():
+        # A src-layout project's packages, from the restored code: ahead of an editable install
+        # of the same project, which would import them from the user's checkout (--in-place).
+        out["sys_path"].append(str(source_root / "src"))
     out["sys_path"] = list(dict.fromkeys(os.path.normpath(p) for p in out["sys_path"]))
     return out
 
