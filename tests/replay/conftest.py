@@ -1,25 +1,26 @@
-"""Fixtures for replay's end-to-end tests: a real Prefect server on loopback, a recorded repo."""
+"""Fixtures for replay's end-to-end tests: the session's Prefect API, a per-module env cache."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 
 @pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory, start_prefect_server: Any) -> Iterator[str]:
-    """One `prefect server start` on 127.0.0.1 for a module; its URL is put in os.environ so
-    recording subprocesses and the replay's runner all use it (no temporary server each)."""
-    with start_prefect_server(tmp_path_factory.mktemp("replay-prefect-home")) as api:
-        mp = pytest.MonkeyPatch()
-        mp.setenv("PREFECT_API_URL", api)
-        try:
-            yield api
-        finally:
-            mp.undo()
+def prefect_api(prefect_api_env: dict[str, str]) -> Iterator[str]:
+    """The session's Prefect API (the test harness's real Prefect server, a uvicorn subprocess on
+    127.0.0.1), also put in os.environ for the module so recording subprocesses and the replay's
+    runner all use it: no temporary server per process, and no second server to start (a
+    `prefect server start` costs ~10-25 s on 2 cores; tests/test_prefect_server.py covers that
+    command)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PREFECT_API_URL", prefect_api_env["PREFECT_API_URL"])
+    try:
+        yield prefect_api_env["PREFECT_API_URL"]
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="module")
