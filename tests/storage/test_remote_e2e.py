@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,18 +72,18 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-def _remote_setup(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Any]:
+def _remote_setup(backend: str, request: pytest.FixtureRequest, mp: pytest.MonkeyPatch) -> tuple[str, Any]:
     """A fresh bucket; the endpoint set for this process and its children. (bucket, fs)"""
     if backend == "s3":
         s3: S3Server = request.getfixturevalue("s3_server")
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint)  # read by botocore in every process
+        mp.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint)  # read by botocore in every process
         import s3fs
 
         return s3.new_bucket(), s3fs.S3FileSystem(skip_instance_cache=True)
     gcs: GCSServer = request.getfixturevalue("gcs_server")
     options = gcs.storage_options
-    monkeypatch.setenv("FSSPEC_GS", json.dumps(options))  # child processes read it at import
-    monkeypatch.setitem(fsspec.config.conf, "gs", options)  # this process read its env already
+    mp.setenv("FSSPEC_GS", json.dumps(options))  # child processes read it at import
+    mp.setitem(fsspec.config.conf, "gs", options)  # this process read its env already
     return gcs.new_bucket(), gcs.fs()
 
 
@@ -95,6 +96,10 @@ def _all_bytes(fs: Any, root: str) -> dict[str, bytes]:
     return out
 
 
+IN_TXT = b"the quick brown fox\n"
+OUT_TXT = b"THE QUICK BROWN FOX\n"
+
+
 @dataclass
 class Recorded:
     """A run recorded by a real ``python flow.py`` with remote data and a remote store."""
@@ -105,28 +110,47 @@ class Recorded:
     src: str
     dst: str
     run_id: str
+    key_id: str
 
 
-def _record(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-            prefect_api_env: dict[str, str]) -> Recorded:
-    bucket, fs = _remote_setup(backend, request, monkeypatch)
-    scheme = "s3" if backend == "s3" else "gs"
-    store_url = f"{scheme}://{bucket}/team/store"
-    src, dst = f"{scheme}://{bucket}/data/in.txt", f"{scheme}://{bucket}/data/out.txt"
-    fs.pipe_file(f"{bucket}/data/in.txt", b"the quick brown fox\n")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "flow.py").write_text(FLOW)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "remote pipeline")
-    env = {**os.environ, **prefect_api_env, "REPROFLOW_STORE": store_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.run([sys.executable, "flow.py", src, dst], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert fs.cat_file(f"{bucket}/data/out.txt") == b"THE QUICK BROWN FOX\n"
-    [summary] = Store(store_url).list_runs()
-    return Recorded(bucket, fs, store_url, src, dst, summary.run_id)
+@pytest.fixture(scope="module", params=["s3", "gs"])
+def recorded(request: pytest.FixtureRequest, s3_env: None, prefect_api_env: dict[str, str],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+    """One recording per backend, shared by the module's tests (each recording is a real
+    ``python flow.py`` subprocess, ~8 s here): a fresh bucket holding the input and the store,
+    a fresh S3 key id in the environment (made now, so no source file, archived too, holds it),
+    private cache and spool folders. The endpoint settings and the key id stay set while the
+    backend's tests run (the replays need them as the recording did); tests that change the
+    remote objects put them back."""
+    backend = request.param
+    tmp = tmp_path_factory.mktemp(f"remote-e2e-{backend}")
+    mp = pytest.MonkeyPatch()
+    try:
+        key_id = f"rf-key-{uuid.uuid4().hex}"
+        mp.setenv("AWS_ACCESS_KEY_ID", key_id)
+        mp.setenv("REPROFLOW_CACHE_DIR", str(tmp / "cache"))
+        mp.setenv("REPROFLOW_SPOOL_DIR", str(tmp / "spool"))
+        mp.delenv("REPROFLOW_STRICT", raising=False)
+        bucket, fs = _remote_setup(backend, request, mp)
+        scheme = "s3" if backend == "s3" else "gs"
+        store_url = f"{scheme}://{bucket}/team/store"
+        src, dst = f"{scheme}://{bucket}/data/in.txt", f"{scheme}://{bucket}/data/out.txt"
+        fs.pipe_file(f"{bucket}/data/in.txt", IN_TXT)
+        repo = tmp / "repo"
+        repo.mkdir()
+        (repo / "flow.py").write_text(FLOW)
+        _git(repo, "init", "-q")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "remote pipeline")
+        env = {**os.environ, **prefect_api_env, "REPROFLOW_STORE": store_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+        proc = subprocess.run([sys.executable, "flow.py", src, dst], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert fs.cat_file(f"{bucket}/data/out.txt") == OUT_TXT
+        [summary] = Store(store_url).list_runs()
+        yield Recorded(bucket, fs, store_url, src, dst, summary.run_id, key_id)
+    finally:
+        mp.undo()
 
 
 def _replay_elsewhere(rec: Recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -147,11 +171,8 @@ def _replay_elsewhere(rec: Recorded, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return code, (json.loads(captured.out) if captured.out.strip() else {}), captured.err
 
 
-@pytest.mark.parametrize("backend", ["s3", "gs"])
 def test_remote_data_and_store_replay_elsewhere_reproduces(
-    backend: str,
-    request: pytest.FixtureRequest,
-    s3_env: None,
+    recorded: Recorded,
     cache_dirs: Path,
     prefect_api_env: dict[str, str],
     tmp_path: Path,
@@ -164,9 +185,8 @@ def test_remote_data_and_store_replay_elsewhere_reproduces(
     --in-place` verifies the remote input by SHA-256, re-runs the flow and exits 0 with verdict "reproduced", as a new run linked to
     the original. No store object (records, blobs, decompressed source snapshots) contains the
     S3 credentials, which were in the environment of both the recording and the replay."""
-    key_id = f"rf-key-{uuid.uuid4().hex}"  # made now, so no source file (archived too) holds it
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
-    rec = _record(backend, request, monkeypatch, tmp_path, prefect_api_env)
+    rec = recorded
+    key_id = rec.key_id
     store = Store(rec.store_url)
     run = store.load_run(rec.run_id)
     assert run.status == "COMPLETED" and len(run.tasks) == 2
@@ -193,11 +213,8 @@ def test_remote_data_and_store_replay_elsewhere_reproduces(
             assert secret.encode() not in data, f"{secret!r} leaked into {path}"
 
 
-@pytest.mark.parametrize("backend", ["s3", "gs"])
 def test_replay_verifies_remote_inputs(
-    backend: str,
-    request: pytest.FixtureRequest,
-    s3_env: None,
+    recorded: Recorded,
     cache_dirs: Path,
     prefect_api_env: dict[str, str],
     tmp_path: Path,
@@ -206,13 +223,19 @@ def test_replay_verifies_remote_inputs(
 ) -> None:
     """A remote input is checked by SHA-256 before the replay runs: unchanged it is listed as
     "ok"; rewritten on the server after the recording, the replay refuses before running (exit
-    6, InputChanged naming the URL) and the output object is left as the original wrote it."""
-    rec = _record(backend, request, monkeypatch, tmp_path, prefect_api_env)
+    6, InputChanged naming the URL) and the output object is left as the original wrote it.
+    The recorded objects are put back afterwards (the recording is shared by the module)."""
+    rec = recorded
+    assert rec.fs.cat_file(f"{rec.bucket}/data/in.txt") == IN_TXT
     code, result, err = _replay_elsewhere(rec, tmp_path / "a", monkeypatch, prefect_api_env, capsys)
     assert code == 0 and [(c["uri"], c["status"]) for c in result["inputs"]] == [(rec.src, "ok")], err
 
-    rec.fs.pipe_file(f"{rec.bucket}/data/in.txt", b"the lazy dog\n")
-    rec.fs.pipe_file(f"{rec.bucket}/data/out.txt", b"untouched\n")
-    code, result, err = _replay_elsewhere(rec, tmp_path / "b", monkeypatch, prefect_api_env, capsys)
-    assert code == 6 and rec.src in err, err
-    assert rec.fs.cat_file(f"{rec.bucket}/data/out.txt") == b"untouched\n"
+    try:
+        rec.fs.pipe_file(f"{rec.bucket}/data/in.txt", b"the lazy dog\n")
+        rec.fs.pipe_file(f"{rec.bucket}/data/out.txt", b"untouched\n")
+        code, result, err = _replay_elsewhere(rec, tmp_path / "b", monkeypatch, prefect_api_env, capsys)
+        assert code == 6 and rec.src in err, err
+        assert rec.fs.cat_file(f"{rec.bucket}/data/out.txt") == b"untouched\n"
+    finally:
+        rec.fs.pipe_file(f"{rec.bucket}/data/in.txt", IN_TXT)
+        rec.fs.pipe_file(f"{rec.bucket}/data/out.txt", OUT_TXT)
