@@ -24,6 +24,34 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _bytecode_cache() -> Iterator[None]:
+    """A shared bytecode cache for every Python process the tests start (flows, replay runners,
+    Prefect servers, Dask workers) and for this one's later imports.
+
+    With PYTHONDONTWRITEBYTECODE set (as on these machines) and site-packages installed without
+    .pyc files, each process compiles Prefect, pydantic, httpx... from source: `import prefect`
+    takes ~3.3 s instead of ~1.7 s. The cache lives under PYTHONPYCACHEPREFIX (a folder in the
+    system temp dir, kept between sessions; Python revalidates each entry against its source's
+    mtime and size), so no __pycache__ folder appears next to any source file, the tests' own
+    repositories included. Runs before the other session fixtures (autouse order is by name)."""
+    import sys
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    prefix = os.environ.get("PYTHONPYCACHEPREFIX") or os.path.join(
+        tempfile.gettempdir(), f"reproflow-tests-pycache-{uid}")
+    os.makedirs(prefix, exist_ok=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYTHONPYCACHEPREFIX", prefix)
+    mp.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    mp.setattr(sys, "pycache_prefix", prefix)
+    mp.setattr(sys, "dont_write_bytecode", False)
+    try:
+        yield
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API for the whole session (entering it costs ~9 s)."""
