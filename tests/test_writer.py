@@ -277,3 +277,20 @@ def test_background_publishing_never_borrows_the_engines_closed_client(
     resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter",
                       json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["reproflow-record"]}}}, timeout=30)
     assert len(resp.json()) == 2  # the flow's own, and the one published after the close
+
+
+def test_publisher_tls_context_is_built_once_and_follows_prefects_settings() -> None:
+    """The background client's TLS context is built once per process (the CA bundle costs 30-50
+    ms a load) and follows Prefect's settings: verification on by default, off when Prefect is
+    told to skip it."""
+    import ssl
+
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, temporary_settings
+
+    from reproflow._artifacts import _ssl_context
+
+    default = _ssl_context()
+    assert default is _ssl_context() and default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname
+    with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+        insecure = _ssl_context()
+    assert insecure is not default and insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
