@@ -78,10 +78,16 @@ def gcs_server() -> Iterator[GCSServer]:
     """One in-memory GCS emulator for the session, a subprocess on a free loopback port.
 
     A subprocess keeps the emulator's own request tracebacks out of the CLI output under test.
+    The emulator serves one connection at a time from a stdlib ``http.server.HTTPServer``
+    whose listen backlog is 5: under 50 concurrent writers the kernel drops SYNs, the clients
+    wait out TCP retransmits and gcsfs's backoff, and 50 task writes took 3-15 s (once 111 s).
+    With a backlog of 128 (set on the class before the emulator starts) they take 0.2-0.4 s.
     """
     port = free_port()
+    start = ("import sys, http.server; http.server.HTTPServer.request_queue_size = 128; "
+             "from gcp_storage_emulator.__main__ import main; main(sys.argv[1:])")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+        [sys.executable, "-c", start, "start", "--host", "127.0.0.1",
          "--port", str(port), "--in-memory", "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
