@@ -131,3 +131,17 @@ def test_frameworks_seeded_now_or_on_first_import(tmp_path: Path) -> None:
     assert out["tf"] == [11]
     assert out["pending_after"] == {}
     assert out["loader_is_real"] and out["resources"]
+
+
+def test_random_is_seeded_after_the_libraries_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Seeding imports numpy (and may import more); code that runs meanwhile and draws from the
+    global `random` (another thread, an import) must not shift the seeded sequence: `random` is
+    seeded last, so the first draw after apply_seed is the seed's first draw."""
+    (tmp_path / "rf_draws_on_import.py").write_text("import random\nrandom.random()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "rf_draws_on_import", raising=False)
+    monkeypatch.setattr(_seeds, "_LIBRARIES", (("rf_draws_on_import", lambda module, seed: None, True),
+                                               *_seeds._LIBRARIES))
+    seeded = apply_seed(1234)
+    assert seeded["rf_draws_on_import"] == 1234 and "rf_draws_on_import" in sys.modules
+    assert random.random() == random.Random(1234).random()

@@ -196,7 +196,6 @@ def apply_seed(seed: int) -> dict[str, int]:
         InvalidSeed: ``seed`` is not an integer in range.
     """
     seed = validate_seed(seed)
-    random.seed(seed)
     seeded = {"random": seed}
     for name, seed_fn, import_it in _LIBRARIES:
         module = sys.modules.get(name)
@@ -209,6 +208,10 @@ def apply_seed(seed: int) -> dict[str, int]:
                 _HOOK.pending.pop(name, None)
         elif _installed(name):
             _arm(name, seed, seed_fn)
+    # `random` last, right before the task's body: importing numpy above takes ~100 ms and lets
+    # other threads run, and some draw from the global generator (the websockets library under
+    # Prefect's event client takes a random ping payload from it when it connects).
+    random.seed(seed)
     return seeded
 
 
