@@ -298,7 +298,7 @@ def publish_in_background(store: Store, run_id: str) -> None:
     caller's context (so a temporary Prefect API set by ``prefect_test_harness`` or
     ``temporary_settings`` is the one used)."""
     ctx = contextvars.copy_context()
-    _publisher.submit(lambda: ctx.run(_publish_or_warn, store, run_id))
+    _publisher.submit(lambda: ctx.run(_publish_on_own_client, store, run_id))
 
 
 #: Per request, for publishing in the background (capped: the interpreter waits for it at exit).
@@ -331,16 +331,21 @@ def _ssl_context() -> Any:
     return ctx
 
 
-def _publish_or_warn(store: Store, run_id: str) -> None:
+def _publish_on_own_client(store: Store, run_id: str) -> None:
     import httpx
     from prefect.settings import PREFECT_API_REQUEST_TIMEOUT
 
     # Non-None httpx settings make get_client build a client of our own: the copied context still
     # holds the flow engine's client, which the engine closes when its flow run ends.
     timeout = min(float(PREFECT_API_REQUEST_TIMEOUT.value()), BACKGROUND_TIMEOUT_S)
-    settings = {"timeout": httpx.Timeout(timeout), "verify": _ssl_context()}
+    publish_or_warn(store, run_id, httpx_settings={"timeout": httpx.Timeout(timeout), "verify": _ssl_context()})
+
+
+def publish_or_warn(store: Store, run_id: str, httpx_settings: dict[str, Any] | None = None) -> None:
+    """``publish_run_artifacts`` with the report; a failure is one warning, never an exception
+    (the UI is a view of the record, which is already in the store)."""
     try:
-        publish_run_artifacts(store, run_id, report=True, httpx_settings=settings)
+        publish_run_artifacts(store, run_id, report=True, httpx_settings=httpx_settings)
     except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the process for it
         log.warning("reproflow: could not publish the Prefect artifacts of run %s (the record is in the store; "
                     "`reproflow runs publish %s` publishes them later): %s", run_id, run_id, exc)
@@ -356,4 +361,4 @@ def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
     return _publisher.wait(timeout)
 
 
-__all__ = ["publish_in_background", "publish_mode", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "wait_for_artifacts"]
+__all__ = ["publish_in_background", "publish_mode", "publish_or_warn", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "wait_for_artifacts"]

@@ -263,16 +263,13 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     if not state.is_completed():
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     finish_run(store, run_id, _status_of(state), error)
-    from ._artifacts import publish_in_background, publish_mode, publish_run_artifacts
+    from ._artifacts import publish_in_background, publish_mode, publish_or_warn
 
     mode = publish_mode()
     if mode == "background":
         publish_in_background(store, run_id)
     elif mode == "sync":
-        try:
-            publish_run_artifacts(store, run_id, report=True)
-        except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the flow for it
-            log.warning("reproflow: could not publish Prefect artifacts for run %s: %s", run_id, exc)
+        publish_or_warn(store, run_id)  # the engine's client, still open in this hook
 
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None) -> RunEnd:

@@ -96,18 +96,6 @@ def _git(repo: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def prefect_api(prefect_api_env: dict[str, str]) -> Iterator[str]:
-    """The session's Prefect API, also in os.environ for this module so the replay's runner
-    subprocesses use it (no temporary server per run)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PREFECT_API_URL", prefect_api_env["PREFECT_API_URL"])
-    try:
-        yield prefect_api_env["PREFECT_API_URL"]
-    finally:
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
 def recorded(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A git repo with flow.py, noisy.py, seeded.py, recorded once into a fresh store."""
     base = tmp_path_factory.mktemp("probe")
