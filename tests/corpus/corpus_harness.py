@@ -1,0 +1,127 @@
+"""The pipeline corpus: pipelines of the shapes people write, each recorded as a fresh git
+repository by ``python flow.py`` and replayed from another folder with nothing but ``--store``.
+
+A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data files beside it, and
+``expect.json``::
+
+    {
+      "about": "what the shape is and what broke",
+      "verdict": "reproduced",            # the replay's overall verdict, or "refused"
+      "exit": 0,                          # the replay's exit code
+      "tasks": {"write_report": "reproduced", "fit": "unverified"},   # per task name (every map index)
+      "refusal": "text the refusal names", # with "refused": a piece of the one-line error
+      "replay_args": ["--allow-changed-inputs"],
+      "backends": ["local", "s3"],        # stores to record into (default: local only)
+      "runs": 1,                          # how many times to run flow.py before replaying the last run
+      "after_record": "python: Path('data/in.csv').write_text('changed')"   # optional, see below
+    }
+
+``after_record`` is one line of Python run in the repository after recording (a user editing a
+file), to check that replay notices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SHAPES = Path(__file__).resolve().parent / "shapes"
+
+
+def shape_names() -> list[str]:
+    return sorted(p.name for p in SHAPES.iterdir() if (p / "flow.py").is_file())
+
+
+@dataclass
+class Shape:
+    name: str
+    expect: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, name: str) -> "Shape":
+        return cls(name, json.loads((SHAPES / name / "expect.json").read_text()))
+
+    @property
+    def backends(self) -> list[str]:
+        return list(self.expect.get("backends", ["local"]))
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(shape: Shape, dest: Path) -> Path:
+    """The shape's files as a fresh git repository with one commit."""
+    shutil.copytree(SHAPES / shape.name, dest, ignore=shutil.ignore_patterns("expect.json", "__pycache__"))
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", f"{shape.name} pipeline")
+    return dest
+
+
+def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, list_runs: Any) -> tuple[str, str]:
+    """Run ``python flow.py`` in ``repo`` with the store in ``REPROFLOW_STORE``; return the new run
+    id and the script's output. ``list_runs`` gives the store's run ids (before and after)."""
+    before = set(list_runs())
+    proc = subprocess.run([sys.executable, "flow.py"], cwd=repo, env={**os.environ, **(env or {}),
+                          "REPROFLOW_STORE": store_url}, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"python flow.py failed ({proc.returncode}):\n{output[-4000:]}"
+    new = set(list_runs()) - before
+    assert len(new) == 1, f"expected one new top-level run, got {sorted(new)}:\n{output[-2000:]}"
+    return new.pop(), output
+
+
+def replay(run_id: str, store_url: str, cwd: Path, args: list[str], *, capsys: Any,
+           monkeypatch: Any) -> tuple[int, Any, str, str]:
+    """``reproflow replay RUN_ID --store URL --json`` through the CLI, in ``cwd``; returns the exit
+    code, the parsed JSON (None when nothing came on stdout), stdout and stderr."""
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = run_cli(app, ["replay", run_id, "--store", store_url, "--json", *args])
+    out, err = capsys.readouterr()
+    try:
+        data = json.loads(out) if out.strip() else None
+    except json.JSONDecodeError:
+        data = None
+    return code, data, out, err
+
+
+def task_verdicts(result: dict[str, Any]) -> dict[str, set[str]]:
+    """Task name -> the set of verdicts its runs got."""
+    out: dict[str, set[str]] = {}
+    for t in result.get("tasks", []):
+        out.setdefault(t["task_name"], set()).add(t["verdict"])
+    return out
+
+
+def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
+    """Assert the replay's outcome is the one the shape expects (never a false "reproduced")."""
+    exp = shape.expect
+    where = f"[{shape.name}] exit {code}\nstdout: {out[-3000:]}\nstderr: {err[-3000:]}"
+    assert "Traceback (most recent call last)" not in err, where
+    assert code == exp.get("exit", 0), where
+    if exp["verdict"] == "refused":
+        assert result is None or result.get("verdict") != "reproduced", where
+        text = (err + out).lower()
+        assert exp["refusal"].lower() in text, where
+        return
+    assert result is not None, where
+    assert result["verdict"] == exp["verdict"], where
+    got = task_verdicts(result)
+    for name, verdict in exp.get("tasks", {}).items():
+        assert got.get(name) == {verdict}, f"task {name}: {got.get(name)} != {verdict}\n{where}"
+    if exp["verdict"] == "reproduced":
+        bad = {n: v for n, v in got.items() if v - {"reproduced", "unverified"}}
+        assert not bad, f"{bad}\n{where}"

@@ -1,0 +1,36 @@
+"""An output folder passed as a flow parameter, made by the flow body before the first task and
+written by several tasks (issue 10, shape 1)."""
+import json
+from pathlib import Path
+
+from prefect import flow
+
+from reproflow import repro_task
+
+
+@repro_task
+def split(src: Path, out_dir: Path) -> list[Path]:
+    parts = []
+    for i, line in enumerate(src.read_text().splitlines()):
+        p = out_dir / f"part-{i}.txt"
+        p.write_text(line.upper())
+        parts.append(p)
+    return parts
+
+
+@repro_task
+def summarize(parts: list[Path], out_dir: Path) -> Path:
+    dest = out_dir / "summary.json"
+    dest.write_text(json.dumps({p.name: len(p.read_text()) for p in parts}, sort_keys=True))
+    return dest
+
+
+@flow
+def pipeline(src: Path = Path("data/lines.txt"), out_dir: Path = Path("results")) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = split(src, out_dir)
+    summarize(parts, out_dir)
+
+
+if __name__ == "__main__":
+    pipeline()
