@@ -28,6 +28,8 @@ def export_cmd(
                                             "on (pylock; requirements with --hashes). Default: the recorded one."),  # fmt: skip
     hashes: bool = typer.Option(False, "--hashes", help="requirements: add every --hash the index lists; "
                                 "cresp: the hash of the file this platform installs."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="pylock, requirements/cresp with --hashes: "
+                                       "write the export even if some packages are on no index (listed on stderr)."),
     license_: Optional[str] = typer.Option(None, "--license", help="ro-crate: the crate's license (SPDX id)."),
     store: Optional[str] = StoreOption,
 ) -> None:
@@ -40,9 +42,14 @@ def export_cmd(
         options["index_url"] = index_url
     if hashes:
         options["hashes"] = True
+    if allow_partial:
+        options["allow_partial"] = True
     if license_:
         options["license"] = license_
-    result = export_run(_store(store), run_id, exporter.name, out=out, **options)
+    notes: list[str] = []
+    result = export_run(_store(store), run_id, exporter.name, out=out, notes=notes, **options)
+    for note in notes:
+        console_err.print(f"[yellow]warning:[/] {note}", soft_wrap=True, highlight=False)
     if out is None:
         if isinstance(result, bytes):
             raise ExportError(f"format {exporter.name!r} produced binary output: pass -o FILE")

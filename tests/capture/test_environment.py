@@ -182,3 +182,45 @@ def test_platform_info_reads_os_release(tmp_path: pathlib.Path) -> None:
 def test_environment_round_trips_through_json(env: Environment) -> None:
     """The Environment record dumps and validates back to an equal record."""
     assert Environment.model_validate_json(env.model_dump_json()) == env
+
+
+@pytest.mark.parametrize(
+    ("pip_conf", "uv_toml", "environ", "expected"),
+    [
+        # extra indexes add to PyPI, for pip and for uv alike
+        ("[global]\nextra-index-url = file:///mirror/simple\n", None, {},
+         ["https://pypi.org/simple", "file:///mirror/simple"]),
+        (None, 'extra-index-url = ["https://x.example/simple"]\n', {},
+         ["https://pypi.org/simple", "https://x.example/simple"]),
+        (None, '[[index]]\nurl = "https://named.example/simple"\n', {},
+         ["https://pypi.org/simple", "https://named.example/simple"]),
+        (None, None, {"PIP_EXTRA_INDEX_URL": "https://e.example/simple"},
+         ["https://pypi.org/simple", "https://e.example/simple"]),
+        # only index-url / default-index / [[index]] default = true replace it
+        ("[global]\nindex-url = https://m.example/simple\nextra-index-url = https://e.example/simple\n", None, {},
+         ["https://m.example/simple", "https://e.example/simple"]),
+        (None, '[[index]]\nurl = "https://d.example/simple"\ndefault = true\n', {}, ["https://d.example/simple"]),
+        (None, None, {"UV_DEFAULT_INDEX": "https://d.example/simple", "UV_INDEX": "https://e.example/simple"},
+         ["https://d.example/simple", "https://e.example/simple"]),
+        # --no-index switches the default off
+        ("[global]\nno-index = true\nextra-index-url = file:///mirror/simple\n", None, {}, ["file:///mirror/simple"]),
+        # nothing configured: nothing recorded (PyPI alone)
+        (None, None, {}, []),
+    ],
+)
+def test_index_configuration_keeps_the_default_index_unless_replaced(
+    tmp_path: pathlib.Path, pip_conf: str | None, uv_toml: str | None, environ: dict[str, str], expected: list[str]
+) -> None:
+    """pip's and uv's `extra-index-url` add to PyPI; only `index-url` (or uv's default index) replaces
+    it and `no-index` drops it. Recording the extras alone made exports look packages up on the
+    mirror only."""
+    home = tmp_path / "home"
+    if pip_conf is not None:
+        (home / ".config" / "pip").mkdir(parents=True)
+        (home / ".config" / "pip" / "pip.conf").write_text(pip_conf)
+    if uv_toml is not None:
+        (home / ".config" / "uv").mkdir(parents=True)
+        (home / ".config" / "uv" / "uv.toml").write_text(uv_toml)
+    env = {"HOME": str(home), "XDG_CONFIG_DIRS": str(tmp_path / "none"), **environ}
+    indexes, _ = index_configuration(env)
+    assert indexes == expected

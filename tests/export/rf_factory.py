@@ -231,6 +231,62 @@ def make_run(
     return run_id
 
 
+def build_wheel(folder: pathlib.Path, name: str, version: str, *, requires: tuple[str, ...] = ()) -> pathlib.Path:
+    """A real, installable pure-Python wheel ``name-version-py3-none-any.whl`` (one module that
+    knows its version), written byte-for-byte the same on every machine."""
+    import base64
+    import zipfile
+
+    from packaging.utils import canonicalize_name
+
+    dist_name = canonicalize_name(name).replace("-", "_")
+    info = f"{dist_name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense-Expression: MIT\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {
+        f"{dist_name}.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": meta,
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: rf_factory\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist_name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zinfo = zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0))
+            zf.writestr(zinfo, text)
+    return wheel
+
+
+def build_index(root: pathlib.Path, releases: dict[str, list[str]]) -> tuple[str, dict[str, str]]:
+    """A PEP 503 ``file://`` simple index of wheels built here, with nothing from any mirror.
+
+    Args:
+        releases: versions per project name (each becomes a wheel).
+
+    Returns:
+        (index URL, sha256 of each wheel by filename).
+    """
+    from packaging.utils import canonicalize_name
+
+    files = root / "files"
+    hashes: dict[str, str] = {}
+    for name, versions in releases.items():
+        links = []
+        for version in versions:
+            wheel = build_wheel(files, name, version)
+            hashes[wheel.name] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            links.append(f'<a href="../../files/{wheel.name}#sha256={hashes[wheel.name]}">{wheel.name}</a><br/>')
+        page = root / "simple" / canonicalize_name(name)
+        page.mkdir(parents=True, exist_ok=True)
+        (page / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    return (root / "simple").as_uri(), hashes
+
+
 LOCAL_INDEX = pathlib.Path("/opt/pypi/simple")
 
 
@@ -250,6 +306,8 @@ def tool(name: str) -> str:
 
 
 __all__ = [
+    "build_index",
+    "build_wheel",
     "local_index_url",
     "tool",
     "T0",

@@ -7,6 +7,7 @@ Speed matters (this runs once per process, before the first task): every distrib
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -324,36 +325,67 @@ def local_dir(direct_url: DirectUrl | None) -> str | None:
 # Package indexes
 # --------------------------------------------------------------------------------------------
 
-_INDEX_ENV = ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_EXTRA_INDEX_URL",
-              "UV_EXTRA_INDEX_URL", "UV_INDEX")
+#: PyPI, the index pip and uv read unless the configuration replaces it.
+DEFAULT_INDEX = "https://pypi.org/simple"
+
+_REPLACE_ENV = ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX")
+_EXTRA_ENV = ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX")
+_NO_INDEX_ENV = ("PIP_NO_INDEX", "UV_NO_INDEX")
 _FIND_LINKS_ENV = ("PIP_FIND_LINKS", "UV_FIND_LINKS")
+_TRUE = ("1", "true", "yes", "on")
 
 
 def index_configuration(environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """Package index URLs and find-links locations from pip/uv variables and config files.
 
     Reads ``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, ``UV_INDEX_URL``, ``UV_EXTRA_INDEX_URL``,
-    ``UV_DEFAULT_INDEX``, ``UV_INDEX`` (and ``*_FIND_LINKS``), then pip.conf files (global, user,
-    ``$PIP_CONFIG_FILE``, the venv's) and uv.toml files. Every URL has its credentials stripped.
+    ``UV_DEFAULT_INDEX``, ``UV_INDEX``, ``*_NO_INDEX`` (and ``*_FIND_LINKS``), then pip.conf files
+    (global, user, ``$PIP_CONFIG_FILE``, the venv's) and uv.toml files. Every URL has its
+    credentials stripped.
+
+    The default index counts as pip and uv count it: ``extra-index-url`` (and uv's ``[[index]]``
+    entries) add to it, and only ``index-url`` / ``default-index`` (or ``[[index]] default =
+    true``) replace it, or ``no-index`` switches it off. So with extra indexes only, PyPI is the
+    first entry of the result.
 
     Returns:
-        (index URLs, find-links locations), each de-duplicated in order of precedence.
+        (index URLs, find-links locations), each de-duplicated in order of precedence: the
+        default index (or the indexes replacing it) first, then the extra ones. Both are empty
+        when nothing is configured (PyPI alone).
     """
-    indexes: list[str] = []
+    replace: list[str] = []
+    extra: list[str] = []
     links: list[str] = []
-    for key in _INDEX_ENV:
-        indexes.extend(_split(environ.get(key, "")))
+    no_index = any(environ.get(k, "").strip().lower() in _TRUE for k in _NO_INDEX_ENV)
+    for key in _REPLACE_ENV:
+        replace.extend(_split(environ.get(key, "")))
+    for key in _EXTRA_ENV:
+        extra.extend(_split(environ.get(key, "")))
     for key in _FIND_LINKS_ENV:
         links.extend(_split(environ.get(key, "")))
-    for path in _pip_config_files(environ):
-        idx, fl = _read_pip_conf(path)
-        indexes.extend(idx)
-        links.extend(fl)
-    for path in _uv_config_files(environ):
-        idx, fl = _read_uv_toml(path)
-        indexes.extend(idx)
-        links.extend(fl)
-    return _dedupe(strip_credentials(u) for u in indexes), _dedupe(strip_credentials(u) for u in links)
+    files = [_read_pip_conf(p) for p in _pip_config_files(environ)]
+    files += [_read_uv_toml(p) for p in _uv_config_files(environ)]
+    for conf in files:
+        replace.extend(conf.replace)
+        extra.extend(conf.extra)
+        links.extend(conf.links)
+        no_index = no_index or conf.no_index
+    if not (replace or extra):
+        default: list[str] = []
+    elif replace or no_index:
+        default = replace
+    else:
+        default = [DEFAULT_INDEX]
+    indexes = _dedupe(strip_credentials(u) for u in default + extra)
+    return indexes, _dedupe(strip_credentials(u) for u in links)
+
+
+@dataclasses.dataclass
+class _IndexConf:
+    replace: list[str] = dataclasses.field(default_factory=list)  #: index-url: replaces the default
+    extra: list[str] = dataclasses.field(default_factory=list)  #: extra-index-url: adds to it
+    links: list[str] = dataclasses.field(default_factory=list)
+    no_index: bool = False
 
 
 def _split(value: str) -> list[str]:
@@ -402,46 +434,53 @@ def _uv_config_files(environ: Mapping[str, str]) -> Iterator[str]:
             yield path
 
 
-def _read_pip_conf(path: str) -> tuple[list[str], list[str]]:
+def _read_pip_conf(path: str) -> _IndexConf:
     import configparser
 
     parser = configparser.RawConfigParser()
+    conf = _IndexConf()
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
-        return [], []
-    indexes: list[str] = []
-    links: list[str] = []
+        return conf
     for section in ("global", "install", "download", "wheel"):
         if not parser.has_section(section):
             continue
-        for key in ("index-url", "index_url", "extra-index-url", "extra_index_url"):
-            indexes.extend(parser.get(section, key, fallback="").split())
+        for key in ("index-url", "index_url"):
+            conf.replace.extend(parser.get(section, key, fallback="").split())
+        for key in ("extra-index-url", "extra_index_url"):
+            conf.extra.extend(parser.get(section, key, fallback="").split())
         for key in ("find-links", "find_links"):
-            links.extend(parser.get(section, key, fallback="").split())
-    return indexes, links
+            conf.links.extend(parser.get(section, key, fallback="").split())
+        for key in ("no-index", "no_index"):
+            conf.no_index = conf.no_index or parser.get(section, key, fallback="").strip().lower() in _TRUE
+    return conf
 
 
-def _read_uv_toml(path: str) -> tuple[list[str], list[str]]:
+def _read_uv_toml(path: str) -> _IndexConf:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
+    conf = _IndexConf()
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except (OSError, ValueError):
-        return [], []
-    indexes: list[str] = []
-    for key in ("index-url", "extra-index-url"):
-        value = data.get(key)
-        indexes.extend([value] if isinstance(value, str) else value if isinstance(value, list) else [])
+        return conf
+
+    def strings(value: Any) -> list[str]:
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [x for x in items if isinstance(x, str)]
+
+    conf.replace += strings(data.get("index-url")) + strings(data.get("default-index"))
+    conf.extra += strings(data.get("extra-index-url"))
     for entry in data.get("index", []) if isinstance(data.get("index"), list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            indexes.append(entry["url"])
-    fl = data.get("find-links", [])
-    links = [fl] if isinstance(fl, str) else [x for x in fl if isinstance(x, str)] if isinstance(fl, list) else []
-    return [x for x in indexes if isinstance(x, str)], links
+            (conf.replace if entry.get("default") is True else conf.extra).append(entry["url"])
+    conf.links = strings(data.get("find-links"))
+    conf.no_index = data.get("no-index") is True
+    return conf
 
 
 __all__ = [

@@ -113,6 +113,7 @@ def export_run(
     run_id: str,
     fmt: str,
     out: str | os.PathLike[str] | None = None,
+    notes: list[str] | None = None,
     **options: Any,
 ) -> Union[str, bytes]:
     """Export a recorded run.
@@ -123,7 +124,10 @@ def export_run(
         fmt: a registered format name (see :func:`formats`).
         out: where to write the result; ``None`` only returns it. For ``ro-crate`` a path
             ending in ``.zip`` writes a zipped crate and any other path a crate folder.
+        notes: a list that receives what the user should know about the result (for example
+            the packages a partial lock left out).
         **options: format options (``index_url`` for pylock/requirements hash lookup,
+            ``allow_partial`` to write a lock that leaves out packages no index holds,
             ``license`` for ro-crate, ...).
 
     Returns:
@@ -135,6 +139,8 @@ def export_run(
         options["out"] = os.fspath(out)
     ctx = ExportContext.load(store, run_id, **options)
     result = func(ctx)
+    if notes is not None:
+        notes.extend(ctx.notes)
     if out is not None and not ctx.options.get("_written"):
         path = os.fspath(out)
         parent = os.path.dirname(os.path.abspath(path))

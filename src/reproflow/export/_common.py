@@ -103,6 +103,8 @@ class ExportContext:
     run: Run
     environment: Environment
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: what the user should know about the result (a partial lock, ...); the CLI prints them
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def load(cls, store: Store, run_id: str, **options: Any) -> ExportContext:

@@ -65,6 +65,11 @@ def export_cresp(ctx: ExportContext) -> str:
     packages: list[dict[str, Any]] = [
         {"name": "Python", "version": env.python.version, "source": env.python.implementation.lower()}
     ]
+    if ctx.options.get("hashes"):
+        from ._pylock import check_complete
+        from ._uvlock import lock_index_pins
+
+        check_complete(ctx, "cresp.toml with --hashes", len(ctx.pins()), lock_index_pins(ctx, ctx.pins()).skipped)
     for pin in ctx.pins():
         pkg: dict[str, Any] = {"name": pin.name, "version": pin.version, "source": "pip" if pin.kind == "index" else pin.kind}
         if pin.sha256:

@@ -1,10 +1,15 @@
 """PEP 751 ``pylock.toml``: the recorded environment as a standard lock file.
 
 A lock entry needs each artifact's URL and hash. A recorded environment knows name, version
-and PEP 610 origin, so index packages are looked up on the package index (the ``index_url``
-option, else the recorded index configuration, else PyPI): every wheel and the sdist of that
-exact release are listed, and installers pick the one that fits. VCS, directory and archive
-origins map onto the matching pylock tables directly.
+and PEP 610 origin, so index packages are locked by uv on the package indexes (the
+``index_url`` option, else the recorded index configuration, whose default index is PyPI unless
+it was replaced, see :mod:`._uvlock`): every wheel and the sdist of that exact release are
+listed, and installers pick the one that fits. VCS, directory and archive origins map onto the
+matching pylock tables directly.
+
+A lock that leaves a package out is not the recorded environment: any package that cannot be
+locked fails the export (naming each one) unless the ``allow_partial`` option is set; then
+they are listed under ``[tool.reproflow] skipped`` and in the export's notes.
 """
 
 from __future__ import annotations
@@ -13,27 +18,18 @@ from typing import Any
 
 from ..errors import ExportError
 from ._common import ExportContext, Pin
-from ._requirements import index_urls
+from ._uvlock import Locked, lock_index_pins
 
 
-def _package(ctx: ExportContext, pin: Pin, skipped: list[dict[str, str]]) -> dict[str, Any] | None:
-    from ._index import release_files
-
+def _package(ctx: ExportContext, pin: Pin, locked: Locked, skipped: list[dict[str, str]]) -> dict[str, Any] | None:
     entry: dict[str, Any] = {"name": pin.normalized, "version": pin.version}
     if pin.kind == "index":
-        found = release_files(index_urls(ctx), pin.name, pin.version)
-        if found is None:
-            skipped.append({"name": pin.normalized, "version": pin.version,
-                            "reason": "release not found on " + ", ".join(index_urls(ctx))})  # fmt: skip
-            return None
-        index, files = found
-        entry["index"] = index
-        wheels = [f for f in files if f.is_wheel]
-        sdists = [f for f in files if not f.is_wheel]
-        if sdists:
-            entry["sdist"] = _artifact(sdists[0])
-        if wheels:
-            entry["wheels"] = [_artifact(f) for f in sorted(wheels, key=lambda f: f.filename)]
+        table = locked.packages.get(pin.normalized)
+        if table is None:
+            return None  # in locked.skipped, with uv's reason
+        for key in ("sdist", "wheels"):
+            if key in table:
+                entry[key] = table[key]
         return entry
     if pin.kind == "vcs":
         if not pin.commit:
@@ -60,11 +56,19 @@ def _package(ctx: ExportContext, pin: Pin, skipped: list[dict[str, str]]) -> dic
     return entry
 
 
-def _artifact(f: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": f.filename, "url": f.url, "hashes": {"sha256": f.hashes["sha256"]}}
-    if f.size is not None:
-        out["size"] = f.size
-    return out
+def check_complete(ctx: ExportContext, what: str, total: int, skipped: list[dict[str, str]]) -> None:
+    """Fail an export that leaves packages out, unless ``allow_partial``; then add a note."""
+    if not skipped:
+        return
+    listed = "; ".join(f"{s['name']}=={s['version']}: {s['reason']}" for s in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    if not ctx.options.get("allow_partial"):
+        raise ExportError(
+            f"{what}: {len(skipped)} of {total} recorded packages of run {ctx.run_id} could not be locked: "
+            f"{listed}{more}; pass --index-url with an index that holds them, or --allow-partial to "
+            "write the export without them"
+        )
+    ctx.notes.append(f"{what} is partial: {len(skipped)} of {total} packages left out: {listed}{more}")
 
 
 def export_pylock(ctx: ExportContext) -> str:
@@ -73,12 +77,16 @@ def export_pylock(ctx: ExportContext) -> str:
 
     from .. import __version__
 
+    pins = ctx.pins()
+    locked = lock_index_pins(ctx, pins)
     packages: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    for pin in ctx.pins():
-        entry = _package(ctx, pin, skipped)
+    skipped: list[dict[str, str]] = list(locked.skipped)
+    for pin in pins:
+        entry = _package(ctx, pin, locked, skipped)
         if entry is not None:
             packages.append(entry)
+    skipped.sort(key=lambda s: s["name"])
+    check_complete(ctx, "pylock.toml", len(pins), skipped)
     if not packages:
         raise ExportError(
             f"no package of run {ctx.run_id} could be locked: "

@@ -2,52 +2,33 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlparse
+
 from ._common import ExportContext, Pin
-
-DEFAULT_INDEX = "https://pypi.org/simple"
-
-
-def index_urls(ctx: ExportContext) -> list[str]:
-    """Indexes to look artifacts up on: the ``index_url`` option, else the recorded ones, else PyPI."""
-    opt = ctx.options.get("index_url")
-    if opt:
-        return [opt] if isinstance(opt, str) else list(opt)
-    return list(ctx.environment.index_urls) or [DEFAULT_INDEX]
+from ._uvlock import index_urls, lock_index_pins
 
 
 def best_index_hash(ctx: ExportContext, pin: Pin) -> str | None:
     """The sha256 of the one file of an index pin this interpreter would install: the wheel whose
-    tags rank first among ``packaging.tags.sys_tags()``, else the sdist (None if not found)."""
+    tags rank first among ``packaging.tags.sys_tags()``, else the sdist (None if not locked)."""
     from packaging.tags import sys_tags
     from packaging.utils import parse_wheel_filename
 
-    from ._index import release_files
-
-    found = release_files(index_urls(ctx), pin.name, pin.version)
-    if found is None:
+    table = lock_index_pins(ctx, ctx.pins()).packages.get(pin.normalized)
+    if table is None:
         return None
     rank = {tag: i for i, tag in enumerate(sys_tags())}
     best: tuple[int, str] | None = None
-    sdist: str | None = None
-    for f in found[1]:
-        if not f.is_wheel:
-            sdist = sdist or f.hashes["sha256"]
-            continue
-        tags = parse_wheel_filename(f.filename)[3]
+    for wheel in table.get("wheels", []):
+        filename = wheel.get("name") or unquote(urlparse(wheel.get("url") or wheel.get("path", "")).path).rsplit("/", 1)[-1]
+        tags = parse_wheel_filename(filename)[3]
         score = min((rank[t] for t in tags if t in rank), default=None)
         if score is not None and (best is None or score < best[0]):
-            best = (score, f.hashes["sha256"])
-    return best[1] if best else sdist
-
-
-def index_hashes(ctx: ExportContext, pin: Pin) -> list[str]:
-    """sha256 digests of every file the index holds for an index pin (empty if none found)."""
-    from ._index import release_files
-
-    found = release_files(index_urls(ctx), pin.name, pin.version)
-    if found is None:
-        return []
-    return sorted({f.hashes["sha256"] for f in found[1]})
+            best = (score, wheel["hashes"]["sha256"])
+    if best:
+        return best[1]
+    sdist = table.get("sdist")
+    return sdist["hashes"]["sha256"] if sdist else None
 
 
 def export_requirements(ctx: ExportContext) -> str:
@@ -59,19 +40,25 @@ def export_requirements(ctx: ExportContext) -> str:
     ``name @ git+URL@commit``, and local or editable packages become paths: those need their
     source on the installing machine (restore it from the store when a stored copy exists).
     """
+    from ._pylock import check_complete
+
     want_hashes = bool(ctx.options.get("hashes"))
     lines = [f"# {line}" for line in ctx.header_lines("requirements")]
     lines.append("# install into a fresh environment: uv pip install --no-deps -r requirements.txt")
     body: list[str] = []
     notes: list[str] = []
-    for pin in ctx.pins():
+    pins = ctx.pins()
+    if want_hashes:
+        locked = lock_index_pins(ctx, pins)
+        check_complete(ctx, "requirements.txt with --hashes", len(pins), locked.skipped)
+    for pin in pins:
         req = pin.requirement()
         if pin.kind == "index" and want_hashes:
-            hashes = index_hashes(ctx, pin)
-            if hashes:
-                req += "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
-            else:
-                notes.append(f"{pin.name}=={pin.version}: no artifact hash found on the index")
+            hashes = locked.sha256s(pin.name)
+            if not hashes:  # left out (allow_partial): an unhashed line would fail pip's hash mode
+                notes.append(f"{pin.name}=={pin.version}: not found on the index, left out")
+                continue
+            req += "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
         elif pin.kind == "archive" and pin.sha256:
             req += f" --hash=sha256:{pin.sha256}"
         if pin.kind in ("editable", "local"):
@@ -82,3 +69,6 @@ def export_requirements(ctx: ExportContext) -> str:
         lines.append("# note: pip checks every line once any line has --hash; uv checks only those lines")
     lines.extend(f"# warning: {n}" for n in notes)
     return "\n".join(lines + body) + "\n"
+
+
+__all__ = ["best_index_hash", "export_requirements", "index_urls"]
