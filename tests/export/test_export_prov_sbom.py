@@ -65,3 +65,30 @@ def test_sbom_validates_and_describes_the_environment(store: Store) -> None:
     deps = {d["ref"]: d.get("dependsOn", []) for d in bom["dependencies"]}
     assert deps["pkg:pypi/requests-ish@1.0"] == [comps["six"]["bom-ref"]]  # the extra is not a dependency
     assert bom["metadata"]["component"]["name"] == "demo-flow"
+
+
+def test_sbom_builds_the_spdx_licensing_once(store: Store, monkeypatch: Any) -> None:
+    """The SPDX license table is built once per process, not once per package (it was: a
+    200-package SBOM took 15 s of CPU). Counted by wrapping license_expression's factory; the
+    SBOM still carries each package's parsed expression."""
+    import license_expression
+
+    from reproflow.export import _sbom
+
+    calls: list[int] = []
+    real = license_expression.get_spdx_licensing
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(license_expression, "get_spdx_licensing", counting)
+    _sbom.spdx_licensing.cache_clear()
+    packages = [dist(f"pkg{i}", "1.0", license=lic) for i, lic in enumerate(["MIT", "Apache-2.0", "BSD-3-Clause OR MIT", "MIT"])]
+    for _ in range(2):  # two exports, one table
+        text = export_run(store, make_run(store, packages=packages), "sbom")
+        assert isinstance(text, str)
+    assert len(calls) == 1
+    comps = {c["name"]: c for c in json.loads(text)["components"]}
+    assert comps["pkg2"]["licenses"] == [{"expression": "BSD-3-Clause OR MIT"}]
+    _sbom.spdx_licensing.cache_clear()
