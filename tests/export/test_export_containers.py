@@ -196,3 +196,54 @@ def test_path_parameters_follow_the_code_into_the_image(store: Store, fmt: str) 
     assert json.loads(cmd[5]) == {"src": "/app/data/in.csv", "big": "/data/big.parquet", "out": "out", "n": 3}
     assert "parameter 'big' is the path /data/big.parquet, outside the recorded code: mount it there" in text
     assert "parameter 'src'" not in text
+
+
+def _simulate_image_command(text: str, source: dict[str, str], app: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run a Dockerfile's CMD as the image would: the code laid out under a folder standing for
+    /app, the Dockerfile's ENV (PYTHONPATH, ...) and WORKDIR applied with /app moved there."""
+    import os
+    import sys
+
+    from dockerfile_parse import DockerfileParser
+
+    for rel, body in source.items():
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(body)
+    parser = DockerfileParser(fileobj=__import__("io").BytesIO(text.encode()))
+    structure = list(parser.structure)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for key, value in parser.envs.items():
+        if key not in ("PATH", "VIRTUAL_ENV", "UV_LINK_MODE"):
+            env[key] = value.replace("/app", str(app))
+    workdir = _instr(structure, "WORKDIR")[-1].replace("/app", str(app))
+    cmd = json.loads(_instr(structure, "CMD")[0])
+    assert cmd[0] == "python"
+    return subprocess.run([sys.executable, *cmd[1:]], cwd=workdir, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("fmt", ["dockerfile", "apptainer"])
+def test_image_command_imports_sibling_modules_and_src_packages(store: Store, tmp_path: pathlib.Path, fmt: str) -> None:
+    """A flow file that imports a module next to it (`python flows/pipeline.py` puts flows/ on
+    sys.path) and a package under src/ (on the recorded sys.path, as with PYTHONPATH=src) runs
+    from the image: the recipe sets PYTHONPATH to those folders under /app, and leaves out the
+    project's own virtual environment. The Dockerfile's command is really run with its ENV and
+    WORKDIR, the code laid out as /app would be (it failed with ModuleNotFoundError)."""
+    sys_path = ["/src/project/flows", "/usr/lib/python311.zip", "/src/project/src",
+                "/src/project/.venv/lib/python3.11/site-packages"]  # fmt: skip
+    env = make_environment(sys_path=sys_path).model_copy(deep=True)
+    env.python.prefix = "/src/project/.venv"
+    run_id = make_run(store, environment=env, entrypoint="flows/pipeline.py:pipeline", params={"n": 2})
+    text = str(export_run(store, run_id, fmt))
+    if fmt == "apptainer":
+        assert "    export PYTHONPATH=/app/flows:/app/src:/app" in text
+        return
+    assert 'PYTHONPATH="/app/flows:/app/src:/app"' in text
+    source = {
+        "flows/pipeline.py": "import helpers\nimport mylib\n\n"
+                             "def pipeline(n):\n    print(helpers.double(n), mylib.NAME)\n",
+        "flows/helpers.py": "def double(n):\n    return 2 * n\n",
+        "src/mylib/__init__.py": "NAME = 'mylib'\n",
+    }  # fmt: skip
+    proc = _simulate_image_command(text, source, tmp_path / "app")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "4 mylib"

@@ -10,6 +10,8 @@ parameters as the default command.
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 import shlex
 
 from ._common import ExportContext, Pin
@@ -35,6 +37,43 @@ def _env(ctx: ExportContext) -> dict[str, str]:
     if seed and "PYTHONHASHSEED" not in out:
         out["PYTHONHASHSEED"] = seed
     return out
+
+
+def python_path(ctx: ExportContext, code_dir: str = APP) -> list[str]:
+    """What the recorded process could import from its own code, moved under ``code_dir``.
+
+    The image's command runs the flow file with ``runpy`` from ``python -c``, which puts only the
+    working folder on ``sys.path``; the recorded run had more: the flow file's folder (``python
+    flows/x.py`` puts it first, so a sibling module imports), the root of the flow's package, and
+    any folder of the code on the recorded ``sys.path`` (``PYTHONPATH=src``, a ``src/`` layout
+    added by hand). Installed packages (site-packages, a virtual environment inside the project)
+    are left out: the image installs its own.
+    """
+    root = ctx.context.git.root or ctx.context.source.root
+    py = ctx.environment.python
+    prefixes = tuple(os.path.join(p, "") for p in {py.prefix, py.base_prefix} if p)
+    out: list[str] = []
+    ep = ctx.entrypoint()
+    rec = ctx.run.record
+    if ep is not None:
+        rel = ep[0] if not os.path.isabs(ep[0]) else ctx.relative_to_root(ep[0])
+        if rel is not None:
+            folder = posixpath.dirname(rel.replace(os.sep, "/"))
+            out.append(posixpath.join(code_dir, folder) if folder else code_dir)
+            module = rec.module.partition(":")[0] if rec.module else ""
+            suffix = module.replace(".", "/") + ".py"
+            if module and rel.replace(os.sep, "/").endswith(suffix):
+                top = rel.replace(os.sep, "/")[: -len(suffix)].rstrip("/")
+                out.append(posixpath.join(code_dir, top) if top else code_dir)
+    for entry in ctx.environment.sys_path:
+        path = os.path.normpath(os.path.join(rec.cwd or root or "/", entry))
+        if not root or path.startswith(prefixes) or "site-packages" in path or "dist-packages" in path:
+            continue
+        rel = ctx.relative_to_root(path)
+        if rel is not None and not rel.endswith((".zip", ".egg")):
+            out.append(code_dir if rel == "." else posixpath.join(code_dir, rel))
+    out.append(code_dir)
+    return list(dict.fromkeys(out))
 
 
 def _split(ctx: ExportContext) -> tuple[list[Pin], list[tuple[Pin, str]], list[Pin]]:
@@ -94,7 +133,8 @@ def export_dockerfile(ctx: ExportContext) -> str:
         labels["org.opencontainers.image.revision"] = commit
     lines.append("LABEL " + " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in labels.items()))
     lines.append(f"COPY --from=ghcr.io/astral-sh/uv:{ctx.uv_version()} /uv /uvx /bin/")
-    env = {"UV_LINK_MODE": "copy", "VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH"}
+    env = {"UV_LINK_MODE": "copy", "VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH",
+           "PYTHONPATH": ":".join(python_path(ctx))}  # fmt: skip
     env.update(_env(ctx))
     lines.append("ENV " + " \\\n    ".join(f"{k}={json.dumps(v)}" for k, v in env.items()))
     needs_git = any(p.kind == "vcs" for p in remote)
@@ -143,7 +183,7 @@ def export_apptainer(ctx: ExportContext) -> str:
     if commit:
         out.append(f"    org.opencontainers.image.revision {commit}")
     out.append("")
-    env = {"VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH"}
+    env = {"VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:$PATH", "PYTHONPATH": ":".join(python_path(ctx))}
     env.update(_env(ctx))
     out.append("%environment")
     out += [f"    export {k}={_sh_env(v)}" for k, v in env.items()]
