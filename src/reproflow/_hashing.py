@@ -180,6 +180,11 @@ def _walk(root: str) -> Iterator[tuple[str, str]]:
     yield from out
 
 
+#: The tree hash of an empty folder (no files): ``tree_digest([])``, which is also the SHA-256
+#: of zero bytes, so compare it only with a ``kind="directory"`` reference.
+EMPTY_TREE = hashlib.sha256(b"").hexdigest()
+
+
 def tree_digest(entries: list[tuple[str, str]]) -> str:
     """The tree hash of (relative name, file sha256) pairs; shared with remote hashing."""
     h = hashlib.sha256()
@@ -255,4 +260,17 @@ def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
     return _key(p, st)
 
 
-__all__ = ["hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest"]
+def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | None) -> tuple[list[str], list[str]] | None:
+    """The files a folder gained or changed, and the files it lost, between two
+    :func:`stat_signature` results of the same folder (relative posix names, sorted); None when
+    either signature is not a folder's."""
+    if not (before and after and before[0] == "dir" and after[0] == "dir"):
+        return None
+    old = {entry[0]: entry[1:] for entry in before[1]}
+    new = {entry[0]: entry[1:] for entry in after[1]}
+    written = sorted(rel for rel, sig in new.items() if old.get(rel) != sig)
+    removed = sorted(rel for rel in old if rel not in new)
+    return written, removed
+
+
+__all__ = ["EMPTY_TREE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest"]

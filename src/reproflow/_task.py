@@ -32,7 +32,7 @@ from prefect.tasks import Task, _generate_task_key
 
 from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
-from ._hashing import hash_path, is_local, local_path, stat_signature
+from ._hashing import changed_in_tree, hash_path, is_local, local_path, stat_signature
 from ._scrub import scrub_json, scrub_text
 from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run, source_file
 from ._writer import writer
@@ -225,14 +225,34 @@ class _Attempt:
             ref = self._hash(item, name, declared=declared)
             if ref.kind != "missing" or declared:
                 outputs.append(ref)
-        for name, item, before in self._watch:  # inferred inputs changed in place are outputs too
-            if before is not None and stat_signature(_uri(item)) != before:
-                outputs.append(self._hash(item, name, declared=False))
+        returned: list[DataRef] = []
         if result is not None:
             declared = RETURN in self.spec.decl.outputs
             for item in iter_data_values(result, declared=declared):
-                outputs.append(self._hash(item, RETURN, declared=declared))
-        return outputs
+                returned.append(self._hash(item, RETURN, declared=declared))
+        named = {os.path.normpath(r.uri) for r in returned if is_local(r.uri)}
+        for name, item, before in self._watch:  # inferred inputs changed in place are outputs too
+            if before is None:
+                continue
+            after = stat_signature(_uri(item))
+            if after == before:
+                continue
+            outputs += [r for r in self._written_into(name, item, before, after)
+                        if os.path.normpath(r.uri) not in named]
+        return outputs + returned
+
+    def _written_into(self, name: str, item: Any, before: Any, after: Any) -> list[DataRef]:
+        """What the task changed in an inferred input: the files it wrote into (or removed
+        from) a folder, each its own output, so the task's verdict compares what this task
+        wrote and not the whole folder, which other tasks fill too; else the path itself."""
+        changed = changed_in_tree(before, after)
+        if changed is None:
+            return [self._hash(item, name, declared=False)]
+        root = os.path.abspath(local_path(os.fspath(_uri(item))))
+        written, removed = changed
+        refs = [self._hash(os.path.join(root, *rel.split("/")), name, declared=False) for rel in written]
+        refs += [DataRef(uri=os.path.join(root, *rel.split("/")), kind="missing", param=name) for rel in removed]
+        return refs
 
     def _write(self, state: str, **fields: Any) -> None:
         ended = utcnow()

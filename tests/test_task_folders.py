@@ -1,0 +1,84 @@
+"""A folder passed to tasks that write into it (issue 10, shape 1): what each task records.
+
+The folder is an inferred input (its state before the task, as a tree hash), and the files a
+task writes into it, or removes from it, are that task's own outputs, one each: never the whole
+folder, which other tasks fill too. Runs as plain Python (the same recorder as under Prefect).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import reproflow
+from reproflow import repro_task
+from reproflow._hashing import EMPTY_TREE, hash_local
+from reproflow.store import Store
+
+
+@repro_task
+def split(src: Path, out_dir: Path) -> int:
+    lines = src.read_text().splitlines()
+    for i, line in enumerate(lines):
+        (out_dir / f"part-{i}.txt").write_text(line.upper())
+    return len(lines)
+
+
+@repro_task
+def summarize(n: int, out_dir: Path) -> None:
+    parts = sorted(out_dir.glob("part-*.txt"))
+    (out_dir / "summary.json").write_text(json.dumps({p.name: len(p.read_text()) for p in parts}))
+    (out_dir / "part-0.txt").unlink()
+
+
+@repro_task
+def listing(out_dir: Path) -> list[Path]:
+    (out_dir / "extra.txt").write_text("x")
+    return sorted(out_dir.iterdir())
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_each_task_records_the_files_it_wrote_into_a_folder(store: Store, tmp_path: Path) -> None:
+    """The folder is an input with its state before each task (empty for the first); each
+    task's outputs are the files it wrote (and a removed file as missing), not the folder."""
+    src = tmp_path / "lines.txt"
+    src.write_text("a\nbb\n")
+    out = tmp_path / "results"
+    out.mkdir()
+    with reproflow.record("folders") as run:
+        summarize(split(src, out), out)
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    first, second = tasks["split"], tasks["summarize"]
+    folder_in = next(r for r in first.inputs if r.param == "out_dir")
+    assert (folder_in.kind, folder_in.sha256) == ("directory", EMPTY_TREE)
+    assert [(Path(r.uri).name, r.param, r.sha256) for r in first.outputs] == [
+        ("part-0.txt", "out_dir", _sha(b"A")), ("part-1.txt", "out_dir", _sha(b"BB"))]
+    assert not any(r.uri == str(out) for r in first.outputs + second.outputs)
+    folder_in = next(r for r in second.inputs if r.param == "out_dir")
+    assert folder_in.n_files == 2  # what split left in it
+    got = {Path(r.uri).name: (r.kind, r.param) for r in second.outputs}
+    assert got == {"summary.json": ("file", "out_dir"), "part-0.txt": ("missing", "out_dir")}
+
+
+def test_a_returned_file_in_the_folder_is_recorded_once(store: Store, tmp_path: Path) -> None:
+    """A file the task wrote into the folder and also returned is one output (the return value's)."""
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "old.txt").write_text("before")
+    with reproflow.record("folders") as run:
+        listing(out)
+    (t,) = store.load_run(run.run_id).final_tasks()
+    assert sorted((Path(r.uri).name, r.param) for r in t.outputs) == [("extra.txt", "return"), ("old.txt", "return")]
+    assert [r.sha256 for r in t.inputs] == [_tree_of({"old.txt": b"before"}, tmp_path)]
+
+
+def _tree_of(files: dict[str, bytes], tmp_path: Path) -> str | None:
+    d = tmp_path / "expected-tree"
+    d.mkdir()
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+    return hash_local(d).sha256
