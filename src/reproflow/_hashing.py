@@ -163,7 +163,7 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)()) and os.environ.get("CI") != "true"
 
 
-def _walk(root: str) -> Iterator[tuple[str, str]]:
+def walk_files(root: str) -> Iterator[tuple[str, str]]:
     """(relative posix name, absolute path) of every regular file below root, sorted."""
     out: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -203,7 +203,7 @@ def hash_local(path: str | os.PathLike[str]) -> DataRef:
     if stat.S_ISDIR(st.st_mode):
         entries: list[tuple[str, str]] = []
         total = 0
-        for rel, full in _walk(p):
+        for rel, full in walk_files(p):
             digest, size = sha256_file(full)
             entries.append((rel, digest))
             total += size
@@ -250,7 +250,7 @@ def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
         return None
     if stat.S_ISDIR(st.st_mode):
         sig: list[Any] = []
-        for rel, full in _walk(p):
+        for rel, full in walk_files(p):
             try:
                 s = os.stat(full)
             except FileNotFoundError:
@@ -273,4 +273,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest"]
+__all__ = ["EMPTY_TREE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]

@@ -203,6 +203,21 @@ class InputChanged(ReproflowError, ValueError):
             actual=actual,
         )
 
+    @classmethod
+    def written_by_run(cls, uri: str, expected: str, actual: str | None, tasks: list[str]) -> InputChanged:
+        """An input the run itself wrote over or into: its original path holds the run's
+        outputs, and no stored copy holds the state the run started from."""
+        found = "" if actual is None else f" (now sha256:{actual})"
+        return cls(
+            f"input {uri} was written by the run itself (task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}), so its original path{found} "
+            f"holds the run's outputs, not the state recorded before the run (sha256:{expected}); record again "
+            "with REPROFLOW_STORE_INPUTS=1 (or @repro_task(store_inputs=True)) so the store keeps a copy of it, "
+            "or pass --allow-changed-inputs to replay from what is there now",
+            uri=uri,
+            expected=expected,
+            actual=actual,
+        )
+
 
 class UnsafeArchive(ReproflowError, ValueError):
     """A stored archive holds a member that would land outside its target folder."""

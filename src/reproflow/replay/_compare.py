@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from .._values import from_typed_json, hash_mapping, stable_hash
-from ..records import Environment, Hardware, Run, TaskRecord
+from ..records import DataRef, Environment, Hardware, Run, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
 from ._relocate import Relocation
 
@@ -103,12 +103,20 @@ def _output_key(uri: str) -> str:
     return os.path.normpath(uri) if "://" not in uri else uri
 
 
-def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None) -> TaskVerdict:
+def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
+                 elsewhere: dict[str, DataRef] | None = None) -> TaskVerdict:
     """The verdict for one pair (causes are added by :func:`explain`).
 
     With ``relocation``, a recorded output inside the source root is matched to the replayed
-    output at the same place in the restored code (then by parameter name), and a return value
-    holding such paths compares equal when it is equal up to that move.
+    output at the same place in the restored code (then by parameter name, when the parameter
+    names one output on both sides), and a return value holding such paths compares equal when
+    it is equal up to that move.
+
+    A file a task wrote into a folder parameter is that task's output, so the verdict compares
+    what this task wrote. Tasks that run at the same time and fill one folder can each record
+    the others' files too (the folder changed while they ran); such a file, not among the
+    replayed task's own outputs, is compared with what the replay wrote there (``elsewhere``:
+    every output of the replayed run by place).
     """
     v = TaskVerdict(
         task_name=o.task_name,
@@ -126,11 +134,16 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     if n.error is not None:
         v.error = f"{n.error.type}: {n.error.message}"[:500]
     new_outputs = {_output_key(r.uri): r for r in n.outputs}
-    by_param = {r.param: r for r in n.outputs if r.param}
+    n_params, o_params = Counter(r.param for r in n.outputs), Counter(r.param for r in o.outputs)
+    by_param = {r.param: r for r in n.outputs if r.param and n_params[r.param] == 1}
     move = relocation.path if relocation is not None else (lambda u: u)
     for ref in o.outputs:
-        got = (new_outputs.get(_output_key(move(ref.uri))) or new_outputs.get(_output_key(ref.uri))
-               or (by_param.get(ref.param) if ref.param else None))
+        keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
+        got = new_outputs.get(keys[0]) or new_outputs.get(keys[1])
+        if got is None and elsewhere and not ref.declared and ref.param not in (None, "return"):
+            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])
+        if got is None and ref.param and o_params[ref.param] == 1:
+            got = by_param.get(ref.param)
         v.outputs.append(OutputCheck(
             uri=ref.uri, param=ref.param, expected=ref.sha256,
             actual=got.sha256 if got is not None else None,

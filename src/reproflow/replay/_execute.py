@@ -99,6 +99,7 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
                 "params": params,
             })
         spec["tasks"] = tasks
+        _output_parents(prepared, relocation)
         # Stored results are pickles: their paths are moved when the runner loads them.
         spec["relocation"] = [relocation.recorded_root, relocation.restored_root]
     elif rec.engine == "plain":
@@ -108,6 +109,20 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
     path = work_dir / "spec.json"
     path.write_text(json.dumps(spec, indent=2))
     return path, result_file
+
+
+def _output_parents(prepared: Prepared, relocation: Relocation) -> None:
+    """Make the folder of every output the chosen tasks recorded (moved into the restored code
+    when it was inside the source root): a partial replay skips the flow body, which may be what
+    made them (``out_dir.mkdir()`` before the first task), and they all existed when the task ran."""
+    for t in prepared.selected:
+        for ref in t.outputs:
+            if "://" in ref.uri and not ref.uri.startswith(("file://", "local://")):
+                continue
+            path = relocation.path(ref.uri)
+            for scheme in ("file://", "local://"):
+                path = path[len(scheme):] if path.startswith(scheme) else path
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
 def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) -> dict[str, str]:

@@ -27,19 +27,24 @@ from ._relocate import Relocation
 def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskRecord] = ()) -> list[PlannedInput]:
     """The inputs of ``tasks`` that none of them (nor ``produced_before``) wrote first.
 
+    A folder counts as written first when, as a task read it, it held only files that earlier
+    tasks had written (its recorded tree hash is the tree of those files): it is derived, and
+    the replay fills it again.
+
     Args:
         tasks: the task runs to be replayed, in start order.
         produced_before: task runs not replayed whose outputs count as produced (unused by the
             full replay; a partial replay passes nothing, so their outputs must exist).
     """
     written: set[str] = set()
+    files: dict[str, str | None] = {}  # local file written so far -> its last recorded sha256
     for t in produced_before:
-        written.update(_key(r) for r in t.outputs)
+        _note_outputs(t, written, files)
     found: dict[str, PlannedInput] = {}
     for t in tasks:
         for ref in t.inputs:
-            if _key(ref) in written:  # remote objects (kind "object") are verified like files
-                continue
+            if _key(ref) in written or _derived_folder(ref, files):
+                continue  # remote objects (kind "object") are verified like files
             cur = found.get(ref.uri)
             if cur is None:
                 found[ref.uri] = PlannedInput(
@@ -54,8 +59,67 @@ def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskR
                 if t.task_name not in cur.tasks:
                     cur.tasks.append(t.task_name)
                 cur.stored_copy = cur.stored_copy or bool(ref.stored_blob)
-        written.update(_key(r) for r in t.outputs)
+        _note_outputs(t, written, files)
     return list(found.values())
+
+
+def _note_outputs(t: TaskRecord, written: set[str], files: dict[str, str | None]) -> None:
+    for r in t.outputs:
+        written.add(_key(r))
+        if "://" not in r.uri and r.kind in ("file", "missing"):
+            files[_key(r)] = r.sha256 if r.kind == "file" else None
+
+
+def _derived_folder(ref: DataRef, files: dict[str, str | None]) -> bool:
+    """Whether a folder input held exactly the files earlier tasks wrote into it, and nothing else."""
+    if ref.kind != "directory" or not ref.sha256 or "://" in ref.uri:
+        return False
+    from .._hashing import tree_digest
+
+    root = _key(ref)
+    entries = [(os.path.relpath(p, root).replace(os.sep, "/"), digest) for p, digest in files.items()
+               if digest is not None and p.startswith(root + os.sep)]
+    return bool(entries) and tree_digest(entries) == ref.sha256
+
+
+def mark_written(planned: Iterable[PlannedInput], run_tasks: Iterable[TaskRecord]) -> None:
+    """Set ``written_by`` on every local input that a task of the run (any attempt) wrote over
+    or wrote into: after the run its original path no longer holds the state the run started from."""
+    writers: dict[str, list[str]] = {}
+    for t in run_tasks:
+        for r in t.outputs:
+            if "://" in r.uri:
+                continue
+            path = _key(r)
+            while True:  # the path and every folder above it
+                names = writers.setdefault(path, [])
+                if t.task_name not in names:
+                    names.append(t.task_name)
+                parent = os.path.dirname(path)
+                if parent == path:
+                    break
+                path = parent
+    for item in planned:
+        if "://" not in item.uri:
+            item.written_by = list(writers.get(os.path.normpath(item.uri), []))
+
+
+def written_files(run_tasks: Iterable[TaskRecord], folder: str) -> list[str] | None:
+    """Local paths below ``folder`` that the run wrote (or removed); None when a task wrote the
+    folder itself, or a folder inside it, as one output (which of its files are the run's is
+    then unknown)."""
+    root = os.path.normpath(folder)
+    out: set[str] = set()
+    for t in run_tasks:
+        for r in t.outputs:
+            if "://" in r.uri:
+                continue
+            path = _key(r)
+            if path == root or path.startswith(root + os.sep):
+                if r.kind == "directory":
+                    return None
+                out.add(path)
+    return sorted(out)
 
 
 def _key(ref: DataRef) -> str:
@@ -77,6 +141,7 @@ def verify_inputs(
     *,
     allow_changed: bool = False,
     relocation: Relocation | None = None,
+    run_tasks: Iterable[TaskRecord] = (),
 ) -> list[InputCheck]:
     """Hash every planned input; restore missing ones from stored copies.
 
@@ -86,11 +151,19 @@ def verify_inputs(
     restored there from its stored copy, else copied from its original path when that still
     hashes as recorded (reading the user's tree, never writing it).
 
+    The state before the run is what is reproduced: a folder recorded empty is recreated empty,
+    and an input the run itself wrote over or into (``written_by``) is never taken from its
+    original path, which holds the run's outputs now: a stored copy, or the refusal naming the
+    option that keeps one. Outside the source root such a folder is used in place once the
+    files the run wrote into it (``run_tasks``' outputs, which the replay writes again) are
+    removed, if what is left hashes as recorded.
+
     Raises:
         InputChanged: an input is missing (with no stored copy) or hashes differently, unless
             ``allow_changed``.
     """
     checks: list[InputCheck] = []
+    run_tasks = list(run_tasks) or tasks
     for item in planned:
         if item.kind == "missing" or not item.sha256:
             checks.append(InputCheck(uri=item.uri, status="unchecked", tasks=item.tasks,
@@ -99,11 +172,24 @@ def verify_inputs(
         if relocation is not None and relocation.inside(item.uri):
             checks.append(_verify_relocated(item, tasks, store, relocation, allow_changed))
         else:
-            checks.append(_verify_in_place(item, tasks, store, allow_changed))
+            checks.append(_verify_in_place(item, tasks, store, allow_changed, run_tasks))
     return checks
 
 
-def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, allow_changed: bool) -> InputCheck:
+def _empty_folder(item: PlannedInput) -> bool:
+    from .._hashing import EMPTY_TREE
+
+    return item.kind == "directory" and item.sha256 == EMPTY_TREE
+
+
+def _written_note(item: PlannedInput) -> str:
+    if not item.written_by:
+        return ""
+    return f" (the run wrote into it: {', '.join(item.written_by)})"
+
+
+def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, allow_changed: bool,
+                     run_tasks: list[TaskRecord]) -> InputCheck:
     """An input outside the source root: verified where it is; restored there only if missing."""
     from .._hashing import hash_path, is_local, local_path
 
@@ -117,14 +203,40 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
         if found.sha256 == item.sha256:
             return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="restored",
                               tasks=item.tasks, location=item.uri, note="restored from the copy stored at record time")
+    if found.kind == "missing" and _empty_folder(item) and is_local(item.uri):
+        os.makedirs(local_path(item.uri), exist_ok=True)
+        return InputCheck(uri=item.uri, expected=item.sha256, actual=item.sha256, status="restored", tasks=item.tasks,
+                          location=item.uri, note="recreated empty, as it was recorded")
     if found.sha256 == item.sha256:
         return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="ok", tasks=item.tasks,
                           location=item.uri)
     actual = found.sha256 if found.kind != "missing" else None
+    if item.written_by and found.kind == "directory" and is_local(item.uri):
+        folder = local_path(item.uri)
+        ours = written_files(run_tasks, folder)
+        if ours is not None and _tree_without(folder, set(ours)) == item.sha256:
+            for path in ours:  # the run's own outputs: the replay writes them again
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+            return InputCheck(uri=item.uri, expected=item.sha256, actual=item.sha256, status="restored",
+                              tasks=item.tasks, location=item.uri,
+                              note="as before the run once the files the run wrote into it were removed"
+                                   + _written_note(item))
     if not allow_changed:
+        if item.written_by:
+            raise InputChanged.written_by_run(item.uri, item.sha256, actual, item.written_by)
         raise _refusal(item, actual)
     return InputCheck(uri=item.uri, expected=item.sha256, actual=actual, status="missing" if actual is None else "changed",
                       tasks=item.tasks, location=item.uri, note="allowed by --allow-changed-inputs")
+
+
+def _tree_without(folder: str, skip: set[str]) -> str:
+    """The tree hash of ``folder`` without the files in ``skip`` (normalized absolute paths)."""
+    from .._hashing import sha256_file, tree_digest, walk_files
+
+    entries = [(rel, sha256_file(full)[0]) for rel, full in walk_files(folder)
+               if os.path.normpath(full) not in skip]
+    return tree_digest(entries)
 
 
 def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store, relocation: Relocation,
@@ -141,7 +253,7 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
         return InputCheck(uri=item.uri, expected=item.sha256, actual=found, status=status,  # type: ignore[arg-type]
                           tasks=item.tasks, location=loc, note=note)
 
-    if here.sha256 == item.sha256:
+    if here.sha256 == item.sha256 and here.kind == item.kind:
         return check("ok", here.sha256, "as restored with the code")
     ref = _stored_blob(tasks, item.uri) if item.stored_copy else None
     if ref is not None and ref.stored_blob is not None:
@@ -149,7 +261,11 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
         restore_copy(store, ref.stored_blob, loc, ref.kind)
         here = hash_path(loc)
         if here.sha256 == item.sha256:
-            return check("restored", here.sha256, "restored from the copy stored at record time")
+            return check("restored", here.sha256, "restored from the copy stored at record time" + _written_note(item))
+    if _empty_folder(item):
+        _clear(loc)
+        os.makedirs(loc)
+        return check("restored", item.sha256, "recreated empty, as it was recorded" + _written_note(item))
     theirs = hash_path(original)
     if theirs.kind != "missing" and theirs.sha256 == item.sha256:
         _clear(loc)
@@ -160,6 +276,8 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
     # nothing has it as recorded: report what the user can see (their file), else the restored one
     actual = theirs.sha256 if theirs.kind != "missing" else (here.sha256 if here.kind != "missing" else None)
     if not allow_changed:
+        if item.written_by:
+            raise InputChanged.written_by_run(item.uri, item.sha256, actual, item.written_by)
         raise _refusal(item, actual)
     if here.kind == "missing" and theirs.kind != "missing":
         _copy(original, loc)  # run with the changed file, as --allow-changed-inputs asks
@@ -243,4 +361,4 @@ def _extract_tar(data: bytes, dest: str, digest: str) -> None:
                     fh.write(chunk)
 
 
-__all__ = ["external_inputs", "restore_copy", "verify_inputs"]
+__all__ = ["external_inputs", "mark_written", "restore_copy", "verify_inputs", "written_files"]

@@ -26,8 +26,11 @@ class PlannedInput(_M):
     #: it from the restored copy of the code, not from the user's tree (None: read in place)
     in_source: Optional[str] = None
     #: where it will come from: "in place", "source snapshot", "stored copy", "original path",
-    #: "missing" (nothing has it), or "" (decided after the code is restored)
+    #: "recreated empty", "missing" (nothing has it), or "" (decided after the code is restored)
     origin: str = ""
+    #: tasks of the run that wrote over it or into it (a folder they filled): its original path
+    #: holds what they wrote, not the state the run started from
+    written_by: list[str] = Field(default_factory=list)
 
 
 class PlannedTask(_M):

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import errors
+from .._hashing import EMPTY_TREE
 from .._values import has_opaque
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
 from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
-from ._inputs import external_inputs
+from ._inputs import external_inputs, mark_written
 from ._models import PlannedInput, PlannedTask, ReplayPlan
 from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
 from ._relocate import recorded_source_root, relative_to_root
@@ -190,7 +191,12 @@ def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str 
                 item.origin = "source snapshot"
             elif item.stored_copy:
                 item.origin = "stored copy"
-            elif os.path.exists(item.uri):
+            elif item.kind == "directory" and item.sha256 == EMPTY_TREE:
+                item.origin = "recreated empty"
+            elif item.written_by and not (names is None and not ctx.source.blob):
+                item.origin = "missing"
+                plan.problems.append(str(errors.InputChanged.written_by_run(item.uri, item.sha256, None, item.written_by)))
+            elif os.path.exists(item.uri) and not item.written_by:
                 item.origin = "original path"
             elif names is None and not ctx.source.blob:
                 item.origin = ""  # a commit restored with git archive: known once restored
@@ -204,6 +210,8 @@ def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str 
         elif item.stored_copy:
             item.origin = "stored copy"
             plan.risks.append(f"input {item.uri} is missing: it will be restored from the stored copy")
+        elif item.kind == "directory" and item.sha256 == EMPTY_TREE:
+            item.origin = "recreated empty"
         else:
             item.origin = "missing"
             plan.problems.append(f"input {item.uri} is missing and no copy was stored")
@@ -314,6 +322,7 @@ def prepare(
             plan.risks.append(f"the run was recorded in {rec.cwd}, outside its source root {root}: the replay runs "
                               "in the restored root, so relative paths may not mean the same files")
     plan.inputs = external_inputs(selected)
+    mark_written(plan.inputs, run.tasks)
     _plan_inputs(plan, ctx, store, root)
 
     # --- environment

@@ -172,7 +172,7 @@ def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: di
     """
     t = time.perf_counter()
     checks = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed,
-                           relocation=relocation)
+                           relocation=relocation, run_tasks=prepared.run.tasks)
     timings["verify_inputs"] = time.perf_counter() - t
     return checks
 
@@ -289,7 +289,8 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     partial = prepared.partial is not None
     pairs, extra = match_tasks(prepared.selected, new_tasks, dag_order(original), dag_order(new_run),
                                by_position=partial, relocation=relocation)
-    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation) for o, n in pairs]
+    written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
+    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written) for o, n in pairs]
     for n in extra:
         verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index,
                                     replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
