@@ -13,8 +13,13 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "replay_args": ["--allow-changed-inputs"],
       "backends": ["local", "s3"],        # stores to record into (default: local only)
       "runs": 1,                          # how many times to run flow.py before replaying the last run
-      "after_record": "python: Path('data/in.csv').write_text('changed')"   # optional, see below
+      "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
+      "env": {"REPROFLOW_STORE_INPUTS": "1"}   # extra environment for recording (python flow.py)
     }
+
+``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
+task). Files the shape's ``.gitignore`` ignores are copied into the repository but not committed
+(data that exists on disk before the run and is not part of the recorded source).
 
 ``after_record`` is one line of Python run in the repository after recording (a user editing a
 file), to check that replay notices.
