@@ -86,9 +86,12 @@ def import_cresp_cmd(
     else:
         console.print(f"[bold]{imp.experiment_name or '(unnamed experiment)'}[/] — CRESP {imp.cresp_version or '?'} "
                       f"({imp.dialect} dialect)")  # fmt: skip
-        for label, value in (("python", imp.python_version), ("os", imp.os), ("seed", imp.random_seed),
+        for label, value in (("authors", ", ".join(imp.authors) or None), ("date", imp.date),
+                             ("python", imp.python_version), ("os", imp.os), ("seed", imp.random_seed),
                              ("command", imp.command), ("repo", imp.repo), ("commit", imp.commit),
-                             ("environment file", imp.environment_file)):  # fmt: skip
+                             ("branch", imp.branch), ("project", imp.project_url),
+                             ("environment file", imp.environment_file),
+                             ("pyproject", ", ".join(sorted(imp.pyproject)) or None)):  # fmt: skip
             if value is not None:
                 console.print(f"  {label}: {value}")
         if imp.packages:

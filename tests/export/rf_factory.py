@@ -123,6 +123,8 @@ def make_run(
     output_dir: pathlib.Path | None = None,
     input_stored: bool = False,
     engine: str = "prefect",
+    argv: list[str] | None = None,
+    cwd: str = "/src/project",
 ) -> str:
     """Write a complete run into ``store`` and return its run id.
 
@@ -161,8 +163,8 @@ def make_run(
             parameters_hash=params_hash,
             started_at=started,
             context=ctx_blob,
-            cwd="/src/project",
-            argv=["flows/demo.py"],
+            cwd=cwd,
+            argv=["flows/demo.py"] if argv is None else argv,
             seed=seed,
             findings=run_findings or [],
             engine=engine,  # type: ignore[arg-type]

@@ -207,3 +207,195 @@ def test_cresp_data_inside_the_code_is_relative(store: Any) -> None:
     make_run(store, run_id=rid, tasks=[task])
     doc = tomli.loads(str(export_run(store, rid, "cresp")))
     assert [d["source"] for d in doc["data"]] == ["data/in.csv", "/mnt/shared/big.parquet"]
+
+
+# The layout of the protocol documentation's full example (cresp-format.md): author, email and
+# date at the top, [pyproject] with its own tables, [rproject] and [matproject], `random_seed`
+# written after [matproject] (so TOML puts it in that table), [virtualization] tables, and
+# `project_url` written last, after [virtualization.auto_scaling].
+PROTOCOL = '''\
+cresp_version = "1.0"
+author = "Ada Researcher"
+email = "ada@lab.example"
+date = "2026-02-01"
+
+experiment_name = "Leaf classifier"
+description = "Trains a small CNN"
+
+[hardware]
+CPU = "AMD EPYC, 32 cores"
+RAM = "64GB"
+
+[software]
+os = "Debian 12"
+
+[software.conda]
+environment_file = "environment.yml"
+channels = ["conda-forge"]
+
+[[software.packages]]
+name = "Python"
+version = "3.11.7"
+source = "pip"
+
+[pyproject]
+file = "pyproject.toml"
+
+[pyproject.build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[rproject]
+file = "DESCRIPTION"
+name = "r-leaf"
+
+[matproject]
+file = "matproject.json"
+name = "mat-leaf"
+
+random_seed = 777
+
+[[data]]
+name = "leaves"
+source = "data/leaves.csv"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+
+[execution]
+verify_script = "verify_env.py"
+command = "python train.py --epochs 3"
+
+[version]
+repo = "https://github.com/lab/leaf.git"
+commit = "0123456789abcdef0123456789abcdef01234567"
+
+[virtualization]
+vm_image = "debian-12.img"
+
+[virtualization.resources]
+cpu = "8"
+
+[virtualization.auto_scaling]
+enable = true
+
+project_url = "https://github.com/lab/leaf"
+'''
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in d.items():
+        out |= _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return out
+
+
+def test_import_keeps_what_the_protocol_example_says(tmp_path: pathlib.Path) -> None:
+    """The protocol's own layout imports without loss: the seed written after [matproject] and
+    the project URL written after [virtualization.auto_scaling] are read where TOML puts them;
+    authors, date, [software.conda] and [pyproject] are kept; whatever has no field
+    ([rproject], [matproject], [virtualization], conda channels) is listed as unmapped with its
+    value, so every key of the file is accounted for."""
+    path = tmp_path / "cresp.toml"
+    path.write_text(PROTOCOL)
+    imp = import_cresp(path)
+    assert imp.random_seed == 777
+    assert imp.project_url == "https://github.com/lab/leaf"
+    assert imp.authors == ["Ada Researcher <ada@lab.example>"] and imp.date == "2026-02-01"
+    assert imp.environment_file == "environment.yml"
+    assert imp.pyproject == {"file": "pyproject.toml", "build-system": {"requires": ["hatchling"],
+                                                                       "build-backend": "hatchling.build"}}  # fmt: skip
+    assert imp.command == "python train.py --epochs 3" and imp.commit and imp.repo
+    # a table none of which is read is listed whole, with its value
+    assert {"rproject", "matproject.file", "matproject.name", "software.conda.channels", "virtualization.vm_image",
+            "virtualization.resources", "virtualization.auto_scaling.enable"} == set(imp.unmapped)  # fmt: skip
+    assert imp.other["software.conda.channels"] == ["conda-forge"]
+    assert imp.other["rproject"] == {"file": "DESCRIPTION", "name": "r-leaf"}
+    mapped = {"cresp_version", "author", "email", "date", "experiment_name", "description", "hardware.CPU",
+              "hardware.RAM", "software.os", "software.conda.environment_file", "software.packages",
+              "pyproject.file", "pyproject.build-system.requires", "pyproject.build-system.build-backend",
+              "matproject.random_seed", "data", "execution.verify_script", "execution.command", "version.repo",
+              "version.commit", "virtualization.auto_scaling.project_url"}  # fmt: skip
+    unmapped = {leaf for leaf in _leaves(tomli.loads(PROTOCOL)) if any(leaf == u or leaf.startswith(u + ".") for u in imp.unmapped)}
+    assert _leaves(tomli.loads(PROTOCOL)) == mapped | unmapped and not mapped & unmapped
+
+
+def test_import_template_lists_what_it_does_not_map(tmp_path: pathlib.Path) -> None:
+    """The template dialect's keys without a field (conda version and channels, pip_config,
+    the dependency type, reproduction.description) are listed, not dropped."""
+    path = tmp_path / "cresp.toml"
+    path.write_text(TEMPLATE.replace("SHA", "0" * 64))
+    imp = import_cresp(path)
+    assert {"experiment.environment.software.conda.version", "experiment.environment.software.conda.channels",
+            "experiment.environment.software.python.pip_config", "experiment.environment.dependencies.type",
+            "reproduction.description"} <= set(imp.unmapped)  # fmt: skip
+    assert imp.other["experiment.environment.software.conda.channels"] == ["conda-forge"]
+
+
+def test_exported_folder_input_checks_ok(store: Any, tmp_path: pathlib.Path) -> None:
+    """A folder the run read is exported with its tree hash, and `import-cresp --check-data`
+    hashes it the same way: "ok", then "changed" when a file in it changes (it said "missing")."""
+    from rf_factory import T0, make_run
+
+    from reproflow._hashing import hash_local
+    from reproflow.records import TaskRecord
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.csv").write_text("1\n")
+    (shards / "b.csv").write_text("2\n")
+    ref = hash_local(shards)
+    assert ref.kind == "directory"
+    rid = "run-cresp-folder"
+    task = TaskRecord(run_id=rid, task_run_id="t", task_name="load", task_key="k", state="COMPLETED", started_at=T0,
+                      ended_at=T0, duration_s=0, parameters_hash="p", inputs=[ref])  # fmt: skip
+    make_run(store, run_id=rid, tasks=[task])
+    out = tmp_path / "cresp.toml"
+    export_run(store, rid, "cresp", out=out)
+    imp = import_cresp(out)
+    assert [c.status for c in imp.check_data()] == ["ok"]
+    assert run_cli(app, ["import-cresp", str(out), "--check-data"]) == 0
+    (shards / "b.csv").write_text("3\n")
+    assert [c.status for c in imp.check_data()] == ["changed"]
+
+
+def test_exported_command_is_what_was_run(store: Any) -> None:
+    """[execution] command is the recorded command line (script and arguments, from the
+    repository root), not the file the flow function lives in."""
+    from rf_factory import make_run
+
+    rid = make_run(store, entrypoint="flows/demo.py:demo_flow", argv=["/src/project/scripts/run_all.py", "--fast", "a b"])
+    doc = tomli.loads(str(export_run(store, rid, "cresp")))
+    assert doc["execution"]["command"] == "python scripts/run_all.py --fast 'a b'"
+    rid = make_run(store, argv=["run.py", "-n", "2"], cwd="/src/project/jobs")
+    doc = tomli.loads(str(export_run(store, rid, "cresp")))
+    assert doc["execution"]["command"] == "cd jobs && python run.py -n 2"
+    rid = make_run(store, argv=["-c"])  # nothing reusable: the flow's file
+    assert tomli.loads(str(export_run(store, rid, "cresp")))["execution"]["command"] == "python flows/demo.py"
+
+
+@pytest.mark.parametrize("hashed", [["rf-alpha"], ["rf-alpha", "rf-beta"]])
+def test_import_requirements_install_with_pip(tmp_path: pathlib.Path, hashed: list[str]) -> None:
+    """`import-cresp --requirements` writes a file real pip accepts: every line hashed when every
+    package has a hash, none when only some do (pip refuses a mix), and pip downloads exactly the
+    pinned wheels from a local index built here."""
+    import subprocess
+    import sys
+
+    from rf_factory import build_index
+
+    url, hashes = build_index(tmp_path / "index", {"rf-alpha": ["1.0", "1.1"], "rf-beta": ["2.0"]})
+    wheel = {"rf-alpha": "rf_alpha-1.0-py3-none-any.whl", "rf-beta": "rf_beta-2.0-py3-none-any.whl"}
+    body = "".join(
+        f'\n[[software.packages]]\nname = "{n}"\nversion = "{v}"\nsource = "pip"\n'
+        + (f'hash = "{hashes[wheel[n]]}"\n' if n in hashed else "")
+        for n, v in (("rf-alpha", "1.0"), ("rf-beta", "2.0"))
+    )
+    path = tmp_path / "cresp.toml"
+    path.write_text('cresp_version = "1.0"\nexperiment_name = "x"\n\n[software]\nos = "Linux"\n' + body)
+    req = tmp_path / "requirements.txt"
+    assert run_cli(app, ["import-cresp", str(path), "-r", str(req)]) == 0
+    lines = [ln for ln in req.read_text().splitlines() if ln and not ln.startswith("#")]
+    assert all(("--hash=" in ln) == (len(hashed) == 2) for ln in lines), lines
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--index-url", url,
+                           "-r", str(req), "-d", str(tmp_path / "dl")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(wheel.values())

@@ -19,12 +19,12 @@ What maps becomes fields; what does not is kept in ``unmapped`` so nothing is si
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from .._hashing import hash_local
 from ..errors import ExportError
 from ._common import ExportContext
 
@@ -108,11 +108,9 @@ def export_cresp(ctx: ExportContext) -> str:
     if data:
         doc["data"] = data
     execution: dict[str, Any] = {"verify_script": f"reproflow replay {rec.run_id} --dry-run"}
-    ep = ctx.entrypoint()
-    if ep is not None:
-        execution["command"] = f"python {ep[0]}"
-    elif rec.argv:
-        execution["command"] = " ".join(["python", *rec.argv])
+    command = _command(ctx)
+    if command:
+        execution["command"] = command
     doc["execution"] = execution
     git = ctx.context.git
     if git.available and git.commit:
@@ -125,6 +123,32 @@ def export_cresp(ctx: ExportContext) -> str:
         doc["version"] = version
     header = "".join(f"# {line}\n" for line in ctx.header_lines("cresp.toml"))
     return header + _render(doc)
+
+
+def _command(ctx: ExportContext) -> str | None:
+    """The command line that was run, from the repository root where cresp.toml sits: the
+    recorded argv (``python <script> <args>``, or a console script by name), else the flow's file
+    when the argv says nothing reusable (``python -c``, an interactive session)."""
+    import shlex
+
+    rec = ctx.run.record
+    argv = list(rec.argv)
+    cwd = rec.cwd
+    prefix = ""
+    if cwd:
+        rel_cwd = ctx.relative_to_root(cwd)
+        if rel_cwd not in (None, "."):
+            prefix = f"cd {shlex.quote(rel_cwd)} && "
+    if argv and argv[0] not in ("", "-c", "-"):
+        first = argv[0]
+        if os.path.isabs(first) and cwd:
+            inside = os.path.relpath(first, cwd)
+            first = inside if not inside.startswith(os.pardir) else first
+        if first.endswith(".py"):
+            return prefix + shlex.join(["python", first, *argv[1:]])
+        return prefix + shlex.join([os.path.basename(first), *argv[1:]])
+    ep = ctx.entrypoint()
+    return f"python {shlex.quote(ep[0])}" if ep is not None else None
 
 
 def _render(doc: dict[str, Any]) -> str:
@@ -163,7 +187,7 @@ class CrespPackage(BaseModel):
     hash: Optional[str] = None
     url: Optional[str] = None
 
-    def requirement(self) -> Optional[str]:
+    def requirement(self, *, with_hash: bool = True) -> Optional[str]:
         """A pip requirement for Python packages (None for Python itself or non-pip sources)."""
         if self.name.lower() == "python":
             return None
@@ -172,9 +196,15 @@ class CrespPackage(BaseModel):
         if self.source not in (None, "pip", "pypi", "uv") or not self.version:
             return None
         line = f"{self.name}=={self.version}"
-        if self.hash and len(self.hash) == 64:
-            line += f" --hash=sha256:{self.hash}"
+        if with_hash and self.sha256:
+            line += f" --hash=sha256:{self.sha256}"
         return line
+
+    @property
+    def sha256(self) -> Optional[str]:
+        """The hash as a sha256 hex digest, where it is one."""
+        h = (self.hash or "").lower().removeprefix("sha256:")
+        return h if len(h) == 64 and all(c in "0123456789abcdef" for c in h) else None
 
 
 class CrespData(BaseModel):
@@ -213,14 +243,29 @@ class CrespImport(BaseModel):
     repo: Optional[str] = None
     commit: Optional[str] = None
     environment_file: Optional[str] = None
-    unmapped: list[str] = Field(default_factory=list)  #: top-level keys not read
+    authors: list[str] = Field(default_factory=list)  #: "Name <email>"
+    date: Optional[str] = None
+    project_url: Optional[str] = None
+    branch: Optional[str] = None
+    pyproject: dict[str, Any] = Field(default_factory=dict)  #: the [pyproject] table as written
+    #: every key no field above holds, by dotted path (``software.conda.channels``), with its value
+    other: dict[str, Any] = Field(default_factory=dict)
+    unmapped: list[str] = Field(default_factory=list)  #: the dotted paths of ``other``
 
     def requirements(self) -> str:
-        """A requirements.txt of the pip packages it pins (hashes kept where given)."""
+        """A requirements.txt of the pip packages it pins, with hashes only if every line can
+        have one: pip refuses a file that mixes hashed and unhashed requirements."""
         lines = [f"# from {os.path.basename(self.path)} ({self.dialect} dialect of CRESP)"]
         if self.python_version:
             lines.append(f"# Python {self.python_version}")
-        lines += [r for p in self.packages if (r := p.requirement())]
+        pinned = [p for p in self.packages if p.requirement(with_hash=False)]
+        hashed = bool(pinned) and all(p.sha256 and p.requirement() != p.requirement(with_hash=False) for p in pinned)
+        if not hashed and any(p.sha256 for p in pinned):
+            missing = [p.name for p in pinned if not p.sha256 or p.requirement() == p.requirement(with_hash=False)]
+            lines.append(f"# hashes left out: {len(missing)} of {len(pinned)} packages have none "
+                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}), and pip "
+                         "refuses a file that mixes hashed and unhashed lines")  # fmt: skip
+        lines += [str(p.requirement(with_hash=hashed)) for p in pinned]
         return "\n".join(lines) + "\n"
 
     def check_data(self, root: str | os.PathLike[str] | None = None) -> list[DataCheck]:
@@ -235,14 +280,10 @@ class CrespImport(BaseModel):
             path = path if os.path.isabs(path) else os.path.join(base, path)
             if not d.sha256:
                 out.append(DataCheck(source=d.source, path=path, status="no-hash"))
-            elif not os.path.isfile(path):
+            elif not os.path.exists(path):
                 out.append(DataCheck(source=d.source, path=path, expected=d.sha256, status="missing"))
-            else:
-                h = hashlib.sha256()
-                with open(path, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-                actual = h.hexdigest()
+            else:  # a folder hashes as reproflow's tree hash, as the export wrote it
+                actual = str(hash_local(path).sha256)
                 status: Literal["ok", "changed"] = "ok" if actual == d.sha256.lower() else "changed"
                 out.append(DataCheck(source=d.source, path=path, expected=d.sha256, actual=actual, status=status))
         return out
@@ -315,10 +356,49 @@ def _int(v: Any) -> Optional[int]:
         return None
 
 
+def _find(d: dict[str, Any], key: str) -> tuple[Any, Optional[str]]:
+    """(value, dotted path) of ``key`` at the top level, else in whichever table holds it.
+
+    A TOML key written after a table header belongs to that table: the protocol's own example
+    writes ``random_seed`` after ``[matproject]`` and ``project_url`` after
+    ``[virtualization.auto_scaling]``, so they parse as keys of those tables."""
+    if key in d:
+        return d[key], key
+    stack: list[tuple[str, dict[str, Any]]] = [(k, v) for k, v in d.items() if isinstance(v, dict)]
+    while stack:
+        prefix, table = stack.pop(0)
+        if key in table and not isinstance(table[key], dict):
+            return table[key], f"{prefix}.{key}"
+        stack += [(f"{prefix}.{k}", v) for k, v in table.items() if isinstance(v, dict)]
+    return None, None
+
+
+def _leftover(d: dict[str, Any], read: set[str], prefix: str = "") -> dict[str, Any]:
+    """Everything in ``d`` whose dotted path is not in ``read`` (nor under a path in it)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if path in read:
+            continue
+        if isinstance(value, dict) and any(r.startswith(path + ".") for r in read):
+            out.update(_leftover(value, read, path + "."))
+        elif value not in (None, "", [], {}):
+            out[path] = value
+    return out
+
+
+def _author(name: Any, email: Any) -> Optional[str]:
+    name, email = _str(name), _str(email)
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email
+
+
 def _from_docs(d: dict[str, Any], path: str) -> CrespImport:
-    known = {"cresp_version", "author", "email", "date", "experiment_name", "description", "hardware",
-             "software", "pyproject", "rproject", "matproject", "random_seed", "data", "execution",
-             "version", "virtualization", "project_url"}  # fmt: skip
+    read = {"cresp_version", "author", "email", "date", "experiment_name", "description", "hardware",
+            "software.os", "software.packages", "software.conda.environment_file", "pyproject", "data",
+            "execution.command", "execution.verify_script", "version.repo", "version.commit",
+            "version.branch"}  # fmt: skip
     software = d.get("software", {}) or {}
     packages = [
         CrespPackage(name=str(p.get("name")), version=_str(p.get("version")), source=_str(p.get("source")),
@@ -335,13 +415,19 @@ def _from_docs(d: dict[str, Any], path: str) -> CrespImport:
     ]
     execution = d.get("execution", {}) or {}
     version = d.get("version", {}) or {}
+    seed, seed_at = _find(d, "random_seed")
+    url, url_at = _find(d, "project_url")
+    read |= {p for p in (seed_at, url_at) if p}
+    conda = software.get("conda", {}) if isinstance(software.get("conda"), dict) else {}
+    author = _author(d.get("author"), d.get("email"))
+    other = _leftover(d, read)
     return CrespImport(
         dialect="docs",
         path=path,
         cresp_version=_str(d.get("cresp_version")),
         experiment_name=_str(d.get("experiment_name")),
         description=_str(d.get("description")),
-        random_seed=_int(d.get("random_seed")),
+        random_seed=_int(seed),
         python_version=py,
         os=_str(software.get("os")),
         hardware={k: v for k, v in (d.get("hardware") or {}).items()},
@@ -351,7 +437,14 @@ def _from_docs(d: dict[str, Any], path: str) -> CrespImport:
         verify_script=_str(execution.get("verify_script")),
         repo=_str(version.get("repo")),
         commit=_str(version.get("commit")),
-        unmapped=sorted(k for k in d if k not in known),
+        branch=_str(version.get("branch")),
+        environment_file=_str(conda.get("environment_file")),
+        authors=[author] if author else [],
+        date=_str(d.get("date")),
+        project_url=_str(url),
+        pyproject=dict(d.get("pyproject") or {}),
+        other=other,
+        unmapped=sorted(other),
     )
 
 
@@ -379,10 +472,18 @@ def _from_template(d: dict[str, Any], path: str) -> CrespImport:
     execution = d.get("execution", {}) or {}
     deps = (env.get("dependencies", {}) or {}).get("package_manager", {}) or {}
     hardware = {k: v for k, v in (env.get("hardware", {}) or {}).items() if v not in ("", [], {})}
-    known = {"cresp_version", "repo_url", "doc_url", "paper_url", "experiment", "datasets", "execution",
-             "data_preprocessing", "environment_verification", "cloud_deployment", "troubleshooting",
-             "reproduction"}  # fmt: skip
+    read = {"cresp_version", "repo_url", "experiment.name", "experiment.description", "experiment.authors",
+            "experiment.environment.hardware", "experiment.environment.system.os",
+            "experiment.environment.system.packages", "experiment.environment.software.conda.packages",
+            "experiment.environment.software.python.version", "datasets", "execution.main_command",
+            "execution.command", "execution.verify_script", "environment_verification.verify_script",
+            "reproduction.random_seed"}  # fmt: skip
+    env_file = deps.get("lock_file") or deps.get("config_file")
+    if env_file:
+        read.add("experiment.environment.dependencies.package_manager." + ("lock_file" if deps.get("lock_file") else "config_file"))
     verify = execution.get("verify_script") or (d.get("environment_verification", {}) or {}).get("verify_script")
+    authors = [a for x in exp.get("authors", []) or [] if isinstance(x, dict) and (a := _author(x.get("name"), x.get("email")))]
+    other = _leftover(d, read)
     return CrespImport(
         dialect="template",
         path=path,
@@ -398,8 +499,10 @@ def _from_template(d: dict[str, Any], path: str) -> CrespImport:
         command=_str(execution.get("main_command") or execution.get("command")),
         verify_script=_str(verify),
         repo=_str(d.get("repo_url")),
-        environment_file=_str(deps.get("lock_file") or deps.get("config_file")),
-        unmapped=sorted(k for k in d if k not in known),
+        environment_file=_str(env_file),
+        authors=authors,
+        other=other,
+        unmapped=sorted(other),
     )
 
 
@@ -415,7 +518,10 @@ def _from_yaml(d: dict[str, Any], path: str) -> CrespImport:
                 method = str(o.get("hash_method") or "sha256").lower()
                 data.append(CrespData(name=_str(stage.get("id")), source=str(o["path"]),
                                       sha256=_str(o.get("hash")) if method == "sha256" else None))  # fmt: skip
-    known = {"version", "metadata", "environment", "stages", "reproduction"}
+    read = {"version", "metadata.title", "metadata.description", "metadata.authors", "environment.file",
+            "stages", "reproduction.random_seed"}  # fmt: skip
+    authors = [a for x in meta.get("authors", []) or [] if isinstance(x, dict) and (a := _author(x.get("name"), x.get("email")))]
+    other = _leftover(d, read)
     return CrespImport(
         dialect="yaml",
         path=path,
@@ -425,7 +531,9 @@ def _from_yaml(d: dict[str, Any], path: str) -> CrespImport:
         random_seed=_int((d.get("reproduction", {}) or {}).get("random_seed")),
         data=data,
         environment_file=_str(env.get("file")),
-        unmapped=sorted(k for k in d if k not in known),
+        authors=authors,
+        other=other,
+        unmapped=sorted(other),
     )
 
 
