@@ -297,10 +297,11 @@ def test_replay_flow_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch
                                            prefect_api: str) -> None:
     """The replay as a Prefect flow (what the deployment runs): the full replay ends Failed with
     `draw` in its message and the verdict as data; `task="draw_seeded"` ends Completed; each
-    leaves a `reproflow-replay` markdown artifact with the verdict table."""
+    leaves a `reproflow-verdicts` table artifact (task, map index, verdict, outputs, cause) and
+    the plan as a `reproflow-replay-plan` markdown artifact."""
     import httpx
 
-    from reproflow.replay._flow import replay_flow
+    from reproflow.flows import replay_flow
 
     monkeypatch.delenv("REPROFLOW_SEED", raising=False)
     failed = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, return_state=True)
@@ -314,22 +315,29 @@ def test_replay_flow_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch
     assert ok.result()["verdict"] == "reproduced"
 
     # the client's read_artifacts sends nulls this server version refuses: post the filter directly
-    found = httpx.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["reproflow-replay"]}}},
+    found = httpx.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["reproflow-verdicts"]}}},
                        timeout=30).json()
     runs = {a["flow_run_id"]: a["data"] for a in found}
     assert str(failed.state_details.flow_run_id) in runs and str(ok.state_details.flow_run_id) in runs
-    table = runs[str(failed.state_details.flow_run_id)]
-    assert "| draw | differs |" in table and "| draw_seeded | reproduced |" in table
+    rows = runs[str(failed.state_details.flow_run_id)]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    verdict_of = {r["task"]: r["verdict"] for r in rows}
+    assert verdict_of["draw"] == "differs" and verdict_of["draw_seeded"] == "reproduced"
+    assert set(rows[0]) == {"task", "map_index", "verdict", "outputs", "result", "cause"}
+    plans = httpx.post(f"{prefect_api}/artifacts/filter",
+                       json={"artifacts": {"key": {"any_": ["reproflow-replay-plan"]}}}, timeout=30).json()
+    plan = {a["flow_run_id"]: a["data"] for a in plans}[str(failed.state_details.flow_run_id)]
+    assert "replay plan" in plan and recorded["run_id"] in plan
 
 
 def test_replay_flow_twice_runs_the_probe_on_the_prefect_engine(recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                                  prefect_api: str) -> None:
     """replay_flow(twice=True) is the determinism probe as a Prefect flow: Failed naming the
     unseeded `draw` (nondeterministic, with two new runs), Completed for `draw_seeded` alone;
-    each leaves a `reproflow-probe` markdown artifact with the probe table."""
+    each leaves a `reproflow-probe` table artifact with a row per task run."""
     import httpx
 
-    from reproflow.replay._flow import replay_flow
+    from reproflow.flows import replay_flow
 
     monkeypatch.delenv("REPROFLOW_SEED", raising=False)
     failed = replay_flow(run_id=recorded["run_id"], store=str(recorded["store"]), in_place=True, twice=True,
@@ -348,4 +356,7 @@ def test_replay_flow_twice_runs_the_probe_on_the_prefect_engine(recorded: dict[s
                        timeout=30).json()
     runs = {a["flow_run_id"]: a["data"] for a in found}
     assert str(failed.state_details.flow_run_id) in runs and str(ok.state_details.flow_run_id) in runs
-    assert "| draw | nondeterministic | differs |" in runs[str(failed.state_details.flow_run_id)]
+    rows = runs[str(failed.state_details.flow_run_id)]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    draw = next(r for r in rows if r["task"] == "draw")
+    assert draw["verdict"] == "nondeterministic" and draw["run 1 vs run 2"] == "differs"

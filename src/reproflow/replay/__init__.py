@@ -1,8 +1,8 @@
 """Replay a recorded run: rebuild its environment with uv, re-execute it, compare its outputs.
 
 ``reproflow replay RUN_ID`` on the command line, :func:`replay` from Python, and
-:func:`reproflow.replay._flow.replay_flow` as a Prefect flow (deployable from
-``deployments/prefect.yaml``). ``reproflow probe RUN_ID`` / :func:`probe` run a recorded flow
+:func:`reproflow.flows.replay_flow` as a Prefect flow (deployable by the module entrypoint
+``reproflow.flows:replay_flow``). ``reproflow probe RUN_ID`` / :func:`probe` run a recorded flow
 twice in one environment and name the tasks that are nondeterministic by themselves. See
 docs/replay.md.
 
