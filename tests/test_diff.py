@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_diff_names_exactly_the_three_changes(store: Store, tmp_path: pathlib.Pa
     lines = diff.differences(include_derived=True)
     assert len(lines) == 3
     assert lines[0].startswith(f"package {name}: ")  # packages first
-    assert lines[1] == "parameters label: 'x' -> 'y'"
+    assert lines[1] == "flow parameter label: 'x' -> 'y'"
     assert lines[2].startswith("task load input ")
     assert not (diff.python or diff.os or diff.hardware or diff.git or diff.env_vars)
 
@@ -102,7 +103,7 @@ def test_derived_task_changes_are_marked(store: Store, tmp_path: pathlib.Path) -
     param = next(c for c in train.changes if c.key == "parameter n")
     assert param.derived
     roots = diff.differences()
-    assert "parameters n: 3 -> 4" in roots and not any("train parameter" in r for r in roots)
+    assert "flow parameter n: 3 -> 4" in roots and not any("train parameter" in r for r in roots)
 
 
 def test_map_tasks_match_by_index(store: Store, tmp_path: pathlib.Path) -> None:
@@ -165,3 +166,116 @@ def test_intermediate_files_follow_from_the_task_that_wrote_them(store: Store) -
     assert [(c.key, c.derived) for c in clean.changes] == [("input /w/raw.csv", False), ("output /w/clean.csv", True)]
     stats = next(t for t in diff.tasks if t.task == "stats")
     assert [(c.key, c.derived) for c in stats.changes] == [("input /w/clean.csv", True)]
+
+
+# ------------------------------------------------------------------ real recorded runs
+PIPE = '''"""Scale a flow parameter's items by another (mapped), sum them, describe the sum."""
+import json
+import sys
+
+from prefect import flow, unmapped
+
+from reproflow import repro_task
+
+
+@repro_task
+def scale(x: int, n: int) -> int:
+    return x * n
+
+
+@repro_task
+def total(ys: list[int]) -> int:
+    return sum(ys)
+
+
+@repro_task
+def describe(t: int) -> str:
+    return f"total {t}"
+
+
+@flow
+def pipe(xs: list[int], n: int = 3) -> str:
+    return describe(total(scale.map(xs, n=unmapped(n))))
+
+
+if __name__ == "__main__":
+    pipe(**json.loads(sys.argv[1]))
+'''
+
+
+def _git(repo: pathlib.Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def _record(repo: pathlib.Path, store_url: str, api: dict[str, str], params: dict[str, Any]) -> str:
+    """``python flow.py PARAMS`` in ``repo``; the id of the one run it added to the store."""
+    import os
+    import subprocess
+
+    before = set(Store(store_url).run_ids()) if pathlib.Path(store_url).exists() else set()
+    env = {**os.environ, **api, "REPROFLOW_STORE": store_url, "REPROFLOW_ARTIFACTS": "off"}
+    proc = subprocess.run([sys.executable, "flow.py", json.dumps(params)], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (new,) = set(Store(store_url).run_ids()) - before
+    return new
+
+
+@pytest.fixture(scope="module")
+def recorded(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three real runs of one git repository: A (xs=[1, 2, 3], n=3); B, the same code with both
+    flow parameters changed (xs=[1, 2, 5], n=4); C, A's parameters after a commit that changed the
+    bodies of `scale` (mapped) and `total`, and added a line at the top of the file (so `describe`
+    only moved: Prefect's task_key of every task changed)."""
+    repo = tmp_path_factory.mktemp("pipe")
+    store_url = str(tmp_path_factory.mktemp("pipe-store") / "store")
+    (repo / "flow.py").write_text(PIPE)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "pipe")
+    a = _record(repo, store_url, prefect_api_env, {"xs": [1, 2, 3], "n": 3})
+    b = _record(repo, store_url, prefect_api_env, {"xs": [1, 2, 5], "n": 4})
+    edited = PIPE.replace("    return x * n\n", "    return x * n + 1\n").replace("return sum(ys)", "return 2 * sum(ys)")
+    (repo / "flow.py").write_text("# scale by n, plus one\n" + edited)
+    _git(repo, "commit", "-qam", "scale: plus one; total: doubled")
+    c = _record(repo, store_url, prefect_api_env, {"xs": [1, 2, 3], "n": 3})
+    return {"store": Store(store_url), "a": a, "b": b, "c": c}
+
+
+@pytest.mark.slow
+def test_changed_task_source_pairs_the_tasks_and_names_the_function(recorded: dict[str, Any]) -> None:
+    """A task whose code changed between two runs (a mapped one too) is paired with itself, not
+    listed as "only in run A" and "only in run B"; the root cause is "source changed", naming the
+    function; a function that only moved (its task_key changed) is not reported; what the new
+    code computed differently downstream follows from it."""
+    store = recorded["store"]
+    ra, rc = store.load_run(recorded["a"]), store.load_run(recorded["c"])
+    key = {t.task_name: t.task_key for t in ra.final_tasks()}
+    assert all(key[t.task_name] != t.task_key for t in rc.final_tasks())  # Prefect's key moved for all three
+    diff = diff_runs(store, recorded["a"], recorded["c"])
+    assert all(t.status == "changed" for t in diff.tasks), [(t.task, t.status) for t in diff.tasks]
+    assert sorted(t.task for t in diff.tasks) == ["describe", "scale[0]", "scale[1]", "scale[2]", "total"]
+    roots = diff.differences()
+    assert roots[1:] == ["source flow.py:scale: changed (+1 -1 lines)", "source flow.py:total: changed (+1 -1 lines)"]
+    assert roots[0].startswith("git commit: ") and len(roots) == 3, roots
+    scale = next(t for t in diff.tasks if t.task == "scale[2]")
+    assert [(c.key, c.derived) for c in scale.changes] == [("source", True), ("return", True)]
+    assert scale.changes[0].note == "the source of flow.py:scale"
+    describe = next(t for t in diff.tasks if t.task == "describe")
+    assert [c.key for c in describe.changes] == ["parameter t", "return"] and all(c.derived for c in describe.changes)
+
+
+@pytest.mark.slow
+def test_task_parameters_fed_by_a_flow_parameter_blame_the_flow_parameter(recorded: dict[str, Any]) -> None:
+    """Task parameters whose values are a changed flow parameter (`n`, passed unmapped) or an item
+    of one (`xs`, mapped over) follow from it: the root causes are the two flow parameters, named
+    as such, and no task parameter."""
+    diff = diff_runs(recorded["store"], recorded["a"], recorded["b"])
+    assert diff.differences() == ["flow parameter n: 3 -> 4", "flow parameter xs: [1, 2, 3] -> [1, 2, 5]"]
+    scale = {t.task: {c.key: c for c in t.changes} for t in diff.tasks if t.task.startswith("scale")}
+    assert scale["scale[2]"]["parameter x"].derived and scale["scale[2]"]["parameter x"].note == "flow parameter xs"
+    assert all(s["parameter n"].note == "flow parameter n" for s in scale.values())
+    assert "parameter x" not in scale["scale[0]"] and not diff.sources

@@ -1,15 +1,17 @@
 """What changed between two runs, grouped and ordered most-relevant first.
 
 Sections, in order: packages (added, removed, changed), Python, OS, hardware and driver, git
-(commit and uncommitted diff), flow parameters, environment variables (redacted ones compared by
-their keyed fingerprint), then per task the parameters, inputs, outputs and return hashes that
-differ. Tasks are matched by ``(task_key, task_name)`` and then ``map_index``, or their order
-among runs of the same task.
+(commit and uncommitted diff), the source of task functions that changed, flow parameters,
+environment variables (redacted ones compared by their keyed fingerprint), then per task the
+parameters, inputs, outputs and return hashes that differ. Tasks are matched by name and
+function (``module:qualname``), then ``map_index``, or their order among runs of the same task:
+never by Prefect's ``task_key``, which changes with the function's code (and its line number).
 
 What identifies a run rather than describes it (run ids, task-run ids, timestamps, durations,
 pids, host names, interpreter paths) is never compared. A task difference that follows from
-another one (a parameter fed by a changed flow parameter or by a changed upstream result, an
-output of a task whose inputs changed) is kept but marked ``derived``, so
+another one (a parameter fed by a changed flow parameter, or by an item of one that was mapped
+over, or by a changed upstream result; an output of a task whose inputs or source changed) is
+kept but marked ``derived``, so
 :meth:`RunDiff.differences` names root causes only.
 """
 
@@ -21,6 +23,7 @@ from typing import Any, Literal, Optional
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, Field
 
+from ._task_source import SnapshotReader, changed_lines
 from ._values import from_typed_json, has_opaque, stable_hash
 from .records import DataRef, Distribution, Environment, Run, TaskRecord
 from .store import Store
@@ -42,8 +45,11 @@ class Change(BaseModel):
     b: Any = None
     derived: bool = False  #: follows from another change listed in this diff
     note: Optional[str] = None
+    text: Optional[str] = None  #: says the change in words, instead of "a -> b"
 
     def describe(self) -> str:
+        if self.text is not None:
+            return f"{self.key}: {self.text}"
         if self.a is None:
             return f"{self.key}: added {self.b!r}"
         if self.b is None:
@@ -69,6 +75,7 @@ class TaskDiff(BaseModel):
 class Section(BaseModel):
     name: str
     title: str
+    prefix: str = ""  #: how a line of :meth:`RunDiff.differences` names the section (default: name)
     changes: list[Change] = Field(default_factory=list)
 
 
@@ -82,6 +89,8 @@ class RunDiff(BaseModel):
     os: list[Change] = Field(default_factory=list)
     hardware: list[Change] = Field(default_factory=list)
     git: list[Change] = Field(default_factory=list)
+    #: task functions whose source changed (key "file.py:qualname"), read from the runs' snapshots
+    sources: list[Change] = Field(default_factory=list)
     parameters: list[Change] = Field(default_factory=list)
     env_vars: list[Change] = Field(default_factory=list)
     tasks: list[TaskDiff] = Field(default_factory=list)
@@ -97,7 +106,8 @@ class RunDiff(BaseModel):
             Section(name="os", title="Operating system", changes=self.os),
             Section(name="hardware", title="Hardware and driver", changes=self.hardware),
             Section(name="git", title="Code (git)", changes=self.git),
-            Section(name="parameters", title="Flow parameters", changes=self.parameters),
+            Section(name="sources", title="Task source", prefix="source", changes=self.sources),
+            Section(name="parameters", title="Flow parameters", prefix="flow parameter", changes=self.parameters),
             Section(name="env_vars", title="Environment variables", changes=self.env_vars),
         ]
 
@@ -112,7 +122,7 @@ class RunDiff(BaseModel):
             else:
                 out.append(f"package {p.name}: {p.a} -> {p.b}")
         for s in self.sections():
-            out += [f"{s.name} {c.describe()}" for c in s.changes if include_derived or not c.derived]
+            out += [f"{s.prefix or s.name} {c.describe()}" for c in s.changes if include_derived or not c.derived]
         for t in self.tasks:
             if t.status != "changed":
                 out.append(f"task {t.task}: only in run {'A' if t.status == 'only_a' else 'B'}")
@@ -180,31 +190,67 @@ def _env_vars(a: Environment, b: Environment, ignore: frozenset[str]) -> list[Ch
 
 
 def _task_label(t: TaskRecord, occurrence: int) -> str:
-    if t.map_index is not None:
-        return f"{t.task_name}[{t.map_index}]"
-    return t.task_name if occurrence == 0 else f"{t.task_name}#{occurrence + 1}"
+    base = t.task_name if t.map_index is None else f"{t.task_name}[{t.map_index}]"
+    return base if occurrence == 0 else f"{base}#{occurrence + 1}"
+
+
+def _qual(t: TaskRecord) -> str:
+    return (t.function or "").partition(":")[2] or t.task_name
 
 
 def _match_tasks(a: Run, b: Run) -> list[tuple[str, Optional[TaskRecord], Optional[TaskRecord]]]:
+    """Pair the task runs of two runs by task name and function qualname (stable when the code
+    changes, unlike ``task_key``), then map index, then order among runs of the same key."""
+
     def keyed(run: Run) -> dict[tuple[Any, ...], tuple[str, TaskRecord]]:
-        seen: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[Any, ...], int] = {}
         out: dict[tuple[Any, ...], tuple[str, TaskRecord]] = {}
         for t in run.final_tasks():
-            base = (t.task_key, t.task_name)
-            if t.map_index is not None:
-                key: tuple[Any, ...] = (*base, "map", t.map_index)
-                label = _task_label(t, 0)
-            else:
-                n = seen.get(base, 0)
-                seen[base] = n + 1
-                key = (*base, "seq", n)
-                label = _task_label(t, n)
-            out[key] = (label, t)
+            base = (t.task_name, _qual(t), t.map_index)
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out[(*base, n)] = (_task_label(t, n), t)
         return out
 
     ka, kb = keyed(a), keyed(b)
     order = list(ka) + [k for k in kb if k not in ka]
     return [(ka.get(k, kb.get(k))[0], ka.get(k, (None, None))[1], kb.get(k, (None, None))[1]) for k in order]  # type: ignore[index]
+
+
+def _sources(pairs: list[tuple[str, Optional[TaskRecord], Optional[TaskRecord]]],
+             readers: Optional[tuple[SnapshotReader, SnapshotReader]]) -> tuple[list[Change], dict[str, str]]:  # fmt: skip
+    """The task functions whose source changed, and for each task run of B that ran one, its label.
+
+    The definitions are read from each run's stored source snapshot and compared by syntax tree.
+    Without a snapshot on either side, a changed ``task_key`` (Prefect's hash of the code object)
+    is the only sign, and the change says so.
+    """
+    changes: dict[str, Change] = {}
+    by_task: dict[str, str] = {}
+    done: dict[tuple[Any, ...], Optional[str]] = {}
+    for _, x, y in pairs:
+        if x is None or y is None:
+            continue
+        key = (x.function, x.function_file, x.task_key, y.function, y.function_file, y.task_key)
+        if key not in done:
+            done[key] = None
+            fa = readers[0].function(x) if readers else None
+            fb = readers[1].function(y) if readers else None
+            if fa is not None and fb is not None:
+                if fa.digest != fb.digest:
+                    added, removed = changed_lines(fa.text, fb.text)
+                    done[key] = fb.label
+                    what = f"changed (+{added} -{removed} lines)"
+                    changes.setdefault(fb.label, Change(key=fb.label, a=fa.digest[:12], b=fb.digest[:12], note=what,
+                                                        text=what))  # fmt: skip
+            elif x.task_key != y.task_key:
+                label = (fb or fa).label if (fb or fa) is not None else (y.function or y.task_name)  # type: ignore[union-attr]
+                done[key] = label
+                what = "code changed (Prefect's code hash differs; no stored source to compare, so it may only have moved)"
+                changes.setdefault(label, Change(key=label, a=x.task_key, b=y.task_key, note=what, text=what))
+        if done[key] is not None:
+            by_task[y.task_run_id] = done[key]  # type: ignore[assignment]
+    return list(changes.values()), by_task
 
 
 def _ref_key(r: DataRef) -> tuple[str, str]:
@@ -251,52 +297,75 @@ def _refs(xs: list[DataRef], ys: list[DataRef], what: str, derived: bool,
     return unique
 
 
-def _flow_param_hashes(run: Run) -> dict[str, Optional[str]]:
-    out: dict[str, Optional[str]] = {}
+def _flow_param_hashes(run: Run) -> dict[str, set[str]]:
+    """Per flow parameter, the hashes a task parameter fed by it can have: the value's own, and
+    each item's when it is a list or tuple (a task mapped over it gets one item per run)."""
+    out: dict[str, set[str]] = {}
     for k, v in run.record.parameters.items():
-        out[k] = None if has_opaque(v) else stable_hash(from_typed_json(v))
+        if has_opaque(v):
+            continue
+        value = from_typed_json(v)
+        hashes = {stable_hash(value)}
+        if isinstance(value, (list, tuple)):
+            hashes |= {stable_hash(item) for item in value}
+        out[k] = {h for h in hashes if h is not None}
     return out
 
 
-def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[Any, Any]]) -> list[TaskDiff]:
+def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[str]]],
+           pairs: list[tuple[str, Optional[TaskRecord], Optional[TaskRecord]]],
+           source_changed: dict[str, str]) -> list[TaskDiff]:  # fmt: skip
     out: list[TaskDiff] = []
     changed_results: set[str] = set()  # task_run_ids (of run B) whose result changed
+    # (hash in A, hash in B) of every changed result: a parameter that changed from one to the other
+    # was that task's result, passed on (Prefect records no edge for small ints, None, booleans)
+    changed_values: set[tuple[Optional[str], Optional[str]]] = set()
     produced = ({r.sha256 for t in a.final_tasks() for r in t.outputs if r.sha256},
                 {r.sha256 for t in b.final_tasks() for r in t.outputs if r.sha256})  # fmt: skip
-    for label, x, y in _match_tasks(a, b):
+    for label, x, y in pairs:
         if x is None or y is None:
             out.append(TaskDiff(task=label, status="only_b" if x is None else "only_a"))
             continue
         changes: list[Change] = []
+        source = source_changed.get(y.task_run_id)
+        if source is not None:
+            changes.append(Change(key="source", a=x.task_key, b=y.task_key, derived=True, text="changed",
+                                  note=f"the source of {source}"))  # fmt: skip
         if x.state != y.state:
-            changes.append(Change(key="state", a=x.state, b=y.state))
+            changes.append(Change(key="state", a=x.state, b=y.state, derived=source is not None))
         cause = False
         for p in sorted(set(x.parameter_hashes) | set(y.parameter_hashes)):
             hx, hy = x.parameter_hashes.get(p), y.parameter_hashes.get(p)
             if hx == hy:
                 continue
-            explained = any(
-                hx == fa and hy == fb for fa, fb in changed_flow_params.values()
-            ) or any(u in changed_results for u in y.upstream.get(p, []))
+            # the flow parameters it may have come from: its own name first, then in order
+            fed = sorted((k for k, (fa, fb) in changed_flow_params.items() if hx in fa and hy in fb), key=lambda k: k != p)
+            from_flow = " or ".join(fed) if fed else None
+            explained = (from_flow is not None or any(u in changed_results for u in y.upstream.get(p, []))
+                         or (hx, hy) in changed_values)  # fmt: skip
             cause = cause or not explained
             vx = x.parameters.get(p)
             vy = y.parameters.get(p)
             changes.append(Change(key=f"parameter {p}", a=_short(vx) if vx is not None else hx,
-                                  b=_short(vy) if vy is not None else hy, derived=explained))  # fmt: skip
+                                  b=_short(vy) if vy is not None else hy, derived=explained,
+                                  note=f"flow parameter {from_flow}" if from_flow is not None else None))  # fmt: skip
         inputs = _refs(x.inputs, y.inputs, "input", derived=False, produced=produced)
         cause = cause or any(not c.derived for c in inputs)
         upstream_input = any(c.derived for c in inputs)
         changes += inputs
         upstream_changed = any(u in changed_results for ids in y.upstream.values() for u in ids)
         effect_derived = (
-            cause or upstream_changed or upstream_input or x.state != y.state or any(c.key.startswith("parameter") for c in changes)
-        )
+            cause or source is not None or upstream_changed or upstream_input or x.state != y.state
+            or any(c.key.startswith("parameter") for c in changes)
+        )  # fmt: skip
         outputs = _refs(x.outputs, y.outputs, "output", derived=effect_derived)
         changes += outputs
         if x.result_hash != y.result_hash:
             changes.append(Change(key="return", a=x.result_hash, b=y.result_hash, derived=effect_derived,
                                   note=None if effect_derived else "same inputs, different result: nondeterminism or environment"))  # fmt: skip
             changed_results.add(y.task_run_id)
+            if x.result_hash and y.result_hash:
+                changed_values.add((x.result_hash, y.result_hash))
         if outputs:
             changed_results.add(y.task_run_id)
         if changes:
@@ -316,11 +385,13 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, ignore_env: frozenset[str
     assert a.context is not None and b.context is not None
     ea = store.get_model_blob(a.context.environment_blob, Environment)
     eb = store.get_model_blob(b.context.environment_blob, Environment)
-    return compare(a, b, ea, eb, ignore_env=ignore_env)
+    return compare(a, b, ea, eb, ignore_env=ignore_env, store=store)
 
 
-def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: frozenset[str] = VOLATILE_ENV) -> RunDiff:
-    """Compare two loaded runs and their environments."""
+def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: frozenset[str] = VOLATILE_ENV,
+            store: Optional[Store] = None) -> RunDiff:  # fmt: skip
+    """Compare two loaded runs and their environments; with ``store``, task functions are compared
+    by their source in the runs' stored snapshots."""
     assert a.context is not None and b.context is not None
     ca, cb = a.context, b.context
     pa, pb = ea.python, eb.python
@@ -356,13 +427,16 @@ def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: fro
         if c.key == "uncommitted diff":
             c.note = "the uncommitted changes differ"
     params: list[Change] = []
-    changed_flow: dict[str, tuple[Any, Any]] = {}
+    changed_flow: dict[str, tuple[set[str], set[str]]] = {}
     ha_, hb_ = _flow_param_hashes(a), _flow_param_hashes(b)
     for k in sorted(set(a.record.parameters) | set(b.record.parameters)):
         va, vb = a.record.parameters.get(k), b.record.parameters.get(k)
         if va != vb:
             params.append(Change(key=k, a=_short(va) if va is not None else None, b=_short(vb) if vb is not None else None))
-            changed_flow[k] = (ha_.get(k), hb_.get(k))
+            changed_flow[k] = (ha_.get(k, set()), hb_.get(k, set()))
+    pairs = _match_tasks(a, b)
+    readers = (SnapshotReader(store, a), SnapshotReader(store, b)) if store is not None else None
+    sources, by_task = _sources(pairs, readers)
     return RunDiff(
         run_a=a.run_id,
         run_b=b.run_id,
@@ -371,9 +445,10 @@ def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: fro
         os=os_changes,
         hardware=hardware,
         git=git,
+        sources=sources,
         parameters=params,
         env_vars=_env_vars(ea, eb, ignore_env),
-        tasks=_tasks(a, b, changed_flow),
+        tasks=_tasks(a, b, changed_flow, pairs, by_task),
     )
 
 
@@ -410,7 +485,7 @@ def render_diff(diff: RunDiff, console: Any) -> None:
             if td.status != "changed":
                 t.add_row(td.task, "only in run " + ("A" if td.status == "only_a" else "B"), "", "", "")
             for c in td.changes:
-                note = "follows from a change above" if c.derived else (c.note or "")
+                note = (f"follows from {c.note}" if c.note else "follows from a change above") if c.derived else (c.note or "")
                 t.add_row(td.task, c.key, _cell(c.a), _cell(c.b), note)
         console.print(t)
 

@@ -92,7 +92,7 @@ def test_diff_of_two_recorded_runs(store: Store, tmp_path: pathlib.Path) -> None
     b = _run(src, tmp_path, "b")
     diff = diff_runs(store, a, b)
     lines = diff.differences(include_derived=True)
-    assert lines[0] == "parameters label: 'a' -> 'b'"
+    assert lines[0] == "flow parameter label: 'a' -> 'b'"
     assert len(lines) == 2 and lines[1].startswith(f"task count_rows input {src}"), lines
 
 

@@ -120,3 +120,89 @@ def test_unknown_run_and_newer_schema(store: Store, tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"schema_version":"1.0"', '"schema_version":"2.0"'))
     with pytest.raises(errors.NewerSchema):
         plan_replay(run_id, store)
+
+
+ONE_TASK = '''from prefect import flow
+
+from reproflow import repro_task
+
+
+@repro_task
+def double(n: int) -> int:
+    return 2 * n
+
+
+@flow
+def twice(n: int = 2) -> int:
+    return double(n)
+
+
+if __name__ == "__main__":
+    twice()
+'''
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+@pytest.mark.slow
+def test_plan_says_when_the_checkout_here_is_not_the_recorded_code(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real run recorded by `python flow.py` in a git repository. A rebuild replay runs the
+    recorded snapshot, so once the checkout has uncommitted edits or another commit, the plan
+    says so in one line naming the checkout, its state and the recorded commit (from any folder:
+    the recorded root is looked at; from a clone: the clone, as the current folder). Nothing
+    while the checkout matches, or when the checkout is not on this machine."""
+    import os
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "flow.py").write_text(ONE_TASK)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one task")
+    recorded = _git(repo, "rev-parse", "HEAD")
+    store = Store(tmp_path / "store")
+    proc = subprocess.run([sys.executable, "flow.py"], cwd=repo, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "REPROFLOW_STORE": store.url, "REPROFLOW_ARTIFACTS": "off"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_id,) = store.run_ids()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    def line(**kw: object) -> str | None:
+        return plan_replay(run_id, store, env_cache=False, **kw).plan.checkout  # type: ignore[arg-type]
+
+    assert line() is None  # the checkout is at the recorded commit, clean
+    (repo / "flow.py").write_text(ONE_TASK.replace("2 * n", "3 * n"))
+    assert line() == (f"your checkout at {repo} is at {recorded[:12]} + uncommitted changes; "
+                      f"the replay runs the recorded {recorded[:12]} snapshot")  # fmt: skip
+    assert line(in_place=True) == line()  # --in-place too runs the restored code, not the checkout
+    _git(repo, "commit", "-qam", "triple")
+    now = _git(repo, "rev-parse", "HEAD")
+    assert line() == f"your checkout at {repo} is at {now[:12]}; the replay runs the recorded {recorded[:12]} snapshot"
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(repo), str(clone))
+    monkeypatch.chdir(clone)
+    assert line() == f"your checkout at {clone} is at {now[:12]}; the replay runs the recorded {recorded[:12]} snapshot"
+    monkeypatch.chdir(elsewhere)
+    repo.rename(tmp_path / "moved")  # as on another machine: no checkout at the recorded root
+    assert line() is None
+    from reproflow.replay._render import plan_renderable
+    from rich.console import Console
+
+    _git(tmp_path / "moved", "reset", "-q", "--hard", recorded)
+    (tmp_path / "moved").rename(repo)
+    (repo / "flow.py").write_text("# edited\n" + ONE_TASK)
+    console = Console(width=300, record=True)
+    console.print(plan_renderable(plan_replay(run_id, store, env_cache=False).plan))
+    text = console.export_text()
+    assert sum("your checkout at" in row for row in text.splitlines()) == 1

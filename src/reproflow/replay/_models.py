@@ -80,6 +80,8 @@ class ReplayPlan(_M):
     commit: Optional[str] = None
     dirty: Optional[bool] = None
     diff_stat: Optional[str] = None
+    #: one line when the user's checkout here differs from the recorded code the replay runs
+    checkout: Optional[str] = None
     platform: str = ""
     hardware: str = ""
     inputs: list[PlannedInput] = Field(default_factory=list)

@@ -22,7 +22,7 @@ from ._inputs import external_inputs, mark_written
 from ._models import PlannedInput, PlannedTask, ReplayPlan
 from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
 from ._relocate import recorded_source_root, relative_to_root
-from ._source import describe_source, snapshot_names
+from ._source import checkout_note, describe_source, snapshot_names
 
 
 @dataclass
@@ -262,6 +262,7 @@ def prepare(
         hardware=_hardware_line(run),
     )
     plan.code, source_problems = describe_source(ctx, store)
+    plan.checkout = checkout_note(ctx)  # both modes run the restored code, never the checkout
     if source_problems:
         plan.problems += source_problems
         fatal.append(errors.SourceNotAvailable.because("; ".join(source_problems)))

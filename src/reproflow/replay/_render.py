@@ -63,6 +63,8 @@ def plan_renderable(plan: ReplayPlan) -> Panel:
     grid.add_row("code", code)
     if plan.diff_stat:
         grid.add_row("diff", plan.diff_stat.strip().splitlines()[-1] if plan.diff_stat.strip() else "-")
+    if plan.checkout:
+        grid.add_row("checkout", f"[yellow]{plan.checkout}[/]")
     grid.add_row("platform", plan.platform or "-")
     grid.add_row("hardware", plan.hardware or "-")
     if plan.seed is not None or plan.pythonhashseed is not None:

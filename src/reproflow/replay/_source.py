@@ -119,4 +119,45 @@ def restore_source(context: ProcessContext, store: Store, dest: Path) -> Restore
     raise SourceNotAvailable.because("; ".join(problems) or "nothing recorded")
 
 
-__all__ = ["RestoredSource", "describe_source", "restore_source", "snapshot_names"]
+def checkout_note(context: ProcessContext, cwd: str | None = None) -> str | None:
+    """One line when the user's checkout on this machine is not the code the replay restores.
+
+    A rebuild replay runs the recorded commit and uncommitted diff (from the snapshot), never the
+    user's tree; a user who edited or committed since may expect otherwise. Looks at the current
+    folder and at the recorded repository root, in that order; a repository counts when it is the
+    recorded one or holds the recorded commit (a clone). None when neither is such a checkout
+    (another machine), or when it is at the recorded commit with the same uncommitted diff.
+    """
+    import hashlib
+
+    from ..capture.git import capture_git
+
+    git = context.git
+    if not git.available or not git.commit:
+        return None
+    seen: set[str] = set()
+    for path in (cwd or os.getcwd(), git.root or context.source.root):
+        if not path or not os.path.isdir(path):
+            continue
+        state, diff = capture_git(path)
+        if not state.available or not state.root or not state.commit or state.root in seen:
+            continue
+        seen.add(state.root)
+        recorded_root = bool(git.root) and os.path.realpath(state.root) == os.path.realpath(git.root or "")
+        if not recorded_root and not _has_commit(state.root, git.commit):
+            continue  # another project
+        if state.commit == git.commit and state.dirty == git.dirty:
+            if not state.dirty:
+                return None
+            if diff is not None and git.diff_blob:
+                from .._redact import redact_bytes
+
+                if hashlib.sha256(redact_bytes(diff)).hexdigest() == git.diff_blob:
+                    return None
+        now = state.commit[:12] + (" + uncommitted changes" if state.dirty else "")
+        then = git.commit[:12] + (" + its uncommitted diff" if git.dirty else "")
+        return f"your checkout at {state.root} is at {now}; the replay runs the recorded {then} snapshot"
+    return None
+
+
+__all__ = ["RestoredSource", "checkout_note", "describe_source", "restore_source", "snapshot_names"]
