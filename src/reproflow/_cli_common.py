@@ -37,11 +37,48 @@ def fail(exc: ReproflowError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
-def run_cli(app: typer.Typer, args: Optional[list[str]] = None) -> int:
-    """Run the app: ReproflowError → one line + exit code; other errors keep their traceback."""
+def _click_class(name: str) -> type[BaseException]:
+    """Click's exception class ``name`` as this typer raises it.
+
+    typer >= 0.29 vendors click as ``typer._click``, so ``click.exceptions.UsageError`` is not
+    the class it raises; ``typer.BadParameter`` is a usage error in every version, and its MRO
+    names the classes actually in use.
+    """
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+def usage_error(exc: BaseException, prog_name: str = "reproflow") -> int:
+    """Render a click usage error as the usage line plus one ``error:`` line; return its exit code.
+
+    ``reproflow`` or ``reproflow runs`` with no arguments (``no_args_is_help``) prints that
+    command's help instead.
+    """
+    ctx = getattr(exc, "ctx", None)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # Its message is the help text; with rich help, building it already printed it.
+        text = str(exc.format_message())  # type: ignore[attr-defined]
+        if text.strip():
+            sys.stderr.write(text + "\n")
+        return code
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    if message and message[-1] not in ".!?":
+        message += "."
+    hint = ""
+    if ctx is not None:
+        sys.stderr.write(ctx.get_usage() + "\n")
+        hint = f" Try '{ctx.command_path} --help'."
+    sys.stderr.write(f"error: {message}{hint}\n")
+    return code
+
+
+def run_cli(app: typer.Typer, args: Optional[list[str]] = None, prog_name: str = "reproflow") -> int:
+    """Run the app: ReproflowError → one line + exit code; usage errors → usage + one line, exit 2;
+    other errors keep their traceback."""
+    click_exception = _click_class("ClickException")
     try:
         # In non-standalone mode click *returns* the code of a `typer.Exit(n)` instead of raising.
-        result = app(args=args, standalone_mode=False)
+        result = app(args=args, prog_name=prog_name, standalone_mode=False)
     except ReproflowError as exc:
         message = " ".join(str(exc).split())
         console_err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
@@ -53,15 +90,14 @@ def run_cli(app: typer.Typer, args: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         console_err.print("[red]interrupted[/]")
         return 130
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+    except typer.Abort:
+        console_err.print("aborted")
+        return 1
+    except click_exception as exc:  # usage errors arrive here in non-standalone mode
+        if isinstance(exc, _click_class("UsageError")):
+            return usage_error(exc, prog_name)
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 1))
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 

@@ -215,9 +215,11 @@ def publish_cmd(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """(Re)publish a run's Prefect artifacts (summary with the score, task table, link) on its flow
-    run, through the Prefect API in PREFECT_API_URL: for runs recorded with REPROFLOW_ARTIFACTS=off
-    or while the API was down."""
+    """(Re)publish a run's Prefect artifacts (summary, task table, link) on its flow run.
+
+    Uses the Prefect API in PREFECT_API_URL: for runs recorded with REPROFLOW_ARTIFACTS=off or
+    while the API was down. Publishing again updates the same artifacts (no duplicates).
+    """
     from ._artifacts import publish_run_artifacts
     from .errors import ExportError
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ._cli_common import console_err, run_cli
+from ._cli_common import run_cli
 
 app = typer.Typer(
     name="reproflow",
@@ -19,6 +19,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"reproflow {version('reproflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the installed reproflow version and exit."),
+) -> None:
+    """Reproducible-by-construction pipelines: record, replay, diff, export, check."""
 
 
 def _register() -> None:
