@@ -10,7 +10,7 @@ from rich.tree import Tree
 
 from ._api import list_runs, load_run, open_store
 from ._cli_common import JsonOption, StoreOption, console, print_json
-from ._dag import edges
+from ._dag import edges, task_label, upstream_labels
 from .records import Environment, Run
 
 runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
@@ -60,11 +60,11 @@ def list_cmd(
     title = f"{len(runs)} run(s)" if total == len(runs) else f"newest {len(runs)} of {total} runs (--limit 0 for all)"
     table = Table(title=title, caption="run ids shortened to a unique prefix; any unique prefix works")
     table.add_column("run id", no_wrap=True)
-    table.add_column("flow", overflow="fold", min_width=10)
+    table.add_column("flow", no_wrap=True, min_width=min(40, max(len(r.flow_name) for r in runs)))
     table.add_column("status", no_wrap=True)
-    table.add_column("started", no_wrap=True)
+    table.add_column("started")  # wraps between date and time in a narrow terminal
     table.add_column("tasks", justify="right", min_width=5)
-    table.add_column("git", no_wrap=True)
+    table.add_column("git", overflow="fold")
     for r in runs:
         style = _STATUS_STYLE.get(r.status, "")
         status = f"[{style}]{r.status}[/]" if style else r.status
@@ -84,6 +84,47 @@ def list_cmd(
 
 def _short(d: Optional[str], n: int = 12) -> str:
     return d.split(":", 1)[-1][:n] if d else ""
+
+
+def typed_repr(data: Any) -> str:
+    """A recorded (typed JSON) value as a Python user writes it: ``Path('out')``, ``(1, 2)``,
+    ``{'a', 'b'}``. Display only: nothing is imported (an enum shows as ``Name(value)``)."""
+    from ._values import from_typed_json
+
+    if isinstance(data, list):
+        return "[" + ", ".join(typed_repr(v) for v in data) + "]"
+    if not isinstance(data, dict):
+        return repr(data)
+    tag = data.get("__rf__")
+    v = data.get("v")
+    if tag is None:
+        return "{" + ", ".join(f"{k!r}: {typed_repr(x)}" for k, x in data.items()) + "}"
+    if tag == "path":
+        return f"Path({v!r})"
+    if tag == "tuple":
+        items = [typed_repr(x) for x in v]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if tag in ("set", "frozenset"):
+        inner = "{" + ", ".join(typed_repr(x) for x in v) + "}" if v else ""
+        return (inner or "set()") if tag == "set" else f"frozenset({inner})"
+    if tag == "dict":
+        return "{" + ", ".join(f"{typed_repr(k)}: {typed_repr(x)}" for k, x in data["items"]) + "}"
+    if tag == "float":
+        return f"float({v!r})"
+    if tag == "enum":
+        return f"{str(data.get('type', '?')).rpartition(':')[2]}({typed_repr(v)})"
+    if tag == "opaque":
+        return str(data.get("repr") or f"<{data.get('type', '?')}>")
+    value = from_typed_json(data)
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _relative(uri: str, cwd: Optional[str]) -> str:
+    """A local path under the run's working directory, relative to it (as the flow named it)."""
+    if cwd and uri.startswith(cwd.rstrip("/") + "/"):
+        return uri[len(cwd.rstrip("/")) + 1:]
+    return uri
 
 
 def run_json(run: Run, env: Optional[Environment]) -> dict[str, Any]:
@@ -116,44 +157,42 @@ def show_cmd(
     if rec.replay_of:
         console.print(f"replay of [cyan]{rec.replay_of}[/]")
     if rec.parameters:
-        console.print(f"parameters: {rec.parameters}")
+        console.print("parameters:")
+        for name, value in rec.parameters.items():
+            console.print(f"  {name} = {typed_repr(value)}", markup=False)
 
-    def label(t: Any) -> str:
-        return t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
-
-    labels = {t.task_run_id: label(t) for t in run.final_tasks()}
-    ups = {}
-    for e in edges(run):
-        ups.setdefault(e.dst, []).append(f"{e.via}←{labels.get(e.src, e.src[-8:])}")
+    finals = run.final_tasks()
+    labels = {t.task_run_id: task_label(t) for t in finals}
+    width = max((len(v) for v in labels.values()), default=4)
     table = Table(title="tasks")
-    table.add_column("task", overflow="fold")
+    table.add_column("task", no_wrap=True, min_width=width)
     table.add_column("state", no_wrap=True)
-    table.add_column("try", justify="right")
-    table.add_column("secs", justify="right")
-    table.add_column("upstream (param←task)", overflow="fold")
+    table.add_column("try", justify="right", no_wrap=True)
+    table.add_column("secs", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
-    for t in run.final_tasks():
+    for t in finals:
         st = _STATUS_STYLE.get(t.state, "cyan")
-        table.add_row(
-            label(t),
-            f"[{st}]{t.state}[/]",
-            str(t.attempt),
-            f"{t.duration_s:.3f}",
-            ", ".join(sorted(ups.get(t.task_run_id, []))),
-            _short(t.result_hash, 10),
-        )
+        table.add_row(labels[t.task_run_id], f"[{st}]{t.state}[/]", str(t.attempt), f"{t.duration_s:.3f}",
+                      _short(t.result_hash, 10))
     console.print(table)
+    ups = upstream_labels(run)
+    if ups:
+        console.print("[bold]upstream[/] (task ← param←upstream task)")
+        for t in finals:
+            for item in ups.get(t.task_run_id, []):
+                console.print(f"  {labels[t.task_run_id]} ← {item}", markup=False)
     data = Table(title="data")
-    data.add_column("task", overflow="fold")
+    data.add_column("task", no_wrap=True, min_width=width)
     data.add_column("", no_wrap=True)
     data.add_column("param", no_wrap=True)
     data.add_column("sha256", no_wrap=True)
     data.add_column("size", justify="right", no_wrap=True)
     data.add_column("uri", overflow="fold")
-    for t in run.final_tasks():
+    for t in finals:
         for arrow, refs in (("in", t.inputs), ("out", t.outputs)):
             for r in refs:
-                data.add_row(label(t), arrow, r.param or "", _short(r.sha256, 12), "" if r.size is None else str(r.size), r.uri)
+                data.add_row(labels[t.task_run_id], arrow, r.param or "", _short(r.sha256, 12),
+                             "" if r.size is None else str(r.size), _relative(r.uri, rec.cwd))
     if data.row_count:
         console.print(data)
     failed = [t for t in run.final_tasks() if t.error]

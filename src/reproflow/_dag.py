@@ -60,4 +60,43 @@ def upstream_map(run: Run) -> dict[str, dict[str, list[str]]]:
     return result
 
 
-__all__ = ["Edge", "edges", "upstream_map"]
+def task_label(task: TaskRecord) -> str:
+    """A task run as a user names it: ``name``, or ``name[i]`` for a mapped run."""
+    return task.task_name + (f"[{task.map_index}]" if task.map_index is not None else "")
+
+
+def _ranges(indexes: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``0-2,5,7-8``."""
+    parts: list[str] = []
+    start = prev = None
+    for i in sorted(set(indexes)):
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def upstream_labels(run: Run) -> dict[str, list[str]]:
+    """task_run_id -> ``["param←name", "param←name[0-11]", ...]``: each parameter's upstream task
+    runs by name, a mapped task's runs folded into index ranges (ids would all share their
+    time-ordered first characters)."""
+    tasks = {t.task_run_id: t for t in run.final_tasks()}
+    grouped: dict[str, dict[tuple[str, str], list[int]]] = {}
+    for e in edges(run):
+        src = tasks.get(e.src)
+        name = src.task_name if src is not None else e.src
+        indexes = grouped.setdefault(e.dst, {}).setdefault((e.via, name), [])
+        if src is not None and src.map_index is not None:
+            indexes.append(src.map_index)
+    return {
+        dst: [f"{via}←{name}" + (f"[{_ranges(idx)}]" if idx else "") for (via, name), idx in sorted(by.items())]
+        for dst, by in grouped.items()
+    }
+
+
+__all__ = ["Edge", "edges", "task_label", "upstream_labels", "upstream_map"]
