@@ -177,3 +177,23 @@ def test_a_tasks_verdict_compares_the_files_it_wrote(tmp_path: Path) -> None:
     assert compare_task(o, n, None, {}).verdict != "reproduced"
     n2 = task("n", 0, "c", name="part", outputs=[_out(d / "part-0.txt", b"X")])
     assert compare_task(o, n2, None, elsewhere).verdict != "reproduced"
+
+
+def test_a_folder_filled_by_tasks_running_at_the_same_time_is_derived(tmp_path: Path) -> None:
+    """`.map` into one folder: a mapped task may read the folder after a sibling wrote into it;
+    a folder holding only files of the tasks that had ended first is derived too."""
+    import datetime as dt
+
+    out = tmp_path / "results"
+    out.mkdir()
+    empty = _dir_ref(out)
+    (out / "part-1.txt").write_text("B")
+    after_one = _dir_ref(out)
+    (out / "part-0.txt").write_text("A")
+    w0 = task("r", 0, "c", name="write_part", map_index=0, inputs=[after_one],
+              outputs=[file_ref(out / "part-0.txt", "out_dir")])
+    w1 = task("r", 1, "c", name="write_part", map_index=1, inputs=[empty],
+              outputs=[file_ref(out / "part-1.txt", "out_dir")])
+    w1.ended_at = w0.started_at + dt.timedelta(microseconds=1)  # w1 wrote before w0 read the folder
+    planned = external_inputs([w0, w1])
+    assert [(p.uri, p.sha256, p.tasks) for p in planned] == [(str(out), EMPTY_TREE, ["write_part"])]

@@ -27,26 +27,31 @@ from ._relocate import Relocation
 def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskRecord] = ()) -> list[PlannedInput]:
     """The inputs of ``tasks`` that none of them (nor ``produced_before``) wrote first.
 
-    A folder counts as written first when, as a task read it, it held only files that earlier
-    tasks had written (its recorded tree hash is the tree of those files): it is derived, and
-    the replay fills it again.
+    A folder counts as written first when, as a task read it, it held only files that other
+    tasks had written (its recorded tree hash is the tree of the files that the tasks started
+    earlier wrote; or, for the first task to read it, that the tasks which ended first wrote,
+    as when tasks run at the same time): it is derived, and the replay fills it again.
 
     Args:
         tasks: the task runs to be replayed, in start order.
         produced_before: task runs not replayed whose outputs count as produced (unused by the
             full replay; a partial replay passes nothing, so their outputs must exist).
     """
+    tasks, produced_before = list(tasks), list(produced_before)
     written: set[str] = set()
     files: dict[str, str | None] = {}  # local file written so far -> its last recorded sha256
     for t in produced_before:
         _note_outputs(t, written, files)
+    by_end = sorted(produced_before + tasks, key=lambda t: t.ended_at or t.started_at)
     found: dict[str, PlannedInput] = {}
     for t in tasks:
         for ref in t.inputs:
-            if _key(ref) in written or _derived_folder(ref, files):
+            if _key(ref) in written or _is_folder(ref) and _tree_under(files, _key(ref)) == ref.sha256:
                 continue  # remote objects (kind "object") are verified like files
             cur = found.get(ref.uri)
             if cur is None:
+                if _is_folder(ref) and _filled_at_once(ref, t, by_end):
+                    continue
                 found[ref.uri] = PlannedInput(
                     uri=ref.uri,
                     kind=ref.kind,
@@ -70,16 +75,35 @@ def _note_outputs(t: TaskRecord, written: set[str], files: dict[str, str | None]
             files[_key(r)] = r.sha256 if r.kind == "file" else None
 
 
-def _derived_folder(ref: DataRef, files: dict[str, str | None]) -> bool:
-    """Whether a folder input held exactly the files earlier tasks wrote into it, and nothing else."""
-    if ref.kind != "directory" or not ref.sha256 or "://" in ref.uri:
-        return False
+def _tree_under(files: dict[str, str | None], root: str) -> str | None:
+    """The tree hash of the files below ``root`` (None when there are none)."""
     from .._hashing import tree_digest
 
-    root = _key(ref)
     entries = [(os.path.relpath(p, root).replace(os.sep, "/"), digest) for p, digest in files.items()
                if digest is not None and p.startswith(root + os.sep)]
-    return bool(entries) and tree_digest(entries) == ref.sha256
+    return tree_digest(entries) if entries else None
+
+
+def _is_folder(ref: DataRef) -> bool:
+    return ref.kind == "directory" and bool(ref.sha256) and "://" not in ref.uri
+
+
+def _filled_at_once(ref: DataRef, reader: TaskRecord, by_end: list[TaskRecord]) -> bool:
+    """Whether a folder input held only the files that the tasks which ended first wrote (tasks
+    running at the same time, say a ``.map`` into one folder, fill it while the others read it)."""
+    root = _key(ref)
+    seen: dict[str, str | None] = {}
+    for t in by_end:
+        if t is reader:
+            continue
+        touched = False
+        for r in t.outputs:
+            if "://" not in r.uri and r.kind in ("file", "missing") and _key(r).startswith(root + os.sep):
+                seen[_key(r)] = r.sha256 if r.kind == "file" else None
+                touched = True
+        if touched and _tree_under(seen, root) == ref.sha256:
+            return True
+    return False
 
 
 def mark_written(planned: Iterable[PlannedInput], run_tasks: Iterable[TaskRecord]) -> None:
