@@ -124,6 +124,18 @@ def test_pylock_that_cannot_lock_every_package_fails_unless_partial(indexed: dic
     assert len(notes) == 1 and "rf-missing==9.9" in notes[0] and "partial" in notes[0]
 
 
+def test_index_listing_answers_yes_no_or_cannot_tell(indexed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one thing read from indexes by hand: whether a release is listed at all (True/False),
+    across several indexes; an index that cannot be asked (uv offline) leaves it to uv (None)."""
+    from reproflow.export._index import listed
+
+    pins = [("rf-alpha", "1.0"), ("RF_Beta", "2.0"), ("rf-beta", "7.0"), ("rf-missing", "1")]
+    assert [listed([indexed["index"]], [pin])[pin[0].lower().replace("_", "-")] for pin in pins] == [True, True, False, False]
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    assert listed(["https://pypi.org/simple", indexed["index"]], [("rf-alpha", "1.0"), ("rf-gone", "1")]) == {
+        "rf-alpha": True, "rf-gone": None}
+
+
 def test_export_with_extra_index_only_counts_the_default_index(
     indexed: dict[str, Any], store: Store, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,8 +8,10 @@ and nothing of this machine's uv configuration (``--no-config``, ``UV_*`` index 
 removed): the first recorded index is the default one, the rest are extra indexes, searched as
 pip searches them (``--index-strategy unsafe-best-match``).
 
-uv stops at the first pin it cannot find; that pin is set aside with uv's own reason and the
-rest are locked again, so the result names every pin that could not be locked.
+uv stops at the first pin it cannot find: that pin is set aside with uv's own reason, the
+indexes are asked once which of the other releases they list (:mod:`._index`, names only), what
+they do not list is set aside too, and the rest is locked again. So the result names every pin
+that could not be locked, and a complete lock costs one uv run.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class Locked:
 
 
 def lock_index_pins(ctx: ExportContext, pins: list[Pin]) -> Locked:
-    """Lock the index pins of a run with uv, one ``uv pip compile`` per pin uv could not find.
+    """Lock the index pins of a run with uv: one ``uv pip compile`` when every pin is there, a
+    few more when some are not.
 
     Raises:
         ExportError: uv failed for a reason other than a missing pin (an unreachable index).
@@ -76,10 +79,13 @@ def lock_index_pins(ctx: ExportContext, pins: list[Pin]) -> Locked:
     cached = ctx.options.get("_locked")
     if isinstance(cached, Locked):
         return cached
+    from ._index import listed
+
     result = Locked()
-    todo = {p.normalized: p for p in pins if p.kind == "index"}
     indexes = index_urls(ctx)
     where = ", ".join(strip_credentials(u) for u in indexes)
+    todo = {p.normalized: p for p in pins if p.kind == "index"}
+    asked = False
     while todo:
         ok, out = _compile(ctx, list(todo.values()), indexes)
         if ok:
@@ -94,6 +100,16 @@ def lock_index_pins(ctx: ExportContext, pins: list[Pin]) -> Locked:
         pin = todo.pop(name)
         result.skipped.append({"name": pin.normalized, "version": pin.version,
                                "reason": f"release not found on {where} ({_cause(out)})"})  # fmt: skip
+        if not asked:
+            # uv names one missing pin per failed run: ask the indexes once which releases they
+            # list, so many missing pins cost one more uv run, not one run each.
+            asked = True
+            for other, answer in listed(indexes, [(p.name, p.version) for p in todo.values()]).items():
+                if answer is False:
+                    gone = todo.pop(other)
+                    result.skipped.append({"name": gone.normalized, "version": gone.version,
+                                           "reason": f"release not found on {where}"})  # fmt: skip
+    result.skipped.sort(key=lambda s: s["name"])
     ctx.options["_locked"] = result
     return result
 
