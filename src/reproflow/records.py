@@ -150,7 +150,9 @@ class Environment(Record):
     platform: PlatformInfo
     distributions: list[Distribution] = Field(default_factory=list)
     env_vars: dict[str, EnvVar] = Field(default_factory=dict)
-    index_urls: list[str] = Field(default_factory=list)  #: pip/uv index configuration, stripped
+    #: pip/uv indexes, credentials stripped: the default one first (PyPI unless `index-url` /
+    #: `default-index` replaced it or `no-index` dropped it), then the extra ones; empty: PyPI alone
+    index_urls: list[str] = Field(default_factory=list)
     find_links: list[str] = Field(default_factory=list)  #: pip/uv find-links locations, stripped
     sys_path: list[str] = Field(default_factory=list)
 
