@@ -197,3 +197,24 @@ def test_a_folder_filled_by_tasks_running_at_the_same_time_is_derived(tmp_path: 
     w1.ended_at = w0.started_at + dt.timedelta(microseconds=1)  # w1 wrote before w0 read the folder
     planned = external_inputs([w0, w1])
     assert [(p.uri, p.sha256, p.tasks) for p in planned] == [(str(out), EMPTY_TREE, ["write_part"])]
+
+
+def test_task_replay_makes_the_folders_of_its_recorded_outputs(tmp_path: Path, store: Store) -> None:
+    """`replay --task write_upper` skips the flow body that made results/run-1/: the folder of
+    each output the task recorded is made (in the restored code) before the task runs."""
+    from replay_records import write_run
+
+    from reproflow.replay._execute import write_spec
+    from reproflow.replay._plan import prepare
+
+    repo = tmp_path / "repo"
+    out = DataRef(uri=str(repo / "results" / "run-1" / "upper.txt"), kind="file", sha256=sha(b"X"), param="dest")
+    tasks = [dict(name="count", tid="t-count"),
+             dict(name="write_upper", tid="t-write", parameters={"n": 1}, outputs=[out])]
+    run_id = write_run(store, tasks=tasks, source_files={"flow.py": b"x = 1\n"}, source_root=str(repo))
+    prepared = prepare(store, run_id, in_place=True, task="write_upper")
+    restored = tmp_path / "work" / "source"
+    restored.mkdir(parents=True)
+    write_spec(prepared, store, restored, tmp_path / "work")
+    assert (restored / "results" / "run-1").is_dir()
+    assert not (restored / "results" / "run-1" / "upper.txt").exists() and not repo.exists()
