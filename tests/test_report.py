@@ -12,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent / "export"))
 
-from rf_factory import dist, make_environment, make_run  # noqa: E402
+from rf_factory import dist, make_environment  # noqa: E402
+from rf_factory import make_run as _make_run  # noqa: E402
 
 from reproflow._cli_common import run_cli  # noqa: E402
 from reproflow._report import ARTIFACT_KEY, HTML_FILENAME, REPORT_FILENAME, build_report, publish_report_artifact  # noqa: E402
@@ -20,6 +21,28 @@ from reproflow.cli import app  # noqa: E402
 from reproflow.errors import RunNotFound  # noqa: E402
 from reproflow.records import DirectUrl, EnvVar, Finding, GitState, GPUInfo, Hardware, SourceSnapshot  # noqa: E402
 from reproflow.store import Store  # noqa: E402
+
+
+def _stored_source(store: Store) -> SourceSnapshot:
+    """A source snapshot that is in the store (a tar.gz of the flow file), as a real run has."""
+    import gzip
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        data = b"def demo_flow(): ...\n"
+        info = tarfile.TarInfo("flows/demo.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    blob = store.put_blob(gzip.compress(raw.getvalue(), mtime=0))
+    return SourceSnapshot(kind="git", root="/src/project", blob=blob, files=1, bytes=len(raw.getvalue()))
+
+
+def make_run(store: Store, **kw: Any) -> str:
+    """rf_factory's run, with its source snapshot really in the store (else a replay is refused)."""
+    kw.setdefault("source", _stored_source(store))
+    return _make_run(store, **kw)
 
 
 @pytest.fixture
@@ -37,7 +60,8 @@ def test_clean_run_scores_100(store: Store, clean: dict[str, Any]) -> None:
 
 
 PROBLEMS: dict[str, tuple[dict[str, Any], str, int, str]] = {
-    # name: (make_run overrides, check code, points lost, words in the reason)
+    # name: (make_run overrides, check code, points lost, words in the reason); "no source" also
+    # costs replay-refused (test_no_source_is_also_a_refused_replay)
     "no git": ({"git": GitState(available=False, absent_reason="not a git repository")}, "no-git", 15, "no git repository"),
     "dirty tree": ({"git": GitState(available=True, commit="a" * 40, dirty=True, diff_stat="1 file changed")},
                    "dirty-tree", 15, "dirty working tree"),
@@ -70,9 +94,20 @@ def test_each_planted_problem_costs_points_with_its_reason(store: Store, clean: 
     overrides, code, points, words = PROBLEMS[problem]
     rid = make_run(store, inputs={"path": clean["input"]}, input_stored=True, **overrides)
     report = build_report(store, rid)
-    assert [c.code for c in report.deductions] == [code]
-    assert report.score == 100 - points
+    refused = ["replay-refused"] if problem == "no source" else []
+    assert [c.code for c in report.deductions] == [code, *refused]
+    assert report.score == 100 - points - 30 * len(refused)
     assert words in report.reasons()[code]
+
+
+def test_no_source_is_also_a_refused_replay(store: Store, clean: dict[str, Any]) -> None:
+    """Without a stored snapshot, only the recording machine's repository has the commit: a
+    replay from the store alone is refused, and the reason says why."""
+    rid = make_run(store, inputs={"path": clean["input"]}, input_stored=True,
+                   source=SourceSnapshot(kind="none", absent_reason="disabled"))  # fmt: skip
+    reason = build_report(store, rid).reasons()["replay-refused"]
+    assert reason.startswith("a replay from the store alone (another machine) would be refused: no source snapshot "
+                             f"stored: commit {'a' * 12} can only be restored where its repository is")  # fmt: skip
 
 
 def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) -> None:
@@ -83,7 +118,7 @@ def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) 
 
     rid = "run-inputs"
     task = TaskRecord(run_id=rid, task_run_id="t1", task_name="load", task_key="k", state="COMPLETED", started_at=T0,
-                      ended_at=T0, duration_s=0, parameters_hash="p",
+                      ended_at=T0, duration_s=0, parameters_hash="p", result_hash="sha256:r",
                       inputs=[DataRef(uri="/gone.csv", kind="missing"),
                               DataRef(uri="/there.csv", sha256="e" * 64, size=1)],
                       outputs=[DataRef(uri="/clean.csv", sha256="f" * 64, size=1)])  # fmt: skip
@@ -94,8 +129,10 @@ def test_inputs_not_hashed_and_not_stored(store: Store, tmp_path: pathlib.Path) 
     assert report.reasons() == {
         "inputs-not-hashed": "1 input(s) not hashed: their content cannot be verified",
         "inputs-not-stored": "1 input(s) not stored: a replay needs the originals",
+        "replay-refused": "a replay from the store alone (another machine) would be refused: input /there.csv is "
+                          "on the recording machine only: no copy was stored",
     }
-    assert report.score == 85
+    assert report.score == 55
 
 
 def test_inputs_in_the_source_snapshot_count_as_stored(store: Store) -> None:
@@ -144,7 +181,7 @@ def test_score_floors_at_zero_and_caps_hold(store: Store) -> None:
     report = build_report(store, rid)
     lost = {c.code: c.points_lost for c in report.deductions}
     assert lost == {"no-git": 15, "no-source": 10, "unpinned-local": 20, "unseeded-randomness": 20, "findings": 20,
-                    "gpu-nondeterminism": 5, "secrets-redacted": 5, "failed": 15}  # fmt: skip
+                    "gpu-nondeterminism": 5, "secrets-redacted": 5, "failed": 15, "replay-refused": 30}  # fmt: skip
     assert report.score == 0
 
 
@@ -238,3 +275,86 @@ def test_publish_report_as_prefect_artifact(prefect_harness: None, store: Store)
     mine = [a for a in found if a.id == str(artifact_id)]
     assert mine and str(mine[0].flow_run_id) == flow_run_id
     assert mine[0].type == "markdown" and "scores **100/100**" in str(mine[0].data)
+
+
+WORDS = '''import json
+import sys
+import threading
+from pathlib import Path
+
+from prefect import flow
+
+from reproflow import repro_task
+
+
+@repro_task(inputs=["src"])
+def count(src: Path) -> int:
+    return len(src.read_text().split())
+
+
+@repro_task
+def handle(n: int) -> object:
+    return threading.Lock()
+
+
+@flow
+def words(src: Path, lock: object = None, blind: bool = False) -> int:
+    if blind:
+        handle(1)
+    return count(src)
+
+
+if __name__ == "__main__":
+    args = json.loads(sys.argv[1])
+    words(Path(args["src"]), lock=threading.Lock() if args.get("lock") else None, blind=args.get("blind", False))
+'''
+
+
+@pytest.mark.slow
+def test_a_run_whose_replay_would_be_refused_scores_lower_with_the_reason(
+    prefect_api_env: dict[str, str], tmp_path: pathlib.Path
+) -> None:
+    """Real runs of a committed flow (`python flow.py` in a git repository) reading a file outside
+    the repository. Not stored, that input exists on the recording machine only: a replay from
+    the store is refused, which costs 30 points and names the input (the old report gave 95).
+    Stored (REPROFLOW_STORE_INPUTS=1), the same run loses nothing for it. An opaque flow
+    parameter is refused too, by name; a task returning an object with no stable hash and
+    writing no file cannot be checked by a replay and costs 5 points, named."""
+    import os
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "flow.py").write_text(WORDS)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "words"]):
+        subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo, check=True,
+                       capture_output=True)  # fmt: skip
+    outside = tmp_path / "words.txt"
+    outside.write_text("a b c\n")
+    store = Store(tmp_path / "store")
+
+    def record(args: dict[str, Any], **env: str) -> str:
+        before = set(store.run_ids()) if pathlib.Path(store.url).exists() else set()
+        proc = subprocess.run([sys.executable, "flow.py", json.dumps({"src": str(outside), **args})], cwd=repo,
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, **prefect_api_env, "REPROFLOW_STORE": store.url,
+                                   "REPROFLOW_ARTIFACTS": "off", **env})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (new,) = set(store.run_ids()) - before
+        return new
+
+    unstored = build_report(store, record({}))
+    assert [c.code for c in unstored.deductions] == ["inputs-not-stored", "replay-refused"]
+    assert unstored.score == 65
+    assert unstored.reasons()["replay-refused"] == (
+        "a replay from the store alone (another machine) would be refused: "
+        f"input {outside} is on the recording machine only: no copy was stored")
+    stored = build_report(store, record({}, REPROFLOW_STORE_INPUTS="1"))
+    assert stored.deductions == [] and stored.score == 100
+    opaque = build_report(store, record({"lock": True, "blind": True}, REPROFLOW_STORE_INPUTS="1"))
+    assert [c.code for c in opaque.deductions] == ["replay-refused", "unverifiable"]
+    assert "parameter 'lock' of flow 'words' was recorded as an opaque _thread.lock" in opaque.reasons()["replay-refused"]
+    assert opaque.reasons()["unverifiable"].endswith("no output file was recorded: handle")
+    assert opaque.score == 65
+    md = opaque.to_markdown()
+    assert "| ❌ | Replayable from the store | -30 |" in md and "| ❌ | Results a replay can check | -5 |" in md

@@ -18,7 +18,15 @@ gpu-nondeterminism   5       a GPU was present: kernels may be nondeterministic
 secrets-redacted     5       secrets were redacted from the record: a replay must supply them
 failed               15      a task or the run failed, crashed or was cancelled
 incomplete           5       the run has no end record
+replay-refused       30      the replay plan, made as on another machine with nothing but
+                             the store, has problems: a replay would be refused
+unverifiable         5 each  a task a replay cannot check: its return value has no stable
+                             hash and it wrote no file (per task name, max 15)
 ===================  ======  ==========================================================
+
+The replay checks reuse the replay planner (:func:`reproflow.replay._plan.plan_loaded` with
+``elsewhere=True``), so the report names exactly the problems ``reproflow replay --dry-run``
+would show on another machine, whatever machine the report is made on.
 
 Findings are those of the static checks (``reproflow check``) stored in the run record and in
 each task record (``TaskRecord.findings``); the report also lists every one of them.
@@ -162,6 +170,7 @@ def _md(text: str) -> str:
 class ReportInput:
     run: Run
     environment: Environment
+    store: Optional[Store] = None  #: where the run is stored (the replay checks plan against it)
     #: SHA-256 of each regular file in the run's source snapshot, by path relative to its root;
     #: read on first use (only runs with unstored inputs under the source root need it)
     snapshot_loader: Optional[Callable[[], dict[str, str]]] = None
@@ -406,8 +415,55 @@ def _secrets(ri: ReportInput) -> Check:
                  "(`reproflow diff` tells from the fingerprints whether a value changed)")  # fmt: skip
 
 
+#: Points a run loses when a replay from the store alone would be refused.
+REFUSED_POINTS = 30
+
+
+def _replay(ri: ReportInput) -> Check:
+    title = "Replayable from the store"
+    if ri.store is None:
+        return Check(code="replay-refused", title=title, status="info", reason="no store given: no replay plan made")
+    from .errors import ReproflowError
+    from .replay._plan import plan_loaded
+
+    try:
+        plan = plan_loaded(ri.store, ri.run, ri.environment, elsewhere=True).plan
+    except ReproflowError as exc:
+        problems = [str(exc)]
+    else:
+        problems = plan.problems
+    if not problems:
+        return Check(code="replay-refused", title=title, status="pass",
+                     reason="the replay plan has no problems: a replay needs nothing but the store")  # fmt: skip
+    return Check(code="replay-refused", title=title, status="fail", points_lost=REFUSED_POINTS,
+                 reason=f"a replay from the store alone (another machine) would be refused: {'; '.join(problems[:3])}"
+                 + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+                 details=problems,
+                 fix="`reproflow replay RUN_ID --dry-run` shows the same problems; store what the replay lacks "
+                 "(REPROFLOW_STORE_INPUTS=1 keeps copies of inputs; keep the source snapshot on) and pass flow "
+                 "parameters as plain data")  # fmt: skip
+
+
+def _unverifiable(ri: ReportInput) -> Check:
+    title = "Results a replay can check"
+    blind: dict[str, str] = {}
+    for t in ri.run.final_tasks():
+        if t.state in ("COMPLETED", "CACHED") and t.result_hash is None and not t.outputs:
+            kind = t.result.get("type") if isinstance(t.result, dict) else None
+            blind.setdefault(t.task_name, f"{t.task_name}" + (f" (returns {kind})" if kind else ""))
+    if not blind:
+        return Check(code="unverifiable", title=title, status="pass",
+                     reason="every task's return value or output files can be compared")  # fmt: skip
+    return Check(code="unverifiable", title=title, status="fail", points_lost=min(15, 5 * len(blind)),
+                 reason=f"{len(blind)} task(s) a replay cannot check: the return value has no stable hash and no "
+                 f"output file was recorded: {', '.join(sorted(blind))}",
+                 details=sorted(blind.values()),
+                 fix="return plain data, arrays or frames (they hash by content), or write the result to a file "
+                 "declared in outputs=")  # fmt: skip
+
+
 CHECKS: list[Callable[[ReportInput], Any]] = [
-    _git, _dirty, _source, _local, _inputs, _randomness, _findings, _gpu, _secrets, _failed,
+    _git, _dirty, _source, _local, _inputs, _randomness, _findings, _gpu, _secrets, _failed, _replay, _unverifiable,
 ]  # fmt: skip
 
 
@@ -423,7 +479,7 @@ def report_for(run: Run, environment: Environment, snapshot: dict[str, str] | No
                store: Store | None = None) -> Report:
     """Score ``run``; ``store`` (or an explicit ``snapshot``) lets inputs in the source snapshot count as stored."""
     loader = (lambda: snapshot) if snapshot is not None else ((lambda: snapshot_hashes(store, run)) if store is not None else None)
-    ri = ReportInput(run=run, environment=environment, snapshot_loader=loader)
+    ri = ReportInput(run=run, environment=environment, store=store, snapshot_loader=loader)
     checks: list[Check] = []
     for fn in CHECKS:
         result = fn(ri)

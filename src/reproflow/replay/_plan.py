@@ -168,13 +168,18 @@ def _hardware_line(run: Run) -> str:
     return "; ".join(parts)
 
 
-def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str | None) -> None:
+def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str | None, *, elsewhere: bool = False) -> None:
     """Where each external input will come from; missing ones are problems, restored ones risks.
 
     An input inside the recorded source root is read from the restored code (``in_source``):
     from the source snapshot when it holds it, else from its stored copy, else copied from its
-    original path (read only). Others are read where they are.
+    original path (read only). Others are read where they are. ``elsewhere``: on a machine with
+    nothing but the store, where no original path exists.
     """
+
+    def exists(path: str) -> bool:
+        return not elsewhere and os.path.exists(path)
+
     names: set[str] | None = None
     looked = False
     for item in plan.inputs:
@@ -196,16 +201,17 @@ def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str 
             elif item.written_by and not (names is None and not ctx.source.blob):
                 item.origin = "missing"
                 plan.problems.append(str(errors.InputChanged.written_by_run(item.uri, item.sha256, None, item.written_by)))
-            elif os.path.exists(item.uri) and not item.written_by:
+            elif exists(item.uri) and not item.written_by:
                 item.origin = "original path"
             elif names is None and not ctx.source.blob:
                 item.origin = ""  # a commit restored with git archive: known once restored
             else:
                 item.origin = "missing"
                 plan.problems.append(f"input {item.uri} is not in the source snapshot, no copy was stored and the "
-                                     "original path does not have it")
+                                     + ("original path is on the recording machine only" if elsewhere
+                                        else "original path does not have it"))  # fmt: skip
             continue
-        if remote or os.path.exists(item.uri):
+        if remote or exists(item.uri):
             item.origin = "in place"
         elif item.stored_copy:
             item.origin = "stored copy"
@@ -214,7 +220,8 @@ def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str 
             item.origin = "recreated empty"
         else:
             item.origin = "missing"
-            plan.problems.append(f"input {item.uri} is missing and no copy was stored")
+            plan.problems.append(f"input {item.uri} is on the recording machine only: no copy was stored" if elsewhere
+                                 else f"input {item.uri} is missing and no copy was stored")  # fmt: skip
 
 
 def prepare(
@@ -231,6 +238,32 @@ def prepare(
 ) -> Prepared:
     """Load, validate and plan. Raises only for a run that cannot be read at all."""
     run, env = load_run(store, run_id)
+    return plan_loaded(store, run, env, in_place=in_place, python=python, task=task, from_task=from_task,
+                       cache_root=cache_root, uv_bin=uv_bin, index_source=index_source)  # fmt: skip
+
+
+def plan_loaded(
+    store: Store,
+    run: Run,
+    env: Environment,
+    *,
+    in_place: bool = False,
+    python: str | None = None,
+    task: str | None = None,
+    from_task: str | None = None,
+    cache_root: Path | None = None,
+    uv_bin: str | None = None,
+    index_source: str = "",
+    elsewhere: bool = False,
+) -> Prepared:
+    """Plan a replay of a loaded run (see :func:`prepare`).
+
+    Args:
+        elsewhere: plan it as on another machine that has nothing but the store: no checkout,
+            no recorded repository, no input at its original path; the interpreter is not looked
+            for. ``reproflow report`` scores replayability with this, so the score does not depend
+            on where the report is made.
+    """
     assert run.context is not None
     ctx, rec = run.context, run.record
     fatal: list[errors.ReproflowError] = []
@@ -261,8 +294,9 @@ def prepare(
         platform=_platform_line(env),
         hardware=_hardware_line(run),
     )
-    plan.code, source_problems = describe_source(ctx, store)
-    plan.checkout = checkout_note(ctx)  # both modes run the restored code, never the checkout
+    plan.code, source_problems = describe_source(ctx, store, elsewhere=elsewhere)
+    if not elsewhere:
+        plan.checkout = checkout_note(ctx)  # both modes run the restored code, never the checkout
     if source_problems:
         plan.problems += source_problems
         fatal.append(errors.SourceNotAvailable.because("; ".join(source_problems)))
@@ -324,7 +358,7 @@ def prepare(
                               "in the restored root, so relative paths may not mean the same files")
     plan.inputs = external_inputs(selected)
     mark_written(plan.inputs, run.tasks)
-    _plan_inputs(plan, ctx, store, root)
+    _plan_inputs(plan, ctx, store, root, elsewhere=elsewhere)
 
     # --- environment
     plan.risks += [f"environment: {p}" for p in env_plan.problems]
@@ -335,6 +369,9 @@ def prepare(
     if run.status != "COMPLETED":
         plan.risks.append(f"the original run ended {run.status}: its failed tasks are compared as failures")
     hw = ctx.hardware
+    prepared = Prepared(plan, run, env, env_plan, selected, partial, fatal=fatal)
+    if elsewhere:
+        return prepared
     if hw.gpus:
         plan.risks.append(
             f"the run used {len(hw.gpus)} GPU(s) ({hw.gpus[0].name}, driver {hw.gpu_driver or '?'}, CUDA "
@@ -347,7 +384,6 @@ def prepare(
     if env.platform.libc and libc and env.platform.libc.replace(" ", "") != libc.replace(" ", ""):
         plan.risks.append(f"C library differs: recorded {env.platform.libc}, here {libc}")
 
-    prepared = Prepared(plan, run, env, env_plan, selected, partial, fatal=fatal)
     if in_place:
         import sys
 
@@ -384,4 +420,4 @@ def prepare(
     return prepared
 
 
-__all__ = ["PartialItem", "Prepared", "dag_order", "load_run", "partial_sources", "prepare", "select_tasks"]
+__all__ = ["PartialItem", "Prepared", "dag_order", "load_run", "partial_sources", "plan_loaded", "prepare", "select_tasks"]

@@ -29,8 +29,9 @@ class RestoredSource:
     how: str  #: "snapshot" or "git <commit> + diff"
 
 
-def describe_source(context: ProcessContext, store: Store) -> tuple[str, list[str]]:
-    """How the code will be restored, and the problems that would stop it (for the plan)."""
+def describe_source(context: ProcessContext, store: Store, *, elsewhere: bool = False) -> tuple[str, list[str]]:
+    """How the code will be restored, and the problems that would stop it (for the plan);
+    ``elsewhere``: on another machine, where the recorded repository is not."""
     src, git = context.source, context.git
     problems: list[str] = []
     if src.blob:
@@ -44,7 +45,10 @@ def describe_source(context: ProcessContext, store: Store) -> tuple[str, list[st
             how += " + stored uncommitted diff"
             if not store.has_blob(git.diff_blob):
                 problems.append(f"the stored git diff sha256:{git.diff_blob[:12]} is missing from the store")
-        if not git.root or not _has_commit(git.root, git.commit):
+        if elsewhere:
+            problems.append(f"no source snapshot stored: commit {git.commit[:12]} can only be restored where its "
+                            f"repository is ({git.root} on the recording machine)")  # fmt: skip
+        elif not git.root or not _has_commit(git.root, git.commit):
             problems.append(f"no source snapshot stored, and commit {git.commit[:12]} is not in a repository at {git.root}")
         return how, problems
     problems.append(f"no source snapshot stored ({src.absent_reason or 'none recorded'}) and no git commit recorded")
