@@ -92,7 +92,7 @@ def test_artifacts_read_back_through_the_api(prefect_server: str, tmp_path: path
     # the reproducibility score is in the summary, with the unseeded randomness as a reason
     assert "## Reproducibility: " in summary and "Randomness seeded" in summary, summary[-1500:]
     assert task.outputs[0].sha256 and task.outputs[0].sha256[:12] in rows[0]["outputs"]
-    assert arts["reproflow-record"]["type"] == "link"
+    assert arts["reproflow-record"]["type"] == "markdown"  # a Markdown link, as Prefect's own link artifacts
     assert f"runs/{run_id}" in arts["reproflow-record"]["data"]
 
     # the flow run itself is on the server with the same id

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors
-from ._dag import upstream_map
+from ._dag import upstream_labels
 from .records import Environment, Run
 from .store import Store
 
@@ -138,17 +138,19 @@ def summary_markdown(store: Store, run: Run, env: Environment | None = None) -> 
 
 def task_table(run: Run) -> list[dict[str, Any]]:
     """One row per task run (last attempt), JSON-safe, for a Prefect table artifact."""
-    up = upstream_map(run)
+    up = upstream_labels(run)
     rows = []
     for t in run.final_tasks()[:MAX_TABLE_ROWS]:
         rows.append(
             {
                 "task": t.task_name,
+                "map_index": t.map_index,
                 "task_run_id": t.task_run_id,
                 "state": t.state,
                 "attempts": t.attempt,
                 "duration_s": round(t.duration_s, 4),
-                "upstream": ", ".join(sorted({s[:8] for srcs in up.get(t.task_run_id, {}).values() for s in srcs})),
+                # by name and map index: time-ordered ids share their first characters
+                "upstream": ", ".join(up.get(t.task_run_id, [])),
                 "inputs": ", ".join(f"{r.param}={_short(r.sha256)}" for r in t.inputs),
                 "outputs": ", ".join(f"{r.param}={_short(r.sha256)}" for r in t.outputs),
                 "result_hash": _short(t.result_hash),
@@ -197,7 +199,9 @@ def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, repo
             data=json.dumps(task_table(run)),
         ),
         ArtifactCreate(
-            type="link",
+            # Prefect's own link artifacts are Markdown links (`create_link_artifact`): the UI has
+            # no renderer for a "link" type and showed it as "unknown" with the raw Markdown.
+            type="markdown",
             key="reproflow-record",
             description="reproflow: where the full record is stored",
             flow_run_id=flow_run_id,
@@ -216,12 +220,81 @@ def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, repo
         lines += ["", "Full report: `reproflow report " + run_id + "`"]
         artifacts[0].data = str(artifacts[0].data) + "\n".join(lines) + "\n"
     if client is not None:
-        return [str(client.create_artifact(artifact=art).id) for art in artifacts]
+        return upsert_artifacts(client, flow_run_id, artifacts)
     try:
         with get_client(sync_client=True, httpx_settings=httpx_settings) as own:
-            return [str(own.create_artifact(artifact=art).id) for art in artifacts]
+            return upsert_artifacts(own, flow_run_id, artifacts)
     except Exception as exc:  # noqa: BLE001 - any client failure: one line naming the API
         raise _api_error(exc) from exc
+
+
+def upsert_artifacts(client: Any, flow_run_id: uuid.UUID, artifacts: list[Any]) -> list[str]:
+    """Create each artifact on the flow run, or update the one already there with its key, so
+    publishing again (``reproflow runs publish``) never leaves two of them. Returns their ids.
+
+    The REST calls are made here, with the caller's client, and the ``prefect.artifact.created``
+    / ``.updated`` events Prefect's client would emit go in one ``POST /events`` on that same
+    client, not through Prefect's events worker: this runs on the publisher thread after the
+    flow returns, possibly while the interpreter shuts down, when Prefect has already drained
+    its events worker and starting a new one fails ("can't register atexit after shutdown").
+    """
+    from prefect.client.schemas.actions import ArtifactUpdate
+
+    keys = [a.key for a in artifacts]
+    found = client.request("POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}, "key": {"any_": keys}},
+        "sort": "CREATED_DESC",
+    })
+    found.raise_for_status()
+    existing: dict[str, list[dict[str, Any]]] = {}
+    for row in found.json():
+        existing.setdefault(row["key"], []).append(row)  # newest first
+    ids: list[str] = []
+    events: list[dict[str, Any]] = []
+    for art in artifacts:
+        rows = existing.get(art.key, [])
+        if rows:
+            artifact_id = str(rows[0]["id"])
+            update = ArtifactUpdate(data=art.data, description=art.description)
+            resp = client.request("PATCH", "/artifacts/{id}", path_params={"id": artifact_id},
+                                  json=update.model_dump(mode="json", exclude_unset=True))
+            resp.raise_for_status()
+            for extra in rows[1:]:  # duplicates left by versions that always created
+                client.request("DELETE", "/artifacts/{id}", path_params={"id": str(extra["id"])})
+            events.append(_artifact_event("prefect.artifact.updated", artifact_id, art, flow_run_id))
+        else:
+            resp = client.request("POST", "/artifacts/", json=art.model_dump(mode="json", exclude_unset=True))
+            resp.raise_for_status()
+            artifact_id = str(resp.json()["id"])
+            events.append(_artifact_event("prefect.artifact.created", artifact_id, art, flow_run_id))
+        ids.append(artifact_id)
+    _send_events(client, events)
+    return ids
+
+
+def _artifact_event(name: str, artifact_id: str, art: Any, flow_run_id: uuid.UUID) -> dict[str, Any]:
+    """The event Prefect's ``create_artifact`` / ``update_artifact`` emit, as JSON."""
+    from prefect.events.schemas.events import Event
+
+    return Event(
+        event=name,
+        resource={"prefect.resource.id": f"prefect.artifact.{artifact_id}", "prefect.resource.name": art.key},
+        related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}],
+        payload={"key": art.key, "type": art.type, "description": art.description},
+    ).model_dump(mode="json")
+
+
+def _send_events(client: Any, events: list[dict[str, Any]]) -> None:
+    """POST the artifacts' events; a server that refuses them costs the event feed, not the
+    artifacts, so a failure is a debug line."""
+    from prefect.events.worker import should_emit_events
+
+    if not events or not should_emit_events():
+        return
+    try:
+        client.request("POST", "/events", json=events).raise_for_status()
+    except Exception as exc:  # noqa: BLE001 - the artifacts are there; the feed is secondary
+        log.debug("reproflow: could not send the artifact events: %s", exc)
 
 
 def _api_error(exc: BaseException) -> errors.PrefectAPIError:
@@ -361,4 +434,4 @@ def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
     return _publisher.wait(timeout)
 
 
-__all__ = ["publish_in_background", "publish_mode", "publish_or_warn", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "wait_for_artifacts"]
+__all__ = ["publish_in_background", "publish_mode", "publish_or_warn", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "upsert_artifacts", "wait_for_artifacts"]

@@ -228,7 +228,37 @@ def owns_run(run_id: str) -> bool:
     return run_id in _started
 
 
+class _HookChatter(logging.Filter):
+    """Prefect logs "Running hook '…'" and "Hook '…' finished running successfully" at INFO for
+    every flow hook, into the console and the flow run's logs in the UI; for reproflow's own end
+    hook (bookkeeping the user never wrote) those two lines become DEBUG. Its errors stay."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self._quoted = tuple(f"ook {n!r}" for n in names)  # "Running hook '_flow_end_hook' ..."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        msg = record.msg
+        if not any(q in msg for q in self._quoted) or not (msg.startswith("Running hook") or msg.endswith("finished running successfully")):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_hook_filter: _HookChatter | None = None
+
+
+def _quiet_hook_logs() -> None:
+    global _hook_filter
+    if _hook_filter is None:
+        _hook_filter = _HookChatter((_flow_end_hook.__name__,))
+        logging.getLogger("prefect.flow_runs").addFilter(_hook_filter)
+
+
 def _attach_end_hooks(flow: Any) -> None:
+    _quiet_hook_logs()
     for attr in ("on_completion_hooks", "on_failure_hooks", "on_crashed_hooks", "on_cancellation_hooks"):
         hooks = getattr(flow, attr, None)
         if isinstance(hooks, list) and _flow_end_hook not in hooks:
