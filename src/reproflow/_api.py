@@ -15,9 +15,11 @@ def open_store(store: str | os.PathLike[str] | Store | None = None, *, must_exis
     return s.require() if must_exist else s
 
 
-def list_runs(store: str | os.PathLike[str] | Store | None = None) -> list[RunSummary]:
-    """Every run in the store, newest first."""
-    return open_store(store).list_runs()
+def list_runs(store: str | os.PathLike[str] | Store | None = None, *,
+              problems: list[str] | None = None) -> list[RunSummary]:
+    """Every run in the store, newest first; runs whose records cannot be read are left out,
+    each with a one-line reason in ``problems`` when given."""
+    return open_store(store).list_runs(problems=problems)
 
 
 def load_run(run_id: str, store: str | os.PathLike[str] | Store | None = None) -> Run:

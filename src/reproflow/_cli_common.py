@@ -37,6 +37,18 @@ def fail(exc: ReproflowError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+#: Storage libraries that log a full traceback for every failed retry before raising: the CLI
+#: reports the final error itself, as one line (an unreachable gs:// store printed 49 lines).
+_NOISY_LOGGERS = ("gcsfs", "s3fs", "aiobotocore", "aiohttp", "fsspec")
+
+
+def _quiet_storage_logs() -> None:
+    import logging
+
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _click_class(name: str) -> type[BaseException]:
     """Click's exception class ``name`` as this typer raises it.
 
@@ -75,6 +87,7 @@ def usage_error(exc: BaseException, prog_name: str = "reproflow") -> int:
 def run_cli(app: typer.Typer, args: Optional[list[str]] = None, prog_name: str = "reproflow") -> int:
     """Run the app: ReproflowError → one line + exit code; usage errors → usage + one line, exit 2;
     other errors keep their traceback."""
+    _quiet_storage_logs()
     click_exception = _click_class("ClickException")
     try:
         # In non-standalone mode click *returns* the code of a `typer.Exit(n)` instead of raising.

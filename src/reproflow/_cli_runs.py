@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ._api import list_runs, load_run, open_store
-from ._cli_common import JsonOption, StoreOption, console, print_json
+from ._cli_common import JsonOption, StoreOption, console, console_err, print_json
 from ._dag import edges, task_label, upstream_labels
 from .records import Environment, Run
 
@@ -44,7 +44,10 @@ def list_cmd(
                                         "Default: the newest 50 in the table, all with --json."),
 ) -> None:
     """Recorded runs, newest first: flow, status, start time, git state."""
-    runs = list_runs(store)
+    problems: list[str] = []
+    runs = list_runs(store, problems=problems)
+    for problem in problems:  # one bad run never hides the others
+        console_err.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
     total = len(runs)
     if limit is None:
         limit = 0 if as_json else TABLE_LIMIT

@@ -10,7 +10,8 @@ fits, keeps its facts as attributes, and says the next step in its message::
      ├── RunNotFound (LookupError)
      ├── RecordError (ValueError)
      │    ├── CorruptRecord
-     │    └── NewerSchema
+     │    ├── NewerSchema
+     │    └── UnsafeRecord                 a field that would reach a path or a command is unsafe
      ├── BlobError (ValueError)
      │    └── TamperedBlob
      ├── DeclarationError (TypeError)     bad @repro_task arguments, found when decorating
@@ -149,6 +150,18 @@ class NewerSchema(RecordError):
             found=found,
             supported=supported,
         )
+
+
+class UnsafeRecord(RecordError):
+    """A record field that would reach a path, a command line or an archive is not safe to use.
+
+    A store may come from someone else: such a record is refused, never acted on.
+    """
+
+    @classmethod
+    def because(cls, what: str, *, path: str = "") -> UnsafeRecord:
+        return cls(f"refusing the record: {what}; the store may come from someone else or be damaged "
+                   "(nothing was installed or written)", path=path)
 
 
 class BlobError(ReproflowError, ValueError):

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import secrets
 import threading
 import itertools
@@ -167,6 +168,8 @@ class Store:
         return posixpath.join(self.root, *parts) if self.root else posixpath.join(*parts)
 
     def blob_path(self, digest: str) -> str:
+        if not _DIGEST.fullmatch(digest):  # a digest from a record becomes a path: hex only
+            raise errors.UnsafeRecord.because(f"blob digest {digest[:80]!r} is not a SHA-256 hex digest")
         return self.path("objects", "sha256", digest[:2], digest[2:])
 
     def run_dir(self, run_id: str) -> str:
@@ -388,11 +391,25 @@ class Store:
         return True
 
     def exists(self) -> bool:
-        """Whether the store holds anything reproflow wrote."""
+        """Whether the store holds anything reproflow wrote.
+
+        Raises:
+            StoreUnreachable: the store cannot be read (network, credentials, or a local folder
+                this user may not read: "permission denied", never "no store").
+        """
         try:
-            return bool(self.fs.exists(self.path("runs")) or self.fs.exists(self.path("objects")))
+            found = bool(self.fs.exists(self.path("runs")) or self.fs.exists(self.path("objects")))
         except Exception as exc:  # noqa: BLE001
             raise self._guard(exc) from exc
+        if not found and self._local:
+            for sub in ("runs", "objects"):
+                try:
+                    os.stat(self.path(sub))
+                except PermissionError as exc:
+                    raise self._guard(exc) from exc
+                except OSError:
+                    continue
+        return found
 
     def require(self) -> Store:
         """Raise :class:`StoreNotFound` unless the store holds records."""
@@ -583,29 +600,36 @@ class Store:
         if self._exists(posixpath.join(self.run_dir(run_id), "run.json")):
             return run_id
         self.require()
-        if len(run_id) >= 4:
-            matches = [r for r in self.run_ids() if r.startswith(run_id)]
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                raise errors.RunNotFound(
-                    f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs match); "
-                    "give more characters",
-                    run_id=run_id,
-                    url=self.display_url,
-                )
+        matches = [r for r in self.run_ids() if r.startswith(run_id)]  # any unique prefix, like git
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise errors.RunNotFound(
+                f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs match); "
+                "give more characters",
+                run_id=run_id,
+                url=self.display_url,
+            )
         raise errors.RunNotFound.for_id(run_id, self.display_url)
 
-    def load_run_record(self, run_id: str) -> RunRecord:
-        run_id = self.resolve_run_id(run_id)
+    def _run_record(self, run_id: str) -> RunRecord:
+        """``runs/<run_id>/run.json``, validated, and refused when it names another run (a
+        record copied or crafted into another run's folder must not pass as that run)."""
         path = posixpath.join(self.run_dir(run_id), "run.json")
-        return parse_record(self.read_bytes(path), RunRecord, path)
+        record = parse_record(self.read_bytes(path), RunRecord, path)
+        if record.run_id != run_id:
+            raise errors.UnsafeRecord.because(f"{path} names run {record.run_id!r}, not the run of its folder",
+                                              path=path)
+        return record
+
+    def load_run_record(self, run_id: str) -> RunRecord:
+        return self._run_record(self.resolve_run_id(run_id))
 
     def load_run(self, run_id: str, *, with_context: bool = True) -> Run:
         """Load a run with its end record, every task attempt and its process context."""
         run_id = self.resolve_run_id(run_id)
         rdir = self.run_dir(run_id)
-        record = parse_record(self.read_bytes(posixpath.join(rdir, "run.json")), RunRecord, posixpath.join(rdir, "run.json"))
+        record = self._run_record(run_id)
         end: RunEnd | None = None
         try:
             end = parse_record(self.read_bytes(posixpath.join(rdir, "end.json")), RunEnd, posixpath.join(rdir, "end.json"))
@@ -635,18 +659,28 @@ class Store:
         records.sort(key=lambda t: (t.started_at, t.task_run_id, t.attempt))
         yield from records
 
-    def list_runs(self) -> list[RunSummary]:
-        """Every run, newest first, from the index (one small read per run)."""
+    def list_runs(self, *, problems: list[str] | None = None) -> list[RunSummary]:
+        """Every run, newest first, from the index (one small read per run).
+
+        A run whose records cannot be read (corrupt, a newer schema, naming another run) is left
+        out, not fatal to the listing: its one-line reason goes to ``problems`` when given (the
+        CLI prints them), else to the ``reproflow`` logger.
+        """
         self.require()
         ids = self.run_ids()
         index_dir = self.path("index")
         indexed = {n[:-5] for n in self.ls(index_dir) if n.endswith(".json")}
         summaries: list[RunSummary] = []
-        idx_paths = [posixpath.join(index_dir, f"{r}.json") for r in ids if r in indexed]
-        for p, data in self.read_many(idx_paths).items():
+        idx_paths = {posixpath.join(index_dir, f"{r}.json"): r for r in ids if r in indexed}
+        for p, data in self.read_many(list(idx_paths)).items():
             if isinstance(data, BaseException):
                 continue
-            summaries.append(parse_record(data, RunSummary, p))
+            try:
+                summary = parse_record(data, RunSummary, p)
+            except errors.RecordError:
+                continue  # rebuilt from the run's own records below
+            if summary.run_id == idx_paths[p]:
+                summaries.append(summary)
         have = {s.run_id for s in summaries}
         for run_id in ids:
             if run_id in have:
@@ -655,13 +689,18 @@ class Store:
                 summaries.append(self.summarize(run_id))
             except FileNotFoundError:
                 continue  # a folder without run.json: a run whose start record never landed
+            except errors.RecordError as exc:
+                if problems is not None:
+                    problems.append(str(exc))
+                else:
+                    logging.getLogger("reproflow").warning("%s", exc)
         summaries.sort(key=lambda s: s.started_at, reverse=True)
         return summaries
 
     def summarize(self, run_id: str) -> RunSummary:
         """Build a run's index entry from its records (for runs still going or crashed)."""
         rdir = self.run_dir(run_id)
-        record = parse_record(self.read_bytes(posixpath.join(rdir, "run.json")), RunRecord, posixpath.join(rdir, "run.json"))
+        record = self._run_record(run_id)
         end = None
         try:
             end = parse_record(self.read_bytes(posixpath.join(rdir, "end.json")), RunEnd, posixpath.join(rdir, "end.json"))
@@ -712,6 +751,9 @@ def parse_record(data: bytes, cls: type[M], path: str) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise errors.CorruptRecord.at(path, f"{where}: {first['msg']}") from None
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _safe_id(run_id: str) -> str:

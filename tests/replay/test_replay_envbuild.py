@@ -46,7 +46,7 @@ def test_build_then_reuse(store: Store, tmp_path: Path) -> None:
     env = environment(Distribution(name="tomli_w", version=tomli_w_version), local)
     choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
     cache = tmp_path / "envs"
-    kwargs = dict(environment_hash="sha256:test-env", choice=choice, store=store, uv_bin=find_uv(),
+    kwargs = dict(choice=choice, store=store, uv_bin=find_uv(),
                   index=index_config(), cache_root=cache, work_dir=tmp_path / "work")
     assert [p.kind for p in plan_environment(env).pins] == ["local", "index"]
     steps: list[str] = []
@@ -61,11 +61,9 @@ def test_build_then_reuse(store: Store, tmp_path: Path) -> None:
     ).stdout.split()
     assert out == ["42", tomli_w_version]
 
-    t = time.perf_counter()
     again = build_environment(env, **kwargs)  # type: ignore[arg-type]
     assert again.reused and again.python == built.python
-    assert time.perf_counter() - t < 1.0
-    assert cached_env(cache, env_key("sha256:test-env", choice.interpreter.version, env.python.version)) is not None
+    assert cached_env(cache, env_key(plan_environment(env), choice.interpreter.version)) is not None
 
 
 def test_folder_without_marker_is_rebuilt(store: Store, tmp_path: Path) -> None:
@@ -73,11 +71,11 @@ def test_folder_without_marker_is_rebuilt(store: Store, tmp_path: Path) -> None:
     env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")))
     choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
     cache = tmp_path / "envs"
-    key = env_key("sha256:half", choice.interpreter.version, env.python.version)
+    key = env_key(plan_environment(env), choice.interpreter.version)
     (cache / key / "venv" / "bin").mkdir(parents=True)
     (cache / key / "junk").write_text("from a crash")
     assert cached_env(cache, key) is None
-    built = build_environment(env, environment_hash="sha256:half", choice=choice, store=store, uv_bin=find_uv(),
+    built = build_environment(env, choice=choice, store=store, uv_bin=find_uv(),
                               index=index_config(), cache_root=cache, work_dir=tmp_path / "w")
     assert not built.reused and not (cache / key / "junk").exists() and (cache / key / MARKER).exists()
 
@@ -90,7 +88,7 @@ def test_marker_is_the_same_for_every_build(store: Store, tmp_path: Path) -> Non
     choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
     markers = []
     for n in (1, 2):
-        built = build_environment(env, environment_hash="sha256:same", choice=choice, store=store, uv_bin=find_uv(),
+        built = build_environment(env, choice=choice, store=store, uv_bin=find_uv(),
                                   index=index_config(), cache_root=tmp_path / f"envs{n}", work_dir=tmp_path / f"w{n}")
         markers.append((built.path / MARKER).read_bytes())
         time.sleep(0.01)

@@ -1,7 +1,8 @@
 """Rebuild a recorded environment with uv: a fresh venv, exact pins, local sources, VCS commits.
 
-The environment is built in a folder keyed by the recorded ``environment_hash`` (and the Python
-actually used, when it is not the exact recorded one) under the env cache
+The environment is built in a folder keyed by a hash of what it will hold (the validated pins,
+local sources by content, and the Python it is built with; never the record's own
+``environment_hash``, which is untrusted) under the env cache
 (``$REPROFLOW_CACHE_DIR/envs``, default ``~/.cache/reproflow/envs``), never inside the store.
 A marker file is written only after a complete, successful build; a folder without it is a
 broken earlier attempt and is rebuilt. A file lock keeps two replays from building the same
@@ -20,6 +21,7 @@ What gets installed, each with ``--no-deps`` (the record already lists every dis
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -69,6 +71,7 @@ class EnvPlan:
     implementation: str
     pins: list[PinSpec] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  #: what cannot be rebuilt as recorded
+    refused: list[str] = field(default_factory=list)  #: unsafe record fields: the replay must not run
 
     @property
     def by_kind(self) -> dict[str, int]:
@@ -90,8 +93,58 @@ def _file_path(url: str) -> str | None:
     return None
 
 
+#: PEP 508 distribution names (what ``packaging`` accepts, anchored: nothing an installer reads
+#: as an option or a URL fits).
+_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
+_VCS = {"git", "hg", "svn", "bzr"}
+_VCS_URL = re.compile(r"^(?:(?:git|hg|svn|bzr)\+)?(?:https?|ssh|git|file|svn|bzr)://[^\s@#?][^\s#?]*$")
+_VCS_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+
+
+def pin_problem(dist: Distribution) -> str | None:
+    """Why a recorded distribution is unsafe to hand to the installer, or None.
+
+    A record may come from someone else's store: a name such as ``--index-url=http://...`` or a
+    version such as ``1.0 --pre`` must never reach ``uv pip install`` (it would be read as an
+    option), and a VCS URL or commit must be a plain URL and ref.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    if not _NAME.match(dist.name):
+        return f"distribution name {dist.name!r} is not a valid PEP 508 name"
+    try:
+        Version(dist.version)
+    except InvalidVersion:
+        return f"{dist.name}: version {dist.version!r} is not a valid PEP 440 version"
+    du = dist.direct_url
+    if du is not None and du.vcs:
+        if du.vcs not in _VCS:
+            return f"{dist.name}: unknown VCS {du.vcs!r}"
+        if not _VCS_URL.match(du.url):
+            return f"{dist.name}: VCS URL {du.url!r} is not a plain URL"
+        if du.commit_id and not _VCS_REF.match(du.commit_id):
+            return f"{dist.name}: VCS commit {du.commit_id!r} is not a plain revision"
+    return None
+
+
+def _archive_matches(path: str, archive_hash: str) -> bool:
+    """Whether the file hashes as PEP 610's ``archive_info.hash`` (``algo=hex``) says."""
+    import hashlib
+
+    algo, _, expected = archive_hash.partition("=")
+    try:
+        h = hashlib.new(algo.lower())
+    except (ValueError, TypeError):
+        return False
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return bool(expected) and h.hexdigest() == expected.lower()
+
+
 def plan_environment(env: Environment, store: Store | None = None) -> EnvPlan:
-    """Decide how each recorded distribution is installed; list what cannot be rebuilt.
+    """Decide how each recorded distribution is installed; list what cannot be rebuilt, and
+    refuse (``EnvPlan.refused``) what is unsafe to install.
 
     Args:
         env: the recorded environment.
@@ -99,6 +152,10 @@ def plan_environment(env: Environment, store: Store | None = None) -> EnvPlan:
     """
     plan = EnvPlan(python_version=env.python.version, implementation=env.python.implementation)
     for dist in sorted(env.distributions, key=lambda d: _norm(d.name)):
+        problem = pin_problem(dist)
+        if problem is not None:
+            plan.refused.append(problem)
+            continue
         plan.pins.append(_pin_for(dist, plan, store))
     return plan
 
@@ -118,8 +175,11 @@ def _pin_for(dist: Distribution, plan: EnvPlan, store: Store | None) -> PinSpec:
                 plan.problems.append(f"{dist.name}: its stored source snapshot sha256:{dist.source_blob[:12]} is missing from the store")
             return PinSpec(dist.name, dist.version, "local", path, source_blob=dist.source_blob,
                            note="editable" if du.editable else "local directory")
-        if du.archive_hash and os.path.isfile(path):
-            return PinSpec(dist.name, dist.version, "archive", path, note=du.archive_hash)
+        if du.archive_hash and os.path.isabs(path) and os.path.isfile(path):
+            if _archive_matches(path, du.archive_hash):
+                return PinSpec(dist.name, dist.version, "archive", path, note=du.archive_hash)
+            plan.refused.append(f"{dist.name}: the archive {path} does not hash as recorded ({du.archive_hash[:24]}...)")
+            return PinSpec(dist.name, dist.version, "index", f"{dist.name}=={dist.version}", note="archive changed")
         plan.problems.append(
             f"{dist.name} {dist.version}: local {'editable ' if du.editable else ''}install from {path} has no "
             "stored source snapshot; trying the index instead"
@@ -145,12 +205,21 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def env_key(environment_hash: str, choice_version: str | None, recorded_version: str) -> str:
-    """The cache folder name: the recorded hash, plus the Python used when it is not exact."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", environment_hash.replace("sha256:", ""))[:80]
-    if choice_version and choice_version != recorded_version:
-        safe += f"-py{choice_version}"
-    return safe
+def _pin_lines(plan: EnvPlan) -> list[str]:
+    return [p.requirement if p.kind != "local" else f"{p.name}=={p.version} (local sha256:{p.source_blob})"
+            for p in plan.pins]
+
+
+def env_key(plan: EnvPlan, python_version: str) -> str:
+    """The cache folder name: a hash of what the folder will hold (the validated pins, local
+    sources by their content hash, and the Python version it is built with).
+
+    Never the record's own ``environment_hash``: a record is untrusted input, so a crafted hash
+    (``..``, ``.``) must not name a folder, and a record that claims another run's hash with a
+    changed package list must not land in (or be served from) that run's environment.
+    """
+    ident = json.dumps({"python": python_version, "pins": _pin_lines(plan)}, sort_keys=True)
+    return "env-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
 
 
 def cached_env(root: Path, key: str) -> BuiltEnv | None:
@@ -221,7 +290,6 @@ def _project_dir(dest: Path) -> Path:
 def build_environment(
     env: Environment,
     *,
-    environment_hash: str,
     choice: InterpreterChoice,
     store: Store,
     uv_bin: str,
@@ -235,7 +303,6 @@ def build_environment(
 
     Args:
         env: the recorded environment.
-        environment_hash: the recorded identity of python + pins (the cache key).
         choice: the interpreter to build with.
         store: where local distributions' source snapshots live.
         uv_bin: the uv binary.
@@ -250,7 +317,7 @@ def build_environment(
         EnvironmentBuildError: the venv could not be created.
     """
     plan = plan or plan_environment(env, store)
-    key = env_key(environment_hash, choice.interpreter.version, env.python.version)
+    key = env_key(plan, choice.interpreter.version)
     report = progress or (lambda *_: None)
     if cache_root is None:
         folder = work_dir / "env"
@@ -307,11 +374,11 @@ def _build(
     report(f"install {len(plan.pins)} pins", 1 + len(local), total)
     base = [uv_bin, "pip", "install", "--no-deps", "--quiet", "--python", python, *index.args]
     if remote:
-        proc = _run_uv([*base, *[p.requirement for p in remote]], uv_env)
+        proc = _run_uv([*base, "--", *[p.requirement for p in remote]], uv_env)
         if proc.returncode != 0:
             raise PinNotResolvable.for_pins(_failed_pins(proc.stderr, remote), _first_error(proc.stderr))
     if local_dirs:
-        proc = _run_uv([*base, *local_dirs], uv_env)
+        proc = _run_uv([*base, "--", *local_dirs], uv_env)
         if proc.returncode != 0:
             raise PinNotResolvable.for_pins(
                 _failed_pins(proc.stderr, local) or [f"{p.name} (local source)" for p in local],
@@ -337,8 +404,7 @@ def marker_text(plan: EnvPlan, choice: InterpreterChoice, env: Environment) -> s
         "python_version": choice.interpreter.version,
         "recorded_python": env.python.version,
         "n_pins": len(plan.pins),
-        "pins": [p.requirement if p.kind != "local" else f"{p.name}=={p.version} (local sha256:{p.source_blob})"
-                 for p in plan.pins],
+        "pins": _pin_lines(plan),
     }
     return json.dumps(meta, indent=2, sort_keys=True) + "\n"
 

@@ -362,6 +362,14 @@ def plan_loaded(
 
     # --- environment
     plan.risks += [f"environment: {p}" for p in env_plan.problems]
+    for what in env_plan.refused:
+        fatal.append(errors.UnsafeRecord.because(what))
+        plan.problems.append(what)
+    builds = [f"{p.name} ({'VCS' if p.kind == 'vcs' else 'local source'})" for p in env_plan.pins
+              if p.kind in ("vcs", "local")]
+    if builds:
+        plan.risks.append("building these runs their build scripts (setup.py / build backend) on this machine: "
+                          + ", ".join(builds))
     for pin in env_plan.pins:
         if pin.kind == "local" and pin.source_blob and not store.has_blob(pin.source_blob):
             fatal.append(errors.BlobError(f"the stored source of {pin.name} (sha256:{pin.source_blob[:12]}) is missing from the store", digest=pin.source_blob))
@@ -395,7 +403,7 @@ def plan_loaded(
 
     root = cache_root
     if root is not None and python is None:
-        hit = cached_env(root, env_key(ctx.environment_hash, env.python.version, env.python.version))
+        hit = cached_env(root, env_key(env_plan, env.python.version))
         if hit is not None:
             plan.python_path, plan.python_exact = hit.python, True
             plan.env_cache, plan.env_cached = str(hit.path), True
@@ -413,7 +421,7 @@ def plan_loaded(
     if choice.warning:
         plan.risks.append(choice.warning)
     if root is not None:
-        key = env_key(ctx.environment_hash, choice.interpreter.version, env.python.version)
+        key = env_key(env_plan, choice.interpreter.version)
         plan.env_cache = str(root / key)
         hit = cached_env(root, key)
         plan.env_cached = hit is not None

@@ -267,7 +267,6 @@ def _environment(
     report = (lambda desc, done, total: progress("env", desc, done, total)) if progress else None
     built = build_environment(
         prepared.environment,
-        environment_hash=ctx.environment_hash,
         choice=prepared.choice,
         store=st,
         uv_bin=find_uv(),

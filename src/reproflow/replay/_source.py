@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..records import ProcessContext
 from ..store import Store
-from ..errors import SourceNotAvailable
+from ..errors import SourceNotAvailable, UnsafeArchive
 
 
 @dataclass
@@ -88,6 +88,20 @@ def _has_commit(root: str, commit: str) -> bool:
     return proc.returncode == 0
 
 
+def _no_escaping_links(dest: Path, label: str) -> None:
+    """Refuse a restored tree holding a symbolic link that leaves it (absolute, or through
+    ``..``): the replayed flow would read or write through it, outside the work folder. The
+    same rule the archive extraction applies, for what ``git apply`` made."""
+    root = os.path.realpath(dest)
+    for folder, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if target != root and not target.startswith(root + os.sep):
+                    raise UnsafeArchive.for_member(label, os.path.relpath(path, dest))
+
+
 def restore_source(context: ProcessContext, store: Store, dest: Path) -> RestoredSource:
     """Put the recorded code in ``dest`` (created).
 
@@ -117,6 +131,7 @@ def restore_source(context: ProcessContext, store: Store, dest: Path) -> Restore
                         f"the stored diff does not apply to {git.commit[:12]}: "
                         f"{applied.stderr.decode(errors='replace').strip()}"
                     )
+                _no_escaping_links(dest, "the stored git diff")
                 how += " + diff"
         return RestoredSource(dest, how)
     _, problems = describe_source(context, store)
