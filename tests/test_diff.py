@@ -123,7 +123,12 @@ def test_map_tasks_match_by_index(store: Store, tmp_path: pathlib.Path) -> None:
     b = make_run(store, run_id="run-bbbb", tasks=mapped("run-bbbb", [2, 0, 1], 1))
     diff = diff_runs(store, a, b)
     assert [(t.task, [c.key for c in t.changes]) for t in diff.tasks] == [("sq[1]", ["return"])]
-    assert "nondeterminism" in (diff.tasks[0].changes[0].note or "")
+    assert diff.tasks[0].changes[0].note == "same inputs, different result: nondeterminism or environment"
+    c = make_run(store, run_id="run-cccc", tasks=mapped("run-cccc", [0, 1, 2], 1),
+                 git=GitState(available=True, commit="c" * 40, branch="main"))  # fmt: skip
+    note = diff_runs(store, a, c).tasks[0].changes[0].note
+    assert note == ("same inputs, different result: the code it calls may have changed (see git), or "
+                    "nondeterminism or environment")  # fmt: skip
 
 
 def test_cli_diff(store: Store, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:

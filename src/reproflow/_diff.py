@@ -314,7 +314,12 @@ def _flow_param_hashes(run: Run) -> dict[str, set[str]]:
 
 def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[str]]],
            pairs: list[tuple[str, Optional[TaskRecord], Optional[TaskRecord]]],
-           source_changed: dict[str, str]) -> list[TaskDiff]:  # fmt: skip
+           source_changed: dict[str, str], code_changed: bool = False) -> list[TaskDiff]:  # fmt: skip
+    """Per task pair, what differs. ``code_changed``: the commit or the uncommitted diff differs,
+    so a result that changed with nothing else may come from code the task calls."""
+    unexplained = ("same inputs, different result: the code it calls may have changed (see git), or "
+                   "nondeterminism or environment") if code_changed else (
+                   "same inputs, different result: nondeterminism or environment")  # fmt: skip
     out: list[TaskDiff] = []
     changed_results: set[str] = set()  # task_run_ids (of run B) whose result changed
     # (hash in A, hash in B) of every changed result: a parameter that changed from one to the other
@@ -362,7 +367,7 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[st
         changes += outputs
         if x.result_hash != y.result_hash:
             changes.append(Change(key="return", a=x.result_hash, b=y.result_hash, derived=effect_derived,
-                                  note=None if effect_derived else "same inputs, different result: nondeterminism or environment"))  # fmt: skip
+                                  note=None if effect_derived else unexplained))  # fmt: skip
             changed_results.add(y.task_run_id)
             if x.result_hash and y.result_hash:
                 changed_values.add((x.result_hash, y.result_hash))
@@ -448,7 +453,8 @@ def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: fro
         sources=sources,
         parameters=params,
         env_vars=_env_vars(ea, eb, ignore_env),
-        tasks=_tasks(a, b, changed_flow, pairs, by_task),
+        tasks=_tasks(a, b, changed_flow, pairs, by_task,
+                     code_changed=any(c.key in ("commit", "uncommitted diff") for c in git)),
     )
 
 
