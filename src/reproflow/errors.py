@@ -217,14 +217,18 @@ class InputChanged(ReproflowError, ValueError):
         )
 
     @classmethod
-    def written_by_run(cls, uri: str, expected: str, actual: str | None, tasks: list[str]) -> InputChanged:
+    def written_by_run(cls, uri: str, expected: str, actual: str | None, tasks: list[str],
+                       stored: bool = False) -> InputChanged:
         """An input the run itself wrote over or into: its original path holds the run's
-        outputs, and no stored copy holds the state the run started from."""
+        outputs, and no stored copy that can be used holds the state the run started from."""
         found = "" if actual is None else f" (now sha256:{actual})"
+        fix = ("it was stored, but the file has changed since the run wrote it and is not overwritten: put back "
+               "what the run left there" if stored else
+               "record again with REPROFLOW_STORE_INPUTS=1 (or @repro_task(store_inputs=True)) so the store keeps "
+               "a copy of it")
         return cls(
             f"input {uri} was written by the run itself (task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}), so its original path{found} "
-            f"holds the run's outputs, not the state recorded before the run (sha256:{expected}); record again "
-            "with REPROFLOW_STORE_INPUTS=1 (or @repro_task(store_inputs=True)) so the store keeps a copy of it, "
+            f"holds the run's outputs, not the state recorded before the run (sha256:{expected}); {fix}, "
             "or pass --allow-changed-inputs to replay from what is there now",
             uri=uri,
             expected=expected,

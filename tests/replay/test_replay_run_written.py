@@ -218,3 +218,20 @@ def test_task_replay_makes_the_folders_of_its_recorded_outputs(tmp_path: Path, s
     write_spec(prepared, store, restored, tmp_path / "work")
     assert (restored / "results" / "run-1").is_dir()
     assert not (restored / "results" / "run-1" / "upper.txt").exists() and not repo.exists()
+
+
+def test_a_file_updated_in_place_outside_the_root_comes_back_from_its_copy(tmp_path: Path, store: Store) -> None:
+    """A file the run rewrote (read, then updated by the task) with a stored copy: restored over
+    what the run left there; a file someone else changed since is never overwritten."""
+    counter = tmp_path / "scratch" / "count.txt"
+    counter.parent.mkdir()
+    counter.write_text("1")
+    before = file_ref(counter, "path", store.put_blob_file(counter))
+    counter.write_text("2")
+    bump = task("r", 0, "c", name="bump", inputs=[before], outputs=[file_ref(counter, "path")])
+    checks = verify_inputs(_planned([bump]), [bump], store, run_tasks=[bump])
+    assert checks[0].status == "restored" and counter.read_text() == "1"
+    counter.write_text("edited by hand")
+    with pytest.raises(InputChanged, match="written by the run itself.*it was stored, but the file has changed"):
+        verify_inputs(_planned([bump]), [bump], store, run_tasks=[bump])
+    assert counter.read_text() == "edited by hand"

@@ -235,6 +235,20 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
         return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="ok", tasks=item.tasks,
                           location=item.uri)
     actual = found.sha256 if found.kind != "missing" else None
+    if (item.written_by and item.stored_copy and found.kind == "file" and is_local(item.uri)
+            and actual == _last_written(run_tasks, item.uri)):
+        # a file the run updated in place, still holding what the run left (the replay writes it
+        # again): back to its state before the run from the stored copy
+        ref = _stored_blob(tasks, item.uri)
+        assert ref is not None and ref.stored_blob is not None
+        restore_copy(store, ref.stored_blob, local_path(item.uri), ref.kind)
+        found = hash_path(item.uri)
+        if found.sha256 == item.sha256:
+            return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="restored",
+                              tasks=item.tasks, location=item.uri,
+                              note="restored from the copy stored at record time over what the run wrote"
+                                   + _written_note(item))
+        actual = found.sha256
     if item.written_by and found.kind == "directory" and is_local(item.uri):
         folder = local_path(item.uri)
         ours = written_files(run_tasks, folder)
@@ -248,10 +262,22 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
                                    + _written_note(item))
     if not allow_changed:
         if item.written_by:
-            raise InputChanged.written_by_run(item.uri, item.sha256, actual, item.written_by)
+            stored = item.stored_copy and found.kind == "file"
+            raise InputChanged.written_by_run(item.uri, item.sha256, actual, item.written_by, stored)
         raise _refusal(item, actual)
     return InputCheck(uri=item.uri, expected=item.sha256, actual=actual, status="missing" if actual is None else "changed",
                       tasks=item.tasks, location=item.uri, note="allowed by --allow-changed-inputs")
+
+
+def _last_written(run_tasks: list[TaskRecord], uri: str) -> str | None:
+    """The hash of what the run last wrote at ``uri`` (tasks in start order)."""
+    key = os.path.normpath(uri)
+    last = None
+    for t in sorted(run_tasks, key=lambda t: (t.started_at, t.attempt)):
+        for r in t.outputs:
+            if "://" not in r.uri and _key(r) == key:
+                last = r.sha256
+    return last
 
 
 def _tree_without(folder: str, skip: set[str]) -> str:
