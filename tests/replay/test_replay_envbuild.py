@@ -66,6 +66,23 @@ def test_build_then_reuse(store: Store, tmp_path: Path) -> None:
     assert cached_env(cache, env_key(plan_environment(env), choice.interpreter.version)) is not None
 
 
+def test_built_environment_has_bytecode(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuilt environment is compiled at build time, its pins and the local package alike:
+    where PYTHONDONTWRITEBYTECODE is set no replay ever writes bytecode, and every replay's
+    `import prefect` compiled Prefect & co. from source again."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    local = local_dist(store, "mylocal", "0.3.0", {"pyproject.toml": PYPROJECT, "src/mylocal/__init__.py": b"X = 1\n"})
+    env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")), local)
+    choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
+    built = build_environment(env, environment_hash="sha256:bytecode", choice=choice, store=store, uv_bin=find_uv(),
+                              index=index_config(), cache_root=tmp_path / "envs", work_dir=tmp_path / "work")
+    site = subprocess.run([built.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for package in ("tomli_w", "mylocal"):
+        compiled = list((Path(site) / package / "__pycache__").glob("__init__.*.pyc"))
+        assert compiled, f"no bytecode for {package} in {site}"
+
+
 def test_folder_without_marker_is_rebuilt(store: Store, tmp_path: Path) -> None:
     """A leftover folder from an interrupted build (no marker) is not trusted: it is rebuilt."""
     env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")))

@@ -356,6 +356,7 @@ def _build(
     venv = folder / "venv"
     uv_env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", VIRTUAL_ENV=str(venv))
     uv_env.pop("PYTHONPATH", None)
+    uv_env.pop("PYTHONPYCACHEPREFIX", None)  # the bytecode belongs in the environment's own __pycache__
     local = [p for p in plan.pins if p.kind == "local"]
     total = 2 + len(local)
     report("create venv", 0, total)
@@ -373,6 +374,10 @@ def _build(
     remote = [p for p in plan.pins if p.kind != "local"]
     report(f"install {len(plan.pins)} pins", 1 + len(local), total)
     base = [uv_bin, "pip", "install", "--no-deps", "--quiet", "--python", python, *index.args]
+    # Compile bytecode once, at build time: uv does not by default, and where
+    # PYTHONDONTWRITEBYTECODE is set no run ever writes it, so every replay compiled Prefect &
+    # co. from source (`import prefect` 2.8-3.0 s instead of 1.65-1.8 s here).
+    base.append("--compile-bytecode")
     if remote:
         proc = _run_uv([*base, "--", *[p.requirement for p in remote]], uv_env)
         if proc.returncode != 0:
