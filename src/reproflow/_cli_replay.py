@@ -58,12 +58,15 @@ def register(app: typer.Typer) -> None:
         keep: bool = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner log)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
         no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
         as_json: bool = JsonOption,
     ) -> None:
         """Replay a recorded run in a rebuilt environment and compare its outputs task by task."""
+        from .replay._secrets import parse_params
+
         options: dict[str, Any] = dict(python=python, task=task, from_task=from_task,
                                        allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
-                                       env_cache=not no_env_cache)
+                                       env_cache=not no_env_cache, params=parse_params(param))
         if twice:
             _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=not in_place, require_original=True,
                    **options)
@@ -96,6 +99,7 @@ def register(app: typer.Typer) -> None:
         keep: bool = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner logs)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
         no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
         as_json: bool = JsonOption,
     ) -> None:
         """Run a recorded run twice in one environment; name the tasks that are nondeterministic by themselves.
@@ -103,9 +107,11 @@ def register(app: typer.Typer) -> None:
         Exit 0 only if every task gave the same outputs in both runs. Tasks that agree with
         themselves but not with the original are reported as changed by the environment.
         """
+        from .replay._secrets import parse_params
+
         _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=rebuild, python=python, task=task,
                from_task=from_task, allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
-               env_cache=not no_env_cache)
+               env_cache=not no_env_cache, params=parse_params(param))
 
 
 __all__ = ["register"]

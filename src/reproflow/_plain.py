@@ -101,7 +101,7 @@ def record(
     try:
         yield run
     except BaseException as exc:
-        finish_run(the_store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc)[:2000])))
+        finish_run(the_store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
         raise
     else:
         finish_run(the_store, run.run_id, "COMPLETED")
@@ -161,7 +161,7 @@ def call_plain(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return result
     except BaseException as exc:
         if owned:
-            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc)[:2000])))
+            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
         raise
     finally:
         if owned:
@@ -194,7 +194,7 @@ async def _call_plain_async(task: Any, args: tuple[Any, ...], kwargs: dict[str, 
             return result
     except BaseException as exc:
         if owned:
-            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc)[:2000])))
+            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
         raise
     finally:
         if owned:

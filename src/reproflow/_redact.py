@@ -26,6 +26,7 @@ and the time it took is kept (:func:`detector_setup_ms`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -33,7 +34,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._urls import strip_credentials
+from ._urls import PORT, USERINFO, strip_credentials
+from ._secret_names import is_secret_env_name, is_secret_key, name_parts
 from .records import EnvVar
 
 #: A redaction rule: ``(name, value) -> reason`` when the value must not be stored, else None.
@@ -46,54 +48,18 @@ REDACTED = "[REDACTED]"
 # By name
 # --------------------------------------------------------------------------------------------
 
-#: Words that make a variable name secret when they are one of its parts (split on _ - . and
-#: camelCase), e.g. GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, SENTRY_DSN, apiKey.
-_SECRET_WORDS = frozenset(
-    {
-        "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PASS",
-        "PASSPHRASE", "PWD", "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS", "CREDS",
-        "AUTH", "PRIVATE", "SESSION", "COOKIE", "COOKIES", "DSN", "SIGNATURE", "SALT", "PAT",
-        "BEARER", "OAUTH", "JWT", "CONNSTR",
-    }
-)
-#: A name part ending in one of these is secret too (DBPASSWORD, ACCESSKEY, AUTHTOKEN...).
-_SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "ACCESSKEY", "SECRETKEY",
-                    "PRIVATEKEY", "CREDENTIALS", "CREDENTIAL")
-#: Consecutive parts that together name a secret (CONNECTION_STRING holds Azure AccountKeys).
-_SECRET_PAIRS = frozenset({("CONNECTION", "STRING")})
-#: Well-known variables whose names contain a secret-sounding word but whose values are not
-#: secrets (and are useful to keep).
-_HARMLESS_NAMES = frozenset(
-    {
-        "PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS",
-        "DESKTOP_SESSION", "SESSION_MANAGER", "XDG_SESSION_ID", "XDG_SESSION_TYPE",
-        "XDG_SESSION_CLASS", "XDG_SESSION_DESKTOP", "XDG_SESSION_PATH", "XDG_SEAT_PATH",
-        "KEYTIMEOUT", "PYTHONHASHSEED", "TOKENIZERS_PARALLELISM",
-    }
-)
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SPLIT = re.compile(r"[^A-Za-z0-9]+")
-
-
 def _name_parts(name: str) -> list[str]:
-    return [p for p in _SPLIT.split(_CAMEL.sub("_", name).upper()) if p]
+    return name_parts(name)
 
 
 def secret_name(name: str, value: str) -> str | None:
-    """Flag a variable whose *name* says it holds a secret.
+    """Flag a variable whose *name* says it holds a secret (see :mod:`reproflow._secret_names`,
+    whose list is configurable).
 
     >>> secret_name("GITHUB_TOKEN", "x"), secret_name("KEYBOARD_LAYOUT", "x"), secret_name("PWD", "/")
     ('name', None, None)
     """
-    if name.upper() in _HARMLESS_NAMES:
-        return None
-    parts = _name_parts(name)
-    for i, part in enumerate(parts):
-        if part in _SECRET_WORDS or part.endswith(_SECRET_SUFFIXES):
-            return "name"
-        if i and (parts[i - 1], part) in _SECRET_PAIRS:
-            return "name"
-    return None
+    return "name" if is_secret_env_name(name) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,10 +67,35 @@ def secret_name(name: str, value: str) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+_USERINFO, _PORT = USERINFO, PORT
+
+
+def _drop_userinfo(m: re.Match[str]) -> str:
+    return m.group(0) if _PORT.match(m.group("pw")) else m.group("scheme")
+
+
+def url_secrets(text: str) -> list[str]:
+    """The passwords and credential query values of every URL in ``text`` (to scrub elsewhere)."""
+    found = [m.group("pw") for m in _USERINFO.finditer(text) if not _PORT.match(m.group("pw"))]
+    from urllib.parse import parse_qsl, urlsplit
+
+    from ._urls import _SECRET_QUERY
+
+    for m in _URL.finditer(_USERINFO.sub(_drop_userinfo, text)):
+        try:
+            query = urlsplit(m.group(0)).query
+        except ValueError:
+            continue
+        found += [v for k, v in parse_qsl(query, keep_blank_values=True) if v and _SECRET_QUERY.match(k)]
+    return found
 
 
 def strip_urls(text: str) -> str:
-    """``text`` with every URL in it passed through :func:`strip_credentials`."""
+    """``text`` with ``user:password@`` removed from every URL (passwords holding ``/`` or ``#``
+    included) and every URL passed through :func:`strip_credentials` (credential query fields)."""
+    if "://" not in text:
+        return text
+    text = _USERINFO.sub(_drop_userinfo, text)
     return _URL.sub(lambda m: strip_credentials(m.group(0)), text)
 
 
@@ -112,10 +103,7 @@ def url_credentials(name: str, value: str) -> str | None:
     """Flag a value holding a URL with ``user:password@`` or a credential query parameter."""
     if "://" not in value:
         return None
-    for m in _URL.finditer(value):
-        if strip_credentials(m.group(0)) != m.group(0):
-            return "url-credentials"
-    return None
+    return "url-credentials" if strip_urls(value) != value else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,12 +272,56 @@ def high_entropy(name: str, value: str) -> str | None:
     return reason if detector.calculate_shannon_entropy(value) > detector.entropy_limit else None
 
 
+def secret_assignment(name: str, value: str) -> str | None:
+    """Flag ``token=...``, ``"api_key": "..."``, ``--password ...`` or an ``Authorization:``
+    header inside a value, with the configurable list of secret names (what detect-secrets'
+    keyword plugin misses: it knows no ``token``)."""
+    return "secret-assignment" if _assignment_spans(value) else None
+
+
+def json_secret_keys(name: str, value: str) -> str | None:
+    """Flag a JSON value with a secret-named key holding a string (a Docker config's ``auths``,
+    a cloud service-account key, ``{"password": ...}``)."""
+    text = value.lstrip()
+    if not text.startswith(("{", "[")):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return "json-secret-key" if _json_has_secret(data, 0) else None
+
+
+def _json_has_secret(data: Any, depth: int) -> bool:
+    if depth > 32:
+        return False
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str) and is_secret_key(k) and (isinstance(v, (str, dict, list)) and v):
+                return True
+            if _json_has_secret(v, depth + 1):
+                return True
+    elif isinstance(data, list):
+        return any(_json_has_secret(v, depth + 1) for v in data)
+    return False
+
+
+def free_text_secret(name: str, value: str) -> str | None:
+    """Flag a value holding a token of a known format that detect-secrets misses or matches
+    only in part (fine-grained GitHub PATs, GitLab tokens of any length, Google, Hugging Face,
+    OpenAI project and Anthropic keys, bearer tokens ...)."""
+    return "pattern" if _extra_spans(value) else None
+
+
 #: The rules :func:`redact_environ` applies by default, cheapest first.
 DEFAULT_RULES: tuple[Rule, ...] = (
     secret_name,
     url_credentials,
     *(DetectSecretsRule(cls) for _, cls in _PLUGINS),
+    free_text_secret,
     keyword_assignment,
+    secret_assignment,
+    json_secret_keys,
     high_entropy,
 )
 
@@ -301,6 +333,10 @@ def first_reason(name: str, value: str, rules: Iterable[Rule] = DEFAULT_RULES) -
         if reason:
             return reason
     return None
+
+
+def _is_path(value: str) -> bool:
+    return value.startswith(("/", "~/", "./", "../")) and not any(c.isspace() for c in value) and "://" not in value
 
 
 def redact_environ(
@@ -337,12 +373,16 @@ def redact_environ(
             stripped = strip_urls(value)
             if stripped != value and first_reason(name, stripped, rules) is None:
                 kept = stripped
+        # the secret itself is scrubbed wherever else it shows up (argv, parameters, errors);
+        # a file path (GOOGLE_APPLICATION_CREDENTIALS=/home/me/key.json) is not the secret
+        if not _is_path(value):
+            remember(*(url_secrets(value) if kept is not None else [value]))
         out[name] = EnvVar(value=kept, redacted=True, reason=reason, fingerprint=fp)
     return out
 
 
 # --------------------------------------------------------------------------------------------
-# Free text (git diffs)
+# Free text: git diffs, error messages, argv, strings in parameters and results
 # --------------------------------------------------------------------------------------------
 
 _PRIVATE_KEY_BLOCK = re.compile(
@@ -357,42 +397,127 @@ _KEYWORD_HINT = re.compile(
     r"contrase"
 )
 
+#: Token formats detect-secrets misses, or matches only in part (its GitHub detector reports
+#: the 3-letter prefix): the whole token is the match, or the group named ``s``.
+_EXTRA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9_]{20,255}|github_pat_[A-Za-z0-9_]{20,255})")),
+    ("GitLab token", re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_\-]{16,1024}")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}")),
+    ("Google OAuth token", re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}")),
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("OpenAI/Anthropic key", re.compile(r"\bsk-(?:proj-|ant-[a-z]+\d*-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")),
+    ("Stripe key", re.compile(r"\b[rsp]k_(?:live|test)_[0-9A-Za-z]{16,}")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}|\bxapp-\d-[A-Za-z0-9\-]{10,}")),
+    ("npm token", re.compile(r"\bnpm_[A-Za-z0-9]{30,}")),
+    ("PyPI token", re.compile(r"\bpypi-[A-Za-z0-9_\-]{50,}")),
+    ("AWS key id", re.compile(r"\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("Azure key", re.compile(r"(?i)(?:AccountKey|SharedAccessKey|SharedAccessSignature)=(?P<s>[^;\s\"']{8,})")),
+    ("Bearer token", re.compile(r"(?i)\b(?:bearer|basic|token|bot|digest)\s+(?P<s>[A-Za-z0-9\-._~+/]{12,}=*)")),
+    ("netrc password", re.compile(r"(?i)\blogin\s+\S+\s+password\s+(?P<s>\S+)")),
+)
+_ASSIGN_KEY = r"(?P<k>[A-Za-z][A-Za-z0-9_.\-]{1,60})"
+#: ``key = "value"``, ``"key": "value"``, ``key: value``, ``key=value``, ``--key value``,
+#: ``Authorization: value``; the key is checked against the secret-name list.
+_ASSIGNMENTS = (
+    re.compile(r"[\"']?" + _ASSIGN_KEY + r"[\"']?\s*(?:=|:|=>|:=)\s*(?P<q>[\"'])(?P<s>(?:(?!(?P=q)).){1,4096})(?P=q)"),
+    re.compile(_ASSIGN_KEY + r"\s*(?:=|:)[ \t]*(?P<s>[^\s\"'<>`,;&()\[\]{}]{3,})(?=[\s\"'<>`,;&)\]}]|$)"),
+    re.compile(r"(?<![\w-])--?" + _ASSIGN_KEY + r"[ \t]+(?P<s>[^\s\"'-][^\s\"']{2,})"),
+    re.compile(r"(?i)\b(?P<k>(?:proxy-)?authorization|x-api-key|api-key|x-auth-token|private-token)\s*[:=]\s*(?P<s>[^\r\n\"']{4,})"),
+)
+_NOT_A_SECRET = frozenset({"none", "null", "true", "false", "redacted", "[redacted]", "***", "changeme", "required"})
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in " \t=:\"'":
+        start += 1
+    while end > start and text[end - 1] in " \t\"'":
+        end -= 1
+    return start, end
+
+
+def _match_span(m: re.Match[str]) -> tuple[int, int]:
+    """The secret in a detector match: its longest group when that is a real value (8+
+    characters), else the whole match (GitHub's and GitLab's groups are only the prefix)."""
+    best: tuple[int, int] | None = None
+    for i in range(1, (m.lastindex or 0) + 1):
+        if m.group(i) and (best is None or m.end(i) - m.start(i) > best[1] - best[0]):
+            best = m.span(i)
+    if best is None or best[1] - best[0] < 8:
+        best = m.span(0)
+    return _trim(m.string, *best)
+
+
+def _detector_spans(text: str) -> list[tuple[int, int]]:
+    plugins = _DETECTORS.get()
+    spans: list[tuple[int, int]] = []
+    for _, cls in _PLUGINS:
+        if cls == "PrivateKeyDetector":
+            continue  # whole blocks are removed by _PRIVATE_KEY_BLOCK
+        for regex in plugins[cls].denylist:
+            spans += [_match_span(m) for m in regex.finditer(text)]
+    return spans
+
+
+def _extra_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for _, regex in _EXTRA_PATTERNS:
+        for m in regex.finditer(text):
+            spans.append(m.span("s") if "s" in regex.groupindex else m.span(0))
+    return spans
+
+
+def _assignment_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for regex in _ASSIGNMENTS:
+        for m in regex.finditer(text):
+            value = m.group("s").strip()
+            if not value or value.lower() in _NOT_A_SECRET or value == REDACTED or value.startswith(("$", "%(", "{{", "<")):
+                continue
+            key = m.group("k")
+            if regex is _ASSIGNMENTS[3] or is_secret_key(key):
+                spans.append(_trim(text, *m.span("s")))
+    return spans
+
+
+def _apply(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in _merge([s for s in spans if s[1] > s[0]]):
+        out += [text[last:start], REDACTED]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
 
 def redact_text(text: str) -> str:
-    """``text`` with every detected secret replaced by ``[REDACTED]``.
+    """``text`` with every detected secret replaced, whole, by ``[REDACTED]``.
 
-    Applies the detect-secrets regex plugins (whole private-key blocks are removed, not only their
-    header line), its keyword plugin per line (with the rules for the file type when ``text`` is a
-    git diff), and strips credentials from every URL. High-entropy strings are left alone: in code
-    and lock files they are mostly hashes, and removing them would ruin the diff for nothing.
+    In order: private-key blocks (whole, JSON-escaped ones too); credentials in URLs (also
+    passwords holding ``/`` or ``#``); every match of detect-secrets' regex detectors, the
+    whole token, never only its prefix; the token formats it misses (:data:`_EXTRA_PATTERNS`);
+    ``key = value`` assignments whose key names a secret (the configurable list, see
+    :mod:`reproflow._secret_names`) and detect-secrets' keyword rules per line (for the file
+    type of each file of a git diff); and last every value known to be secret in this process
+    (:func:`remember`). High-entropy strings are left alone: in code and lock files they are
+    mostly hashes.
     """
     if not text:
         return text
-    text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)
-    text = _PUTTY_KEY.sub(REDACTED, text)
-    if "://" in text:
-        text = strip_urls(text)
-    found: set[str] = set()
-    for _, cls in _PLUGINS:
-        if cls == "PrivateKeyDetector":
-            continue
-        found.update(DetectSecretsRule(cls).matches(text))
-    text = _replace_all(text, found)
+    if "PRIVATE KEY" in text:
+        text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)
+    if "PuTTY" in text:
+        text = _PUTTY_KEY.sub(REDACTED, text)
+    text = strip_urls(text)
+    text = _apply(text, _detector_spans(text) + _extra_spans(text) + _assignment_spans(text))
     if _KEYWORD_HINT.search(text):
         text = _redact_keywords(text)
-    return text
+    return scrub_known(text)
 
 
 def redact_bytes(data: bytes) -> bytes:
     """:func:`redact_text` over bytes (undecodable bytes pass through unchanged)."""
     return redact_text(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-
-
-def _replace_all(text: str, secrets: set[str]) -> str:
-    # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -435,6 +560,57 @@ def _redact_keywords(text: str) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------
+# Values known to be secret in this process
+# --------------------------------------------------------------------------------------------
+
+#: Shorter known secrets are not scrubbed from other text (they would match ordinary words).
+KNOWN_MIN_LEN = 6
+
+
+class _Known:
+    """Secret values seen in this process (redacted from the environment or from a mapping by
+    its key), scrubbed from every other text stored: one regex, rebuilt when the set grows."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: set[str] = set()
+        self.regex: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str]) -> None:
+        new = {v.strip() for v in values if isinstance(v, str) and len(v.strip()) >= KNOWN_MIN_LEN} - self.values
+        if not new:
+            return
+        with self.lock:
+            self.values |= new
+            ordered = sorted(self.values, key=len, reverse=True)  # a secret holding another goes whole
+            self.regex = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def scrub(self, text: str) -> str:
+        regex = self.regex
+        return regex.sub(REDACTED, text) if regex is not None and text else text
+
+
+_KNOWN = _Known()
+
+
+def remember(*values: str) -> None:
+    """Treat ``values`` as secrets for the rest of the process: :func:`scrub_known` and
+    :func:`redact_text` replace them wherever they appear."""
+    _KNOWN.add(values)
+
+
+def scrub_known(text: str) -> str:
+    """``text`` with every value known to be secret (:func:`remember`) replaced."""
+    return _KNOWN.scrub(text)
+
+
+def forget_known() -> None:
+    """Forget every remembered secret (tests)."""
+    global _KNOWN
+    _KNOWN = _Known()
+
+
 __all__ = [
     "DEFAULT_RULES",
     "REDACTED",
@@ -442,6 +618,13 @@ __all__ = [
     "Rule",
     "detector_setup_ms",
     "first_reason",
+    "forget_known",
+    "free_text_secret",
+    "json_secret_keys",
+    "remember",
+    "scrub_known",
+    "secret_assignment",
+    "url_secrets",
     "high_entropy",
     "keyword_assignment",
     "redact_bytes",

@@ -391,7 +391,10 @@ def _failed(ri: ReportInput) -> list[Check]:
     failed = [t for t in ri.run.final_tasks() if t.state == "FAILED"]
     status = ri.run.status
     if failed or status in ("FAILED", "CRASHED", "CANCELLED"):
-        details = [f"{t.task_name}: {t.error.type}: {t.error.message}" if t.error else t.task_name for t in failed]
+        from ._scrub import scrub_text  # records are scrubbed when written; older ones may not be
+
+        details = [f"{t.task_name}: {t.error.type}: {scrub_text(t.error.message)}" if t.error else t.task_name
+                   for t in failed]
         out.append(Check(code="failed", title="Run succeeded", status="fail", points_lost=15,
                          reason=f"run {status.lower()}, {len(failed)} failed task(s)", details=details))  # fmt: skip
     else:

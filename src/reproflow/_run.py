@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ._scrub import scrub_json, scrub_text
+from ._scrub import scrub_argv, scrub_mapping, scrub_text
 from ._values import hash_mapping, to_typed_json
 from .records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
 from .store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
@@ -122,7 +122,7 @@ def start_run(
         entry, module = entry_of(fn, context.source.root)
     else:
         entry, module = _script_entry(entry_file, context.source.root), None
-    typed = scrub_json({k: to_typed_json(v) for k, v in parameters.items()})
+    typed = scrub_mapping({k: to_typed_json(v) for k, v in parameters.items()}, store.fingerprint)
     _, phash = hash_mapping(parameters)
     record = RunRecord(
         run_id=run_id,
@@ -134,7 +134,7 @@ def start_run(
         parameters_hash=phash,
         context=digest,
         cwd=os.getcwd(),
-        argv=[scrub_text(a) for a in sys.argv],
+        argv=scrub_argv(list(sys.argv)),
         engine=engine,  # type: ignore[arg-type]
         replay_of=os.environ.get(REPLAY_OF_ENV) or None,
         seed=seed,

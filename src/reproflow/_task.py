@@ -33,7 +33,8 @@ from prefect.tasks import Task, _generate_task_key
 from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
 from ._hashing import changed_in_tree, hash_path, is_local, local_path, stat_signature
-from ._scrub import scrub_json, scrub_text
+from ._scrub import scrub_json, scrub_mapping, scrub_text
+from ._urls import strip_credentials
 from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run, source_file
 from ._writer import writer
 from ._values import hash_mapping, stable_hash, to_typed_json
@@ -177,7 +178,14 @@ class _Attempt:
             apply_seed(self.seed)
 
     def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
-        ref = hash_path(_uri(value))
+        uri = _uri(value)
+        try:
+            ref = hash_path(uri)
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            # e.g. a presigned URL (s3://b/k?X-Amz-Signature=...) fsspec cannot open, a backend
+            # without credentials here: recorded as unhashed, with the reason, and the task runs
+            reason = scrub_text(f"{type(exc).__name__}: {exc}")[:500]
+            ref = DataRef(uri=strip_credentials(uri), kind="unhashed", reason=reason)
         ref.param, ref.declared = param, declared
         return ref
 
@@ -199,7 +207,7 @@ class _Attempt:
         if has_result:
             typed = to_typed_json(result)
             if len(canonical_json(typed)) <= MAX_INLINE_JSON:
-                inline = scrub_json(typed)
+                inline = scrub_json(typed, self.store.fingerprint)
         result_blob = None
         if has_result and self.spec.opts.store_results:
             import cloudpickle
@@ -212,10 +220,11 @@ class _Attempt:
 
     def failure(self, exc: BaseException) -> None:
         outputs = self._collect_outputs(None)
+        self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
         error = ErrorInfo(
             type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            message=scrub_text(str(exc)[:2000]),
-            traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]),
+            message=scrub_text(str(exc))[:2000],
+            traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-8000:],
         )
         self._write("FAILED", outputs=outputs, error=error)
 
@@ -254,14 +263,23 @@ class _Attempt:
         refs += [DataRef(uri=os.path.join(root, *rel.split("/")), kind="missing", param=name) for rel in removed]
         return refs
 
-    def _write(self, state: str, **fields: Any) -> None:
-        ended = utcnow()
+    def _typed_params(self) -> dict[str, Any]:
+        """The parameters as typed JSON, secrets redacted (computed once per attempt)."""
+        cached: dict[str, Any] | None = getattr(self, "_typed", None)
+        if cached is not None:
+            return cached
         typed: dict[str, Any] = {}
         for k, v in self.params.items():
             enc = to_typed_json(v)
             if len(canonical_json(enc)) > MAX_INLINE_JSON:
                 enc = {"__rf__": "opaque", "type": type(v).__qualname__, "hash": stable_hash(v), "repr": "too large to inline"}
             typed[k] = enc
+        self._typed = scrub_mapping(typed, self.store.fingerprint)
+        return self._typed
+
+    def _write(self, state: str, **fields: Any) -> None:
+        ended = utcnow()
+        typed = self._typed_params()
         per, combined = hash_mapping(self.params)
         record = TaskRecord(
             run_id=self.run_id,
@@ -275,7 +293,7 @@ class _Attempt:
             started_at=self.started_at,
             ended_at=ended,
             duration_s=time.perf_counter() - self.t0,
-            parameters=scrub_json(typed),
+            parameters=typed,
             parameter_hashes=per,
             parameters_hash=combined,
             inputs=self.inputs,

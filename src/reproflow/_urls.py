@@ -13,6 +13,12 @@ _SECRET_QUERY = re.compile(
 )
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
+#: ``scheme://user:password@host`` where the password may hold ``/``, ``#`` or ``?`` unencoded
+#: (a URL parser then reads the rest as path or fragment and misses the credentials): from the
+#: scheme to the first ``@`` that is followed by a host.
+USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s:/@\"'<>`]*:(?P<pw>[^\s@\"'<>`]+)@(?=[\w\[])")
+#: ``host:8080/path@v1`` is a port, not a password
+PORT = re.compile(r"\d{1,5}(?:[/?#]|$)")
 
 #: Schemes a string argument may carry to be treated as a data reference.
 _DATA_SCHEMES = frozenset(
@@ -33,6 +39,9 @@ def strip_credentials(url: str) -> str:
         # scp-like git remotes: user@host:path keeps the user (no secret), drop "user:pw@"
         m = re.match(r"^([^@/:]+):([^@/]+)@(.+)$", url)
         return f"{m.group(1)}@{m.group(3)}" if m else url
+    m = USERINFO.match(url)
+    if m and not PORT.match(m.group("pw")):
+        url = m.group("scheme") + url[m.end():]
     try:
         parts = urlsplit(url)
     except ValueError:

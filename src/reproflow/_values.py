@@ -151,6 +151,8 @@ def from_typed_json(data: Any) -> Any:
             return Opaque(data["type"], None, repr(v))
     if tag == "opaque":
         return Opaque(data.get("type", "?"), data.get("hash"), data.get("repr", ""))
+    if tag == "redacted":  # a secret left out of the record: never rebuilt as a dict or a string
+        return Opaque(f"redacted {data.get('type', 'value')}", None, str(data.get("shown") or "[REDACTED]"))
     return {k: from_typed_json(x) for k, x in data.items()}
 
 
@@ -159,7 +161,7 @@ def has_opaque(data: Any) -> bool:
     if isinstance(data, list):
         return any(has_opaque(v) for v in data)
     if isinstance(data, dict):
-        if data.get(_TAG) == "opaque":
+        if data.get(_TAG) in ("opaque", "redacted"):
             return True
         return any(has_opaque(v) for v in data.values())
     return False

@@ -31,6 +31,7 @@ fits, keeps its facts as attributes, and says the next step in its message::
           ├── SourceNotAvailable           no snapshot and no commit to restore the code from
           ├── ParameterNotRestorable       a recorded parameter was not encodable (opaque)
           ├── PartialReplayRefused         --task/--from without stored upstream results
+          ├── SecretParameterMissing       a parameter redacted as a secret was not given (--param)
           └── ReplayExecutionError         the replayed flow could not be started
 
 The CLI turns any ``ReproflowError`` into one red line and :attr:`ReproflowError.exit_code`;
@@ -405,6 +406,22 @@ class ParameterNotRestorable(ReplayError):
         return err
 
 
+class SecretParameterMissing(ReplayError):
+    """A parameter was redacted when recorded (a secret) and the replay was not given it."""
+
+    @classmethod
+    def for_paths(cls, where: str, paths: list[str], env_names: list[str]) -> SecretParameterMissing:
+        first = paths[0]
+        more = f" (and {len(paths) - 1} more: {', '.join(paths[1:])})" if len(paths) > 1 else ""
+        err = cls(
+            f"parameter {first!r} of {where} is a secret that was not recorded{more}; give it with "
+            f"--param {first}=VALUE or ${env_names[0]}"
+        )
+        err.paths = paths
+        err.env_names = env_names
+        return err
+
+
 class PartialReplayRefused(ReplayError):
     """``--task``/``--from`` cannot run: a task is unknown or its upstream values were not stored."""
 
@@ -451,6 +468,7 @@ __all__ = [
     "ReplayExecutionError",
     "ReproflowError",
     "RunNotFound",
+    "SecretParameterMissing",
     "SourceNotAvailable",
     "StoreError",
     "StoreNotFound",

@@ -58,13 +58,14 @@ class DataRef(_Model):
     """A file, directory or object read or written by a task, identified by content."""
 
     uri: str  #: absolute local path or fsspec URL, credentials stripped
-    kind: Literal["file", "directory", "object", "missing"] = "file"
+    kind: Literal["file", "directory", "object", "missing", "unhashed"] = "file"
     sha256: Optional[str] = None  #: hex digest; for a directory, the tree hash
     size: Optional[int] = None  #: bytes; for a directory, the sum over its files
     n_files: Optional[int] = None  #: for a directory
     param: Optional[str] = None  #: the parameter it came through, or "return"
     declared: bool = False  #: named in inputs=/outputs= or Annotated, rather than inferred
     stored_blob: Optional[str] = None  #: sha256 of a stored copy (tar for directories)
+    reason: Optional[str] = None  #: why it was not hashed (kind "unhashed"), secrets scrubbed
 
 
 class ErrorInfo(_Model):
@@ -214,6 +215,7 @@ class GitState(_Model):
     untracked: list[str] = Field(default_factory=list)
     untracked_total: Optional[int] = None  #: how many untracked files (the list is capped)
     diff_omitted: Optional[str] = None  #: why a dirty tree's diff was not kept (size limit)
+    diff_excluded: list[str] = Field(default_factory=list)  #: files left out of the diff as secrets
 
 
 class SourceSnapshot(_Model):

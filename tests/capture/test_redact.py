@@ -19,6 +19,7 @@ from reproflow._redact import (
     detector_setup_ms,
     first_reason,
     high_entropy,
+    json_secret_keys,
     redact_bytes,
     redact_environ,
     redact_text,
@@ -270,3 +271,89 @@ def test_planted_secret_never_in_environment_json(case: tuple[dict[str, str], li
     for secret in must_hide:
         assert secret not in dumped
     assert any(v.redacted for v in env.env_vars.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Whole tokens, never a prefix; formats detect-secrets misses; configurable names
+# --------------------------------------------------------------------------------------------
+
+GITLAB = "glpat-" + "xY9zA8bC7dE6fG5hI4jK"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"clone with {GITHUB} please", GITHUB[4:]),
+        (f"clone with {GITLAB} please", GITLAB[6:]),
+        ("github_pat_" + "11ABCDEFG0" + "a" * 20 + "_" + "B" * 59, "a" * 20 + "_" + "B" * 59),
+        ("key AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"),
+        ("hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"),
+        ("OPENAI=sk-proj-" + "Q" * 10 + "w" * 30, "Q" * 10 + "w" * 30),
+        ("postgres://app:pa/ss#w0rd99@db:5432/app", "pa/ss#w0rd99"),
+        ("Authorization: Bearer abcDEF123456ghiJKL789", "abcDEF123456ghiJKL789"),
+        ('{"auths": {"reg.io": {"auth": "Ym9iOmh1bnRlcjIyMjI="}}}', "Ym9iOmh1bnRlcjIyMjI="),
+        ("ValueError: login failed, token=tok3n-Value-77", "tok3n-Value-77"),
+        ("run --api-key s3cr3t-V4lue --fast", "s3cr3t-V4lue"),
+        ("machine example.com login bob password hunter2-netrc", "hunter2-netrc"),
+    ],
+)
+def test_redact_text_replaces_the_whole_secret(text: str, secret: str) -> None:
+    """The whole secret goes, never only its prefix (detect-secrets reports `ghp` as GitHub's
+    match), including formats and places detect-secrets does not cover."""
+    out = redact_text(text)
+    assert secret not in out and out != text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["max_tokens=512", "password = get_password()", "https://host:8080/pkg@1.0", "token = os.environ['X']",
+     "sort_key=name", "s3://bucket/data/part-0001.parquet", "see https://pypi.org/simple"],
+)
+def test_redact_text_keeps_ordinary_text(text: str) -> None:
+    """Numbers under token-ish names, code that reads a secret, ports and plain URLs stay."""
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("DATABASE_URL", "postgres://app:pa/ss#word@db:5432/app", "url-credentials"),
+        ("EXTRA_HEADERS", "Authorization: Bearer abcdefghijklmnop123456", "pattern"),
+        ("REGISTRY", '{"auths": {"reg.io": {"auth": "Ym9iOmh1bnRlcjI="}}}', "secret-assignment"),
+        ("SA", '{"type": "service_account", "private_key_id": "abc"}', "detect-secrets:Secret Keyword"),
+        ("CFG", '{"client": {"api_token": "abcdef12"}}', "secret-assignment"),
+    ],
+)
+def test_environment_values_the_old_rules_kept(name: str, value: str, reason: str) -> None:
+    """URLs whose password holds / or #, Authorization headers, Docker configs with auths and
+    JSON with secret-named keys are redacted from the environment."""
+    records = redact_environ({name: value})
+    assert records[name].redacted and records[name].reason == reason
+    assert records[name].value is None or "ss#word" not in records[name].value
+    assert json_secret_keys(name, value) or name in ("DATABASE_URL", "EXTRA_HEADERS")
+
+
+def test_environment_secrets_are_scrubbed_elsewhere() -> None:
+    """A value redacted from the environment is replaced wherever else it shows up."""
+    value = "Known-" + os.urandom(8).hex()
+    redact_environ({"SERVICE_PASSWORD": value})
+    assert redact_text(f"connect failed with {value}!") == f"connect failed with {REDACTED}!"
+
+
+def test_secret_names_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """$REPROFLOW_SECRET_NAMES and [tool.reproflow] secret-names add words (or remove them with -)."""
+    from reproflow import _secret_names
+
+    (tmp_path / "pyproject.toml").write_text('[tool.reproflow]\nsecret-names = ["license", "-auth"]\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPROFLOW_SECRET_NAMES", "cert_pin")
+    _secret_names.reload()
+    try:
+        assert _secret_names.is_secret_key("license") and _secret_names.is_secret_key("my_cert_pin")
+        assert not _secret_names.is_secret_key("auth") and _secret_names.is_secret_key("token")
+        assert secret_name("APP_LICENSE", "x") == "name"
+        assert _secret_names.settings().sources == (str(tmp_path / "pyproject.toml"), "$REPROFLOW_SECRET_NAMES")
+    finally:
+        monkeypatch.undo()
+        _secret_names.reload()
+    assert not _secret_names.is_secret_key("license") and _secret_names.is_secret_key("auth")

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .._redact import redact_bytes
+from ._secret_files import drop_secret_files
 from ..records import Environment, GitState, ProcessContext, SourceSnapshot
 from .environment import capture_environment, environment_identity, local_dir
 from .git import GitRunner, capture_git, subprocess_runner
@@ -164,7 +165,11 @@ def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, Proc
         code = pool.submit(_capture_code, store, root, entry_file)
         env = capture_environment(fingerprint=store.fingerprint)
         hardware = capture_hardware()
-        git, source = code.result()
+        git, diff, source = code.result()
+    if diff is not None:  # after the environment: its secrets are scrubbed from the diff too
+        diff, git.diff_excluded = drop_secret_files(diff)
+        if diff:
+            git.diff_blob = store.put_blob(redact_bytes(diff))
     _snapshot_local_distributions(store, env, source)
     env_blob = store.put_model_blob(env)
     context = ProcessContext(
@@ -181,14 +186,12 @@ def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, Proc
     return store.put_model_blob(context), context
 
 
-def _capture_code(store: Store, root: str, entry_file: str | None) -> tuple[GitState, SourceSnapshot]:
+def _capture_code(store: Store, root: str, entry_file: str | None) -> tuple[GitState, bytes | None, SourceSnapshot]:
     git, diff = capture_git(root)
-    if diff is not None:
-        git.diff_blob = store.put_blob(redact_bytes(diff))
     source, archive = snapshot_source(root, git=git, entry_file=entry_file)
     if archive is not None:
         source.blob = store.put_blob(archive)
-    return git, source
+    return git, diff, source
 
 
 def _snapshot_local_distributions(store: Store, env: Environment, source: SourceSnapshot) -> None:

@@ -9,8 +9,10 @@
 
 Archives are byte-for-byte reproducible with a given zlib (sorted names, mtime 0, uid/gid 0, no
 user names, gzip header mtime 0), so an unchanged tree always has the same SHA-256 and is stored once. Files over
-5 MiB, files past a 50 MiB total, and files whose names say they hold secrets (``.env``,
-``*.pem``, ``id_rsa``, ``.netrc``...) are left out and listed in ``SourceSnapshot.skipped``.
+5 MiB, files past a 50 MiB total, and files that hold secrets by name (``.env``, ``*.pem``,
+``id_rsa``, ``.netrc``, ``credentials.json``...) or by content (private keys, service-account
+JSON, tokens; see :mod:`reproflow.capture._secret_files`) are left out and listed in
+``SourceSnapshot.skipped``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UnsafeArchive
 from ..records import GitState, SourceSnapshot
+from ._secret_files import is_secret_file, secret_reason
 from .git import GitRunner, subprocess_runner
 
 MAX_FILE_BYTES = 5 << 20
@@ -54,21 +57,6 @@ _SOURCE_SUFFIXES = (".py", ".pyi", ".pyx", ".pxd", ".toml", ".cfg", ".ini", ".ya
 _SOURCE_NAMES = frozenset({"Pipfile", "Makefile", "MANIFEST.in", ".python-version", "Dockerfile",
                            "setup.py", "setup.cfg", "pyproject.toml"})
 _SOURCE_PREFIXES = ("requirements", "constraints")
-
-#: File names that hold secrets by convention: never archived.
-_SECRET_NAMES = frozenset({".env", ".netrc", ".pypirc", ".git-credentials", ".npmrc", "credentials",
-                           "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".htpasswd"})
-_SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx")
-_SAFE_ENV_SUFFIXES = (".example", ".sample", ".template", ".dist")
-
-
-def is_secret_file(name: str) -> bool:
-    """Whether a file name says it holds credentials (``.env``, ``*.pem``, ``id_rsa``, ...)."""
-    base = posixpath.basename(name)
-    if base in _SECRET_NAMES or base.lower().endswith(_SECRET_SUFFIXES):
-        return True
-    return base.startswith(".env.") and not base.endswith(_SAFE_ENV_SUFFIXES)
-
 
 @dataclass
 class _Archive:
@@ -234,7 +222,7 @@ def _build(root: str, names: Iterable[str], max_file: int, max_total: int) -> _A
 
 def _add(tar: tarfile.TarFile, root: str, name: str, archive: _Archive, max_file: int, max_total: int) -> None:
     if is_secret_file(name):
-        archive.skip(name, "secret-like file name")
+        archive.skip(name, "secret file (by name)")
         return
     path = os.path.join(root, *name.split("/"))
     try:
@@ -274,6 +262,10 @@ def _add(tar: tarfile.TarFile, root: str, name: str, archive: _Archive, max_file
         return
     if len(data) > max_file:  # grew since lstat
         archive.skip(name, f"over {max_file >> 20} MiB")
+        return
+    reason = secret_reason(name, data)
+    if reason is not None:
+        archive.skip(name, reason)
         return
     info = _tarinfo(name, len(data))
     info.mode = 0o755 if st.st_mode & 0o111 else 0o644

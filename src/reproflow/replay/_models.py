@@ -89,6 +89,10 @@ class ReplayPlan(_M):
     partial: Optional[str] = None  #: "--task NAME" / "--from NAME"
     problems: list[str] = Field(default_factory=list)  #: stop the replay
     risks: list[str] = Field(default_factory=list)  #: may make results differ
+    #: secrets redacted when recorded, one line each: where the replay takes them from
+    secrets: list[str] = Field(default_factory=list)
+    #: files left out of the record as secrets (source snapshot, git diff): supply them yourself
+    secret_files: list[str] = Field(default_factory=list)
 
 
 class InputCheck(_M):

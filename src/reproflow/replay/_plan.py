@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import errors
 from .._hashing import EMPTY_TREE
+from .._scrub import is_redacted
 from .._values import has_opaque
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
@@ -22,6 +24,7 @@ from ._inputs import external_inputs, mark_written
 from ._models import PlannedInput, PlannedTask, ReplayPlan
 from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
 from ._relocate import recorded_source_root, relative_to_root
+from ._secrets import supplied
 from ._source import checkout_note, describe_source, snapshot_names
 
 
@@ -140,7 +143,7 @@ def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
             direct = [u for u in srcs if u.result_hash and u.result_hash == digest]
             if direct and direct[0].task_run_id in chosen:
                 params[name] = {"kind": "from", "task_run_id": direct[0].task_run_id}
-            elif not has_opaque(typed):
+            elif not has_opaque(typed) or _only_redacted(typed):  # a missing secret is reported on its own
                 params[name] = {"kind": "typed", "value": typed}
             elif direct and direct[0].result_blob:
                 params[name] = {"kind": "blob", "digest": direct[0].result_blob}
@@ -152,6 +155,19 @@ def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
                 )
         items.append(PartialItem(t, params))
     return items
+
+
+def _only_redacted(typed: object) -> bool:
+    """Whether every unrestorable part of ``typed`` is a redacted secret (reported on its own)."""
+    if is_redacted(typed):
+        return True
+    if isinstance(typed, list):
+        return all(_only_redacted(v) for v in typed if has_opaque(v))
+    if isinstance(typed, dict):
+        if typed.get("__rf__") == "opaque":
+            return False
+        return all(_only_redacted(v) for v in typed.values() if has_opaque(v))
+    return True
 
 
 def _platform_line(env: Environment) -> str:
@@ -235,11 +251,16 @@ def prepare(
     cache_root: Path | None = None,
     uv_bin: str | None = None,
     index_source: str = "",
+    params: Mapping[str, str] | None = None,
 ) -> Prepared:
-    """Load, validate and plan. Raises only for a run that cannot be read at all."""
+    """Load, validate and plan. Raises only for a run that cannot be read at all.
+
+    ``params`` supplies the secrets redacted when recorded (``--param PATH=VALUE``; else
+    ``$REPROFLOW_PARAM_<PATH>``): see :mod:`reproflow.replay._secrets`.
+    """
     run, env = load_run(store, run_id)
     return plan_loaded(store, run, env, in_place=in_place, python=python, task=task, from_task=from_task,
-                       cache_root=cache_root, uv_bin=uv_bin, index_source=index_source)  # fmt: skip
+                       cache_root=cache_root, uv_bin=uv_bin, index_source=index_source, params=params)  # fmt: skip
 
 
 def plan_loaded(
@@ -255,6 +276,7 @@ def plan_loaded(
     uv_bin: str | None = None,
     index_source: str = "",
     elsewhere: bool = False,
+    params: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Plan a replay of a loaded run (see :func:`prepare`).
 
@@ -262,11 +284,14 @@ def plan_loaded(
         elsewhere: plan it as on another machine that has nothing but the store: no checkout,
             no recorded repository, no input at its original path; the interpreter is not looked
             for. ``reproflow report`` scores replayability with this, so the score does not depend
-            on where the report is made.
+            on where the report is made. Redacted secrets are then listed, not problems (the
+            report scores them on their own).
+        params: the secrets redacted when recorded, path -> value (else ``$REPROFLOW_PARAM_*``).
     """
     assert run.context is not None
     ctx, rec = run.context, run.record
     fatal: list[errors.ReproflowError] = []
+    secrets = supplied(params, {} if elsewhere else None)
 
     env_plan = plan_environment(env, store)
     plan = ReplayPlan(
@@ -294,6 +319,9 @@ def plan_loaded(
         platform=_platform_line(env),
         hardware=_hardware_line(run),
     )
+    plan.secret_files = sorted(
+        {n for n, why in ctx.source.skipped.items() if why.startswith("secret")} | set(ctx.git.diff_excluded)
+    )
     plan.code, source_problems = describe_source(ctx, store, elsewhere=elsewhere)
     if not elsewhere:
         plan.checkout = checkout_note(ctx)  # both modes run the restored code, never the checkout
@@ -304,6 +332,22 @@ def plan_loaded(
     # --- what to run
     selected, plan.partial = select_tasks(run, task, from_task)
     partial: list[PartialItem] | None = None
+    # secrets redacted when recorded are asked for again, never replaced silently
+    if plan.partial:
+        for t in selected:
+            t.parameters = secrets.fill_mapping(t.parameters, "" if len(selected) == 1 else f"{t.task_name}.")
+    else:
+        rec.parameters = secrets.fill_mapping(rec.parameters)  # the plan keeps the markers (it is printed)
+        if rec.engine == "plain":
+            rec.argv = secrets.fill_argv(rec.argv)
+    plan.secrets = secrets.lines()
+    missing_secret = secrets.error(f"task {selected[0].task_name!r}" if plan.partial and len(selected) == 1
+                                   else f"flow {rec.flow_name!r}")
+    if elsewhere:
+        missing_secret = None
+    if missing_secret is not None:
+        plan.problems.append(str(missing_secret))
+        fatal.append(missing_secret)
     if plan.partial:
         try:
             partial = partial_sources(run, selected)
@@ -316,7 +360,7 @@ def plan_loaded(
             plan.problems.append(str(exc))
             fatal.append(exc)
         for name, typed in rec.parameters.items():
-            if has_opaque(typed):
+            if has_opaque(typed) and not _only_redacted(typed):  # a missing secret is reported on its own
                 kind = typed.get("type", "value") if isinstance(typed, dict) else "value"
                 exc2 = errors.ParameterNotRestorable.for_param(f"flow {rec.flow_name!r}", name, str(kind))
                 plan.problems.append(str(exc2))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..records import Environment, Run, TaskRecord
 from ..store import Store
@@ -51,6 +51,7 @@ def probe(
     require_original: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[Prepared], None] | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> ProbeResult:
     """Run a recorded run twice in the same environment; find the tasks nondeterministic by themselves.
 
@@ -73,6 +74,7 @@ def probe(
             (``replay --twice``).
         progress: called with (phase, description, completed, total); phases "env", "tasks".
         on_plan: called with the plan before anything runs.
+        params: the secrets redacted when recorded, path -> value (see :func:`reproflow.replay.replay`).
 
     Returns:
         A :class:`ProbeResult`: per task, a probe verdict (``deterministic``,
@@ -86,7 +88,7 @@ def probe(
     in_place = not rebuild
     st = store if isinstance(store, Store) else Store(store)
     prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
-                    env_cache=env_cache, cache_dir=cache_dir)
+                    env_cache=env_cache, cache_dir=cache_dir, params=params)
     timings["plan"] = time.perf_counter() - t0
     if on_plan is not None:
         on_plan(prepared)

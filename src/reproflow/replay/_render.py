@@ -78,6 +78,10 @@ def plan_renderable(plan: ReplayPlan) -> Panel:
         stored = " [dim](copy stored)[/]" if item.stored_copy else ""
         origin = f" [dim]← {item.origin}[/]" if item.in_source is not None and item.origin else ""
         grid.add_row("input", f"{item.uri}  sha256:{_short(item.sha256)}{stored}{origin}")
+    for line in plan.secrets:
+        grid.add_row("secret", Text(line))
+    if plan.secret_files:
+        grid.add_row("left out", Text("secret files not recorded (supply them yourself): " + ", ".join(plan.secret_files)))
     parts: list[Any] = [grid]
     if plan.problems:
         parts.append(Text("\nmissing (the replay cannot run):", style="bold red"))

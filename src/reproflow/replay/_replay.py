@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +43,19 @@ def plan(
     from_task: str | None = None,
     env_cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> Prepared:
-    """Load, validate and plan a replay without running or writing anything."""
+    """Load, validate and plan a replay without running or writing anything.
+
+    ``params`` gives the secrets redacted when recorded (path -> value; the rest come from
+    ``$REPROFLOW_PARAM_<PATH>``)."""
     st = store if isinstance(store, Store) else Store(store)
     uv_bin = None if in_place else find_uv()
     idx = index_config() if not in_place else None
     root = None if (in_place or not env_cache) else (Path(cache_dir) / "envs" if cache_dir else env_cache_root())
     return prepare(
         st, run_id, in_place=in_place, python=python, task=task, from_task=from_task,
-        cache_root=root, uv_bin=uv_bin, index_source=idx.source if idx else "",
+        cache_root=root, uv_bin=uv_bin, index_source=idx.source if idx else "", params=params,
     )
 
 
@@ -71,6 +75,7 @@ def replay(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     on_plan: Callable[[Prepared], None] | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> ReplayResult:
     """Replay a recorded run and compare it, task by task, with the original.
 
@@ -89,6 +94,8 @@ def replay(
         cache_dir: the cache folder (default ``$REPROFLOW_CACHE_DIR`` or ``~/.cache/reproflow``).
         progress: called with (phase, description, completed, total); phases "env" and "tasks".
         on_plan: called with the plan before anything runs (the CLI prints it).
+        params: the secrets redacted when recorded, path -> value (``--param``); the others
+            are read from ``$REPROFLOW_PARAM_<PATH>``, and a missing one stops the replay.
 
     Returns:
         A :class:`ReplayResult`; ``result.reproduced`` is True only if every task reproduced.
@@ -101,7 +108,7 @@ def replay(
     t0, wall0 = time.perf_counter(), time.time()
     st = store if isinstance(store, Store) else Store(store)
     prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
-                    env_cache=env_cache, cache_dir=cache_dir)
+                    env_cache=env_cache, cache_dir=cache_dir, params=params)
     timings["plan"] = time.perf_counter() - t0
     if on_plan is not None:
         on_plan(prepared)
