@@ -406,10 +406,15 @@ def _failed(ri: ReportInput) -> list[Check]:
 
 
 def _secrets(ri: ReportInput) -> Check:
+    from .replay._secrets import supplied
+
     redacted = sorted(k for k, v in ri.environment.env_vars.items() if v.redacted)
+    params = supplied({}, {})
+    params.fill_mapping(ri.run.record.parameters)  # flow parameters redacted as secrets: asked for at replay
+    redacted += [f"parameter {p}" for p in params.missing]
     if not redacted:
         return Check(code="secrets-redacted", title="No secrets needed", status="pass",
-                     reason="no secrets found in the environment")  # fmt: skip
+                     reason="no secrets found in the environment or the parameters")  # fmt: skip
     return Check(code="secrets-redacted", title="No secrets needed", status="fail", points_lost=5,
                  reason=f"{len(redacted)} secret(s) redacted: their values are not in the record (only keyed "
                  "fingerprints), so a replay must be given them again",
