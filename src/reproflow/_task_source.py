@@ -39,7 +39,6 @@ class SnapshotReader:
     store: Store
     run: Run
     _files: Optional[dict[str, bytes]] = field(default=None, repr=False)
-    _wanted: set[str] = field(default_factory=set, repr=False)
 
     def _relative(self, task: TaskRecord) -> Optional[str]:
         path = task.function_file
@@ -63,11 +62,12 @@ class SnapshotReader:
                 return None
             from .errors import ReproflowError
 
+            wanted = {self._relative(t) for t in self.run.final_tasks()}  # only the tasks' files are kept
             try:
                 with tarfile.open(fileobj=io.BytesIO(self.store.get_blob(src.blob)), mode="r:*") as tar:
                     for member in tar:
                         name = posixpath.normpath(member.name)
-                        if member.isfile() and name.endswith(".py"):
+                        if member.isfile() and name in wanted:
                             fh = tar.extractfile(member)
                             if fh is not None:
                                 self._files[name] = fh.read()
