@@ -1,6 +1,6 @@
 """Replay speed, as ratios measured in the same run.
 
-    python bench/bench_replay.py [--pins 26] [--repeat 2] [--skip-replay]
+    python bench/bench_replay.py [--pins 26] [--repeat 2] [--skip-replay | --replay-only] [--api URL] [--profile]
 
 (a) Environment rebuild: reproflow's uv-based builder (``build_environment``: ``uv venv`` plus
     ``uv pip install --no-deps`` of exact pins from this machine's index) against
@@ -128,15 +128,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_second_replay(root: Path) -> dict[str, float]:
-    """Record a flow, replay it twice; the time to the flow call and the env build of each."""
+def _import_prefect(python: str, **env: str) -> float:
+    """Median seconds of ``python -c 'import prefect'`` over three runs."""
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([python, "-c", "import prefect"], check=True, env={**os.environ, **env})
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_second_replay(root: Path, api: str | None = None, profile: bool = False) -> dict[str, float]:
+    """Record a flow, replay it twice; the time to the flow call and the env build of each.
+
+    ``api``: a running Prefect API to use instead of starting a ``prefect server`` here.
+    ``profile``: print the second replay's cProfile (this process) and the runner's import time.
+    """
     import httpx
 
     home, repo, store = root / "prefect-home", root / "repo", root / "store"
     home.mkdir()
     repo.mkdir()
     port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
+    own_server = api is None
+    api = api or f"http://127.0.0.1:{port}/api"
     quiet = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
              "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
     server_env = {**os.environ, **quiet, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false",
@@ -144,16 +159,17 @@ def bench_second_replay(root: Path) -> dict[str, float]:
     server_env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=server_env, stdout=log, stderr=subprocess.STDOUT)
+                               "--port", str(port)], env=server_env, stdout=log, stderr=subprocess.STDOUT) \
+        if own_server else None
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while True:
             try:
                 if httpx.get(f"{api}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or server.poll() is not None:
+            if time.monotonic() > deadline or (server is not None and server.poll() is not None):
                 raise SystemExit("prefect server did not start: " + (home / "server.log").read_text()[-2000:])
             time.sleep(0.5)
         (repo / "flow.py").write_text(FLOW)
@@ -174,7 +190,16 @@ def bench_second_replay(root: Path) -> dict[str, float]:
         (run_id,) = Store(store).run_ids()
         out: dict[str, float] = {}
         for label in ("first", "second"):
-            result = replay(run_id, str(store))
+            if profile and label == "second":
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile()
+                result = prof.runcall(replay, run_id, str(store))
+                print("    second replay, this process (cProfile, top 15 by cumulative time):")
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(15)
+            else:
+                result = replay(run_id, str(store))
             if not result.reproduced:
                 raise SystemExit(f"{label} replay did not reproduce: {result.model_dump_json(indent=1)[-3000:]}")
             assert result.environment is not None
@@ -185,16 +210,28 @@ def bench_second_replay(root: Path) -> dict[str, float]:
             out["n_pins"] = float(result.environment.n_pins)
             if label == "second":
                 print(f"    second replay timings (s): {result.timings}")
-                t0 = time.perf_counter()
-                subprocess.run([result.environment.python, "-c", "import prefect"], check=True)
-                out["import_prefect"] = time.perf_counter() - t0
+                out["import_prefect"] = _import_prefect(result.environment.python)
+                # The same import with the bytecode out of reach (an empty pycache prefix, nothing
+                # written): what every replay paid before environments were compiled at build time.
+                with tempfile.TemporaryDirectory() as empty:
+                    out["import_prefect_source"] = _import_prefect(
+                        result.environment.python, PYTHONPYCACHEPREFIX=empty, PYTHONDONTWRITEBYTECODE="1")
+                site = Path(result.environment.path or "") / "venv"
+                out["pyc_files"] = float(sum(1 for _ in site.rglob("*.pyc")))
+                if profile:
+                    imp = subprocess.run([result.environment.python, "-X", "importtime", "-c", "import prefect, reproflow"],
+                                         capture_output=True, text=True)
+                    rows = [ln.split("|") for ln in imp.stderr.splitlines() if ln.startswith("import time:") and "|" in ln]
+                    top = sorted(((int(r[1]), r[2].rstrip()) for r in rows[1:] if r[1].strip().isdigit()), reverse=True)[:8]
+                    print("    runner imports in the environment (-X importtime, cumulative us):", top)
         return out
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
         log.close()
 
 
@@ -203,28 +240,30 @@ def main() -> None:
     parser.add_argument("--pins", type=int, default=26)
     parser.add_argument("--repeat", type=int, default=2, help="measured rounds after the cache-warming one")
     parser.add_argument("--skip-replay", action="store_true", help="only the environment-build comparison")
+    parser.add_argument("--replay-only", action="store_true", help="only the second-replay measurement")
+    parser.add_argument("--api", help="a running Prefect API URL (default: start a `prefect server` here)")
+    parser.add_argument("--profile", action="store_true", help="profile the second replay")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     try:
         pins = pure_python_pins(args.pins)
-        print(f"(a) environment rebuild of {len(pins)} exact pins, {args.repeat} warm rounds after one warm-up")
-        uv_t = bench_uv(pins, root / "uv", args.repeat)
-        pip_t = bench_pip(pins, root / "pip", args.repeat)
-        uv_warm, pip_warm = statistics.median(uv_t[1:]), statistics.median(pip_t[1:])
-        print(f"    uv (reproflow builder): first {uv_t[0]:.2f} s, warm median {uv_warm:.2f} s  {[round(t, 2) for t in uv_t]}")
-        print(f"    python -m venv + pip:   first {pip_t[0]:.2f} s, warm median {pip_warm:.2f} s  {[round(t, 2) for t in pip_t]}")
-        ratio = pip_warm / uv_warm
-        print(f"    ratio pip/uv (warm): {ratio:.1f}x  (first round: {pip_t[0] / uv_t[0]:.1f}x)  target >= 10x: "
-              f"{'PASS' if ratio >= 10 else 'FAIL'}")
+        if args.replay_only:
+            args.skip_replay = False
+        else:
+            bench_build(pins, root, args.repeat)
         if not args.skip_replay:
             (root / "replay").mkdir()
-            r = bench_second_replay(root / "replay")
-            print(f"(b) replay of a recorded 2-task flow (environment of {int(r['n_pins'])} distributions)")
+            r = bench_second_replay(root / "replay", args.api, args.profile)
+            print(f"(b) replay of a recorded 2-task flow (environment of {int(r['n_pins'])} distributions, "
+                  f"{int(r['pyc_files'])} .pyc files after the build)")
             print(f"    first replay:  environment {r['first_environment']:.2f} s (built), to flow call "
                   f"{r['first_to_flow_call']:.2f} s, total {r['first_total']:.2f} s")
             print(f"    second replay: environment {r['second_environment']:.2f} s "
                   f"({'reused' if r['second_reused'] else 'REBUILT'}), to flow call {r['second_to_flow_call']:.2f} s, "
                   f"total {r['second_total']:.2f} s")
+            print(f"    `import prefect` there: {r['import_prefect']:.2f} s with the build's bytecode, "
+                  f"{r['import_prefect_source']:.2f} s from source (uncompiled, as before): "
+                  f"{r['import_prefect_source'] / r['import_prefect']:.2f}x; load average {os.getloadavg()[0]:.1f}")
             print(f"    for scale: `import prefect` alone takes {r['import_prefect']:.2f} s in that environment; "
                   f"reproflow's own part of the second replay's wait is {r['second_to_flow_call'] - r['import_prefect']:.2f} s")
             print(f"    second replay reaches the flow call in {r['second_to_flow_call']:.2f} s; target <= 3 s: "
@@ -232,6 +271,19 @@ def main() -> None:
                   f"{r['first_to_flow_call'] / r['second_to_flow_call']:.1f}x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_build(pins: list[tuple[str, str]], root: Path, repeat: int) -> None:
+    """(a): reproflow's uv builder against python -m venv + pip, printed as a ratio."""
+    print(f"(a) environment rebuild of {len(pins)} exact pins, {repeat} warm rounds after one warm-up")
+    uv_t = bench_uv(pins, root / "uv", repeat)
+    pip_t = bench_pip(pins, root / "pip", repeat)
+    uv_warm, pip_warm = statistics.median(uv_t[1:]), statistics.median(pip_t[1:])
+    print(f"    uv (reproflow builder): first {uv_t[0]:.2f} s, warm median {uv_warm:.2f} s  {[round(t, 2) for t in uv_t]}")
+    print(f"    python -m venv + pip:   first {pip_t[0]:.2f} s, warm median {pip_warm:.2f} s  {[round(t, 2) for t in pip_t]}")
+    ratio = pip_warm / uv_warm
+    print(f"    ratio pip/uv (warm): {ratio:.1f}x  (first round: {pip_t[0] / uv_t[0]:.1f}x)  target >= 10x: "
+          f"{'PASS' if ratio >= 10 else 'FAIL'}")
 
 
 if __name__ == "__main__":
