@@ -157,6 +157,10 @@ def show_cmd(
     console.print(f"[bold]{rec.flow_name}[/]  run [cyan]{rec.run_id}[/]  [{style}]{run.status}[/]")
     console.print(f"started {_when(rec.started_at)}" + (f", ended {_when(run.end.ended_at)}" if run.end else "")
                   + f"  engine {rec.engine}  entrypoint {rec.entrypoint or '?'}")
+    if run.status_reason:
+        done = len({t.task_run_id for t in run.tasks})
+        console.print(f"[red]crashed:[/] {run.status_reason}; {done} task run(s) recorded before it died "
+                      "(replay --task NAME replays one)", soft_wrap=True)
     if rec.replay_of:
         console.print(f"replay of [cyan]{rec.replay_of}[/]")
     if rec.parameters:

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from . import _liveness
 from ._scrub import scrub_argv, scrub_mapping, scrub_text
 from ._values import hash_mapping, to_typed_json
 from .records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
@@ -140,10 +141,12 @@ def start_run(
         seed=seed,
         pythonhashseed=_pythonhashseed(),
         reproflow_version=_version(),
+        liveness=_liveness.current(),
     )
     store.write_run(record)
     with _lock:
         _started[run_id] = store.url
+    _liveness.hold(store, run_id)  # renewed by its own thread, never on a task's path
     return digest
 
 
@@ -304,6 +307,7 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None) -> RunEnd:
     """Write ``end.json`` and the run's index entry (both once)."""
+    _liveness.release(run_id)
     n_tasks = len({name.split(".")[0] for name in store.ls(store.path("runs", run_id, "tasks")) if name.endswith(".json")})
     end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks)
     store.write_run_end(end, _summary(store, run_id, end))

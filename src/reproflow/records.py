@@ -302,6 +302,18 @@ class MapRecord(Record):
     created_at: _dt.datetime = Field(default_factory=utcnow)
 
 
+class Liveness(_Model):
+    """The process that started a run, so a reader can tell a run still going from one that died
+    without its end record (see ``reproflow._liveness``)."""
+
+    hostname: Optional[str] = None
+    boot_id: Optional[str] = None  #: the kernel's boot id (else host name + boot time)
+    pid_namespace: Optional[str] = None  #: ``/proc/self/ns/pid`` (containers on one kernel differ)
+    pid: Optional[int] = None
+    process_started: Optional[float] = None  #: the process's start time, epoch seconds (psutil)
+    lease_interval_s: Optional[float] = None  #: how often ``runs/<id>/lease.json`` is renewed
+
+
 class RunRecord(Record):
     """A flow run (or a plain-Python run). Written once when it starts."""
 
@@ -323,6 +335,7 @@ class RunRecord(Record):
     tags: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     reproflow_version: Optional[str] = None
+    liveness: Optional[Liveness] = None  #: None in runs recorded before reproflow kept it
 
 
 class RunEnd(Record):
@@ -347,6 +360,7 @@ class RunSummary(Record):
     commit: Optional[str] = None
     n_tasks: Optional[int] = None
     replay_of: Optional[str] = None
+    status_reason: Optional[str] = None  #: why a run with no end record (so no index entry) is CRASHED
 
 
 class Run(_Model):
@@ -356,6 +370,8 @@ class Run(_Model):
     end: Optional[RunEnd] = None
     tasks: list[TaskRecord] = Field(default_factory=list)  #: every attempt, by start time
     context: Optional[ProcessContext] = None
+    unended_status: RunStatus = "RUNNING"  #: RUNNING or CRASHED when there is no end record
+    status_reason: Optional[str] = None  #: why it is CRASHED
 
     @property
     def run_id(self) -> str:
@@ -363,7 +379,7 @@ class Run(_Model):
 
     @property
     def status(self) -> RunStatus:
-        return self.end.status if self.end else "RUNNING"
+        return self.end.status if self.end else self.unended_status
 
     def final_tasks(self) -> list[TaskRecord]:
         """The last attempt of each task run, in start order."""
@@ -391,6 +407,7 @@ __all__ = [
     "GitState",
     "GPUInfo",
     "Hardware",
+    "Liveness",
     "PlatformInfo",
     "ProcessContext",
     "PythonInfo",

@@ -45,6 +45,7 @@ from .records import (
     Run,
     RunEnd,
     RunRecord,
+    RunStatus,
     RunSummary,
     TaskRecord,
 )
@@ -641,7 +642,16 @@ class Store:
             if t.map_index is None and t.task_run_id in indexes:
                 t.map_index = indexes[t.task_run_id]
         context = self.get_model_blob(record.context, ProcessContext) if with_context else None
-        return Run(record=record, end=end, tasks=tasks, context=context)
+        run = Run(record=record, end=end, tasks=tasks, context=context)
+        if end is None:
+            run.unended_status, run.status_reason = self._unended_status(record)
+        return run
+
+    def _unended_status(self, record: RunRecord) -> tuple[RunStatus, str | None]:
+        """RUNNING, or CRASHED with the reason, for a run with no end record."""
+        from ._liveness import unended_status
+
+        return unended_status(self, record)
 
     def iter_tasks(self, run_id: str) -> Iterator[TaskRecord]:
         tdir = posixpath.join(self.run_dir(run_id), "tasks")
@@ -712,12 +722,14 @@ class Store:
             dirty, commit = (ctx.git.dirty, ctx.git.commit) if ctx.git.available else (None, None)
         except errors.ReproflowError:
             pass
+        status, reason = (end.status, None) if end else self._unended_status(record)
         return RunSummary(
             run_id=record.run_id,
             flow_name=record.flow_name,
             started_at=record.started_at,
             ended_at=end.ended_at if end else None,
-            status=end.status if end else "RUNNING",
+            status=status,
+            status_reason=reason,
             dirty=dirty,
             commit=commit,
             n_tasks=end.n_tasks if end else None,

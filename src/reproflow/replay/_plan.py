@@ -418,7 +418,12 @@ def plan_loaded(
         if pin.kind == "local" and pin.source_blob and not store.has_blob(pin.source_blob):
             fatal.append(errors.BlobError(f"the stored source of {pin.name} (sha256:{pin.source_blob[:12]}) is missing from the store", digest=pin.source_blob))
             plan.problems.append(str(fatal[-1]))
-    if run.status != "COMPLETED":
+    if run.status == "CRASHED" and run.end is None:
+        plan.risks.append(f"the original run CRASHED ({run.status_reason}): only the task runs it recorded before "
+                          "it died can be compared")
+    elif run.status == "RUNNING":
+        plan.risks.append("the original run is still RUNNING: only the task runs recorded so far can be compared")
+    elif run.status != "COMPLETED":
         plan.risks.append(f"the original run ended {run.status}: its failed tasks are compared as failures")
     hw = ctx.hardware
     prepared = Prepared(plan, run, env, env_plan, selected, partial, fatal=fatal)
