@@ -140,3 +140,35 @@ def _capture_count() -> int:
     from reproflow import capture
 
     return capture.capture_count
+
+
+def test_subflow_on_dask_lands_in_the_parent_run(
+    dask_cluster: Any, dask_store: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    """A subflow on the Dask task runner, called by a flow with no @repro_task of its own: the
+    workers receive the subflow's context serialized (it reaches no parent there), yet every
+    task record is in the top-level flow run's run, named with the subflow, and the store holds
+    no run for the subflow."""
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    @flow(name="dask-sub", task_runner=DaskTaskRunner(address=dask_cluster.scheduler_address))
+    def sub(count: int) -> int:
+        return sum(f.result()["value"] for f in inc.map(range(count)))
+
+    @flow(name="dask-parent")
+    def parent(count: int) -> int:
+        return sub(count)
+
+    store = Store(dask_store)
+    before = set(store.run_ids()) if store.exists() else set()
+    with _quiet_prefect(tmp_path):
+        state = parent(6, return_state=True)
+    assert state.is_completed(), state.message
+    run_id = str(state.state_details.flow_run_id)
+    assert set(store.run_ids()) - before == {run_id}
+    run = store.load_run(run_id)
+    assert run.record.flow_name == "dask-parent" and run.status == "COMPLETED"
+    assert sorted(t.map_index for t in run.tasks) == list(range(6))  # type: ignore[type-var]
+    assert {t.subflow for t in run.tasks} == {"dask-sub"}
+    assert len({t.subflow_run_id for t in run.tasks}) == 1 and run.tasks[0].subflow_run_id != run_id

@@ -61,8 +61,10 @@ def upstream_map(run: Run) -> dict[str, dict[str, list[str]]]:
 
 
 def task_label(task: TaskRecord) -> str:
-    """A task run as a user names it: ``name``, or ``name[i]`` for a mapped run."""
-    return task.task_name + (f"[{task.map_index}]" if task.map_index is not None else "")
+    """A task run as a user names it: ``name``, or ``name[i]`` for a mapped run, after
+    ``subflow/`` for a run inside a subflow."""
+    return (f"{task.subflow}/" if task.subflow else "") + task.task_name + (
+        f"[{task.map_index}]" if task.map_index is not None else "")
 
 
 def _ranges(indexes: list[int]) -> str:
@@ -89,7 +91,7 @@ def upstream_labels(run: Run) -> dict[str, list[str]]:
     grouped: dict[str, dict[tuple[str, str], list[int]]] = {}
     for e in edges(run):
         src = tasks.get(e.src)
-        name = src.task_name if src is not None else e.src
+        name = ((f"{src.subflow}/" if src.subflow else "") + src.task_name) if src is not None else e.src
         indexes = grouped.setdefault(e.dst, {}).setdefault((e.via, name), [])
         if src is not None and src.map_index is not None:
             indexes.append(src.map_index)

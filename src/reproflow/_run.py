@@ -68,6 +68,7 @@ def _forked() -> None:
     if os.getpid() != _pid:
         _pid = os.getpid()
         _started.clear()
+        _places.clear()
 
 
 @dataclass
@@ -193,28 +194,145 @@ def _version() -> str:
     return __version__
 
 
+@dataclass(frozen=True)
+class FlowPlace:
+    """Where a Prefect flow run belongs in reproflow's records."""
+
+    run_id: str  #: the recorded run: the top-level flow run's id
+    subflow: str | None = None  #: the subflow's name, when the flow run is a subflow
+    subflow_run_id: str | None = None  #: the subflow's own flow-run id
+
+
+#: flow-run id -> its place, for subflows seen in this process (their tasks may run on threads
+#: whose context no longer reaches the parent flow's)
+_places: dict[str, FlowPlace] = {}
+
+
+def _parent_context(ctx: Any) -> Any:
+    """The in-process parent of a subflow's FlowRunContext, or None.
+
+    Prefect enters a subflow's context over its parent's, in the same context variable, and
+    keeps the token of that ``set``: its ``old_value`` is the context the subflow was called
+    from. A context sent to another process (``detached``) reaches no parent.
+    """
+    from prefect.context import FlowRunContext
+
+    if ctx.flow_run is None or not _is_subflow(ctx.flow_run) or getattr(ctx, "detached", False):
+        return None
+    old = getattr(getattr(ctx, "_token", None), "old_value", None)
+    if (isinstance(old, FlowRunContext) and old.flow_run is not None and old.flow is not None
+            and old.flow_run.id != ctx.flow_run.id and not getattr(old, "detached", False)):
+        return old
+    return None
+
+
+def root_context(ctx: Any) -> Any:
+    """The top-level flow run's context above ``ctx`` in this process (``ctx`` itself if none)."""
+    seen = 0
+    while seen < 64:  # a guard against a cycle that Prefect never makes
+        parent = _parent_context(ctx)
+        if parent is None:
+            return ctx
+        ctx, seen = parent, seen + 1
+    return ctx
+
+
+def place_of(flow_run_id: str) -> FlowPlace:
+    """The recorded run (and subflow) a Prefect flow run's tasks belong to.
+
+    A subflow's tasks are recorded in the run of the top-level flow run that called it, with the
+    subflow's name; every other flow run is its own run.
+    """
+    hit = _places.get(flow_run_id)
+    if hit is not None:
+        return hit
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
+        return _place_of_context(ctx)
+    return FlowPlace(flow_run_id)
+
+
+def _place_of_context(ctx: Any) -> FlowPlace:
+    flow_run_id = str(ctx.flow_run.id)
+    hit = _places.get(flow_run_id)
+    if hit is not None:
+        return hit
+    name = ctx.flow.name if ctx.flow is not None else None
+    if getattr(ctx, "detached", False):
+        place = _place_from_api(ctx.flow_run, name)  # a worker: the parent ran in another process
+    else:
+        root = root_context(ctx)
+        if root is ctx:
+            return FlowPlace(flow_run_id)
+        place = FlowPlace(str(root.flow_run.id), name, flow_run_id)
+    with _lock:
+        _places[flow_run_id] = place
+    return place
+
+
+def _is_subflow(flow_run: Any) -> bool:
+    """Called from a flow run (``run_deployment`` children run apart: they are runs of their own)."""
+    return flow_run.parent_task_run_id is not None and getattr(flow_run, "deployment_id", None) is None
+
+
+def _place_from_api(flow_run: Any, name: str | None) -> FlowPlace:
+    """A subflow's top-level flow run, asked of Prefect's API (on a task runner's worker process,
+    where the flow's context arrived serialized and reaches no parent): one or two reads per
+    subflow run and process, then cached."""
+    flow_run_id = str(flow_run.id)
+    if not _is_subflow(flow_run):
+        return FlowPlace(flow_run_id)
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            current = flow_run
+            for _ in range(64):
+                parent_task = client.read_task_run(current.parent_task_run_id)
+                if parent_task.flow_run_id is None:
+                    break
+                current = client.read_flow_run(parent_task.flow_run_id)
+                if not _is_subflow(current):
+                    break
+    except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+        log.warning("reproflow: could not find the flow run that called subflow %s (%s): its tasks are "
+                    "recorded as a run of their own", flow_run_id, exc)
+        return FlowPlace(flow_run_id)
+    if str(current.id) == flow_run_id:
+        return FlowPlace(flow_run_id)
+    return FlowPlace(str(current.id), name, flow_run_id)
+
+
 def ensure_prefect_run(store: Store, seed: int | None) -> str | None:
-    """In the process running a Prefect flow, record the run once. Returns the run id."""
+    """In the process running a Prefect flow, record the run once. Returns the run id.
+
+    Inside a subflow, the run is the top-level flow run's: its flow, typed parameters and end
+    hooks, so that replaying it re-runs the whole (and the subflow's tasks land in it).
+    """
     from prefect.context import FlowRunContext
 
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return None
-    run_id = str(ctx.flow_run.id)
     _forked()
+    place = _place_of_context(ctx)
+    run_id = place.run_id
     with _lock:
         if run_id in _started:
             return run_id
         _started[run_id] = store.url  # claim before the slow part: other threads skip
-    flow = ctx.flow
+    top = root_context(ctx) if place.subflow is not None else ctx
+    flow = top.flow
     try:
         start_run(
             store,
             run_id=run_id,
             flow_name=flow.name,
-            flow_run_name=ctx.flow_run.name,
+            flow_run_name=top.flow_run.name,
             fn=flow.fn,
-            parameters=dict(ctx.parameters or {}),
+            parameters=dict(top.parameters or {}),
             engine="prefect",
             seed=seed,
         )
@@ -291,6 +409,8 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
         log.error("reproflow: run %s may be missing a record: %s", run_id, exc)
     with _lock:
         _started.pop(run_id, None)
+        for key in [k for k, v in _places.items() if v.run_id == run_id]:
+            del _places[key]
     store = get_store(url)
     error = None
     if not state.is_completed():
@@ -336,4 +456,4 @@ def new_run_id() -> str:
     return str(uuid.uuid4())
 
 
-__all__ = ["ensure_prefect_run", "finish_run", "get_store", "start_run"]
+__all__ = ["FlowPlace", "ensure_prefect_run", "finish_run", "get_store", "place_of", "start_run"]

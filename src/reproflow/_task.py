@@ -35,7 +35,8 @@ from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_val
 from ._hashing import changed_in_tree, hash_path, is_local, local_path, stat_signature
 from ._scrub import scrub_json, scrub_mapping, scrub_text
 from ._urls import strip_credentials
-from ._run import STORE_INPUTS_ENV, STRICT_ENV, ensure_prefect_run, env_flag, env_seed, get_store, owns_run, source_file
+from ._run import (STORE_INPUTS_ENV, STRICT_ENV, FlowPlace, ensure_prefect_run, env_flag, env_seed, get_store, owns_run,
+                   place_of, source_file)
 from ._writer import writer
 from ._values import hash_mapping, stable_hash, to_typed_json
 from .records import DataRef, ErrorInfo, Finding, MapRecord, TaskRecord, utcnow
@@ -115,6 +116,8 @@ class _Attempt:
         engine: str,
         tags: Iterable[str] = (),
         map_index: int | None = None,
+        subflow: str | None = None,
+        subflow_run_id: str | None = None,
     ) -> None:
         self.spec = spec
         self.args, self.kwargs = args, kwargs
@@ -122,6 +125,7 @@ class _Attempt:
         self.task_name, self.task_key = task_name, task_key
         self.upstream, self.engine = upstream, engine
         self.tags, self.map_index = list(tags), map_index
+        self.subflow, self.subflow_run_id = subflow, subflow_run_id
         self.store: Store = get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
@@ -304,6 +308,8 @@ class _Attempt:
             tags=self.tags,
             engine=self.engine,  # type: ignore[arg-type]
             map_index=self.map_index,
+            subflow=self.subflow,
+            subflow_run_id=self.subflow_run_id,
             **fields,
         )
         if self.engine == "prefect" and not self.store.strict and owns_run(self.run_id):
@@ -347,7 +353,8 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
     if ctx is None or getattr(ctx.task, "_rf_spec", None) is not spec:
         return None
     task_run = ctx.task_run
-    run_id = str(task_run.flow_run_id) if task_run.flow_run_id else f"adhoc-{task_run.id}"
+    place = place_of(str(task_run.flow_run_id)) if task_run.flow_run_id else FlowPlace(f"adhoc-{task_run.id}")
+    run_id = place.run_id
     if task_run.flow_run_id is None:
         _ensure_adhoc_run(spec, run_id)
     upstream: dict[str, list[str]] = {}
@@ -367,6 +374,8 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
         upstream=upstream,
         engine="prefect",
         tags=sorted(task_run.tags or []),
+        subflow=place.subflow,
+        subflow_run_id=place.subflow_run_id,
     )
 
 
@@ -491,9 +500,12 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
     except Exception:  # noqa: BLE001 - a result that cannot be loaded is simply not hashed
         result_hash = None
     now = utcnow()
+    place = place_of(str(task_run.flow_run_id))
     store.write_task(
         TaskRecord(
-            run_id=str(task_run.flow_run_id),
+            run_id=place.run_id,
+            subflow=place.subflow,
+            subflow_run_id=place.subflow_run_id,
             task_run_id=str(task_run.id),
             attempt=max(int(task_run.run_count or 1), 1),
             task_name=task.name,
@@ -630,9 +642,9 @@ def _record_map(task: ReproTask[Any, Any], futures: Any) -> None:
 
     flow_ctx, task_ctx = FlowRunContext.get(), TaskRunContext.get()
     if flow_ctx is not None and flow_ctx.flow_run is not None:
-        run_id = str(flow_ctx.flow_run.id)
+        run_id = place_of(str(flow_ctx.flow_run.id)).run_id
     elif task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
-        run_id = str(task_ctx.task_run.flow_run_id)
+        run_id = place_of(str(task_ctx.task_run.flow_run_id)).run_id
     else:
         return
     ids = [str(f.task_run_id) for f in futures]

@@ -284,6 +284,10 @@ class TaskRecord(Record):
     tags: list[str] = Field(default_factory=list)
     engine: Literal["prefect", "plain"] = "prefect"
     map_index: Optional[int] = None
+    #: the subflow the task ran in (its flow name); None in the run's top-level flow
+    subflow: Optional[str] = None
+    #: the subflow's own Prefect flow-run id (tells two calls of one subflow apart)
+    subflow_run_id: Optional[str] = None
 
 
 class MapRecord(Record):

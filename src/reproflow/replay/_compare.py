@@ -1,7 +1,7 @@
 """Compare a replay with its original, task by task, and name the likely cause of a difference.
 
 Matching: a replayed task run answers the recorded one with the same task name, function
-qualname and map index (``task_key`` is not used: Prefect derives it from the code object, which
+qualname, map index and subflow name (``task_key`` is not used: Prefect derives it from the code object, which
 includes the file path, and the replay runs from a restored copy). Within such a group, runs with
 equal parameter hashes pair first, the rest in DAG order (depth, then start position).
 
@@ -28,8 +28,8 @@ def _qual(t: TaskRecord) -> str:
     return (t.function or "").partition(":")[2] or t.task_name
 
 
-def _group_key(t: TaskRecord) -> tuple[str, str, int | None]:
-    return (t.task_name, _qual(t), t.map_index)
+def _group_key(t: TaskRecord) -> tuple[str, str, int | None, str | None]:
+    return (t.task_name, _qual(t), t.map_index, t.subflow)
 
 
 def match_tasks(
@@ -49,8 +49,8 @@ def match_tasks(
     if by_position:
         pairs = [(o, replayed[i] if i < len(replayed) else None) for i, o in enumerate(original)]
         return pairs, replayed[len(original):]
-    groups_o: dict[tuple[str, str, int | None], list[TaskRecord]] = defaultdict(list)
-    groups_n: dict[tuple[str, str, int | None], list[TaskRecord]] = defaultdict(list)
+    groups_o: dict[tuple[str, str, int | None, str | None], list[TaskRecord]] = defaultdict(list)
+    groups_n: dict[tuple[str, str, int | None, str | None], list[TaskRecord]] = defaultdict(list)
     for t in sorted(original, key=lambda t: orig_order.get(t.task_run_id, (0, 0))):
         groups_o[_group_key(t)].append(t)
     for t in sorted(replayed, key=lambda t: new_order.get(t.task_run_id, (0, 0))):
@@ -122,6 +122,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         task_name=o.task_name,
         function=o.function,
         map_index=o.map_index,
+        subflow=o.subflow,
         original_task_run_id=o.task_run_id,
         original_state=o.state,
         original_result_hash=o.result_hash,

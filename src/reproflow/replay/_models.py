@@ -38,6 +38,7 @@ class PlannedTask(_M):
     task_name: str
     function: Optional[str] = None
     map_index: Optional[int] = None
+    subflow: Optional[str] = None  #: the subflow it ran in (None: the top-level flow)
     state: str
     attempts: int = 1
     upstream: list[str] = Field(default_factory=list)  #: upstream task names
@@ -121,6 +122,7 @@ class TaskVerdict(_M):
     task_name: str
     function: Optional[str] = None
     map_index: Optional[int] = None
+    subflow: Optional[str] = None  #: the subflow it ran in (None: the top-level flow)
     original_task_run_id: Optional[str] = None
     replay_task_run_id: Optional[str] = None
     verdict: TaskVerdictName
@@ -194,6 +196,7 @@ class ProbeTask(_M):
     task_name: str
     function: Optional[str] = None
     map_index: Optional[int] = None
+    subflow: Optional[str] = None  #: the subflow it ran in (None: the top-level flow)
     original_task_run_id: Optional[str] = None
     run_task_run_ids: list[Optional[str]] = Field(default_factory=list)  #: in run 1, run 2
     verdict: ProbeVerdictName

@@ -355,8 +355,10 @@ def plan_loaded(
             plan.problems.append(str(exc))
             fatal.append(exc)
     else:
-        if rec.engine == "prefect" and not (rec.entrypoint or rec.module):
-            exc = errors.ReplayExecutionError("the run records no flow entrypoint to call; replay --task NAME instead")
+        if not (rec.entrypoint or rec.module):
+            what = ("no flow entrypoint to call" if rec.engine == "prefect" else
+                    "no script to run (reproflow.record() was used outside a script file)")
+            exc = errors.ReplayExecutionError(f"the run records {what}; replay --task NAME instead")
             plan.problems.append(str(exc))
             fatal.append(exc)
         for name, typed in rec.parameters.items():
@@ -381,6 +383,7 @@ def plan_loaded(
             task_name=t.task_name,
             function=t.function,
             map_index=t.map_index,
+            subflow=t.subflow,
             state=t.state,
             attempts=attempts.get(t.task_run_id, 1),
             upstream=sorted({names.get(s, s[:8]) for srcs in ups.get(t.task_run_id, {}).values() for s in srcs}),

@@ -177,7 +177,8 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
         v1, v2 = verdicts[0][i], verdicts[1][i]
         n1, n2 = matched[0].get(o.task_run_id), matched[1].get(o.task_run_id)
         p = ProbeTask(
-            task_name=o.task_name, function=o.function, map_index=o.map_index, original_task_run_id=o.task_run_id,
+            task_name=o.task_name, function=o.function, map_index=o.map_index, subflow=o.subflow,
+            original_task_run_id=o.task_run_id,
             run_task_run_ids=[n1.task_run_id if n1 else None, n2.task_run_id if n2 else None],
             verdict="deterministic", vs_original=[v1.verdict, v2.verdict],
             result_hashes=[o.result_hash, n1.result_hash if n1 else None, n2.result_hash if n2 else None],
@@ -224,7 +225,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
     for k, extra in enumerate(extras, start=1):
         for n in extra:
             unstable.add(n.task_run_id)
-            tasks.append(ProbeTask(task_name=n.task_name, function=n.function, map_index=n.map_index,
+            tasks.append(ProbeTask(task_name=n.task_name, function=n.function, map_index=n.map_index, subflow=n.subflow,
                                    verdict="missing", run_task_run_ids=[n.task_run_id if k == 1 else None,
                                                                         n.task_run_id if k == 2 else None],
                                    causes=[f"run {k} ran a task run the original did not"]))

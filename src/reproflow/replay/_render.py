@@ -102,7 +102,7 @@ def verdict_table(result: ReplayResult) -> Table:
     table.add_column("result hash")
     table.add_column("likely cause", overflow="fold")
     for v in result.tasks:
-        name = v.task_name + (f"[{v.map_index}]" if v.map_index is not None else "")
+        name = (f"{v.subflow}/" if v.subflow else "") + v.task_name + (f"[{v.map_index}]" if v.map_index is not None else "")
         outs = f"{sum(o.match for o in v.outputs)}/{len(v.outputs)}" if v.outputs else "-"
         if v.result_match is None:
             rh = "[dim]n/a[/]"
@@ -170,7 +170,7 @@ def probe_table(result: ProbeResult) -> Table:
     table.add_column("results (orig 1 2)", no_wrap=True)
     table.add_column("why", overflow="fold", ratio=1)
     for t in result.tasks:
-        name = t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
+        name = (f"{t.subflow}/" if t.subflow else "") + t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
         vs = " / ".join("[green]same[/]" if v == "reproduced" else f"[red]{v or '-'}[/]" for v in t.vs_original) or "-"
         hashes = " ".join(_short(h, 6) for h in t.result_hashes) or "-"
         between = _same(t.between_runs)

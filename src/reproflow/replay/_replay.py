@@ -298,7 +298,7 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
     verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written) for o, n in pairs]
     for n in extra:
-        verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index,
+        verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index, subflow=n.subflow,
                                     replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
                                     replay_result_hash=n.result_hash,
                                     causes=["the replay ran a task run the original did not"]))
