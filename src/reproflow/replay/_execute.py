@@ -22,6 +22,15 @@ Progress = Callable[[str, str, int, int], None]  # (phase, description, complete
 RUNNER_NAME = "reproflow_replay_runner.py"
 
 
+def split_entrypoint(entrypoint: str) -> tuple[str, str | None]:
+    """("path/to/file.py", "qualname") from "path/to/file.py:qualname"; a script recorded by
+    ``reproflow.record()`` is a file alone: ("path/to/script.py", None)."""
+    path, sep, qual = entrypoint.rpartition(":")
+    if sep and path and qual and all(part.isidentifier() or part == "<locals>" for part in qual.split(".")):
+        return path, qual
+    return entrypoint, None
+
+
 def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation | None = None) -> dict[str, Any]:
     """Where the flow's file is in the restored source and what goes on sys.path."""
     rec = prepared.run.record
@@ -30,7 +39,7 @@ def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation |
     module_name = rec.module.partition(":")[0] if rec.module else None
     out["module_name"] = module_name
     if rec.entrypoint:
-        rel, _, qual = rec.entrypoint.rpartition(":")
+        rel, qual = split_entrypoint(rec.entrypoint)
         out["callable"] = qual
         path = Path(move(rel)) if os.path.isabs(rel) else source_root / rel
         out["entry_file"] = str(path)
@@ -103,7 +112,9 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
         # Stored results are pickles: their paths are moved when the runner loads them.
         spec["relocation"] = [relocation.recorded_root, relocation.restored_root]
     elif rec.engine == "plain":
-        spec["mode"] = "script"
+        # A task called outside any flow is a run of its own: call that function again with
+        # its recorded arguments. A `reproflow.record()` block: run its script again.
+        spec["mode"] = "call" if spec["callable"] else "script"
     else:
         spec["mode"] = "flow"
     path = work_dir / "spec.json"

@@ -7,8 +7,10 @@ code is, what to call and with which typed parameters. The runner:
 1. puts the restored code first on ``sys.path`` (as ``python flow.py`` would have);
 2. imports the recorded entrypoint from the restored files (never from the user's tree);
 3. decodes the recorded parameters with ``reproflow._values.from_typed_json`` (no ``eval``);
-4. calls the flow (``return_state=True``), or for a partial replay calls the chosen tasks one
-   by one under ``reproflow.record()``, feeding upstream values from the spec;
+4. calls the flow (``return_state=True``); or for a partial replay calls the chosen tasks one
+   by one under ``reproflow.record()``, feeding upstream values from the spec; or for a plain
+   run runs its script again (``reproflow.record()``) or calls its one task again with its
+   recorded arguments (a ``@repro_task`` called outside any flow);
 5. writes the new run id and final state to the result file named in the spec.
 
 ``REPROFLOW_STORE`` and ``REPROFLOW_REPLAY_OF`` are set by the parent, so the run is recorded as
@@ -116,6 +118,36 @@ def _run_script(spec: dict[str, Any], result: dict[str, Any]) -> int:
     return 0
 
 
+def _run_call(spec: dict[str, Any], result: dict[str, Any]) -> int:
+    """A plain run of one ``@repro_task`` called outside any flow: call it again, outside any
+    flow, with its recorded arguments (it records a one-task run of its own, as it did)."""
+    import asyncio
+    import inspect
+
+    from reproflow._values import from_typed_json
+
+    mod = _load_entry_module(spec)
+    task_obj = _lookup(mod, spec["callable"])
+    fn = getattr(task_obj, "user_fn", task_obj)
+    arguments = {k: from_typed_json(v) for k, v in spec.get("parameters", {}).items()}
+    bound = inspect.BoundArguments(inspect.signature(fn), arguments)  # type: ignore[arg-type]
+    result["started_at"] = time.time()
+    _write(spec["result_file"], result)
+    try:
+        value = task_obj(*bound.args, **bound.kwargs)
+        if inspect.isawaitable(value):
+            asyncio.run(_awaited(value))
+    except Exception as exc:  # noqa: BLE001 - the task's failure is recorded; the verdict reports it
+        result["state"], result["message"] = "FAILED", f"{type(exc).__name__}: {exc}"
+        return 0
+    result["state"] = "COMPLETED"
+    return 0
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
 def _task_object(mod: Any, spec: dict[str, Any], function: str) -> Any:
     module, _, qualname = function.partition(":")
     if mod is not None and module in ("__main__", spec.get("module_name"), spec.get("load_as")):
@@ -182,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             code = _run_tasks(spec, result)
         elif mode == "script":
             code = _run_script(spec, result)
+        elif mode == "call":
+            code = _run_call(spec, result)
         else:
             code = _run_flow(spec, result)
     except BaseException as exc:
