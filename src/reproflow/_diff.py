@@ -4,7 +4,7 @@ Sections, in order: packages (added, removed, changed), Python, OS, hardware and
 (commit and uncommitted diff), the source of task functions that changed, flow parameters,
 environment variables (redacted ones compared by their keyed fingerprint), then per task the
 parameters, inputs, outputs and return hashes that differ. Tasks are matched by name and
-function (``module:qualname``), then ``map_index``, or their order among runs of the same task:
+function (``module:qualname``), then ``map_index`` and subflow, or their order among runs of the same task:
 never by Prefect's ``task_key``, which changes with the function's code (and its line number).
 
 What identifies a run rather than describes it (run ids, task-run ids, timestamps, durations,
@@ -190,7 +190,7 @@ def _env_vars(a: Environment, b: Environment, ignore: frozenset[str]) -> list[Ch
 
 
 def _task_label(t: TaskRecord, occurrence: int) -> str:
-    base = t.task_name if t.map_index is None else f"{t.task_name}[{t.map_index}]"
+    base = (f"{t.subflow}/" if t.subflow else "") + (t.task_name if t.map_index is None else f"{t.task_name}[{t.map_index}]")
     return base if occurrence == 0 else f"{base}#{occurrence + 1}"
 
 
@@ -206,7 +206,7 @@ def _match_tasks(a: Run, b: Run) -> list[tuple[str, Optional[TaskRecord], Option
         seen: dict[tuple[Any, ...], int] = {}
         out: dict[tuple[Any, ...], tuple[str, TaskRecord]] = {}
         for t in run.final_tasks():
-            base = (t.task_name, _qual(t), t.map_index)
+            base = (t.task_name, _qual(t), t.map_index, t.subflow)
             n = seen.get(base, 0)
             seen[base] = n + 1
             out[(*base, n)] = (_task_label(t, n), t)

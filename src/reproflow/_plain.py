@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import inspect
 import os
+import sys
 import threading
 import time
 import uuid
@@ -81,8 +82,7 @@ def record(
     Yields:
         The :class:`PlainRun`; ``run.run_id`` is the id to give ``reproflow runs show``.
     """
-    caller = inspect.stack()[2] if len(inspect.stack()) > 2 else None
-    entry_file = os.path.abspath(caller.filename) if caller else None
+    entry_file = _caller_file()
     the_store = get_store(store)
     run = PlainRun(run_id=new_run_id(), store=the_store, name=name or _default_name(entry_file))
     seed = seed if seed is not None else env_seed()
@@ -107,6 +107,17 @@ def record(
         finish_run(the_store, run.run_id, "COMPLETED")
     finally:
         _current.reset(token)
+
+
+def _caller_file() -> str | None:
+    """The file holding the ``with record():`` block (replay runs it again), or None at an
+    interactive prompt or in ``python -c`` (no file to run)."""
+    try:
+        frame = sys._getframe(3)  # this function, record()'s generator, contextlib's __enter__, the caller
+    except ValueError:
+        return None
+    path = frame.f_code.co_filename
+    return os.path.abspath(path) if os.path.isfile(path) else None
 
 
 def _default_name(entry_file: str | None) -> str:

@@ -103,3 +103,31 @@ def test_task_called_outside_a_flow_replays_the_call_not_the_script(
     [task] = replayed.tasks
     assert task.parameters["suffix"] == "?" and task.parameters_hash == second.tasks[0].parameters_hash
     assert ledger.read_text() == "ran\n"
+
+
+def test_record_block_without_a_script_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reproflow.record()`` in ``python -c`` (as at a prompt) has no file to run again: the run
+    records no entrypoint (it recorded the path of a file named '<string>' before), and its
+    replay is refused with one line naming --task, before anything is built."""
+    store = tmp_path / "store"
+    (tmp_path / "tasks.py").write_text("from reproflow import repro_task\n\n\n@repro_task\ndef inc(x: int) -> int:\n"
+                                       "    return x + 1\n")
+    code = "import reproflow\nfrom tasks import inc\nwith reproflow.record() as run:\n    inc(1)\nprint(run.run_id)\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "REPROFLOW_STORE": str(store)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.strip().splitlines()[-1]
+    assert Store(store).load_run_record(run_id).entrypoint is None
+
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    exit_code = run_cli(app, ["replay", run_id, "--store", str(store), "--in-place"])
+    out, err = capsys.readouterr()
+    assert exit_code != 0
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "no script to run" in err and "--task" in err
