@@ -20,8 +20,10 @@ comes from the rebuilt environment.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import pickle
@@ -95,6 +97,8 @@ def _run_flow(spec: dict[str, Any], result: dict[str, Any]) -> int:
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
     state = flow_obj(**params, return_state=True)
+    if inspect.isawaitable(state):  # an async flow: calling it made the coroutine
+        state = asyncio.run(_awaited(state))
     result["run_id"] = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     result["state"] = state.type.value
     result["message"] = state.message
@@ -121,9 +125,6 @@ def _run_script(spec: dict[str, Any], result: dict[str, Any]) -> int:
 def _run_call(spec: dict[str, Any], result: dict[str, Any]) -> int:
     """A plain run of one ``@repro_task`` called outside any flow: call it again, outside any
     flow, with its recorded arguments (it records a one-task run of its own, as it did)."""
-    import asyncio
-    import inspect
-
     from reproflow._values import from_typed_json
 
     mod = _load_entry_module(spec)
