@@ -87,6 +87,20 @@ _CHUNK = 1 << 20
 _RECENT_ITEM_MAX = 1 << 20
 _RECENT_TOTAL_MAX = 32 << 20
 _RETRY_DELAY_S = 0.5
+STORE_TIMEOUT_ENV = "REPROFLOW_STORE_TIMEOUT_S"
+DEFAULT_STORE_TIMEOUT_S = 30.0
+_probing: set[str] = set()
+_probing_lock = threading.Lock()
+
+
+def _store_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get(STORE_TIMEOUT_ENV, DEFAULT_STORE_TIMEOUT_S)))
+    except ValueError:
+        return DEFAULT_STORE_TIMEOUT_S
+#: What reproflow itself puts at the top of a local store folder.
+_STORE_TOP_NAMES = frozenset({"runs", "objects", "index", "keys", ".gitignore"})
+_GITIGNORE = "# Created by reproflow: this folder is a reproflow store (records and blobs), not source.\n*\n"
 
 log = logging.getLogger("reproflow")
 
@@ -160,9 +174,34 @@ class Store:
         self._known_blobs: set[str] = set()
         self._lock = threading.Lock()
         self._spool: _spool.Spool | None = None
+        self._marked = False
 
     def __repr__(self) -> str:
         return f"Store({self.display_url!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """True for a folder on this machine's file system (``self.root`` is its path)."""
+        return self._local
+
+    def _mark_ignored(self) -> None:
+        """Give a local store folder that reproflow creates (or finds empty) a ``.gitignore``
+        holding ``*``, as a virtual environment does: git, and with it reproflow's own capture,
+        then never lists the store's files as the user's untracked files. A folder that already
+        holds anything else is left alone. Once per Store object."""
+        self._marked = True
+        marker = os.path.join(self.root, ".gitignore")
+        try:
+            if os.path.lexists(marker):
+                return
+            existing = set(os.listdir(self.root)) if os.path.isdir(self.root) else set()
+            if existing - _STORE_TOP_NAMES:
+                return
+            os.makedirs(self.root, exist_ok=True)
+            with open(marker, "x") as fh:
+                fh.write(_GITIGNORE)
+        except OSError:
+            pass  # a read-only or concurrently created folder: capture excludes the store anyway
 
     # ---------------------------------------------------------------- paths
     def path(self, *parts: str) -> str:
@@ -189,6 +228,8 @@ class Store:
             if create_only and not (self._local or self._protocols & {"s3", "s3a"}) and self.fs.exists(path):
                 return False
             if self._local:
+                if not self._marked:
+                    self._mark_ignored()
                 tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
                 with _open_new(tmp) as fh:
                     fh.write(data)
@@ -214,8 +255,12 @@ class Store:
             if create_only:
                 return False
             raise
-        except FileNotFoundError:
-            raise
+        except FileNotFoundError as exc:
+            if self._local:
+                raise
+            # An object store has no folders to create: a write that finds nothing means the
+            # bucket (container) itself is gone, which no retry will fix.
+            raise self._guard(exc) from exc
         except Exception as exc:  # noqa: BLE001 - any backend failure means "unreachable"
             raise self._guard(exc) from exc
 
@@ -243,6 +288,10 @@ class Store:
         """Read many small files at once (concurrently on object stores)."""
         if not paths:
             return {}
+        if self._offline():
+            copies = {p: self._offline_copy(p) for p in paths}
+            if all(c is not None for c in copies.values()):
+                return copies  # type: ignore[return-value]
         try:
             out = self.fs.cat(paths, on_error="return")
         except Exception as exc:  # noqa: BLE001
@@ -297,8 +346,74 @@ class Store:
             return path[len(self.root.rstrip("/")) + 1 :]
         return path.lstrip("/")
 
+    @property
+    def offline(self) -> bool:
+        """Whether this process found the store unreachable and is spooling its records."""
+        return self._offline()
+
     def _offline(self) -> bool:
-        return not self.strict and _spool.is_offline(self.display_url)
+        """Whether recording writes go straight to the spool. Once the offline window has passed,
+        one background thread checks the store again while writes keep going to the spool, so a
+        dead store never makes a flow wait again (only the first failed call costs time)."""
+        if self.strict:
+            return False
+        state = _spool.offline_state(self.display_url)
+        if state == "expired":
+            self._probe_in_background()
+            return True
+        return state == "offline"
+
+    def _probe_in_background(self) -> None:
+        with _probing_lock:
+            if self.display_url in _probing:
+                return
+            _probing.add(self.display_url)
+
+        def probe() -> None:
+            try:
+                self._bounded(self.fs.exists, self.path("runs"))
+            except Exception:  # noqa: BLE001 - still down: another window of spooling
+                _spool.mark_offline(self.display_url)
+            else:
+                _spool.mark_online(self.display_url)
+            finally:
+                with _probing_lock:
+                    _probing.discard(self.display_url)
+
+        threading.Thread(target=probe, name="reproflow-store-probe", daemon=True).start()
+
+    def _bounded(self, fn: Any, *args: Any, size: int = 0, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on a remote store, given at most ``$REPROFLOW_STORE_TIMEOUT_S``
+        (plus a second per MiB of ``size``): a store that does not answer in time counts as
+        unreachable, instead of holding the flow through its client's own retries and timeouts
+        (botocore alone spends ~6 s retrying a refused connection). The call goes on in a daemon
+        thread; a write that still lands later is harmless (create-only, and ``sync`` then finds
+        it already there). Local folders are called directly."""
+        if self._local:
+            return fn(*args, **kwargs)
+        timeout = _store_timeout() + size / (1 << 20)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="reproflow-store-call", daemon=True).start()
+        if not done.wait(timeout):
+            raise errors.StoreUnreachable(
+                f"store {self.display_url!r} did not answer within {timeout:.0f} s "
+                f"(${STORE_TIMEOUT_ENV}); check the URL and network, or run `reproflow sync` later "
+                "to upload spooled records",
+                url=self.display_url,
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def _went_offline(self, exc: BaseException) -> None:
         if _spool.mark_offline(self.display_url):
@@ -348,16 +463,18 @@ class Store:
         if self._offline():
             return self._spool_write(path, data, None)
         last: errors.StoreUnreachable | None = None
+        started = time.monotonic()
         for attempt in range(2):
             try:
-                wrote = self.write_bytes(path, data, create_only=create_only)
+                wrote = self._bounded(self.write_bytes, path, data, create_only=create_only, size=len(data))
             except errors.StoreUnreachable as exc:
                 last = exc
                 if self.strict:
                     raise
-                if attempt == 0:
-                    time.sleep(_RETRY_DELAY_S)
-                continue
+                if attempt == 0 and time.monotonic() - started < 1.0:
+                    time.sleep(_RETRY_DELAY_S)  # a quick failure may be a blip: once more
+                    continue
+                break
             self._remember(path, data)
             return wrote
         assert last is not None
@@ -380,6 +497,8 @@ class Store:
             if create_only and self.fs.exists(path):
                 return False
             if self._local:
+                if not self._marked:
+                    self._mark_ignored()
                 tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
                 with open(local_path, "rb") as src, _open_new(tmp) as dst:
                     for chunk in iter(lambda: src.read(_CHUNK), b""):
@@ -425,7 +544,7 @@ class Store:
         if self._offline():
             return False
         try:
-            found = bool(self.fs.exists(self.blob_path(digest)))
+            found = bool(self._bounded(self.fs.exists, self.blob_path(digest)))
         except Exception as exc:  # noqa: BLE001
             if not self.strict:
                 self._went_offline(exc)
@@ -524,15 +643,17 @@ class Store:
             return self._fp_key
         path = self.path("keys", "fingerprint.key")
         try:
-            key = self.read_bytes(path)
+            key = self._bounded(self.read_bytes, path)
         except FileNotFoundError:
             self.write_record_bytes(path, secrets.token_hex(32).encode(), create_only=True)
             key = self.read_bytes(path)
-        except errors.StoreUnreachable:
+        except errors.StoreUnreachable as exc:
             if self.strict:
                 raise
             # Offline before the key was ever read: use (or create) a spooled key. Fingerprints
             # taken now are comparable with each other, not with those under the store's key.
+            # The store just failed: the key goes straight to the spool, as what follows will.
+            self._went_offline(exc)
             self.write_record_bytes(path, secrets.token_hex(32).encode(), create_only=True)
             key = self.spool.get(self.relative(path)) or self.read_bytes(path)
         self._fp_key = bytes.fromhex(key.decode().strip())
@@ -586,7 +707,13 @@ class Store:
         return [n for n in self.ls(self.path("runs")) if not n.startswith(".")]
 
     def resolve_run_id(self, run_id: str) -> str:
-        """Accept a full run id, a unique prefix of one (like git), or ``latest``."""
+        """Accept a full run id, a unique prefix of one (like git), or ``latest``.
+
+        ``latest`` (also ``last``, ``@``) is the newest run of your own, not a replay or probe of
+        one: after ``reproflow replay latest``, ``reproflow report latest`` still means the run
+        you recorded (the replay prints its own id). A store that holds only replays gives the
+        newest of them.
+        """
         run_id = run_id.strip()
         if run_id in ("latest", "last", "@"):
             runs = self.list_runs()
@@ -596,7 +723,8 @@ class Store:
                     run_id=run_id,
                     url=self.display_url,
                 )
-            return runs[0].run_id
+            own = [r for r in runs if not r.replay_of]
+            return (own or runs)[0].run_id
         _safe_id(run_id)
         if self._exists(posixpath.join(self.run_dir(run_id), "run.json")):
             return run_id

@@ -18,9 +18,11 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._redact import redact_bytes
+from .._spool import spool_root
 from ._secret_files import drop_secret_files
 from ..records import Environment, GitState, ProcessContext, SourceSnapshot
 from .environment import capture_environment, environment_identity, local_dir
@@ -186,9 +188,21 @@ def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, Proc
     return store.put_model_blob(context), context
 
 
+def own_folders(store: Store, environ: Mapping[str, str] | None = None) -> list[str]:
+    """reproflow's own folders on this machine, never captured as the user's code: the store
+    (when local), the spool and the cache (hashes, replay environments)."""
+    env = os.environ if environ is None else environ
+    cache = env.get("REPROFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "reproflow")
+    folders = [cache, os.fspath(spool_root(env))]
+    if store.is_local:
+        folders.append(store.root)
+    return [os.path.abspath(f) for f in folders]
+
+
 def _capture_code(store: Store, root: str, entry_file: str | None) -> tuple[GitState, bytes | None, SourceSnapshot]:
-    git, diff = capture_git(root)
-    source, archive = snapshot_source(root, git=git, entry_file=entry_file)
+    own = own_folders(store)
+    git, diff = capture_git(root, exclude=own)
+    source, archive = snapshot_source(root, git=git, entry_file=entry_file, exclude=own)
     if archive is not None:
         source.blob = store.put_blob(archive)
     return git, diff, source

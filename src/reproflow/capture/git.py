@@ -80,6 +80,7 @@ def capture_git(
     *,
     runner: GitRunner = subprocess_runner,
     max_diff_bytes: int = MAX_DIFF_BYTES,
+    exclude: Sequence[str] = (),
 ) -> tuple[GitState, bytes | None]:
     """The git state of the repository holding ``path`` (default: the current directory).
 
@@ -87,6 +88,8 @@ def capture_git(
         path: a folder or file inside the repository.
         runner: runs git (see :data:`GitRunner`).
         max_diff_bytes: a larger diff is left out (``GitState.diff_omitted`` says so).
+        exclude: folders (absolute paths) whose files are never listed as untracked nor
+            diffed, wherever they are: reproflow's own store, spool and caches.
 
     Returns:
         The state, and the raw ``git diff --binary HEAD`` bytes (staged and unstaged changes to
@@ -99,7 +102,7 @@ def capture_git(
     if not os.path.isdir(cwd):
         return GitState(absent_reason=f"path not found: {cwd}"), None
     try:
-        return _capture(cwd, runner, max_diff_bytes)
+        return _capture(cwd, runner, max_diff_bytes, exclude)
     except FileNotFoundError:
         return GitState(absent_reason="git is not installed (no `git` on PATH)"), None
     except subprocess.TimeoutExpired as exc:
@@ -143,9 +146,39 @@ _CALLS: dict[str, list[str]] = {
 _STAT = re.compile(rb"^ \d+ files? changed[^\n]*\n\n?")
 
 
-def _capture(cwd: str, runner: GitRunner, max_diff_bytes: int) -> tuple[GitState, bytes | None]:
-    with ThreadPoolExecutor(max_workers=len(_CALLS), thread_name_prefix="reproflow-git") as pool:
-        futures = {key: pool.submit(runner, args, cwd) for key, args in _CALLS.items()}
+def exclude_pathspecs(cwd: str, exclude: Sequence[str]) -> list[str]:
+    """``:(exclude)`` pathspecs, relative to ``cwd``, for the ``exclude`` folders under it (git
+    refuses a pathspec outside the work tree, so folders elsewhere are left to :func:`outside`)."""
+    real_cwd = os.path.realpath(cwd)
+    specs = []
+    for folder in exclude:
+        rel = os.path.relpath(os.path.realpath(folder), real_cwd)
+        if rel != "." and not rel.startswith(".." + os.sep) and rel != ".." and not os.path.isabs(rel):
+            specs.append(f":(exclude){rel.replace(os.sep, '/')}")
+    return specs
+
+
+def outside(root: str, names: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """``names`` (relative to ``root``) that are not inside one of the ``exclude`` folders."""
+    if not exclude:
+        return list(names)
+    real_root = os.path.realpath(root)
+    prefixes = []
+    for folder in exclude:
+        rel = os.path.relpath(os.path.realpath(folder), real_root)
+        if rel == ".":
+            return []
+        if not rel.startswith("..") and not os.path.isabs(rel):
+            prefixes.append(rel.replace(os.sep, "/").rstrip("/") + "/")
+    return [n for n in names if not any(n.startswith(p) for p in prefixes)]
+
+
+def _capture(cwd: str, runner: GitRunner, max_diff_bytes: int,
+             exclude: Sequence[str] = ()) -> tuple[GitState, bytes | None]:
+    specs = exclude_pathspecs(cwd, exclude)
+    calls = {k: (v + ["--", *specs] if specs and k in ("status", "diff") else v) for k, v in _CALLS.items()}
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="reproflow-git") as pool:
+        futures = {key: pool.submit(runner, args, cwd) for key, args in calls.items()}
         results = {key: f.result() for key, f in futures.items()}
     try:
         root = _ok(results["root"]).decode("utf-8", "surrogateescape").strip()
@@ -154,7 +187,7 @@ def _capture(cwd: str, runner: GitRunner, max_diff_bytes: int) -> tuple[GitState
         status = _parse_status(_ok(results["status"]))
     except _GitFailed as exc:
         return GitState(absent_reason=exc.reason), None
-    untracked = status.untracked
+    untracked = outside(root, status.untracked, exclude)
     state = GitState(
         root=root,
         branch=status.branch,
@@ -241,6 +274,8 @@ __all__ = [
     "GitResult",
     "GitRunner",
     "capture_git",
+    "exclude_pathspecs",
     "git_env",
+    "outside",
     "subprocess_runner",
 ]

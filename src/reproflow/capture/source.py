@@ -23,13 +23,13 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UnsafeArchive
 from ..records import GitState, SourceSnapshot
 from ._secret_files import is_secret_file, secret_reason
-from .git import GitRunner, subprocess_runner
+from .git import GitRunner, exclude_pathspecs, outside, subprocess_runner
 
 MAX_FILE_BYTES = 5 << 20
 MAX_TOTAL_BYTES = 50 << 20
@@ -80,6 +80,7 @@ def snapshot_source(
     runner: GitRunner = subprocess_runner,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
+    exclude: Sequence[str] = (),
 ) -> tuple[SourceSnapshot, bytes | None]:
     """Archive the code under ``root`` (see the module docstring for what is kept).
 
@@ -90,6 +91,8 @@ def snapshot_source(
         runner: runs git (see :mod:`reproflow.capture.git`).
         max_file_bytes: larger files are skipped.
         max_total_bytes: files past this total are skipped.
+        exclude: folders (absolute paths) never archived, wherever they are: reproflow's own
+            store, spool and caches.
 
     Returns:
         The snapshot record (``blob`` left for the caller to fill after storing) and the tar.gz
@@ -99,7 +102,7 @@ def snapshot_source(
     names: list[str] | None = None
     kind = "files"
     if git is not None and git.available and os.path.isdir(root):
-        names = _git_names(root, runner)
+        names = _git_names(root, runner, exclude)
         if names is not None:
             kind = "git"
     if names is None:
@@ -110,6 +113,7 @@ def snapshot_source(
         names, walk_note = _walk(root, _is_source_file)
     else:
         walk_note = None
+    names = outside(root, names, exclude)
     archive = _build(root, names, max_file_bytes, max_total_bytes)
     if walk_note:
         archive.skip(".", walk_note)
@@ -165,10 +169,12 @@ def _is_source_file(name: str) -> bool:
     )
 
 
-def _git_names(root: str, runner: GitRunner) -> list[str] | None:
+def _git_names(root: str, runner: GitRunner, exclude: Sequence[str] = ()) -> list[str] | None:
     """Tracked plus untracked-not-ignored files under ``root`` (relative to it), or None."""
+    specs = exclude_pathspecs(root, exclude)
     try:
-        result = runner(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], root)
+        result = runner(["ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                         *(["--", *specs] if specs else [])], root)
     except OSError:
         return None
     if result.returncode != 0:
