@@ -371,7 +371,31 @@ def publish_in_background(store: Store, run_id: str) -> None:
     caller's context (so a temporary Prefect API set by ``prefect_test_harness`` or
     ``temporary_settings`` is the one used)."""
     ctx = contextvars.copy_context()
+    _keep_events_worker_until_published()
     _publisher.submit(lambda: ctx.run(_publish_on_own_client, store, run_id))
+
+
+def _keep_events_worker_until_published() -> None:
+    """Make sure Prefect's events worker outlives the publishing.
+
+    Creating an artifact emits a ``prefect.artifact.created`` event through Prefect's
+    ``EventsWorker``, whose own "threading atexit" hook drains and removes it as soon as the
+    interpreter starts shutting down, before non-daemon threads such as ours are joined; a new
+    one cannot start then ("can't register atexit after shutdown"), and each artifact logged a
+    traceback when a script's last line was the flow. So: start the worker now (its hook is
+    registered before ours), and register a hook that waits for the publisher; hooks run in
+    reverse order, so ours runs first, while the worker still exists."""
+    try:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.instance()
+        threading._register_atexit(_wait_at_exit)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - already shutting down, or no events client: publish anyway
+        pass
+
+
+def _wait_at_exit() -> None:
+    _publisher.wait(BACKGROUND_TIMEOUT_S * 4)
 
 
 #: Per request, for publishing in the background (capped: the interpreter waits for it at exit).
@@ -417,6 +441,12 @@ def _publish_on_own_client(store: Store, run_id: str) -> None:
 def publish_or_warn(store: Store, run_id: str, httpx_settings: dict[str, Any] | None = None) -> None:
     """``publish_run_artifacts`` with the report; a failure is one warning, never an exception
     (the UI is a view of the record, which is already in the store)."""
+    if store.offline:
+        # the run's records are in the local spool, not the store: nothing complete to show yet
+        log.warning("reproflow: the Prefect artifacts of run %s are not published: its store %s is unreachable "
+                    "(the records are spooled; after `reproflow sync`, `reproflow runs publish %s` publishes them)",
+                    run_id, store.display_url, run_id)
+        return
     try:
         publish_run_artifacts(store, run_id, report=True, httpx_settings=httpx_settings)
     except Exception as exc:  # noqa: BLE001 - the UI is a view; never fail the process for it

@@ -86,6 +86,16 @@ def is_offline(url: str) -> bool:
         return True
 
 
+def offline_state(url: str) -> str | None:
+    """``None`` (not known to be down), ``"offline"`` (failed within the window) or
+    ``"expired"`` (failed, and the window has passed: time to check it again)."""
+    with _offline_lock:
+        until = _offline_until.get(url)
+        if until is None:
+            return None
+        return "expired" if time.monotonic() >= until else "offline"
+
+
 def mark_offline(url: str) -> bool:
     """Remember that ``url`` is unreachable. Returns True when it was not already marked."""
     with _offline_lock:
@@ -346,6 +356,7 @@ __all__ = [
     "is_offline",
     "mark_offline",
     "mark_online",
+    "offline_state",
     "spool_root",
     "spooled_stores",
     "store_key",

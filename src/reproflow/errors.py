@@ -78,11 +78,14 @@ class StoreUnreachable(StoreError):
 
     @classmethod
     def from_exc(cls, url: str, exc: BaseException) -> StoreUnreachable:
-        err = cls(
-            f"store {url!r} is unreachable ({type(exc).__name__}: {exc}); check the URL, "
-            "network and credentials, or run `reproflow sync` later to upload spooled records",
-            url=url,
-        )
+        if isinstance(exc, FileNotFoundError):
+            # an object store whose bucket (container) is gone: retrying later will not help
+            message = (f"store {url!r} is unreachable: its bucket does not exist ({exc}); "
+                       "create the bucket or check the URL, then run `reproflow sync` again")
+        else:
+            message = (f"store {url!r} is unreachable ({type(exc).__name__}: {exc}); check the URL, "
+                       "network and credentials, or run `reproflow sync` later to upload spooled records")
+        err = cls(message, url=url)
         err.__cause__ = exc
         return err
 

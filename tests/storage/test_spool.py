@@ -139,6 +139,29 @@ def test_sync_while_still_down_keeps_the_spool(own_s3: S3Server, capsys: pytest.
     assert store.spool.files() == ["runs/run-y/run.json"]
 
 
+def test_sync_to_a_bucket_that_no_longer_exists_is_one_line(own_s3: S3Server, capsys: pytest.CaptureFixture[str]) -> None:
+    """A spooled record whose bucket was deleted since: `reproflow sync` says so in one line (no
+    traceback), exits 3 and keeps the spool (issue 17: it printed FileNotFoundError's traceback)."""
+    bucket = own_s3.new_bucket()
+    url = f"s3://{bucket}/store"
+    store = Store(url, **own_s3.storage_options)
+    ctx = put_context(store)
+    own_s3.stop()
+    store.write_run(run_record("run-b", ctx))
+    own_s3.start()
+    client = own_s3.client()
+    for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)
+    code = run_cli(app, ["sync", "--store", url])
+    captured = capsys.readouterr()
+    lines = [x for x in captured.err.splitlines() if x.strip()]
+    assert code == errors.StoreUnreachable.exit_code == 3
+    assert len(lines) == 1 and "bucket does not exist" in lines[0] and "still spooled" in lines[0], captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert store.spool.files() == ["runs/run-b/run.json"]
+
+
 def test_strict_mode_reraises(own_s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """strict=True, or REPROFLOW_STRICT=1, raises StoreUnreachable and spools nothing."""
     bucket = own_s3.new_bucket()
@@ -168,9 +191,51 @@ def test_offline_window_expires(own_s3: S3Server, monkeypatch: pytest.MonkeyPatc
     assert store.spool.files() == [posixpath.relpath(store.task_path(task_record("run-w", ctx, 0)), store.root)]
     own_s3.start()
     time.sleep(0.3)
+    # the window has passed: this write still goes to the spool (nothing waits on the store)
+    # while one background probe finds the store back; the writes after it land directly
     store.write_task(task_record("run-w", ctx, 1))
-    assert len(store.spool.files()) == 1  # the second one went straight to S3
-    assert f"store/runs/run-w/tasks/{task_record('run-w', ctx, 1).task_run_id}.1.json" in _objects(own_s3, bucket)
+    deadline = time.monotonic() + 30
+    while _spool.offline_state(store.display_url) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _spool.offline_state(store.display_url) is None
+    store.write_task(task_record("run-w", ctx, 2))
+    assert len(store.spool.files()) == 2  # the third one went straight to S3
+    assert f"store/runs/run-w/tasks/{task_record('run-w', ctx, 2).task_run_id}.1.json" in _objects(own_s3, bucket)
+
+
+def test_a_store_that_never_answers_is_given_up_on_once(cache_dirs: Any, s3_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose server accepts connections and never answers (a hung endpoint, a black-holed
+    network) holds recording for one bounded call ($REPROFLOW_STORE_TIMEOUT_S), not for the
+    client's own timeouts and retries on every write (botocore: 60 s per attempt): the whole run
+    is then spooled, and the warning is given once (issue 17: a dead store multiplied a flow's
+    time by four)."""
+    import logging
+    import socket
+
+    monkeypatch.setenv("REPROFLOW_STORE_TIMEOUT_S", "1")
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(128)
+    try:
+        store = Store("s3://hole/store", client_kwargs={"endpoint_url": f"http://127.0.0.1:{hole.getsockname()[1]}"})
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("reproflow").addHandler(handler)
+        try:
+            ctx = put_context(store)
+            store.write_run(run_record("run-h", ctx))
+            for i in range(5):
+                store.write_task(task_record("run-h", ctx, i))
+        finally:
+            logging.getLogger("reproflow").removeHandler(handler)
+        spooled = store.spool.files()
+        assert "runs/run-h/run.json" in spooled
+        assert sum(1 for f in spooled if f.startswith("runs/run-h/tasks/")) == 5
+        assert sum(1 for f in spooled if f.startswith("objects/")) == 2  # environment + context
+        assert len([r for r in records if "unreachable" in r.getMessage()]) == 1
+    finally:
+        hole.close()
 
 
 def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path) -> None:

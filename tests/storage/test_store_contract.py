@@ -193,3 +193,26 @@ def test_credentials_in_storage_options_never_stored(s3_server: Any, cache_dirs:
     data = b"".join(client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys)
     assert secret.encode() not in data and b"rf-secret-" not in data
     assert "secret" not in repr(store)
+
+
+def test_latest_is_the_newest_run_that_is_not_a_replay(store: Store) -> None:
+    """`latest` means the newest run the user recorded: after `reproflow replay latest`, the next
+    `report latest`/`export latest` must not silently switch to the replay run (issue 10). A
+    store holding only replays gives the newest replay."""
+    from reproflow.records import RunSummary
+
+    own = write_run(store, minutes=0)
+    replay = write_run(store, minutes=10)
+    path = f"index/{replay}.json"
+    summary = RunSummary.model_validate_json(store.read_bytes(store.path(path)))
+    store.write_bytes(store.path(path), model_bytes(summary.model_copy(update={"replay_of": own})))
+    assert store.list_runs()[0].run_id == replay
+    assert store.resolve_run_id("latest") == own
+    assert store.load_run("latest").run_id == own
+
+    only_replays = Store(str(store.root) + "-replays")
+    r = write_run(only_replays, minutes=0)
+    p = f"index/{r}.json"
+    s = RunSummary.model_validate_json(only_replays.read_bytes(only_replays.path(p)))
+    only_replays.write_bytes(only_replays.path(p), model_bytes(s.model_copy(update={"replay_of": "x"})))
+    assert only_replays.resolve_run_id("latest") == r
