@@ -99,6 +99,8 @@ BAD: list[tuple[str, str]] = [
     ("RPF601", "import os\nfor name in os.listdir('data'):\n    print(name)\n"),
     ("RPF601", "import glob\nframes = [open(p).read() for p in glob.glob('data/*.csv')]\ntext = ''.join(frames)\n"),
     ("RPF601", "import glob\ndef f():\n    return [open(p).read() for p in glob.glob('data/*.csv')]\n"),
+    # a list built in listing order and handed to an order-sensitive call (issue 17: docs' own Bad example)
+    ("RPF601", "import glob\nimport pandas as pd\nframes = [pd.read_csv(p) for p in glob.glob('data/*.csv')]\ndf = pd.concat(frames)\n"),
     ("RPF601", "from pathlib import Path\ndef f(d: Path):\n    out = []\n    for p in d.rglob('*'):\n        out.append(p)\n    return out\n"),
     ("RPF601", "from pathlib import Path\ndef load(d: Path):\n    return [p.read_text() for p in d.glob('*.txt')]\n"),
     ("RPF601", "from pathlib import Path\nfiles = list(Path('data').iterdir())\nfirst = files[0]\n"),
@@ -123,6 +125,7 @@ BAD: list[tuple[str, str]] = [
 
 # (code, source that must NOT trigger it): seeded, sorted, defaulted, relative variants.
 GOOD: list[tuple[str, str]] = [
+    ("RPF601", "import glob\nnames = [p.lower() for p in glob.glob('*.csv')]\nprint(len(names), sorted(names))\n"),
     ("RPF101", "import random\nrandom.seed(42)\nx = random.random()\n"),
     ("RPF101", "import random\nrng = random.Random(42)\nx = rng.random()\n"),
     ("RPF101", "import random\ndef f(seed):\n    rng = random.Random(seed)\n    return rng.choice([1, 2])\n"),

@@ -101,8 +101,11 @@ def _ordered_use(ctx: ModuleContext, node: ast.AST, depth: int = 0) -> ast.AST |
         return None if _accumulates_then_sorts(ctx, parent) else parent
     if isinstance(parent, ast.comprehension) and parent.iter is top:
         comp = ctx.parents[parent]
-        if depth < 3 and isinstance(ctx.parents.get(comp), (ast.Assign, ast.AnnAssign)):
-            return _ordered_use(ctx, comp, depth + 1)  # out = [... for p in listing]; sorted(out)
+        assign = ctx.parents.get(comp)
+        if isinstance(assign, (ast.Assign, ast.AnnAssign)) and assign.value is comp:
+            # frames = [read(p) for p in listing]: a sequence in listing order, which leaks
+            # wherever `frames` goes unless every use ignores order (sorted(frames), len(frames))
+            return _use_keeping_order(ctx, assign, parent)
         return parent
     if isinstance(parent, (ast.Return, ast.Yield, ast.YieldFrom, ast.Starred)):
         return parent
@@ -175,6 +178,22 @@ def _sorted_in_place(ctx: ModuleContext, name: str, assign: ast.AST) -> bool:
             if base_name(node.func.value) == name and node.lineno >= assign.lineno:  # type: ignore[attr-defined]
                 return True
     return False
+
+
+def _use_keeping_order(ctx: ModuleContext, assign: ast.Assign | ast.AnnAssign, where: ast.AST) -> ast.AST | None:
+    """The first use of the name ``assign`` binds whose order can matter (anything but an
+    order-blind consumer such as ``sorted()``, ``set()``, ``len()``), or None; ``where`` when the
+    target is not a plain name."""
+    targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+        return where
+    name = targets[0].id
+    if _sorted_in_place(ctx, name, assign):
+        return None
+    for use in _name_uses(ctx, name, assign):
+        if not ctx.consumed_unordered(use):
+            return use
+    return None
 
 
 def _leak_through_name(ctx: ModuleContext, assign: ast.Assign | ast.AnnAssign, depth: int) -> ast.AST | None:
