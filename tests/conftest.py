@@ -54,7 +54,16 @@ def _bytecode_cache() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for the whole session (entering it costs ~9 s)."""
+    """One temporary Prefect API for the whole session (entering it costs ~9 s), or the server
+    already running at ``$REPROFLOW_TEST_PREFECT_API_URL`` (on a loaded machine a fresh one can
+    take longer than the harness waits)."""
+    url = os.environ.get("REPROFLOW_TEST_PREFECT_API_URL")
+    if url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield
+        return
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
