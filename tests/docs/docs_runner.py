@@ -17,7 +17,10 @@ on the line right before a fence (invisible on GitHub) changes what happens to t
 
 * ``<!-- fragment -->``: not run (a synopsis with placeholders, a piece of a larger file);
 * ``<!-- file: PATH -->``: the block is written to ``PATH`` (relative to the page's folder) and
-  not run, so a later block can run or import it.
+  not run, so a later block can run or import it;
+* ``<!-- check: RPF601 -->`` (codes, comma-separated, or ``none``): the block is not run but
+  checked with ``reproflow check``'s rules, which must report exactly these codes (the Bad and
+  Fix examples of docs/checks.md).
 
 Placeholders a reader replaces with their own values are filled in: ``RUN_ID`` with the newest
 recorded run that is not a replay (the run the page recorded), ``RUN_A``/``RUN_B`` with the
@@ -62,6 +65,15 @@ class Block:
     def file_target(self) -> str | None:
         if self.directive and self.directive.startswith("file:"):
             return self.directive[len("file:"):].strip()
+        return None
+
+    @property
+    def check_codes(self) -> set[str] | None:
+        """``<!-- check: RPF601 -->``: the codes `reproflow check` must report for the block
+        (``none``: no finding)."""
+        if self.directive and self.directive.startswith("check:"):
+            codes = {c.strip() for c in self.directive[len("check:"):].split(",")}
+            return set() if codes == {"none"} else codes
         return None
 
     @property
@@ -181,7 +193,7 @@ class Session:
                 self.env = {k: v for k, v in pairs if not k.startswith("BASH_FUNC_") and k not in ("_", "SHLVL", "OLDPWD")}
             if pwdf.exists():
                 self.cwd = Path(pwdf.read_text().strip())
-        self.log.append(f"$ {script.strip()}\n{proc.stdout}")
+        self.log.append(f"$ {script.replace(_SHELL_RUNS, '').strip()}\n{proc.stdout}")
         return proc.returncode, proc.stdout
 
     def python(self, code: str) -> tuple[int, str]:
@@ -208,6 +220,17 @@ class Session:
             raise DocsFailure(f"cannot list the page's runs to fill RUN_ID:\n{proc.stdout}")
         return proc.stdout.split()
 
+    def fill_shell(self, text: str) -> str:
+        """Placeholders in a shell script, looked up when the line runs (a block may record the
+        run it then names)."""
+        text = text.replace("/path/to/reproflow", str(REPO))
+        if not re.search(r"\bRUN_(ID|A|B)\b", text):
+            return text
+        text = re.sub(r"\bRUN_ID\b", "$(__docs_run 0)", text)
+        text = re.sub(r"\bRUN_A\b", "$(__docs_run 1)", text)
+        text = re.sub(r"\bRUN_B\b", "$(__docs_run 0)", text)
+        return _SHELL_RUNS + text
+
     def fill(self, text: str, block: Block) -> str:
         text = text.replace("/path/to/reproflow", str(REPO))
         if not re.search(r"\bRUN_(ID|A|B)\b", text):
@@ -232,6 +255,17 @@ class Session:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(block.text)
             return
+        expected = block.check_codes
+        if expected is not None:
+            from reproflow.checks import check_source
+
+            found = {f.code for f in check_source(block.text, "example.py")}
+            if found != expected:
+                raise DocsFailure(
+                    f"{block.where}: `reproflow check` reports {sorted(found) or 'nothing'} for this example, "
+                    f"the page says {sorted(expected) or 'nothing'}\n-- block --\n{block.text}"
+                )
+            return
         if not block.runs:
             return
         if block.lang == "python":
@@ -239,7 +273,7 @@ class Session:
             self._check(block, "python block", rc, out)
         elif block.lang == "console":
             for cmd, shown in console_commands(block.text):
-                rc, out = self.bash(self.fill(cmd, block))
+                rc, out = self.bash(self.fill_shell(cmd))
                 if shown.strip():
                     self._check(block, cmd, 0, out, tolerate_rc=True)
                     miss = match_output(shown, out)
@@ -251,7 +285,7 @@ class Session:
                 else:
                     self._check(block, cmd, rc, out)
         else:
-            rc, out = self.bash(self.fill(block.text, block))
+            rc, out = self.bash(self.fill_shell(block.text))
             self._check(block, "bash block", rc, out)
 
     def _check(self, block: Block, what: str, rc: int, out: str, tolerate_rc: bool = False) -> None:
@@ -260,6 +294,15 @@ class Session:
                 f"{block.where}: {what.strip().splitlines()[0]} failed (exit {rc})\n"
                 f"-- block --\n{block.text}-- output --\n{out[-8000:]}"
             )
+
+
+_SHELL_RUNS = """__docs_run() {
+  python -c 'import sys
+from reproflow.store import Store
+runs = [r.run_id for r in Store().list_runs() if not r.replay_of]
+print(runs[int(sys.argv[1])])' "$1"
+}
+"""
 
 
 def console_commands(text: str) -> list[tuple[str, str]]:

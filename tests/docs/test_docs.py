@@ -25,27 +25,9 @@ S3_PAGES = {"docs/storage.md": ["team-bucket"]}
 #: Pages known not to run yet, with the reason. The test fails when one of them starts passing
 #: (strict xfail), so this list only shrinks.
 KNOWN_FAILING: dict[str, str] = {
-    "docs/capture.md": "not yet marked up and fixed (issue 17)",
-    "docs/checks.md": "not yet marked up and fixed (issue 17)",
-    "docs/diff.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/README.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/apptainer.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/conda.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/cresp.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/dockerfile.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/licenses.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/prov.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/pylock.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/requirements.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/ro-crate.md": "not yet marked up and fixed (issue 17)",
-    "docs/exports/sbom.md": "not yet marked up and fixed (issue 17)",
-    "docs/quickstart.md": "not yet marked up and fixed (issue 17)",
-    "docs/recording.md": "not yet marked up and fixed (issue 17)",
-    "docs/replay.md": "not yet marked up and fixed (issue 17)",
-    "docs/report.md": "not yet marked up and fixed (issue 17)",
-    "docs/seeds.md": "not yet marked up and fixed (issue 17)",
-    "docs/storage.md": "not yet marked up and fixed (issue 17)",
-    "README.md": "not yet marked up and fixed (issue 17)",
+    "docs/diff.md": "not yet marked up (issue 17)",
+    "docs/replay.md": "not yet marked up (issue 17)",
+    "README.md": "not yet marked up (issue 17)",
 }
 
 
@@ -78,6 +60,7 @@ def page_env(cache: Path, prefect_api_env: dict[str, str]) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         "REPROFLOW_CACHE_DIR": str(cache),
         "COLUMNS": "100",
+        "DASK_LOGGING__DISTRIBUTED": "error",
         "NO_COLOR": "1",
         "TERM": "dumb",
         "GIT_AUTHOR_NAME": "Docs Reader", "GIT_AUTHOR_EMAIL": "reader@example.com",
@@ -178,3 +161,34 @@ def test_shown_output_is_compared_loosely() -> None:
     assert match_output("run 54b29a3f-c882-4b97-9884-8408c379e447 took 0.5 s at ...\nscore: 95/100", actual) is None
     assert match_output("score: 90/100", actual) == "score: 90/100"
     assert match_output("score: 95/100\nrun ...", actual) == "run ..."
+
+
+def test_record_format_names_every_file_a_run_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/record-format.md's layout names every kind of file a recorded and reported run leaves
+    in a local store (issue 17: REPRODUCIBILITY.html was missing)."""
+    import re
+
+    import reproflow
+    from reproflow import repro_task
+    from reproflow._report import build_report, save_report
+    from reproflow.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+    @repro_task
+    def double(x: int) -> int:
+        return 2 * x
+
+    store = Store(tmp_path / "store")
+    with reproflow.record("layout", store=store.url) as run:
+        double(2)
+    save_report(store, build_report(store, run.run_id))
+    layout = (REPO / "docs" / "record-format.md").read_text()
+    listed = set(re.findall(r"^<store>/(\S+)", layout, flags=re.M))
+    patterns = [re.compile("^" + re.sub(r"<[^>]+>", "[^/]+", re.escape(p).replace(r"\<", "<").replace(r"\>", ">")) + "$")
+                for p in listed]
+    for f in (tmp_path / "store").rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(tmp_path / "store").as_posix()
+            assert any(p.match(rel) for p in patterns), f"{rel} is not in docs/record-format.md's layout"
