@@ -25,9 +25,7 @@ S3_PAGES = {"docs/storage.md": ["team-bucket"]}
 #: Pages known not to run yet, with the reason. The test fails when one of them starts passing
 #: (strict xfail), so this list only shrinks.
 KNOWN_FAILING: dict[str, str] = {
-    "docs/diff.md": "not yet marked up (issue 17)",
     "docs/replay.md": "not yet marked up (issue 17)",
-    "README.md": "not yet marked up (issue 17)",
 }
 
 
