@@ -28,7 +28,7 @@ _SECRETS_NAME = re.compile(r"(?i)^secrets?\.(json|ya?ml|toml|ini|cfg|conf|env|tx
 
 #: (reason, byte pattern): a file matching one holds credentials.
 _CONTENT: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("private key", re.compile(rb"-----BEGIN[A-Z0-9 ]*PRIVATE KEY|PuTTY-User-Key-File-")),
+    ("private key", re.compile(rb"-----BEGIN[A-Z0-9 ]*PRIVATE KEY|PuTTY-User-Key-File-\d+: ")),
     ("cloud service-account key", re.compile(rb'"type"\s*:\s*"service_account"|"private_key"\s*:\s*"')),
     ("Docker config with auths", re.compile(rb'"auths"\s*:\s*\{[^}]*"auth"\s*:\s*"[^"]')),
     ("netrc credentials", re.compile(rb"(?m)^\s*machine\s+\S+[^\n]*\bpassword\s+\S|^\s*password\s+\S+\s*$")),
