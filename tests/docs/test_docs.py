@@ -24,9 +24,7 @@ S3_PAGES = {"docs/storage.md": ["team-bucket"]}
 
 #: Pages known not to run yet, with the reason. The test fails when one of them starts passing
 #: (strict xfail), so this list only shrinks.
-KNOWN_FAILING: dict[str, str] = {
-    "docs/replay.md": "not yet marked up (issue 17)",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
