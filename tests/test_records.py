@@ -37,7 +37,7 @@ def test_committed_json_schema_is_current() -> None:
 def test_public_names_are_exactly_all() -> None:
     """`reproflow.__all__` is the public door, and every name in it resolves."""
     assert reproflow.__all__ == sorted(
-        ["Input", "Output", "ReproTask", "ReproflowError", "Store", "__version__", "hash_path",
+        ["CONTENT", "Input", "Output", "ReproTask", "ReproflowError", "Store", "__version__", "hash_path",
          "list_runs", "load_run", "probe", "record", "repro_task", "replay", "stable_hash", "wait_for_artifacts"]
     )
     for name in reproflow.__all__:

@@ -32,6 +32,7 @@ _LAZY = {
     "hash_path": "reproflow._hashing",
     "ReproflowError": "reproflow.errors",
     "wait_for_artifacts": "reproflow._artifacts",
+    "CONTENT": "reproflow._incremental",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._artifacts import wait_for_artifacts
     from ._declare import Input, Output
     from ._hashing import hash_path
+    from ._incremental import CONTENT
     from ._plain import record
     from ._task import ReproTask, repro_task
     from ._values import stable_hash

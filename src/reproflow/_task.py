@@ -310,8 +310,13 @@ class _Attempt:
             map_index=self.map_index,
             subflow=self.subflow,
             subflow_run_id=self.subflow_run_id,
+            cache=_content_parts(self.task_run_id),
             **fields,
         )
+        if record.cache is not None:
+            from ._incremental import remember_origin
+
+            remember_origin(self.store, record)
         if self.engine == "prefect" and not self.store.strict and owns_run(self.run_id):
             writer().submit(self.store.write_task, record)  # waited for before the run's end
         else:
@@ -501,6 +506,11 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
         result_hash = None
     now = utcnow()
     place = place_of(str(task_run.flow_run_id))
+    fields: dict[str, Any] = {"parameters_hash": f"cache-key:{task_run.cache_key}"}
+    if _content_parts(str(task_run.id)) is not None:
+        from ._incremental import reused_fields
+
+        fields.update(reused_fields(store, task_run))
     store.write_task(
         TaskRecord(
             run_id=place.run_id,
@@ -515,12 +525,20 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
             started_at=now,
             ended_at=now,
             duration_s=0.0,
-            parameters_hash=f"cache-key:{task_run.cache_key}",
             result_hash=result_hash,
             context=digest,
             engine="prefect",
+            **fields,
         )
     )
+
+
+def _content_parts(task_run_id: str) -> Any:
+    """The ``reproflow.CONTENT`` key parts of this task run, if that policy computed them."""
+    import sys
+
+    module = sys.modules.get("reproflow._incremental")  # loaded only when the policy is used
+    return None if module is None else module.take(task_run_id)
 
 
 # ----------------------------------------------------------------------------- the Task subclass

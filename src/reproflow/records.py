@@ -254,6 +254,23 @@ RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
 TaskState = Literal["COMPLETED", "FAILED", "CACHED", "RETRYING"]
 
 
+class CacheKey(BaseModel):
+    """The parts of a ``reproflow.CONTENT`` cache key, kept so ``reproflow status`` can tell
+    which part changed. ``key`` is the SHA-256 of the canonical JSON of the other parts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    function: str  #: "file:qualname" of the task's own function (a key of ``code``)
+    code: dict[str, str] = Field(default_factory=dict)  #: "file:qualname" -> syntax-tree digest
+    environment: Optional[str] = None  #: ProcessContext.environment_hash
+    parameters: dict[str, str] = Field(default_factory=dict)  #: name -> stable hash
+    defaults: list[str] = Field(default_factory=list)  #: parameters that took their default
+    inputs: dict[str, str] = Field(default_factory=dict)  #: uri -> sha256 (or "missing")
+    reused_run_id: Optional[str] = None  #: on a CACHED record: the run whose result it reused
+    reused_task_run_id: Optional[str] = None
+
+
 class TaskRecord(Record):
     """One attempt of one task run. Written once, never updated."""
 
@@ -288,6 +305,7 @@ class TaskRecord(Record):
     subflow: Optional[str] = None
     #: the subflow's own Prefect flow-run id (tells two calls of one subflow apart)
     subflow_run_id: Optional[str] = None
+    cache: Optional[CacheKey] = None  #: set when the task ran under ``reproflow.CONTENT``
 
 
 class MapRecord(Record):
@@ -396,6 +414,7 @@ class Run(_Model):
 
 
 __all__ = [
+    "CacheKey",
     "SCHEMA_MAJOR",
     "SCHEMA_VERSION",
     "CPUInfo",
