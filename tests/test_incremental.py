@@ -106,6 +106,11 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     assert set(_states(tasks).values()) == {"CACHED"}
     assert {t.cache.reused_run_id for t in tasks.values()} == {first}
     assert status_reasons(store, second) == {}
+    assert _cli_status(store, second)[0] == 0
+    from reproflow._artifacts import summary_markdown
+
+    summary = summary_markdown(store, store.load_run(second))
+    assert f"**Reused** (reproflow.CONTENT cache): 4 of 4 task runs; 4 from `{first}`" in summary
 
     # same path, new bytes
     (project / "a.txt").write_text("ALPHA and more\n")
@@ -113,6 +118,10 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     assert set(reasons) == {"load_a", "combine", "report"}
     assert any("input changed" in r and "a.txt" in r for r in reasons["load_a"])
     assert any("upstream" in r for r in reasons["combine"])
+    code, data = _cli_status(store, second)
+    assert code == 1 and data["stale"] == 3
+    assert {t["task_name"]: t["stale"] for t in data["tasks"]} == {
+        "load_a": True, "load_b": False, "combine": True, "report": True}
     third, tasks = _run(project, store, "v1")
     assert _states(tasks) == {"load_a": "COMPLETED", "load_b": "CACHED", "combine": "COMPLETED", "report": "COMPLETED"}
 
@@ -121,7 +130,9 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     (project / "helpers_src.py").write_text(changed)
     (project / "rf_incr_helpers_v1.py").write_text(changed)
     reasons = status_reasons(store, third)
-    assert set(reasons) == {"combine"} and any("code changed" in r and "fmt" in r for r in reasons["combine"])
+    assert any("code changed" in r and "fmt" in r for r in reasons["combine"])
+    assert reasons["report"] == ["upstream task stale: combine"]  # until combine re-runs, its output is unknown
+    assert set(reasons) == {"combine", "report"}
     fourth, tasks = _run(project, store, "v1")
     assert _states(tasks) == {"load_a": "CACHED", "load_b": "CACHED", "combine": "COMPLETED", "report": "CACHED"}
 
@@ -137,6 +148,20 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     assert any("package changed: prefect" in r for r in reasons["report"])
     _, tasks = _run(project, store, "v1")
     assert set(_states(tasks).values()) == {"COMPLETED"}
+
+
+def _cli_status(store: Store, run_id: str) -> tuple[int, dict[str, Any]]:
+    """`reproflow status RUN_ID --json` through the CLI: its exit code and its JSON."""
+    import contextlib
+    import io
+
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_cli(app, ["status", run_id, "--store", store.url, "--json"])
+    return code, json.loads(out.getvalue())
 
 
 def status_reasons(store: Store, run_id: str) -> dict[str, list[str]]:

@@ -75,6 +75,7 @@ def summary_markdown(store: Store, run: Run, env: Environment | None = None) -> 
         f"- **Store**: `{store.display_url}`",
         f"- **Entrypoint**: `{rec.entrypoint or '?'}`",
         f"- **Task runs**: {len(run.final_tasks())} ({len(run.tasks)} attempts)",
+        *_reused_lines(run),
         "",
     ]
     if ctx is not None:
@@ -134,6 +135,19 @@ def summary_markdown(store: Store, run: Run, env: Environment | None = None) -> 
             lines.append(f"- `{f.code}` {f.message} ({f.path}:{f.line})")
     text = "\n".join(lines) + "\n"
     return text if len(text) <= MAX_MARKDOWN else text[: MAX_MARKDOWN - 40] + "\n\n(truncated; see the store)\n"
+
+
+def _reused_lines(run: Run) -> list[str]:
+    """How many task results came from reproflow.CONTENT's cache, and from which runs."""
+    reused = [t for t in run.final_tasks() if t.state == "CACHED" and t.cache is not None]
+    if not reused:
+        return []
+    sources: dict[str, int] = {}
+    for t in reused:
+        src = t.cache.reused_run_id if t.cache is not None else None
+        sources[src or "unknown"] = sources.get(src or "unknown", 0) + 1
+    where = ", ".join(f"{n} from `{src}`" for src, n in sorted(sources.items()))
+    return [f"- **Reused** (reproflow.CONTENT cache): {len(reused)} of {len(run.final_tasks())} task runs; {where}"]
 
 
 def task_table(run: Run) -> list[dict[str, Any]]:
