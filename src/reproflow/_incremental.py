@@ -28,6 +28,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 import sysconfig
 import textwrap
 import threading
@@ -44,8 +45,6 @@ logger = logging.getLogger("reproflow")
 _lock = threading.Lock()
 #: task_run_id -> the parts computed for it, taken by the recorder (same process as the engine)
 _pending: dict[str, CacheKey] = {}
-#: code object -> {label: digest} for the function and what it calls
-_code_cache: dict[Any, dict[str, str]] = {}
 #: (path, mtime_ns, size) -> parsed module
 _trees: dict[tuple[str, int, int], Optional[ast.Module]] = {}
 
@@ -62,18 +61,35 @@ def _library_roots() -> tuple[str, ...]:
 _LIBS = _library_roots()
 
 
+_project_files: dict[str, Optional[str]] = {}
+
+
+def _raw_file(obj: Any) -> Optional[str]:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return str(code.co_filename)
+    if isinstance(obj, types.ModuleType):
+        return getattr(obj, "__file__", None)
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return getattr(module, "__file__", None) if module is not None else None
+
+
 def _project_file(obj: Any) -> Optional[str]:
     """The source file of ``obj`` when it belongs to the user's project (not a library)."""
-    try:
-        path = inspect.getsourcefile(obj)
-    except (TypeError, OSError):
+    raw = _raw_file(obj)
+    if not raw:
         return None
-    if not path or path.startswith("<"):
-        return None
-    real = os.path.realpath(path)
-    if real.startswith(_LIBS) or "site-packages" in real.split(os.sep):
-        return None
-    return os.path.abspath(path)
+    if raw in _project_files:
+        return _project_files[raw]
+    found: Optional[str] = None
+    if not raw.startswith("<"):
+        path = raw[:-1] if raw.endswith((".pyc", ".pyo")) else raw
+        real = os.path.realpath(path)
+        if path.endswith(".py") and os.path.exists(path) and not real.startswith(_LIBS) \
+                and "site-packages" not in real.split(os.sep):
+            found = os.path.abspath(path)
+    _project_files[raw] = found
+    return found
 
 
 def _tree(path: str) -> Optional[ast.Module]:
@@ -125,22 +141,47 @@ def definition(path: str, qualname: str) -> Optional[ast.stmt]:
     return None if tree is None else _find(tree.body, qualname.split("."))
 
 
+#: (path, mtime_ns, size, qualname) -> digest (None: not found)
+_digests: dict[tuple[str, int, int, str], Optional[str]] = {}
+#: code object of a nested function -> digest of its own text
+_nested: dict[Any, Optional[str]] = {}
+
+
 def digest_of(path: str, qualname: str) -> Optional[str]:
-    """The digest of ``qualname`` in ``path`` as it is on disk now (None if it is gone)."""
+    """The digest of ``qualname`` in ``path`` as it is on disk now (None if it is gone); parsed
+    again only when the file's size or mtime changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_mtime_ns, st.st_size, qualname)
+    with _lock:
+        if key in _digests:
+            return _digests[key]
     node = definition(path, qualname)
-    return None if node is None else _node_digest(node)
+    found = None if node is None else _node_digest(node)
+    with _lock:
+        _digests[key] = found
+    return found
 
 
 def _own_digest(obj: Any, path: str) -> Optional[str]:
     qual = getattr(obj, "__qualname__", "")
-    found = digest_of(path, qual)
-    if found is not None:
-        return found
+    if "<locals>" not in qual:
+        return digest_of(path, qual)
+    code = getattr(obj, "__code__", None)
+    with _lock:
+        if code is not None and code in _nested:
+            return _nested[code]
     try:  # a function defined inside another one: its own text
         tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        found = _node_digest(tree.body[0]) if tree.body else None
     except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
-    return _node_digest(tree.body[0]) if tree.body else None
+        found = None
+    if code is not None:
+        with _lock:
+            _nested[code] = found
+    return found
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -192,15 +233,12 @@ def label(obj: Any, path: str) -> str:
 
 
 def code_digests(fn: Any) -> dict[str, str]:
-    """``{"file:qualname": digest}`` for ``fn`` and every project function or class it calls."""
-    fn = inspect.unwrap(fn)
-    key = getattr(fn, "__code__", fn)
-    with _lock:
-        hit = _code_cache.get(key)
-    if hit is not None:
-        return hit
+    """``{"file:qualname": digest}`` for ``fn`` and every project function or class it calls.
+
+    Walked on every call (names resolve through the module globals as they are now, so a
+    reloaded helper counts); each definition's digest is cached by its file's stat."""
     out: dict[str, str] = {}
-    todo = [fn]
+    todo = [inspect.unwrap(fn)]
     seen: set[int] = set()
     while todo:
         obj = todo.pop()
@@ -218,8 +256,6 @@ def code_digests(fn: Any) -> dict[str, str]:
             todo += [m for m in vars(obj).values() if isinstance(m, types.FunctionType)]
             continue
         todo += _referenced(obj)
-    with _lock:
-        _code_cache[key] = out
     return out
 
 
