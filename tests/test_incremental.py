@@ -92,8 +92,17 @@ def _states(tasks: dict[str, Any]) -> dict[str, str]:
     return {name: t.state for name, t in tasks.items()}
 
 
+@pytest.fixture
+def fresh_capture() -> Any:
+    """The process's cached capture is dropped afterwards (a test changes the environment)."""
+    yield
+    import reproflow.capture as capture
+
+    capture.clear_cache()
+
+
 def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store: Store,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, fresh_capture: None) -> None:
     """Four tasks under CONTENT: a second run reuses all four (CACHED records naming the first run);
     new bytes under the same path re-run exactly the tasks downstream of it; a helper function
     change re-runs the task that calls it; a package upgrade re-runs every task. Before each

@@ -283,10 +283,13 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
     decl = spec.decl if spec is not None else declare(fn, None, None)
     signature = spec.signature if spec is not None else inspect.signature(fn)
     bound = signature.bind_partial(**{k: v for k, v in inputs.items() if k in signature.parameters})
-    given = set(bound.arguments)
     bound.apply_defaults()
     params = dict(bound.arguments)
-    defaults = sorted(set(params) - given)
+    # Prefect hands the parameters with defaults applied: a value equal to its default took it
+    # (or was passed equal to it; status then also flags a changed default, erring to stale)
+    defaults = sorted(n for n, p in signature.parameters.items()
+                      if p.default is not inspect.Parameter.empty and n in params
+                      and stable_hash(params[n]) == stable_hash(p.default))
     var_kw = decl.var_kw
     if var_kw and isinstance(params.get(var_kw), dict):
         params.update(params.pop(var_kw))
