@@ -99,7 +99,7 @@ def _store_timeout() -> float:
     except ValueError:
         return DEFAULT_STORE_TIMEOUT_S
 #: What reproflow itself puts at the top of a local store folder.
-_STORE_TOP_NAMES = frozenset({"runs", "objects", "index", "keys", ".gitignore"})
+_STORE_TOP_NAMES = frozenset({"runs", "objects", "index", "keys", "cache", ".gitignore"})
 _GITIGNORE = "# Created by reproflow: this folder is a reproflow store (records and blobs), not source.\n*\n"
 
 log = logging.getLogger("reproflow")
