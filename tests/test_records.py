@@ -38,7 +38,8 @@ def test_public_names_are_exactly_all() -> None:
     """`reproflow.__all__` is the public door, and every name in it resolves."""
     assert reproflow.__all__ == sorted(
         ["CONTENT", "Input", "Output", "ReproTask", "ReproflowError", "Store", "__version__", "hash_path",
-         "list_runs", "load_run", "probe", "record", "repro_task", "replay", "stable_hash", "wait_for_artifacts"]
+         "list_runs", "load_run", "probe", "record", "register_hasher", "repro_task", "replay", "stable_hash",
+         "wait_for_artifacts"]
     )
     for name in reproflow.__all__:
         assert getattr(reproflow, name) is not None

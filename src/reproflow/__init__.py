@@ -29,6 +29,7 @@ _LAZY = {
     "replay": "reproflow._api",
     "probe": "reproflow._api",
     "stable_hash": "reproflow._values",
+    "register_hasher": "reproflow._valuehash",
     "hash_path": "reproflow._hashing",
     "ReproflowError": "reproflow.errors",
     "wait_for_artifacts": "reproflow._artifacts",
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._plain import record
     from ._task import ReproTask, repro_task
     from ._values import stable_hash
+    from ._valuehash import register_hasher
     from .errors import ReproflowError
     from .store import Store
 

@@ -301,11 +301,14 @@ def _flow_param_hashes(run: Run) -> dict[str, set[str]]:
     """Per flow parameter, the hashes a task parameter fed by it can have: the value's own, and
     each item's when it is a list or tuple (a task mapped over it gets one item per run)."""
     out: dict[str, set[str]] = {}
+    recorded = run.record.parameter_hashes  # schema 1.1+: as hashed when the run started
     for k, v in run.record.parameters.items():
-        if has_opaque(v):
+        if has_opaque(v) and k not in recorded:
             continue
-        value = from_typed_json(v)
-        hashes = {stable_hash(value)}
+        # Instances of the user's classes decode to their fields: nothing of theirs is imported here.
+        value = from_typed_json(v, rebuild=False)
+        own = recorded.get(k)
+        hashes = {own if own is not None and not own.startswith("unhashable:") else stable_hash(value)}
         if isinstance(value, (list, tuple)):
             hashes |= {stable_hash(item) for item in value}
         out[k] = {h for h in hashes if h is not None}

@@ -125,7 +125,7 @@ def start_run(
     else:
         entry, module = _script_entry(entry_file, context.source.root), None
     typed = scrub_mapping({k: to_typed_json(v) for k, v in parameters.items()}, store.fingerprint)
-    _, phash = hash_mapping(parameters)
+    per, phash = hash_mapping(parameters)
     record = RunRecord(
         run_id=run_id,
         flow_name=flow_name,
@@ -133,6 +133,7 @@ def start_run(
         entrypoint=entry,
         module=module,
         parameters=typed,
+        parameter_hashes=per,
         parameters_hash=phash,
         context=digest,
         cwd=os.getcwd(),

@@ -39,6 +39,7 @@ from ._run import (STORE_INPUTS_ENV, STRICT_ENV, FlowPlace, ensure_prefect_run, 
                    place_of, source_file)
 from ._writer import writer
 from ._values import hash_mapping, stable_hash, to_typed_json
+from ._valuehash import hash_or_reason, type_name
 from .records import DataRef, ErrorInfo, Finding, MapRecord, TaskRecord, utcnow
 from .store import Store, canonical_json
 
@@ -206,7 +207,7 @@ class _Attempt:
     # ------------------------------------------------------------------ after
     def success(self, result: Any, *, has_result: bool = True) -> None:
         outputs = self._collect_outputs(result if has_result else None)
-        result_hash = stable_hash(result) if has_result else None
+        result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
         inline = None
         if has_result:
             typed = to_typed_json(result)
@@ -220,7 +221,8 @@ class _Attempt:
                 result_blob = self.store.put_blob(cloudpickle.dumps(result))
             except (pickle.PicklingError, TypeError, AttributeError):
                 result_blob = None
-        self._write("COMPLETED", outputs=outputs, result_hash=result_hash, result=inline, result_blob=result_blob)
+        self._write("COMPLETED", outputs=outputs, result_hash=result_hash, result_unhashable=unhashable, result=inline,
+                    result_blob=result_blob)
 
     def failure(self, exc: BaseException) -> None:
         outputs = self._collect_outputs(None)
@@ -276,7 +278,7 @@ class _Attempt:
         for k, v in self.params.items():
             enc = to_typed_json(v)
             if len(canonical_json(enc)) > MAX_INLINE_JSON:
-                enc = {"__rf__": "opaque", "type": type(v).__qualname__, "hash": stable_hash(v), "repr": "too large to inline"}
+                enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
             typed[k] = enc
         self._typed = scrub_mapping(typed, self.store.fingerprint)
         return self._typed
@@ -499,11 +501,12 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
 
     store = get_store(spec.opts.store)
     digest, _ = get_context(store, entry_file=source_file(spec.fn))
-    result_hash = None
+    result_hash: str | None = None
+    unhashable: str | None = None
     try:
-        result_hash = stable_hash(state.result(raise_on_failure=False))
+        result_hash, unhashable = hash_or_reason(state.result(raise_on_failure=False))
     except Exception:  # noqa: BLE001 - a result that cannot be loaded is simply not hashed
-        result_hash = None
+        result_hash, unhashable = None, "the cached result (it could not be loaded)"
     now = utcnow()
     place = place_of(str(task_run.flow_run_id))
     fields: dict[str, Any] = {"parameters_hash": f"cache-key:{task_run.cache_key}"}
@@ -526,6 +529,7 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
             ended_at=now,
             duration_s=0.0,
             result_hash=result_hash,
+            result_unhashable=unhashable,
             context=digest,
             engine="prefect",
             **fields,

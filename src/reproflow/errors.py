@@ -398,14 +398,17 @@ class ParameterNotRestorable(ReplayError):
     """A recorded parameter was stored as an opaque value that cannot be rebuilt."""
 
     @classmethod
-    def for_param(cls, where: str, name: str, type_name: str) -> ParameterNotRestorable:
+    def for_param(cls, where: str, name: str, type_name: str, why: str | None = None) -> ParameterNotRestorable:
         err = cls(
-            f"parameter {name!r} of {where} was recorded as an opaque {type_name} and cannot be "
-            "rebuilt; pass it as plain data (str, number, Path, list, dict) or record its task "
-            "with store_results=True upstream"
+            f"parameter {name!r} of {where} was recorded as an opaque {type_name}"
+            + (f" ({why})" if why else "") + " and cannot be rebuilt; pass it as plain data (str, "
+            "number, Path, list, dict) or an instance of a dataclass, attrs class, pydantic model, "
+            "named tuple or enum defined at a module's top level, or record its task with "
+            "store_results=True upstream"
         )
         err.name = name
         err.type_name = type_name
+        err.why = why
         return err
 
 

@@ -74,7 +74,8 @@ def verdict_rows(tasks: Any) -> list[dict[str, Any]]:
             "map_index": "" if v.map_index is None else v.map_index,
             "verdict": v.verdict,
             "outputs": f"{sum(o.match for o in v.outputs)}/{len(v.outputs)} match" if v.outputs else "-",
-            "result": "n/a" if v.result_match is None else ("match" if v.result_match else "differs"),
+            "result": ("no stable hash" if v.verdict == "unverified" else "n/a") if v.result_match is None
+            else ("match" if v.result_match else "differs"),
             "cause": "; ".join(causes) or (v.error or ""),
         })
     return rows
@@ -208,13 +209,17 @@ def replay_flow(
         logger.info("%s%s: %s %s", v.task_name, "" if v.map_index is None else f"[{v.map_index}]", v.verdict,
                     "; ".join(v.causes))
     ok = sum(v.verdict == "reproduced" for v in result.tasks)
-    summary = f"reproflow: replay of {result.run_id}: {result.verdict}, {ok}/{len(result.tasks)} task runs reproduced"
+    n_unverified = result.counts.get("unverified", 0)
+    unchecked = f", {n_unverified} unverified (no stable hash of the return value)" if n_unverified else ""
+    summary = (f"reproflow: replay of {result.run_id}: {result.verdict}, {ok}/{len(result.tasks)} task runs "
+               f"reproduced{unchecked}")
     _publish(result.run_id, store, plan=seen.get("plan"), table=verdict_rows(result.tasks),
              table_key="reproflow-verdicts", summary=summary, new_runs=[result.replay_run_id or ""])
     data = json.loads(result.model_dump_json())
     if result.reproduced:
-        return Completed(message=f"reproduced: replay run {result.replay_run_id}", data=data)
-    bad = ", ".join(dict.fromkeys(v.task_name for v in result.tasks if v.verdict != "reproduced"))
+        return Completed(message=f"reproduced: replay run {result.replay_run_id}{unchecked}", data=data)
+    bad = ", ".join(dict.fromkeys(v.task_name for v in result.tasks if v.verdict not in ("reproduced", "unverified")))
+    bad = bad or ", ".join(dict.fromkeys(v.task_name for v in result.tasks if v.verdict == "unverified"))
     return Failed(message=f"{result.verdict}: {bad or 'see the verdict table'}", data=data)
 
 
@@ -238,7 +243,8 @@ def _probe(run_id: str, store: Optional[str], **options: Any) -> Any:
     data = json.loads(probed.model_dump_json())
     if probed.exit_code == 0:
         return Completed(message=f"deterministic and reproduced: runs {', '.join(probed.run_ids)}", data=data)
-    bad = ", ".join(dict.fromkeys(t.task_name for t in probed.tasks if t.verdict != "deterministic"))
+    bad = ", ".join(dict.fromkeys(t.task_name for t in probed.tasks if t.verdict not in ("deterministic", "unverified")))
+    bad = bad or ", ".join(dict.fromkeys(t.task_name for t in probed.tasks if t.verdict == "unverified"))
     return Failed(message=f"{probed.verdict}: {bad or 'see the probe table'}", data=data)
 
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 
@@ -290,6 +290,9 @@ class TaskRecord(Record):
     parameter_hashes: dict[str, str] = Field(default_factory=dict)
     parameters_hash: str
     result_hash: Optional[str] = None
+    #: what in the return value has no stable hash (its type, e.g. "flow.MeanModel"): nothing can
+    #: compare it, and a replay reports the task "unverified" (None when it hashed, or none returned)
+    result_unhashable: Optional[str] = None
     result: Optional[Any] = None  #: typed JSON of the return value when small and restorable
     result_blob: Optional[str] = None  #: sha256 of a stored pickled return value (opt-in)
     inputs: list[DataRef] = Field(default_factory=list)
@@ -345,6 +348,8 @@ class RunRecord(Record):
     entrypoint: Optional[str] = None  #: "relative/path.py:function" under the source root
     module: Optional[str] = None  #: "package.module:function", where importable
     parameters: dict[str, Any] = Field(default_factory=dict)  #: typed JSON (see values.py)
+    #: stable hash of each parameter (as TaskRecord.parameter_hashes; since schema 1.1)
+    parameter_hashes: dict[str, str] = Field(default_factory=dict)
     parameters_hash: Optional[str] = None
     started_at: _dt.datetime = Field(default_factory=utcnow)
     context: str  #: sha256 of the ProcessContext blob of the process that started the run

@@ -95,3 +95,32 @@ def test_causes_upstream_packages_and_inputs() -> None:
     assert any("numpy 1.26.4 -> 2.0.0" in c for c in verdicts[0].causes)
     assert not any("nondeterminism" in c for c in verdicts[0].causes)
     assert any("upstream task(s) up did not reproduce" in c for c in verdicts[1].causes)
+
+
+def test_an_unhashable_return_value_is_unverified_never_reproduced() -> None:
+    """A task whose return value has no stable hash (a fitted model) is "unverified" when all
+    else matches, with the way to make it comparable; a differing output still says differs."""
+    o = task("a", 0, "c", name="fit", outputs=[_out("/d/m", "aa")])
+    o.result_unhashable = "flow.MeanModel"
+    n = task("b", 0, "c", name="fit", outputs=[_out("/d/m", "aa")])
+    n.result_unhashable = "flow.MeanModel"
+    v = compare_task(o, n)
+    assert v.verdict == "unverified" and v.result_match is None and v.result_unhashable == "flow.MeanModel"
+    assert any("register_hasher" in c and "flow.MeanModel" in c for c in v.causes)
+    other = task("b", 0, "c", name="fit", outputs=[_out("/d/m", "ab")])
+    other.result_unhashable = "flow.MeanModel"
+    assert compare_task(o, other).verdict == "differs"
+
+
+def test_explain_leaves_unverified_alone_and_names_it_upstream() -> None:
+    """explain() adds no nondeterminism cause to an unverified task, and a differing downstream
+    task names its unverified upstream as a possible source."""
+    fit = task("a", 0, "c", name="fit", tid="f")
+    fit.result_unhashable = "flow.MeanModel"
+    pred = task("a", 1, "c", name="predict", tid="p", upstream={"model": ["f"]}, result_hash="sha256:1")
+    new_fit = task("b", 0, "c", name="fit")
+    new_fit.result_unhashable = "flow.MeanModel"
+    verdicts = [compare_task(fit, new_fit), compare_task(pred, task("b", 1, "c", name="predict", result_hash="sha256:2"))]
+    explain(verdicts, _run([fit, pred]), [], [])
+    assert verdicts[0].verdict == "unverified" and not any("nondeterminism" in c for c in verdicts[0].causes)
+    assert any("upstream task(s) fit returned a value with no stable hash" in c for c in verdicts[1].causes)

@@ -9,7 +9,7 @@ import pytest
 from replay_records import environment, local_dist, task, write_run
 
 from reproflow import errors
-from reproflow.records import DirectUrl, Distribution, Finding
+from reproflow.records import SCHEMA_VERSION, DirectUrl, Distribution, Finding
 from reproflow.replay import plan as plan_replay
 from reproflow.replay._plan import partial_sources, select_tasks
 from reproflow.store import Store
@@ -117,7 +117,7 @@ def test_unknown_run_and_newer_schema(store: Store, tmp_path: Path) -> None:
     with pytest.raises(errors.RunNotFound):
         plan_replay("0000dead-beef", store)
     path = Path(store.root) / "runs" / run_id / "run.json"
-    path.write_text(path.read_text().replace('"schema_version":"1.0"', '"schema_version":"2.0"'))
+    path.write_text(path.read_text().replace(f'"schema_version":"{SCHEMA_VERSION}"', '"schema_version":"2.0"'))
     with pytest.raises(errors.NewerSchema):
         plan_replay(run_id, store)
 

@@ -313,7 +313,7 @@ def test_partial_replay_moves_paths_inside_stored_results(tmp_path: Path, store:
     (item,) = spec["tasks"]
     source = item["params"]["df"]
     assert source["kind"] == "blob"
-    fed = _param(source, {}, None, Relocation(*spec["relocation"]))
+    fed = _param("df", source, {}, "task 'clean'", Relocation(*spec["relocation"]))
     assert fed == {"table": restored / "out" / "load.csv", "external": Path("/srv/raw.csv")}
 
 

@@ -1,4 +1,5 @@
-"""The progress bars drawn while a replay builds its environment and runs its tasks."""
+"""The progress bars drawn while a replay builds its environment and runs its tasks, and the
+verdict's table and summary."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import io
 
 from rich.console import Console
 
-from reproflow.replay._render import progress_bars
+from reproflow.replay._models import ReplayResult
+from reproflow.replay._render import progress_bars, render_result, summary_line
 
 
 def test_progress_bars_for_environment_and_tasks() -> None:
@@ -28,3 +30,37 @@ def test_progress_bars_for_environment_and_tasks() -> None:
     assert "run 2" in text and "1/4" in text
     with progress_bars(console, enabled=False) as report:
         assert report is None
+
+
+def _result(*verdicts: str) -> ReplayResult:
+    from reproflow.replay._models import ReplayPlan, TaskVerdict
+    from reproflow.replay._replay import conclude
+
+    plan = ReplayPlan(run_id="r", flow_name="f", status="COMPLETED", engine="prefect", python_recorded="3.11.7",
+                      environment_hash="e")
+    result = ReplayResult(run_id="r", replay_run_id="n", verdict="dry-run", plan=plan)
+    tasks = [TaskVerdict(task_name=f"t{i}", verdict=v, result_unhashable="flow.Model" if v == "unverified" else None)  # type: ignore[arg-type]
+             for i, v in enumerate(verdicts)]
+    conclude(result, tasks)
+    return result
+
+
+def test_unverified_tasks_are_counted_apart_in_the_verdict_json_and_summary() -> None:
+    """Reproduced plus unverified: the run is reproduced (exit 0), the JSON counts unverified
+    apart, and the table and summary name the unverified task; all unverified: nothing was
+    compared, so the run is "unverified" (exit 1), never reproduced; a differing task wins."""
+    mixed = _result("reproduced", "unverified", "reproduced")
+    assert mixed.verdict == "reproduced" and mixed.reproduced and mixed.exit_code == 0
+    assert mixed.counts == {"reproduced": 2, "unverified": 1}
+    assert mixed.model_dump(mode="json")["counts"] == {"reproduced": 2, "unverified": 1}
+    buf = io.StringIO()
+    render_result(Console(file=buf, width=200, color_system=None), mixed)
+    text = buf.getvalue()
+    assert "reproduced: 2/3 task runs match, 1 unverified" in text and "t1" in text
+    assert "no stable hash" in text  # the table's result column for t1
+    only = _result("unverified", "unverified")
+    assert only.verdict == "unverified" and not only.reproduced and only.exit_code == 1
+    assert "unverified" in summary_line(only) and "nothing could be compared" in summary_line(only)
+    bad = _result("unverified", "differs")
+    assert bad.verdict == "not-reproduced" and bad.counts == {"unverified": 1, "differs": 1}
+    assert "differs: t1" in summary_line(bad)

@@ -10,6 +10,7 @@ from storage_records import write_run
 from storage_servers import Backend, dead_endpoint
 
 from reproflow import errors
+from reproflow.records import SCHEMA_VERSION
 from reproflow._cli_common import run_cli
 from reproflow.cli import app
 
@@ -67,7 +68,7 @@ def test_remote_bad_input_one_line(remote: Backend, capsys: pytest.CaptureFixtur
     code, _, err = cli(capsys, "runs", "show", run_id, "--store", remote.url)
     assert code == errors.CorruptRecord.exit_code and "corrupt record" in _one_line(err)
 
-    store.fs.pipe_file(path, good.replace(b'"schema_version":"1.0"', b'"schema_version":"7.0"'))
+    store.fs.pipe_file(path, good.replace(f'"schema_version":"{SCHEMA_VERSION}"'.encode(), b'"schema_version":"7.0"'))
     code, _, err = cli(capsys, "runs", "show", run_id, "--store", remote.url)
     assert code == errors.NewerSchema.exit_code and "7.0" in _one_line(err)
 

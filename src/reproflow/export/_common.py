@@ -204,7 +204,9 @@ class ExportContext:
             if has_opaque(value):
                 opaque.append(name)
                 continue
-            out[name] = _to_plain(self._relocate(from_typed_json(value), code_dir))
+            # Instances (dataclasses, pydantic models, enums ...) as their plain fields, which the
+            # flow's parameter validation builds back; no user code is imported here.
+            out[name] = _to_plain(self._relocate(from_typed_json(value, rebuild=False), code_dir))
         return out, opaque
 
     def _relocate(self, value: Any, code_dir: str | None) -> Any:

@@ -6,7 +6,9 @@ includes the file path, and the replay runs from a restored copy). Within such a
 equal parameter hashes pair first, the rest in DAG order (depth, then start position).
 
 A task is reproduced when it ended in the same state, every output hashes the same and its
-return value's hash is equal (or it has no stable hash on both sides). The replay runs in a
+return value's hash is equal. When all of that holds but the return value has no stable hash (a
+fitted model object: nothing could compare it), the task is ``unverified``, never
+``reproduced``. The replay runs in a
 restored copy of the code, so outputs and path values inside the recorded source root are
 compared at their relocated place (see :mod:`reproflow.replay._relocate`).
 """
@@ -161,10 +163,21 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         same_error = (o.error.type if o.error else None) == (n.error.type if n.error else None)
         v.verdict = "reproduced" if same_error else "differs"
     elif all(x.match for x in v.outputs) and v.result_match is not False:
-        v.verdict = "reproduced"
+        unhashable = n.result_unhashable or o.result_unhashable
+        if v.result_match is None and unhashable:
+            v.verdict, v.result_unhashable = "unverified", unhashable
+            v.causes.append(unverified_cause(unhashable))
+        else:
+            v.verdict = "reproduced"
     else:
         v.verdict = "differs"
     return v
+
+
+def unverified_cause(what: str) -> str:
+    """Why a task is unverified, and the two ways to make it comparable."""
+    return (f"its return value ({what}) has no stable hash, so nothing compared it; register a hasher for "
+            "its class (reproflow.register_hasher), or write it to a declared output file")
 
 
 def _final(state: str) -> str:
@@ -220,18 +233,19 @@ def explain(
     drift: list[str],
     inputs: Iterable[InputCheck],
 ) -> None:
-    """Add likely causes to every verdict that is not ``reproduced`` (in place)."""
+    """Add likely causes to every verdict that is not ``reproduced`` or ``unverified`` (in place)."""
     from .._dag import upstream_map
 
     by_id = {t.task_run_id: t for t in original.final_tasks()}
     ups = upstream_map(original)
-    bad = {v.original_task_run_id for v in verdicts if v.verdict != "reproduced"}
+    bad = {v.original_task_run_id for v in verdicts if v.verdict not in ("reproduced", "unverified")}
+    unchecked = {v.original_task_run_id for v in verdicts if v.verdict == "unverified"}
     changed_inputs = [i for i in inputs if i.status in ("changed", "missing")]
     pkg = [d for d in drift if d.startswith("package ")]
     py = [d for d in drift if d.startswith("Python")]
     hw = [d for d in drift if d.startswith(("CPU", "GPU", "CUDA", "BLAS", "OS", "machine", "libc"))]
     for v in verdicts:
-        if v.verdict == "reproduced" or v.original_task_run_id is None:
+        if v.verdict in ("reproduced", "unverified") or v.original_task_run_id is None:
             continue
         o = by_id.get(v.original_task_run_id)
         causes: list[str] = []
@@ -245,6 +259,11 @@ def explain(
                                for s in srcs if s in bad and s in by_id})
         if upstream_bad:
             causes.append(f"upstream task(s) {', '.join(upstream_bad)} did not reproduce, so this task got different inputs")
+        upstream_unchecked = sorted({by_id[s].task_name for srcs in ups.get(v.original_task_run_id, {}).values()
+                                     for s in srcs if s in unchecked and s in by_id})
+        if upstream_unchecked:
+            causes.append(f"upstream task(s) {', '.join(upstream_unchecked)} returned a value with no stable hash "
+                          "(unverified): it may have differed, and fed this task")
         if pkg:
             causes.append("package versions changed: " + "; ".join(d[len("package "):] for d in pkg[:5])
                           + (f" (+{len(pkg) - 5} more)" if len(pkg) > 5 else ""))
@@ -255,10 +274,10 @@ def explain(
             flagged = [f"{f.code} {f.message}" for f in o.findings if f.code.upper().startswith("RPF1")]
             if flagged:
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
-        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not pkg and not py and not hw and v.verdict != "missing":
+        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
-__all__ = ["compare_task", "environment_drift", "explain", "match_tasks"]
+__all__ = ["compare_task", "environment_drift", "explain", "match_tasks", "unverified_cause"]

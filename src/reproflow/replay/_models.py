@@ -6,7 +6,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-TaskVerdictName = Literal["reproduced", "differs", "failed", "missing", "extra"]
+#: ``unverified``: everything that could be compared matched, but the return value has no stable
+#: hash (a fitted model object), so nothing compared it; never counted as ``reproduced``.
+TaskVerdictName = Literal["reproduced", "unverified", "differs", "failed", "missing", "extra"]
 
 
 class _M(BaseModel):
@@ -129,6 +131,8 @@ class TaskVerdict(_M):
     original_state: Optional[str] = None
     replay_state: Optional[str] = None
     result_match: Optional[bool] = None  #: None when the result has no stable hash
+    #: what in the return value has no stable hash (its type), when the task is ``unverified``
+    result_unhashable: Optional[str] = None
     original_result_hash: Optional[str] = None
     replay_result_hash: Optional[str] = None
     outputs: list[OutputCheck] = Field(default_factory=list)
@@ -147,14 +151,20 @@ class EnvironmentInfo(_M):
 
 
 class ReplayResult(_M):
-    """The outcome of a replay; ``reproduced`` is True only if every task reproduced."""
+    """The outcome of a replay; ``reproduced`` is True only if every task reproduced, or was
+    ``unverified`` (nothing could compare its return value) while at least one reproduced.
+
+    ``counts`` gives the number of task runs per verdict, so unverified ones are counted apart.
+    """
 
     run_id: str
     replay_run_id: Optional[str] = None
     #: "reproduced-with-changed-inputs": every task matched, but --allow-changed-inputs let a
     #: changed input through, so this is not a reproduction of the recorded run (exit 1).
-    verdict: Literal["reproduced", "not-reproduced", "reproduced-with-changed-inputs", "dry-run"]
+    #: "unverified": nothing differed, but no task could be compared at all (exit 1).
+    verdict: Literal["reproduced", "not-reproduced", "reproduced-with-changed-inputs", "unverified", "dry-run"]
     reproduced: bool = False
+    counts: dict[str, int] = Field(default_factory=dict)  #: task runs per verdict
     changed_inputs_allowed: bool = False
     plan: ReplayPlan
     inputs: list[InputCheck] = Field(default_factory=list)
@@ -174,7 +184,8 @@ class ReplayResult(_M):
         return 0 if self.reproduced or self.verdict == "dry-run" else 1
 
 
-ProbeVerdictName = Literal["deterministic", "nondeterministic", "inherited", "environment", "failed", "missing"]
+ProbeVerdictName = Literal["deterministic", "nondeterministic", "inherited", "environment", "unverified", "failed",
+                           "missing"]
 
 
 class ProbeTask(_M):
@@ -189,6 +200,8 @@ class ProbeTask(_M):
       nondeterministic): not this task's own fault;
     * ``environment``: both runs agree with each other but not with the original: the task is
       deterministic here, and what changed is the environment, the hardware or an input;
+    * ``unverified``: everything compared agrees, but the return value has no stable hash, so
+      nothing says whether it is the same (see ``reproflow.register_hasher``);
     * ``failed``: it raised in a run where the original did not (``error`` says what);
     * ``missing``: a run never ran it.
     """
@@ -219,7 +232,8 @@ class ProbeResult(_M):
 
     run_id: str
     run_ids: list[str] = Field(default_factory=list)  #: the two new runs, both ``replay_of`` run_id
-    verdict: Literal["deterministic", "nondeterministic", "dry-run"]
+    #: "unverified": nothing differed, but no task's results could be compared at all
+    verdict: Literal["deterministic", "nondeterministic", "unverified", "dry-run"]
     deterministic: bool = False
     reproduced: bool = False
     require_original: bool = False
@@ -228,6 +242,7 @@ class ProbeResult(_M):
     inputs: list[InputCheck] = Field(default_factory=list)
     environment: Optional[EnvironmentInfo] = None
     tasks: list[ProbeTask] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)  #: task runs per probe verdict
     drift: list[str] = Field(default_factory=list)  #: recorded vs probe environment
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import errors
 from .._hashing import EMPTY_TREE
 from .._scrub import is_redacted
-from .._values import has_opaque
+from .._values import has_opaque, opaque_marker
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
 from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
@@ -362,9 +362,10 @@ def plan_loaded(
             plan.problems.append(str(exc))
             fatal.append(exc)
         for name, typed in rec.parameters.items():
-            if has_opaque(typed) and not _only_redacted(typed):  # a missing secret is reported on its own
-                kind = typed.get("type", "value") if isinstance(typed, dict) else "value"
-                exc2 = errors.ParameterNotRestorable.for_param(f"flow {rec.flow_name!r}", name, str(kind))
+            marker = opaque_marker(typed)  # a redacted secret is no opaque value: reported on its own
+            if marker is not None:
+                exc2 = errors.ParameterNotRestorable.for_param(f"flow {rec.flow_name!r}", name,
+                                                               str(marker.get("type", "value")), marker.get("why"))
                 plan.problems.append(str(exc2))
                 fatal.append(exc2)
 

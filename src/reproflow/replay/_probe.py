@@ -25,11 +25,11 @@ from collections.abc import Callable, Mapping
 
 from ..records import Environment, Run, TaskRecord
 from ..store import Store
-from ._compare import compare_task, environment_drift, explain, match_tasks
+from ._compare import compare_task, environment_drift, explain, match_tasks, unverified_cause
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
 from ._relocate import Relocation
-from ._replay import Progress, check_inputs, execute_once, plan, restore_code, stage_replay, workspace
+from ._replay import Progress, check_inputs, execute_once, plan, restore_code, stage_replay, verdict_counts, workspace
 
 _NONDET_PREFIX = "nondeterminism in this task"
 
@@ -195,7 +195,8 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
             tasks.append(p)
             continue
         between = compare_task(n1, n2)
-        p.between_runs = between.verdict == "reproduced"
+        # unverified: all that was compared agrees, but the return values have no stable hash
+        p.between_runs = None if between.verdict == "unverified" else between.verdict == "reproduced"
         p.same_inputs = _inputs_key(n1) == _inputs_key(n2)
         p.differing_outputs = [c.uri for c in between.outputs if not c.match]
         p.error = v1.error or v2.error
@@ -203,9 +204,9 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
         if failed:
             p.verdict = "failed"
             p.causes.append(f"it raised in run {' and '.join(map(str, failed))}: {p.error}")
-            if not p.between_runs:
+            if p.between_runs is False:
                 unstable.add(o.task_run_id)
-        elif not p.between_runs:
+        elif p.between_runs is False:
             unstable.add(o.task_run_id)
             if p.same_inputs:
                 p.verdict = "nondeterministic"
@@ -215,12 +216,16 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                 origin = (f"upstream task(s) {', '.join(upstream_unstable)} differ between the runs"
                           if upstream_unstable else "its parameters were computed differently by the flow in each run")
                 p.causes.append(f"its inputs differed between the two runs: {origin}")
-        elif v1.verdict != "reproduced" or v2.verdict != "reproduced":
+        elif v1.verdict not in ("reproduced", "unverified") or v2.verdict not in ("reproduced", "unverified"):
             p.verdict = "environment"
             p.causes.append("deterministic here (both runs agree), but different from the original:")
             causes = [c for c in v1.causes if not c.startswith(_NONDET_PREFIX)]
             p.causes += causes or ["the recorded run saw something the record does not show "
                                    "(an undeclared file, an environment variable, a service, the clock)"]
+        elif p.between_runs is None or "unverified" in (v1.verdict, v2.verdict):
+            p.verdict = "unverified"
+            what = between.result_unhashable or v1.result_unhashable or v2.result_unhashable or "it"
+            p.causes.append(unverified_cause(what))
         tasks.append(p)
     for k, extra in enumerate(extras, start=1):
         for n in extra:
@@ -230,10 +235,17 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                                                                         n.task_run_id if k == 2 else None],
                                    causes=[f"run {k} ran a task run the original did not"]))
     result.tasks = tasks
-    result.deterministic = all(t.verdict in ("deterministic", "environment") for t in tasks)
-    result.reproduced = all(t.verdict == "deterministic" for t in tasks) and not any(
+    result.counts = verdict_counts(t.verdict for t in tasks)
+    # Unverified tasks differ in nothing compared; counted apart, they neither make the run
+    # nondeterministic nor count as proven: with nothing else to compare, it is not deterministic.
+    checked = [t for t in tasks if t.verdict != "unverified"]
+    result.deterministic = bool(checked or not tasks) and all(t.verdict in ("deterministic", "environment") for t in checked)
+    result.reproduced = result.deterministic and all(t.verdict == "deterministic" for t in checked) and not any(
         i.status in ("changed", "missing") for i in result.inputs)
-    result.verdict = "deterministic" if result.deterministic else "nondeterministic"
+    if tasks and not checked:
+        result.verdict = "unverified"
+    else:
+        result.verdict = "deterministic" if result.deterministic else "nondeterministic"
 
 
 def _nondet_cause(o: TaskRecord, n1: TaskRecord, outputs_differ: bool) -> str:

@@ -134,6 +134,11 @@ class Relocation:
             return {**value, "v": [self.typed(v) for v in value["v"]]}
         if tag == "dict" and isinstance(value.get("items"), list):
             return {**value, "items": [[self.typed(k), self.typed(v)] for k, v in value["items"]]}
+        if tag == "object":  # a dataclass, attrs class, pydantic model or named tuple: its fields
+            out = {**value, "v": self.typed(value.get("v"))}
+            if isinstance(value.get("extra"), dict):
+                out["extra"] = self.typed(value["extra"])
+            return out
         return value  # scalars with a tag (bytes, datetime, opaque, ...) hold no path
 
     def value(self, obj: Any) -> Any:

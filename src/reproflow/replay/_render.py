@@ -15,6 +15,7 @@ from ._models import ProbeResult, ReplayPlan, ReplayResult
 
 _VERDICT_STYLE = {
     "reproduced": "bold green",
+    "unverified": "bold yellow",
     "differs": "bold red",
     "failed": "bold red",
     "missing": "bold yellow",
@@ -104,7 +105,9 @@ def verdict_table(result: ReplayResult) -> Table:
     for v in result.tasks:
         name = (f"{v.subflow}/" if v.subflow else "") + v.task_name + (f"[{v.map_index}]" if v.map_index is not None else "")
         outs = f"{sum(o.match for o in v.outputs)}/{len(v.outputs)}" if v.outputs else "-"
-        if v.result_match is None:
+        if v.verdict == "unverified":
+            rh = "[yellow]no stable hash[/]"
+        elif v.result_match is None:
             rh = "[dim]n/a[/]"
         elif v.result_match:
             rh = f"[green]{_short(v.original_result_hash, 10)}[/]"
@@ -121,13 +124,19 @@ def verdict_table(result: ReplayResult) -> Table:
 def summary_line(result: ReplayResult) -> str:
     n = len(result.tasks)
     ok = sum(v.verdict == "reproduced" for v in result.tasks)
+    unverified = [v.task_name for v in result.tasks if v.verdict == "unverified"]
+    unchecked = (f", {len(unverified)} unverified (no stable hash of the return value, nothing compared it: "
+                 f"{', '.join(dict.fromkeys(unverified))}; see reproflow.register_hasher)") if unverified else ""
     if result.verdict == "reproduced":
-        return f"[bold green]reproduced[/]: {ok}/{n} task runs match (replay run {result.replay_run_id})"
+        return f"[bold green]reproduced[/]: {ok}/{n} task runs match{unchecked} (replay run {result.replay_run_id})"
+    if result.verdict == "unverified":
+        return (f"[bold yellow]unverified[/]: nothing differs, but nothing could be compared either: {n} task run(s) "
+                f"returned values with no stable hash ({', '.join(dict.fromkeys(unverified))}); see reproflow.register_hasher")
     if result.verdict == "reproduced-with-changed-inputs":
-        return (f"[bold yellow]not a reproduction[/]: {ok}/{n} task runs match, but inputs changed "
+        return (f"[bold yellow]not a reproduction[/]: {ok}/{n} task runs match{unchecked}, but inputs changed "
                 "(--allow-changed-inputs)")
-    bad = [v.task_name for v in result.tasks if v.verdict != "reproduced"]
-    return f"[bold red]not reproduced[/]: {ok}/{n} task runs match; differs: {', '.join(dict.fromkeys(bad))}"
+    bad = [v.task_name for v in result.tasks if v.verdict not in ("reproduced", "unverified")]
+    return f"[bold red]not reproduced[/]: {ok}/{n} task runs match{unchecked}; differs: {', '.join(dict.fromkeys(bad))}"
 
 
 def render_result(console: Console, result: ReplayResult) -> None:
@@ -186,14 +195,22 @@ def probe_summary(result: ProbeResult) -> str:
         return ", ".join(dict.fromkeys(t.task_name for t in result.tasks if t.verdict in verdicts))
 
     n = len(result.tasks)
+    unverified = names("unverified")
+    unchecked = (f"; [yellow]unverified (no stable hash of the return value, nothing compared it): {unverified}[/]"
+                 if unverified else "")
+    if result.verdict == "unverified":
+        return (f"[bold yellow]unverified[/]: nothing differs, but nothing could be compared either: {unverified} "
+                "returned values with no stable hash; see reproflow.register_hasher")
     if result.deterministic:
-        line = f"[bold green]deterministic[/]: all {n} task runs agree between two runs in the same environment"
+        n_ok = n - result.counts.get("unverified", 0)
+        line = (f"[bold green]deterministic[/]: all {n_ok} compared task runs agree between two runs in the same "
+                "environment")
         env = names("environment")
         if env:
             line += f"; [yellow]differ from the original because the environment or data changed: {env}[/]"
         elif result.reproduced:
             line += " and with the original"
-        return line
+        return line + unchecked
     parts = [f"[bold red]nondeterministic[/]: {names('nondeterministic') or 'none by itself'}"]
     inh = names("inherited")
     if inh:
@@ -204,7 +221,7 @@ def probe_summary(result: ProbeResult) -> str:
     env = names("environment")
     if env:
         parts.append(f"differ from the original only (environment changed): {env}")
-    return "; ".join(parts)
+    return "; ".join(parts) + unchecked
 
 
 def render_probe(console: Console, result: ProbeResult) -> None:

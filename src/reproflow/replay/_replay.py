@@ -12,7 +12,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,14 +312,34 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     assert original.context is not None
     result.drift = environment_drift(old_env, new_env, original.context.hardware, new_hw)
     explain(verdicts, original, result.drift, result.inputs)
+    conclude(result, verdicts)
+
+
+def conclude(result: ReplayResult, verdicts: list[TaskVerdict]) -> None:
+    """Set the run's verdict, ``reproduced`` and the counts per verdict from its task verdicts."""
     result.tasks = verdicts
+    result.counts = verdict_counts(v.verdict for v in verdicts)
     changed = any(i.status in ("changed", "missing") for i in result.inputs)
-    all_same = all(v.verdict == "reproduced" for v in verdicts)  # a run with no task: nothing differs
-    result.reproduced = all_same and not changed
+    # Unverified tasks (no stable hash of the return value) differ in nothing that was compared;
+    # they are counted apart, and a run where nothing at all could be compared is not reproduced.
+    all_same = all(v.verdict in ("reproduced", "unverified") for v in verdicts)  # no task: nothing differs
+    none_checked = bool(verdicts) and all(v.verdict == "unverified" for v in verdicts)
+    result.reproduced = all_same and not changed and not none_checked
     if all_same and changed:
         result.verdict = "reproduced-with-changed-inputs"
+    elif none_checked:
+        result.verdict = "unverified"
     else:
         result.verdict = "reproduced" if result.reproduced else "not-reproduced"
 
 
-__all__ = ["Stage", "check_inputs", "execute_once", "plan", "replay", "restore_code", "stage_replay", "workspace"]
+def verdict_counts(verdicts: Iterable[str]) -> dict[str, int]:
+    """Task runs per verdict, in a fixed order of verdicts (only those that occur)."""
+    counted = Counter(verdicts)
+    order = ["reproduced", "unverified", "differs", "failed", "missing", "extra", "deterministic",
+             "nondeterministic", "inherited", "environment"]
+    return {k: counted[k] for k in sorted(counted, key=lambda k: (order.index(k) if k in order else len(order), k))}
+
+
+__all__ = ["Stage", "check_inputs", "conclude", "execute_once", "plan", "replay", "restore_code", "stage_replay", "verdict_counts",
+           "workspace"]

@@ -6,7 +6,10 @@ code is, what to call and with which typed parameters. The runner:
 
 1. puts the restored code first on ``sys.path`` (as ``python flow.py`` would have);
 2. imports the recorded entrypoint from the restored files (never from the user's tree);
-3. decodes the recorded parameters with ``reproflow._values.from_typed_json`` (no ``eval``);
+3. decodes the recorded parameters with ``reproflow._values.from_typed_json`` (no ``eval``),
+   after the flow's module is imported: instances of classes defined in a flow script run as
+   ``python flow.py`` (recorded under ``__main__``) are rebuilt from that script, and hash as
+   they did when recorded;
 4. calls the flow (``return_state=True``); or for a partial replay calls the chosen tasks one
    by one under ``reproflow.record()``, feeding upstream values from the spec; or for a plain
    run runs its script again (``reproflow.record()``) or calls its one task again with its
@@ -65,6 +68,11 @@ def _load_entry_module(spec: dict[str, Any]) -> Any:
     file_spec = importlib.util.spec_from_file_location(name, entry)
     if file_spec is None or file_spec.loader is None:
         raise RuntimeError(f"cannot import {entry}")
+    if not module_name:
+        # The flow ran as a script (``python flow.py``): its classes were ``__main__``'s then.
+        from reproflow._valuehash import mark_script_module
+
+        mark_script_module(name)
     mod = importlib.util.module_from_spec(file_spec)
     sys.modules[name] = mod
     file_spec.loader.exec_module(mod)
@@ -88,11 +96,21 @@ def _lookup(obj: Any, qualname: str) -> Any:
     return obj
 
 
-def _run_flow(spec: dict[str, Any], result: dict[str, Any]) -> int:
-    from reproflow._values import from_typed_json
+def _decode(name: str, typed: Any, where: str) -> Any:
+    """A recorded parameter rebuilt, or a clear error naming what cannot be."""
+    from reproflow._values import find_opaque, from_typed_json
 
-    params = {k: from_typed_json(v) for k, v in spec.get("parameters", {}).items()}
-    mod = _load_entry_module(spec)
+    value = from_typed_json(typed)
+    bad = find_opaque(value)
+    if bad is not None:
+        raise RuntimeError(f"parameter {name!r} of {where} cannot be rebuilt: {bad.type_name}: {bad.text}")
+    return value
+
+
+def _run_flow(spec: dict[str, Any], result: dict[str, Any]) -> int:
+    mod = _load_entry_module(spec)  # first: the parameters may be instances of its classes
+    where = f"flow {spec.get('flow_name')!r}"
+    params = {k: _decode(k, v, where) for k, v in spec.get("parameters", {}).items()}
     flow_obj = _lookup(mod, spec["callable"])
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
@@ -125,12 +143,11 @@ def _run_script(spec: dict[str, Any], result: dict[str, Any]) -> int:
 def _run_call(spec: dict[str, Any], result: dict[str, Any]) -> int:
     """A plain run of one ``@repro_task`` called outside any flow: call it again, outside any
     flow, with its recorded arguments (it records a one-task run of its own, as it did)."""
-    from reproflow._values import from_typed_json
-
     mod = _load_entry_module(spec)
     task_obj = _lookup(mod, spec["callable"])
     fn = getattr(task_obj, "user_fn", task_obj)
-    arguments = {k: from_typed_json(v) for k, v in spec.get("parameters", {}).items()}
+    where = f"task {spec['callable']!r}"
+    arguments = {k: _decode(k, v, where) for k, v in spec.get("parameters", {}).items()}
     bound = inspect.BoundArguments(inspect.signature(fn), arguments)  # type: ignore[arg-type]
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
@@ -156,9 +173,9 @@ def _task_object(mod: Any, spec: dict[str, Any], function: str) -> Any:
     return _lookup(importlib.import_module(module), qualname)
 
 
-def _param(source: dict[str, Any], values: dict[str, Any], decode: Any, relocation: Any = None) -> Any:
+def _param(name: str, source: dict[str, Any], values: dict[str, Any], where: str, relocation: Any = None) -> Any:
     if source["kind"] == "typed":
-        return decode(source["value"])
+        return _decode(name, source["value"], where)
     if source["kind"] == "from":
         return values[source["task_run_id"]]
     if source["kind"] == "blob":
@@ -171,8 +188,6 @@ def _param(source: dict[str, Any], values: dict[str, Any], decode: Any, relocati
 def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
     """A partial replay: call the chosen tasks in order, each with its recorded inputs."""
     from reproflow import record
-    from reproflow._values import from_typed_json
-
     from reproflow.replay._relocate import Relocation
 
     mod = _load_entry_module(spec) if (spec.get("entry_file") or spec.get("module_name")) else None
@@ -187,7 +202,8 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
             _write(spec["result_file"], result)
             for item in spec["tasks"]:
                 task_obj = _task_object(mod, spec, item["function"])
-                kwargs = {name: _param(source, values, from_typed_json, relocation) for name, source in item["params"].items()}
+                where = f"task {item['task_name']!r}"
+                kwargs = {name: _param(name, source, values, where, relocation) for name, source in item["params"].items()}
                 try:
                     values[item["task_run_id"]] = task_obj(**kwargs)
                 except Exception as exc:

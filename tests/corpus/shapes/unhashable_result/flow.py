@@ -1,0 +1,46 @@
+"""A task that returns a fitted model object, a plain class holding state (issue 10, shape 7):
+it has no stable hash, so nothing compared it, yet the task counted as "reproduced"."""
+from pathlib import Path
+
+from prefect import flow
+
+from reproflow import repro_task
+
+
+class MeanModel:
+    """A toy estimator: fit() learns the mean, predict() returns it."""
+
+    def __init__(self) -> None:
+        self.mean_: float | None = None
+
+    def fit(self, xs: list[float]) -> "MeanModel":
+        self.mean_ = sum(xs) / len(xs)
+        return self
+
+    def predict(self, n: int) -> list[float]:
+        assert self.mean_ is not None
+        return [self.mean_] * n
+
+
+@repro_task
+def load(src: Path) -> list[float]:
+    return [float(x) for x in src.read_text().split()]
+
+
+@repro_task
+def fit(xs: list[float]) -> MeanModel:
+    return MeanModel().fit(xs)
+
+
+@repro_task
+def predict(model: MeanModel, n: int) -> list[float]:
+    return model.predict(n)
+
+
+@flow
+def pipeline(src: Path = Path("data/xs.txt")) -> None:
+    predict(fit(load(src)), 2)
+
+
+if __name__ == "__main__":
+    pipeline()
