@@ -14,6 +14,7 @@ from prefect import flow, task, unmapped
 import reproflow
 from reproflow import Input, Output, repro_task
 from reproflow.errors import DeclarationError
+from reproflow.records import SCHEMA_VERSION
 from reproflow.store import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -325,7 +326,7 @@ def test_records_are_valid_json_with_schema_version(store: Store) -> None:
     for root, _, files in os.walk(store.path("runs")):
         for f in files:
             data = json.loads(pathlib.Path(root, f).read_text())
-            assert data["schema_version"] == "1.0"
+            assert data["schema_version"] == SCHEMA_VERSION
 
 
 def test_cache_hit_is_recorded_as_cached(store: Store, tmp_path: pathlib.Path) -> None:

@@ -295,7 +295,7 @@ def from_typed_json(data: Any, *, rebuild: bool = True) -> Any:
     tag = data.get(_TAG)
     if tag is None:
         return {k: from_typed_json(v) for k, v in data.items()}
-    v = data.get("v")
+    v: Any = data.get("v")
     if tag == "path":
         return pathlib.Path(v)
     if tag == "tuple":
