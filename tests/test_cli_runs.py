@@ -51,6 +51,16 @@ def test_typed_repr_reads_as_python(value: object) -> None:
     assert text == expected
 
 
+def test_typed_repr_of_instances_imports_nothing() -> None:
+    """A recorded dataclass or named tuple of a class that cannot be imported here (the user's
+    flow.py) shows as `Class(field=...)` from the record alone."""
+    typed = {"__rf__": "object", "kind": "dataclass", "type": "__main__:Options",
+             "v": {"src": {"__rf__": "path", "v": "in.csv"}, "scale": 2.0}}
+    assert typed_repr(typed) == "Options(src=Path('in.csv'), scale=2.0)"
+    span = {"__rf__": "object", "kind": "namedtuple", "type": "no_such_module:Span", "v": [1, 2]}
+    assert typed_repr(span) == "Span(1, 2)"
+
+
 def test_runs_show_at_80_columns(store: Store, store_dir: pathlib.Path, tmp_path: pathlib.Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """At 80 columns every task name and map index is printed whole on one line, upstream tasks

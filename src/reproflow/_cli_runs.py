@@ -118,6 +118,13 @@ def typed_repr(data: Any) -> str:
         return f"{str(data.get('type', '?')).rpartition(':')[2]}({typed_repr(v)})"
     if tag == "opaque":
         return str(data.get("repr") or f"<{data.get('type', '?')}>")
+    if tag == "object":  # a dataclass, attrs class, pydantic model or named tuple: Class(field=...)
+        name = str(data.get("type", "?")).rpartition(":")[2]
+        if isinstance(v, list):
+            return f"{name}(" + ", ".join(typed_repr(x) for x in v) + ")"
+        fields = {**(v if isinstance(v, dict) else {}), **data.get("extra", {})}
+        text = f"{name}(" + ", ".join(f"{k}={typed_repr(x)}" for k, x in fields.items()) + ")"
+        return text if len(text) <= 200 else text[:197] + "..."
     value = from_typed_json(data)
     text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."

@@ -206,3 +206,30 @@ def test_plan_says_when_the_checkout_here_is_not_the_recorded_code(
     console.print(plan_renderable(plan_replay(run_id, store, env_cache=False).plan))
     text = console.export_text()
     assert sum("your checkout at" in row for row in text.splitlines()) == 1
+
+
+def test_an_opaque_parameter_inside_a_list_is_refused_with_its_reason(store: Store, tmp_path: Path) -> None:
+    """A flow parameter holding an opaque value anywhere inside it (here, an instance of a class
+    defined inside a function, in a list) is refused, naming its type and why it is opaque; a
+    dataclass parameter (recorded as its class and fields) is not."""
+    local = {"__rf__": "opaque", "type": "flow.make.<locals>.Cfg", "hash": None, "repr": "Cfg(x=1)",
+             "why": "its class is defined inside a function, so replay cannot import it"}
+    options = {"__rf__": "object", "kind": "dataclass", "type": "__main__:Options", "v": {"scale": 2.0}}
+    run_id = write_run(store, tasks=[dict(name="load")], source_files=SRC,
+                       parameters={"cfgs": [local], "opts": options})
+    prepared = plan_replay(run_id, store, cache_dir=tmp_path / "cache")
+    (problem,) = [p for p in prepared.plan.problems if "cfgs" in p]
+    assert "flow.make.<locals>.Cfg" in problem and "defined inside a function" in problem
+    assert not any("opts" in p for p in prepared.plan.problems)
+
+
+def test_the_runner_names_a_parameter_it_cannot_rebuild() -> None:
+    """In the runner, a recorded instance whose class is not in the restored code stops the
+    replay with one line naming the parameter and the class, instead of passing a placeholder."""
+    from reproflow.replay._runner import _decode
+
+    typed = {"__rf__": "object", "kind": "pydantic", "type": "no_such_settings_module:TrainConfig", "v": {}}
+    with pytest.raises(RuntimeError, match=r"parameter 'cfg' of flow 'train' cannot be rebuilt: "
+                                           r"no_such_settings_module\.TrainConfig"):
+        _decode("cfg", typed, "flow 'train'")
+    assert _decode("n", {"__rf__": "tuple", "v": [1, 2]}, "flow 'train'") == (1, 2)
