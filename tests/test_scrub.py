@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import string
@@ -43,6 +44,24 @@ def test_values_under_secret_keys_become_markers_at_any_depth() -> None:
     assert out["config"]["db"]["host"] == "db" and out["config"]["retries"] == 3
     assert is_redacted(out["config"]["auth"]["v"][1])
     assert has_opaque(out) and not has_opaque(out["sort_key"])
+
+
+@dataclasses.dataclass
+class Credentials:
+    user: str = "bob"
+    api_key: str = "k" * 24
+    note: str = "use " + GITHUB
+
+
+def test_fields_of_recorded_instances_are_scrubbed_like_dict_keys() -> None:
+    """A dataclass (or attrs class, pydantic model) recorded as its fields: a secret-named field
+    and a secret inside a free-text field become markers, under any key, other fields stay."""
+    out = scrub_mapping({"account": to_typed_json(Credentials()), "token": to_typed_json(Credentials())}, _fp)
+    dumped = json.dumps(out)
+    assert "k" * 24 not in dumped and GITHUB not in dumped
+    fields = out["account"]["v"]
+    assert fields["user"] == "bob" and is_redacted(fields["api_key"]) and fields["note"]["shown"] == "use [REDACTED]"
+    assert out["token"]["__rf__"] == "object" and is_redacted(out["token"]["v"]["user"])
 
 
 def test_a_secret_in_a_free_string_becomes_a_marker_with_the_scrubbed_text() -> None:

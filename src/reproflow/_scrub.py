@@ -104,6 +104,9 @@ def _under_secret_key(typed: Any, fingerprint: Fingerprint | None) -> Any:
             return {**typed, "items": [[k, _under_secret_key(v, fingerprint)] for k, v in typed.get("items", [])]}
         if tag == "opaque":
             return {**typed, "repr": REDACTED}
+        if tag == "object":  # a dataclass, attrs class, pydantic model or named tuple: its fields
+            return {**typed, "v": _under_secret_key(typed.get("v"), fingerprint),
+                    **({"extra": _under_secret_key(typed["extra"], fingerprint)} if "extra" in typed else {})}
     return typed
 
 
@@ -143,6 +146,11 @@ def scrub_json(data: Any, fingerprint: Fingerprint | None = None) -> Any:
             secret = isinstance(k, str) and is_secret_key(k)
             items.append([k, _under_secret_key(v, fingerprint) if secret else scrub_json(v, fingerprint)])
         return {**data, "items": items}
+    if tag == "object":  # a dataclass, attrs class, pydantic model (fields by name) or named tuple
+        out = {**data, "v": scrub_json(data.get("v"), fingerprint)}
+        if isinstance(data.get("extra"), dict):
+            out["extra"] = scrub_json(data["extra"], fingerprint)
+        return out
     if tag == "opaque" and isinstance(data.get("repr"), str):
         return {**data, "repr": scrub_text(data["repr"])}
     if tag == "path" and isinstance(data.get("v"), str):

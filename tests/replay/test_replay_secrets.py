@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from reproflow import errors
@@ -52,3 +53,20 @@ def test_bad_param_option_is_one_line() -> None:
     with pytest.raises(errors.SecretParameterMissing, match="write it as --param NAME=VALUE"):
         parse_params(["token"])
     assert parse_params(["a=1", "b.c=x=y"]) == {"a": "1", "b.c": "x=y"}
+
+
+class DbConfig(pydantic.BaseModel):
+    host: str = "db.example.org"
+    password: str = "db-pw-999"
+
+
+def test_a_secret_field_of_a_config_object_is_asked_for_and_rebuilt() -> None:
+    """A pydantic config parameter with a password field: the field is redacted inside the
+    recorded instance, named by its path (`cfg.password`), and the filled record rebuilds the
+    model with the value given at replay."""
+    recorded = scrub_mapping({"cfg": to_typed_json(DbConfig())})
+    assert "db-pw-999" not in str(recorded)
+    s = supplied({}, {"REPROFLOW_PARAM_CFG_PASSWORD": "db-pw-999"})
+    filled = s.fill_mapping(recorded)
+    assert s.missing == [] and s.lines() == ["cfg.password: from $REPROFLOW_PARAM_CFG_PASSWORD"]
+    assert from_typed_json(filled["cfg"]) == DbConfig()

@@ -94,6 +94,12 @@ class Supplied:
                 return {**typed, "v": [self.fill(v, f"{path}.{i}") for i, v in enumerate(typed.get("v", []))]}
             if tag == "dict":
                 return {**typed, "items": [[k, self.fill(v, f"{path}.{k}")] for k, v in typed.get("items", [])]}
+            if tag == "object":  # a dataclass, attrs class, pydantic model (fields) or named tuple (items)
+                fields = typed.get("v")
+                if isinstance(fields, list):
+                    return {**typed, "v": [self.fill(v, f"{path}.{i}") for i, v in enumerate(fields)]}
+                if isinstance(fields, dict):
+                    return {**typed, "v": {k: self.fill(v, f"{path}.{k}") for k, v in fields.items()}}
         return typed
 
     def fill_mapping(self, params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
