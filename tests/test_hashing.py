@@ -92,3 +92,28 @@ def test_memory_url_hashes_through_fsspec() -> None:
         fh.write(b"remote bytes")
     ref = hash_path("memory://bucket/obj.bin")
     assert ref.sha256 == hashlib.sha256(b"remote bytes").hexdigest() and ref.size == 12
+
+
+def test_cache_entries_reach_sqlite_from_every_thread_in_one_connection(tmp_path: pathlib.Path) -> None:
+    """Threads share one SQLite connection, entries are written in batches, and none is lost:
+    after ``clear_memory_cache`` (or at exit) every hashed file is in the on-disk cache."""
+    import sqlite3
+    import threading
+
+    files = []
+    for i in range(40):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(os.urandom(100 + i))
+        old = time.time() - 10
+        os.utime(p, (old, old))
+        files.append(p)
+    threads = [threading.Thread(target=sha256_file, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _hashing.clear_memory_cache()
+    db = _hashing.cache_dir() / "hashes.sqlite3"
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT path, sha256 FROM h").fetchall())
+    assert {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}.items() <= rows.items()

@@ -1,0 +1,196 @@
+"""@repro_task against plain @task where pipelines live: mapped tasks that read and write files.
+
+    python bench/bench_file_tasks.py [--tasks 100 1000] [--repeats 7] [--api-url URL]
+
+Each task reads one 1 KiB file and writes one (``src: Path, dst: Path``), mapped over ``--tasks``
+pairs, on Prefect's default task runner (a thread pool). Variants, alternating after one
+warm-up run each:
+
+* ``@task``: the baseline.
+* ``declared``: ``@repro_task(inputs=["src"], outputs=["dst"])``.
+* ``inferred``: bare ``@repro_task`` (paths found in the parameters; ``dst`` does not exist
+  before the task, so it is an output).
+
+Each reproflow variant runs with a fresh hash cache (a new ``REPROFLOW_CACHE_DIR`` and an empty
+in-memory cache: every input is hashed from its bytes) and with a warm one (the inputs were
+hashed by the run before; outputs are always new and always hashed).
+
+Printed per size: the median wall time of each variant and its ratio to ``@task`` (the flow
+call, until it returns), the process's CPU ratio (all threads, until reproflow's background work
+for the run, artifacts included, is done), and **reproflow's own CPU per task**:
+``time.thread_time`` inside every reproflow call a task run makes (building the attempt, begin,
+success/failure, the record write on the writer thread), summed and divided by the task count;
+other processes' load does not count in it, so it is the steady figure on a busy machine.
+
+By default the flows run on a temporary Prefect server (a child process). Pass ``--api-url``
+(or set ``PREFECT_API_URL``) to run against a real ``prefect server start``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-files-store-")
+if "--api-url" in sys.argv:
+    os.environ["PREFECT_API_URL"] = sys.argv[sys.argv.index("--api-url") + 1]
+
+from prefect import flow, task  # noqa: E402
+
+from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from reproflow import _hashing, _task, repro_task, wait_for_artifacts  # noqa: E402
+from reproflow.store import Store  # noqa: E402
+
+# ---------------------------------------------------------------- reproflow's own CPU per task
+_cpu = {"s": 0.0}
+_cpu_lock = threading.Lock()
+_depth = threading.local()
+
+
+def _metered(fn):  # type: ignore[no-untyped-def]
+    """Add the calling thread's CPU time inside ``fn`` to the total (outermost call only)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        outer = getattr(_depth, "n", 0) == 0
+        _depth.n = getattr(_depth, "n", 0) + 1
+        t0 = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _depth.n -= 1
+            if outer:
+                dt = time.thread_time() - t0
+                with _cpu_lock:
+                    _cpu["s"] += dt
+
+    return wrapper
+
+
+_task._prefect_attempt = _metered(_task._prefect_attempt)
+for _name in ("begin", "success", "failure"):
+    setattr(_task._Attempt, _name, _metered(getattr(_task._Attempt, _name)))
+for _name in ("write_task", "write_map"):
+    setattr(Store, _name, _metered(getattr(Store, _name)))
+
+
+# ---------------------------------------------------------------- the tasks
+def process(src: Path, dst: Path) -> int:
+    data = src.read_bytes()
+    dst.write_bytes(data[::-1])
+    return len(data)
+
+
+VARIANTS = {
+    "@task": task(process, name="plain"),
+    "declared": repro_task(process, name="declared", inputs=["src"], outputs=["dst"]),
+    "inferred": repro_task(process, name="inferred"),
+}
+
+
+def make_flow(t):  # type: ignore[no-untyped-def]
+    @flow(name=f"files-{t.name}")
+    def fan(srcs: list[Path], dsts: list[Path]) -> int:
+        return sum(f.result() for f in t.map(srcs, dsts))
+
+    return fan
+
+
+FLOWS = {name: make_flow(t) for name, t in VARIANTS.items()}
+
+
+def inputs(root: Path, n: int) -> list[Path]:
+    src = root / "in"
+    src.mkdir(parents=True, exist_ok=True)
+    paths = [src / f"{i:05d}.bin" for i in range(n)]
+    for i, p in enumerate(paths):
+        if not p.exists():
+            p.write_bytes(os.urandom(1024))
+    old = time.time() - 10  # not "racily clean": the hash cache may keep them
+    for p in paths:
+        os.utime(p, (old, old))
+    return paths
+
+
+def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, float, float]:
+    """(wall until the flow returns, process CPU until reproflow's work is done, reproflow CPU)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    dsts = [out / p.name for p in srcs]
+    if fresh:
+        os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
+        _hashing.clear_memory_cache()
+    with _cpu_lock:
+        _cpu["s"] = 0.0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    total = FLOWS[name](srcs, dsts)
+    wall = time.perf_counter() - t0
+    wait_for_artifacts()
+    cpu = time.process_time() - c0
+    with _cpu_lock:
+        own = _cpu["s"]
+    assert total == 1024 * len(srcs), total
+    return wall, cpu, own
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--api-url", default=None, help="a real Prefect server (default: a temporary one)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-files-"))
+    os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
+    server = os.environ.get("PREFECT_API_URL") or "temporary server"
+    print(f"bench_file_tasks (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {server}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
+    warm = inputs(root, 10)
+    for name in FLOWS:  # warm-up: server start, imports, the once-per-process capture
+        timed(name, warm, root / "out", fresh=False)
+    cases = [("@task", False), ("declared", True), ("declared", False), ("inferred", True), ("inferred", False)]
+    for n in args.tasks:
+        srcs = inputs(root, n)
+        walls: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
+        cpus: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
+        owns: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
+        for _ in range(args.repeats):
+            for case in cases:
+                settle(60, interval=0.5)
+                wall, cpu, own = timed(case[0], srcs, root / "out", fresh=case[1])
+                walls[case].append(wall)
+                cpus[case].append(cpu)
+                owns[case].append(own)
+        base_w = statistics.median(walls[("@task", False)])
+        base_c = statistics.median(cpus[("@task", False)])
+        print(f"\n  {n} file tasks, median of {args.repeats} alternating runs "
+              f"(load average now {os.getloadavg()[0]:.1f})")
+        print(f"  {'variant':<18} {'wall s':>8} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19}")
+        for case in cases:
+            name, fresh = case
+            label = name if name == "@task" else f"{name}, {'fresh' if fresh else 'warm'}"
+            w, c = statistics.median(walls[case]), statistics.median(cpus[case])
+            own = "" if name == "@task" else f"{1000 * statistics.median(owns[case]) / n:15.3f} ms"
+            print(f"  {label:<18} {w:8.3f} {w / base_w:6.3f}x {c / base_c:6.3f}x {own}")
+        print("  walls " + "; ".join(
+            f"{c[0]}{'' if c[0] == '@task' else (' fresh' if c[1] else ' warm')}: "
+            + " ".join(f"{x:.2f}" for x in walls[c]) for c in cases), flush=True)
+    print("  target: wall <= 1.10x of @task at 100 tasks, reproflow CPU <= 0.5 ms per file task")
+
+
+if __name__ == "__main__":
+    main()
