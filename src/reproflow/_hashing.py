@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._urls import strip_credentials, url_scheme
-from .records import DataRef
+from .records import MAX_DIR_ENTRIES, DataRef
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 100_000_000  # 0.1 s
@@ -246,7 +246,9 @@ def hash_local(path: str | os.PathLike[str]) -> DataRef:
             digest, size = sha256_file(full)
             entries.append((rel, digest))
             total += size
-        return DataRef(uri=p, kind="directory", sha256=tree_digest(entries), size=total, n_files=len(entries))
+        names = sorted(rel for rel, _ in entries) if len(entries) <= MAX_DIR_ENTRIES else None
+        return DataRef(uri=p, kind="directory", sha256=tree_digest(entries), size=total, n_files=len(entries),
+                       entries=names)
     digest, size = sha256_file(p)
     return DataRef(uri=p, kind="file", sha256=digest, size=size)
 

@@ -54,6 +54,10 @@ class Record(_Model):
 # --------------------------------------------------------------------------------------------
 
 
+#: A directory's file names are kept in its DataRef up to this many files.
+MAX_DIR_ENTRIES = 256
+
+
 class DataRef(_Model):
     """A file, directory or object read or written by a task, identified by content."""
 
@@ -62,6 +66,9 @@ class DataRef(_Model):
     sha256: Optional[str] = None  #: hex digest; for a directory, the tree hash
     size: Optional[int] = None  #: bytes; for a directory, the sum over its files
     n_files: Optional[int] = None  #: for a directory
+    #: for a directory of at most MAX_DIR_ENTRIES files: their sorted relative names (what it held
+    #: when hashed; replay tells a folder the run filled from one it was given)
+    entries: Optional[list[str]] = None
     param: Optional[str] = None  #: the parameter it came through, or "return"
     declared: bool = False  #: named in inputs=/outputs= or Annotated, rather than inferred
     stored_blob: Optional[str] = None  #: sha256 of a stored copy (tar for directories)

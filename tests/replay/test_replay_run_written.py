@@ -194,7 +194,8 @@ def test_a_folder_filled_by_tasks_running_at_the_same_time_is_derived(tmp_path: 
               outputs=[file_ref(out / "part-0.txt", "out_dir")])
     w1 = task("r", 1, "c", name="write_part", map_index=1, inputs=[empty],
               outputs=[file_ref(out / "part-1.txt", "out_dir")])
-    w1.ended_at = w0.started_at + dt.timedelta(microseconds=1)  # w1 wrote before w0 read the folder
+    w1.started_at = w0.started_at - dt.timedelta(milliseconds=1)  # w1 ran beside w0 ...
+    w1.ended_at = w0.started_at + dt.timedelta(microseconds=1)  # ... and wrote before w0 read the folder
     planned = external_inputs([w0, w1])
     assert [(p.uri, p.sha256, p.tasks) for p in planned] == [(str(out), EMPTY_TREE, ["write_part"])]
 
@@ -235,3 +236,42 @@ def test_a_file_updated_in_place_outside_the_root_comes_back_from_its_copy(tmp_p
     with pytest.raises(InputChanged, match="written by the run itself.*it was stored, but the file has changed"):
         verify_inputs(_planned([bump]), [bump], store, run_tasks=[bump])
     assert counter.read_text() == "edited by hand"
+
+
+def test_a_folder_a_sibling_was_still_writing_into_is_derived(tmp_path: Path) -> None:
+    """`.map` into one folder, whatever the order the siblings ended in: a mapped task may hash
+    the folder while a sibling's file is there but still empty (open, not yet written), or
+    before a sibling that ends first has written. The names the folder held decide: each one a
+    file the run wrote, so the folder is derived (it did not depend on which task ended first)."""
+    import datetime as dt
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "part-1.txt").write_text("")  # w1 has opened its file, not yet written it
+    while_writing = _dir_ref(out)
+    assert while_writing.entries == ["part-1.txt"]
+    (out / "part-1.txt").unlink()
+    (out / "part-0.txt").write_text("A")
+    w1_view = _dir_ref(out)  # w1 hashed the folder after w0 had written
+    (out / "part-1.txt").write_text("B")
+    w0 = task("r", 0, "c", name="write_part", map_index=0, inputs=[while_writing],
+              outputs=[file_ref(out / "part-0.txt", "out_dir")])
+    w1 = task("r", 1, "c", name="write_part", map_index=1, inputs=[w1_view],
+              outputs=[file_ref(out / "part-1.txt", "out_dir")])
+    w1.started_at, w1.ended_at = w0.started_at, w0.ended_at + dt.timedelta(seconds=1)  # w1 ended last
+    assert external_inputs([w0, w1]) == []
+    # an old record (no names) with the same state: no combination of final hashes matches, so
+    # it is kept as an input (a refusal later), never guessed into "derived"
+    while_writing.entries = None
+    w1_view.entries = None
+    assert [p.sha256 for p in external_inputs([w0, w1])] == [while_writing.sha256]
+
+
+def test_a_folder_holding_a_file_nobody_wrote_is_an_input(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "given.txt").write_text("from outside")
+    ref = _dir_ref(out)
+    (out / "part-0.txt").write_text("A")
+    w0 = task("r", 0, "c", name="write_part", map_index=0, inputs=[ref], outputs=[file_ref(out / "part-0.txt", "out_dir")])
+    assert [p.uri for p in external_inputs([w0])] == [str(out)]

@@ -88,21 +88,59 @@ def _is_folder(ref: DataRef) -> bool:
     return ref.kind == "directory" and bool(ref.sha256) and "://" not in ref.uri
 
 
+#: Up to this many files of tasks running beside the reader, every combination of them is tried.
+_MAX_UNCERTAIN = 12
+
+
 def _filled_at_once(ref: DataRef, reader: TaskRecord, by_end: list[TaskRecord]) -> bool:
-    """Whether a folder input held only the files that the tasks which ended first wrote (tasks
-    running at the same time, say a ``.map`` into one folder, fill it while the others read it)."""
+    """Whether a folder input held only files that other tasks of the run wrote (tasks running at
+    the same time, say a ``.map`` into one folder, fill it while the others read it).
+
+    When the record lists the names the folder held (``DataRef.entries``), it is derived exactly
+    when every one of them is a file some other task of the run wrote (whatever its content at
+    that moment: a sibling may have been halfway through writing it). Older records and folders
+    too large to list fall back to hashes:
+
+    What the reader saw is known for the tasks that ended before it started (their files were
+    there) and for those that started after it ended (theirs were not); the files of the tasks
+    running beside it may or may not have been there yet, so every combination of them is
+    tried. Only an exact tree-hash match counts, so a wrong guess can only end in a refusal,
+    never a false "reproduced"; the result does not depend on which sibling finished first.
+    """
     root = _key(ref)
-    seen: dict[str, str | None] = {}
+    if ref.entries is not None:  # the names it held were recorded: each must be a file the run wrote
+        written = {_key(r) for t in by_end if t is not reader for r in t.outputs
+                   if "://" not in r.uri and r.kind in ("file", "missing")}
+        return bool(ref.entries) and all(os.path.join(root, *e.split("/")) in written for e in ref.entries)
+    start, end = reader.started_at, reader.ended_at or reader.started_at
+    certain: dict[str, str | None] = {}
+    maybe: dict[str, str | None] = {}
     for t in by_end:
         if t is reader:
             continue
-        touched = False
+        t_end = t.ended_at or t.started_at
+        if t.started_at > end:
+            continue
         for r in t.outputs:
             if "://" not in r.uri and r.kind in ("file", "missing") and _key(r).startswith(root + os.sep):
-                seen[_key(r)] = r.sha256 if r.kind == "file" else None
-                touched = True
-        if touched and _tree_under(seen, root) == ref.sha256:
-            return True
+                (certain if t_end < start else maybe)[_key(r)] = r.sha256 if r.kind == "file" else None
+    if not certain and not maybe:
+        return False
+    uncertain = [p for p in maybe if p not in certain]
+    if len(uncertain) > _MAX_UNCERTAIN:  # too many to try them all: the ones that ended first
+        seen = dict(certain)
+        for path in uncertain:
+            seen[path] = maybe[path]
+            if _tree_under(seen, root) == ref.sha256:
+                return True
+        return _tree_under(certain, root) == ref.sha256
+    import itertools
+
+    for n in range(len(uncertain) + 1):
+        for combo in itertools.combinations(uncertain, n):
+            seen = {**certain, **{p: maybe[p] for p in combo}}
+            if seen and _tree_under(seen, root) == ref.sha256:
+                return True
     return False
 
 
