@@ -40,6 +40,35 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+#: The console script's main(), in a process of its own (no pytest log handlers, so a library's
+#: logged traceback would reach stderr as it does for users), with gcsfs giving up after one try.
+_GCS_MAIN = """
+import sys
+import gcsfs
+from gcsfs.retry import retry_request
+gcsfs.GCSFileSystem._request = retry_request(retries=1)(gcsfs.GCSFileSystem._request.__wrapped__)
+from reproflow.cli import main
+sys.argv = ["reproflow", "runs", "list", "--store", "gs://nowhere/store"]
+main()
+"""
+
+
+def test_unreachable_gcs_prints_no_library_traceback() -> None:
+    """Issue 11: gcsfs logs a full aiohttp traceback for the failed request before raising (49
+    lines before the one-line error); the CLI keeps only its own line, exit 3."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FSSPEC_GS": json.dumps({"endpoint_url": dead_endpoint(), "token": "anon"}),
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    proc = subprocess.run([sys.executable, "-c", _GCS_MAIN], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    line = _one_line(proc.stderr)
+    assert "unreachable" in line and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("remote", ["s3", "gs"], indirect=True)
 def test_remote_runs_list_and_show(remote: Backend, capsys: pytest.CaptureFixture[str]) -> None:
     """`runs list --json` and `runs show` work on a remote store given only its URL."""
