@@ -8,6 +8,8 @@ None from the environment.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 
 from prefect.flow_engine import BaseFlowRunEngine
@@ -42,3 +44,54 @@ def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
                 pass
         if busy < 5.0:
             return
+
+
+# ---------------------------------------------------------------- reproflow's own CPU per task
+#: CPU seconds spent inside reproflow's per-task calls, on every thread (see meter_reproflow).
+OWN_CPU = {"s": 0.0}
+_cpu_lock = threading.Lock()
+_depth = threading.local()
+
+
+def _metered(fn):  # type: ignore[no-untyped-def]
+    """Add the calling thread's CPU time inside ``fn`` to OWN_CPU (outermost call only)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        outer = getattr(_depth, "n", 0) == 0
+        _depth.n = getattr(_depth, "n", 0) + 1
+        t0 = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _depth.n -= 1
+            if outer:
+                dt = time.thread_time() - t0
+                with _cpu_lock:
+                    OWN_CPU["s"] += dt
+
+    return wrapper
+
+
+def reset_own_cpu() -> None:
+    with _cpu_lock:
+        OWN_CPU["s"] = 0.0
+
+
+def own_cpu() -> float:
+    """CPU seconds inside reproflow's per-task calls since the last reset_own_cpu()."""
+    with _cpu_lock:
+        return OWN_CPU["s"]
+
+
+def meter_reproflow() -> None:
+    """Wrap reproflow's per-task entry points (the attempt recorder and the record writes) so
+    OWN_CPU collects their thread CPU time."""
+    from reproflow import _task
+    from reproflow.store import Store
+
+    _task._prefect_attempt = _metered(_task._prefect_attempt)
+    for name in ("begin", "success", "failure"):
+        setattr(_task._Attempt, name, _metered(getattr(_task._Attempt, name)))
+    for name in ("write_task", "write_map"):
+        setattr(Store, name, _metered(getattr(Store, name)))

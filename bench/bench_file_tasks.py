@@ -29,13 +29,11 @@ By default the flows run on a temporary Prefect server (a child process). Pass `
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,41 +48,10 @@ if "--api-url" in sys.argv:
 
 from prefect import flow, task  # noqa: E402
 
-from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
-from reproflow import _hashing, _task, repro_task, wait_for_artifacts  # noqa: E402
-from reproflow.store import Store  # noqa: E402
+from _prefect_bench import meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from reproflow import _hashing, repro_task, wait_for_artifacts  # noqa: E402
 
-# ---------------------------------------------------------------- reproflow's own CPU per task
-_cpu = {"s": 0.0}
-_cpu_lock = threading.Lock()
-_depth = threading.local()
-
-
-def _metered(fn):  # type: ignore[no-untyped-def]
-    """Add the calling thread's CPU time inside ``fn`` to the total (outermost call only)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        outer = getattr(_depth, "n", 0) == 0
-        _depth.n = getattr(_depth, "n", 0) + 1
-        t0 = time.thread_time()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _depth.n -= 1
-            if outer:
-                dt = time.thread_time() - t0
-                with _cpu_lock:
-                    _cpu["s"] += dt
-
-    return wrapper
-
-
-_task._prefect_attempt = _metered(_task._prefect_attempt)
-for _name in ("begin", "success", "failure"):
-    setattr(_task._Attempt, _name, _metered(getattr(_task._Attempt, _name)))
-for _name in ("write_task", "write_map"):
-    setattr(Store, _name, _metered(getattr(Store, _name)))
+meter_reproflow()
 
 
 # ---------------------------------------------------------------- the tasks
@@ -134,16 +101,14 @@ def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, f
     if fresh:
         os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
         _hashing.clear_memory_cache()
-    with _cpu_lock:
-        _cpu["s"] = 0.0
+    reset_own_cpu()
     c0 = time.process_time()
     t0 = time.perf_counter()
     total = FLOWS[name](srcs, dsts)
     wall = time.perf_counter() - t0
     wait_for_artifacts()
     cpu = time.process_time() - c0
-    with _cpu_lock:
-        own = _cpu["s"]
+    own = own_cpu()
     assert total == 1024 * len(srcs), total
     return wall, cpu, own
 

@@ -38,46 +38,11 @@ STORE = os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-scale-sto
 
 from prefect import flow, task  # noqa: E402
 
-from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
-
-
-import functools  # noqa: E402
-import threading  # noqa: E402
-
-from reproflow import _task, repro_task  # noqa: E402
+from _prefect_bench import meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from reproflow import repro_task  # noqa: E402
 from reproflow.store import Store  # noqa: E402
 
-# ---------------------------------------------------------------- reproflow's own CPU per task
-_cpu = {"s": 0.0}
-_cpu_lock = threading.Lock()
-_depth = threading.local()
-
-
-def _metered(fn):  # type: ignore[no-untyped-def]
-    """Add the calling thread's CPU time inside ``fn`` to the total (outermost call only)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        outer = getattr(_depth, "n", 0) == 0
-        _depth.n = getattr(_depth, "n", 0) + 1
-        t0 = time.thread_time()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _depth.n -= 1
-            if outer:
-                dt = time.thread_time() - t0
-                with _cpu_lock:
-                    _cpu["s"] += dt
-
-    return wrapper
-
-
-_task._prefect_attempt = _metered(_task._prefect_attempt)
-for _name in ("begin", "success", "failure"):
-    setattr(_task._Attempt, _name, _metered(getattr(_task._Attempt, _name)))
-for _name in ("write_task", "write_map"):
-    setattr(Store, _name, _metered(getattr(Store, _name)))
+meter_reproflow()
 
 
 def add_one(x: int) -> int:
@@ -100,13 +65,11 @@ FLOWS = {name: make_flow(t) for name, t in VARIANTS.items()}
 
 def timed(name: str, n: int) -> tuple[float, str, float]:
     """Wall time of one flow run of ``n`` tasks, its flow-run id, and reproflow's CPU seconds."""
-    with _cpu_lock:
-        _cpu["s"] = 0.0
+    reset_own_cpu()
     t0 = time.perf_counter()
     state = FLOWS[name](n, return_state=True)
     dt = time.perf_counter() - t0
-    with _cpu_lock:
-        cpu = _cpu["s"]
+    cpu = own_cpu()
     assert state.is_completed(), state.message
     assert state.result() == n * (n + 1) // 2
     return dt, str(state.state_details.flow_run_id), cpu
