@@ -191,6 +191,8 @@ class _Attempt:
             # without credentials here: recorded as unhashed, with the reason, and the task runs
             reason = scrub_text(f"{type(exc).__name__}: {exc}")[:500]
             ref = DataRef(uri=strip_credentials(uri), kind="unhashed", reason=reason)
+        if "://" in ref.uri:  # a URL that could be hashed (a presigned one whose store is reachable
+            ref.uri = strip_credentials(ref.uri)  # here) keeps no signature or password either
         ref.param, ref.declared = param, declared
         return ref
 

@@ -74,7 +74,7 @@ def test_built_environment_has_bytecode(store: Store, tmp_path: Path, monkeypatc
     local = local_dist(store, "mylocal", "0.3.0", {"pyproject.toml": PYPROJECT, "src/mylocal/__init__.py": b"X = 1\n"})
     env = environment(Distribution(name="tomli_w", version=importlib.metadata.version("tomli_w")), local)
     choice = choose_interpreter(platform.python_version(), candidates=[sys.executable])
-    built = build_environment(env, environment_hash="sha256:bytecode", choice=choice, store=store, uv_bin=find_uv(),
+    built = build_environment(env, choice=choice, store=store, uv_bin=find_uv(),
                               index=index_config(), cache_root=tmp_path / "envs", work_dir=tmp_path / "work")
     site = subprocess.run([built.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
