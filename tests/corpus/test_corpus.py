@@ -50,11 +50,17 @@ def s3(corpus_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
     server.start()
     srv = S3Server(port=port, server=server)
     mp.setenv("AWS_ENDPOINT_URL_S3", srv.endpoint)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         yield {"server": srv}
     finally:
         server.stop()
         mp.undo()
+        # fsspec caches filesystem instances by their options, not by the endpoint taken from the
+        # environment: one made here would point later modules at this stopped server
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def _store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
