@@ -19,13 +19,13 @@ Layout of a store (see ``docs/record-format.md``)::
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 
@@ -278,6 +278,15 @@ class CacheKey(BaseModel):
     reused_task_run_id: Optional[str] = None
 
 
+#: which engine ran a run or a task: Prefect's, plain Python (``reproflow.record()``), Airflow,
+#: Snakemake, or any command under ``reproflow record -- CMD`` (since schema 1.2 beyond the first two)
+Engine = Literal["prefect", "plain", "airflow", "snakemake", "command"]
+
+#: an engine's own names for a run or a task attempt (Airflow's dag_id/task_id/map_index/try_number,
+#: Snakemake's rule and wildcards): JSON scalars, lists of them, or a mapping of names to them
+EngineInfoValue = Union[str, int, float, bool, None, list[Union[str, int, float, bool, None]], dict[str, Union[str, int, float, bool, None]]]
+
+
 class TaskRecord(Record):
     """One attempt of one task run. Written once, never updated."""
 
@@ -309,7 +318,9 @@ class TaskRecord(Record):
     seed: Optional[int] = None
     findings: list[Finding] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
-    engine: Literal["prefect", "plain"] = "prefect"
+    engine: Engine = "prefect"
+    #: the engine's own identity of this attempt (since schema 1.2; empty for Prefect and plain)
+    engine_info: dict[str, EngineInfoValue] = Field(default_factory=dict)
     map_index: Optional[int] = None
     #: the subflow the task ran in (its flow name); None in the run's top-level flow
     subflow: Optional[str] = None
@@ -362,7 +373,9 @@ class RunRecord(Record):
     context: str  #: sha256 of the ProcessContext blob of the process that started the run
     cwd: Optional[str] = None
     argv: list[str] = Field(default_factory=list)
-    engine: Literal["prefect", "plain"] = "prefect"
+    engine: Engine = "prefect"
+    #: the engine's own identity of the run (since schema 1.2; e.g. Airflow's dag_id and run_id)
+    engine_info: dict[str, EngineInfoValue] = Field(default_factory=dict)
     replay_of: Optional[str] = None
     seed: Optional[int] = None
     pythonhashseed: Optional[str] = None
@@ -380,6 +393,7 @@ class RunEnd(Record):
     ended_at: _dt.datetime = Field(default_factory=utcnow)
     error: Optional[ErrorInfo] = None
     n_tasks: Optional[int] = None
+    exit_code: Optional[int] = None  #: the command's exit status, for ``reproflow record -- CMD``
 
 
 class RunSummary(Record):
@@ -434,6 +448,8 @@ __all__ = [
     "MapRecord",
     "DirectUrl",
     "DiskInfo",
+    "Engine",
+    "EngineInfoValue",
     "Distribution",
     "EnvVar",
     "Environment",
