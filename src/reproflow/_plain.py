@@ -1,7 +1,8 @@
 """Recording without Prefect's engine: ``with reproflow.record(): ...`` and plain calls.
 
 A ``@repro_task`` called outside any flow runs as plain Python (no API server): it records
-under the run opened by :func:`record`, or under a fresh one-task run of its own. Retries are
+under the run opened by :func:`record`, else under the run named by ``$REPROFLOW_RUN_ID`` (a
+shared run: see ``reproflow._join``), else under a fresh one-task run of its own. Retries are
 honoured. DAG edges between plain task runs are found by content: a parameter whose stable hash
 equals an earlier task's return-value hash in the same run consumed that task's result.
 """
@@ -81,8 +82,20 @@ def record(
 
     Yields:
         The :class:`PlainRun`; ``run.run_id`` is the id to give ``reproflow runs show``.
+
+    In a process where ``$REPROFLOW_RUN_ID`` is set (a child of ``reproflow record -- CMD``, a
+    Snakemake job), the block records into that run instead: it neither opens nor closes one,
+    and ``parameters`` and ``seed`` stay the shared run's business.
     """
     entry_file = _caller_file()
+    joined = _joined(store, name or _default_name(entry_file), entry_file)
+    if joined is not None:
+        token = _current.set(joined)
+        try:
+            yield joined
+        finally:
+            _current.reset(token)
+        return
     the_store = get_store(store)
     run = PlainRun(run_id=new_run_id(), store=the_store, name=name or _default_name(entry_file))
     seed = seed if seed is not None else env_seed()
@@ -234,11 +247,34 @@ def _close_owned(run: PlainRun) -> None:
         finish_run(run.store, run.run_id, "COMPLETED")
 
 
+_joined_runs: dict[tuple[str, str], PlainRun] = {}
+
+
+def _joined(store: str | os.PathLike[str] | None, name: str, entry_file: str | None) -> PlainRun | None:
+    """The shared run named by ``$REPROFLOW_RUN_ID`` (opened here if no process has yet), one
+    :class:`PlainRun` per process so value edges between its tasks hold; None when unset."""
+    from ._join import joined_run_id, open_shared_run
+
+    run_id = joined_run_id()
+    if run_id is None:
+        return None
+    the_store = get_store(store)
+    key = (the_store.url, run_id)
+    run = _joined_runs.get(key)
+    if run is None:
+        open_shared_run(run_id, name=name, engine="plain", store=the_store, entry_file=entry_file, lease=False)
+        run = _joined_runs.setdefault(key, PlainRun(run_id=run_id, store=the_store, name=name))
+    return run
+
+
 def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[PlainRun, bool]:
     run = _current.get()
     if run is not None:
         return run, False
     spec = task._rf_spec
+    joined = _joined(spec.opts.store, task.name, None)
+    if joined is not None:
+        return joined, False
     store = get_store(spec.opts.store)
     bound = spec.signature.bind_partial(*args, **kwargs)
     bound.apply_defaults()

@@ -110,12 +110,38 @@ def start_run(
     engine: str,
     seed: int | None,
     entry_file: str | None = None,
+    engine_info: dict[str, Any] | None = None,
+    lease: bool = True,
 ) -> str:
     """Capture the process context and write ``run.json`` once. Returns the context digest.
 
     ``fn`` is the flow (or task) function; without one (``reproflow.record()`` in a script),
-    ``entry_file`` names the script and the entrypoint is that file alone.
+    ``entry_file`` names the script and the entrypoint is that file alone. ``lease=False``
+    records no liveness: a run opened by a process that exits before the run ends (a shared
+    run joined by other processes) stays RUNNING until it is closed.
     """
+    return open_run_record(store, run_id=run_id, flow_name=flow_name, flow_run_name=flow_run_name, fn=fn,
+                           parameters=parameters, engine=engine, seed=seed, entry_file=entry_file,
+                           engine_info=engine_info, lease=lease)[0]
+
+
+def open_run_record(
+    store: Store,
+    *,
+    run_id: str,
+    flow_name: str,
+    flow_run_name: str | None,
+    fn: Any,
+    parameters: dict[str, Any],
+    engine: str,
+    seed: int | None,
+    entry_file: str | None = None,
+    engine_info: dict[str, Any] | None = None,
+    lease: bool = True,
+    join: bool = False,
+) -> tuple[str, bool]:
+    """:func:`start_run`, also saying whether this call wrote ``run.json``. With ``join``, a run
+    another process wrote first is joined: this process neither holds its lease nor owns it."""
     from .capture import get_context
 
     entry_file = source_file(fn) if fn is not None else entry_file
@@ -143,13 +169,17 @@ def start_run(
         seed=seed,
         pythonhashseed=_pythonhashseed(),
         reproflow_version=_version(),
-        liveness=_liveness.current(),
+        liveness=_liveness.current() if lease else None,
+        engine_info=dict(engine_info or {}),
     )
-    store.write_run(record)
+    created = store.write_run(record)
+    if not created and join:
+        return digest, False  # a shared run another process opened first: join it
     with _lock:
         _started[run_id] = store.url
-    _liveness.hold(store, run_id)  # renewed by its own thread, never on a task's path
-    return digest
+    if lease:
+        _liveness.hold(store, run_id)  # renewed by its own thread, never on a task's path
+    return digest, created
 
 
 def _script_entry(path: str | None, root: str | None) -> str | None:
@@ -426,11 +456,12 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
         publish_or_warn(store, run_id)  # the engine's client, still open in this hook
 
 
-def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None) -> RunEnd:
+def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None,
+               exit_code: int | None = None) -> RunEnd:
     """Write ``end.json`` and the run's index entry (both once)."""
     _liveness.release(run_id)
     n_tasks = len({name.split(".")[0] for name in store.ls(store.path("runs", run_id, "tasks")) if name.endswith(".json")})
-    end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks)
+    end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code)
     store.write_run_end(end, _summary(store, run_id, end))
     return end
 
