@@ -27,6 +27,8 @@ fits, keeps its facts as attributes, and says the next step in its message::
      │    └── CheckConfigError
      ├── InvalidSeed (ValueError)
      ├── PrefectAPIError (ConnectionError) the Prefect API refused or could not be reached
+     ├── CommandError (ValueError)         bad `reproflow record/job -- CMD` input
+     │    └── CommandNotFound (FileNotFoundError)
      └── ReplayError (RuntimeError)
           ├── SourceNotAvailable           no snapshot and no commit to restore the code from
           ├── ParameterNotRestorable       a recorded parameter was not encodable (opaque)
@@ -375,6 +377,31 @@ class PrefectAPIError(ReproflowError, ConnectionError):
         )
 
 
+class CommandError(ReproflowError, ValueError):
+    """``reproflow record -- CMD`` or ``reproflow job -- CMD`` was given something it cannot run."""
+
+    exit_code = 2
+
+
+class CommandNotFound(CommandError, FileNotFoundError):
+    """The command to record is missing, or its program is not on PATH (exit 127, as a shell)."""
+
+    exit_code = 127
+
+    def __str__(self) -> str:  # FileNotFoundError's __str__ would print the args tuple
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def missing(cls) -> CommandNotFound:
+        return cls("no command to record: put it after --, e.g. `reproflow record -- make`")
+
+    @classmethod
+    def for_command(cls, program: str) -> CommandNotFound:
+        err = cls(f"command not found: {program!r} is not on PATH; check its spelling, or give its path")
+        err.program = program
+        return err
+
+
 class ReplayError(ReproflowError, RuntimeError):
     """A replay cannot go on (not to be confused with a replay whose outputs differ)."""
 
@@ -457,6 +484,8 @@ __all__ = [
     "CheckConfigError",
     "CheckError",
     "CheckPathNotFound",
+    "CommandError",
+    "CommandNotFound",
     "CorruptRecord",
     "DeclarationError",
     "EnvironmentBuildError",
