@@ -118,6 +118,14 @@ def _git(cwd: pathlib.Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def gh() -> str:
     return "ghp_" + _r(36)
 
@@ -164,6 +172,13 @@ def plant(root: pathlib.Path) -> Planted:
     tok = "sk-proj-" + _r(48)
     p.env["SETTING_OPENAI"] = p.add("env", "OpenAI project key", tok, tok[8:])
     p.env["JAVA_OPTS"] = f"-Xmx1g -Dpassword={p.add('env', 'password= in a value', _r(16))}"
+    # --- S3 reachable with credentials (as when a user's AWS settings are set, or the test
+    # session's S3 fixture ran before): the presigned URL below is then really opened, and the
+    # client's error quotes it percent-encoded (.../data.csv%3FX-Amz-Signature%3D...). The
+    # endpoint is a loopback port where nothing listens, so the error comes at once, offline.
+    p.env.update({"AWS_ACCESS_KEY_ID": "rf-planted-key-id", "AWS_DEFAULT_REGION": "us-east-1",
+                  "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "1",
+                  "AWS_RETRY_MODE": "standard"})
 
     # --- argv
     p.argv = ["--token", p.add("argv", "--token VALUE", _r(20)), f"--api-key={p.add('argv', '--api-key=VALUE', _r(20))}"]

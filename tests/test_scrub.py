@@ -159,3 +159,38 @@ def test_planted_secrets_never_survive_scrubbing(case: tuple[dict[str, Any], lis
 def _forget_known() -> Any:
     yield
     _redact.forget_known()
+
+
+SIG = "9fe96b28c4d6f887aaa859804c7d7a90bbfd12a94783b4258767b5ed05667f39"
+SAS = "sv/2+ab=cd" + "Qx7Lm2Pz"  # a credential holding characters that percent-encoding changes
+
+
+@pytest.mark.parametrize("shape", [
+    # botocore quotes the key it could not fetch: "?" and "=" become %3F and %3D
+    'EndpointConnectionError: Could not connect to the endpoint URL: '
+    '"http://127.0.0.1:9/bucket/data.csv%3FX-Amz-Signature%3D{sig}%26X-Amz-Credential%3DAKIAABCDEFGHIJKLMNOP"',
+    "GET https://bucket.s3.amazonaws.com/data.csv%3fx-amz-signature%3d{sig} failed",  # lower-case escapes
+    "could not open s3%3A%2F%2Fbucket%2Fdata.csv%3FX-Amz-Signature%3D{sig}%26v%3D1",  # a whole URL quoted
+    "retrying s3://bucket/data.csv%253FX-Amz-Signature%253D{sig}",  # quoted twice
+    "s3://bucket/k?X-Amz-Signature={sig}",  # and the plain form still
+])
+def test_url_credentials_are_scrubbed_from_free_text_in_percent_encoded_forms(shape: str) -> None:
+    """An error message that quotes a presigned URL (``?``/``=``/``&`` as ``%3F``/``%3D``/``%26``,
+    once or twice, any case) keeps no signature: scrub_text, an error result and a returned
+    string alike."""
+    text = shape.format(sig=SIG)
+    assert SIG not in scrub_text(text)
+    assert SIG not in json.dumps(scrub_json(to_typed_json({"msg": text, "items": [text]})))
+
+
+def test_a_url_credential_seen_once_is_scrubbed_from_later_text_in_any_encoding() -> None:
+    """The credential query values of a URL given as a parameter (or an input) are known secrets
+    for the rest of the process: a later error that names the value alone, raw or
+    percent-encoded, keeps none of it."""
+    url = f"https://acct.blob.example.net/c/b.csv?sig={SAS}&se=2030"
+    marker = scrub_json(to_typed_json(url))
+    assert is_redacted(marker) and SAS not in json.dumps(marker)
+    from urllib.parse import quote
+
+    for form in (SAS, quote(SAS, safe=""), quote(quote(SAS, safe=""), safe="")):
+        assert form not in scrub_text(f"signature {form} did not match"), form

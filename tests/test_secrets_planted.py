@@ -13,10 +13,13 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from secrets_plant import Planted, plant, report, run_flow, scan
 
+import reproflow
+from reproflow import repro_task
 from reproflow.store import Store
 
 pytestmark = pytest.mark.slow
@@ -32,10 +35,11 @@ def planted(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
     yield {"p": p, "store": store, "ok": ok, "failed": failed}
 
 
-@pytest.mark.xfail(strict=False, reason="order-dependent in the full suite: with the session's S3 credentials set, one planted value reaches a task record (passes alone); see the closing note")
 def test_no_planted_secret_is_in_any_stored_byte(planted: dict[str, Any]) -> None:
     """60+ secrets in ten places, none found in the store (gzip and tar members included); the
-    count per place is printed (docs/security.md quotes it)."""
+    count per place is printed (docs/security.md quotes it). The flow runs with S3 credentials
+    and an endpoint set (a dead loopback port), whatever ran before: the client's error then
+    quotes the presigned URL percent-encoded, which kept its signature in the input's reason."""
     p: Planted = planted["p"]
     places = {s.place for s in p.secrets}
     assert places == {"env", "argv", "flow-parameter", "task-parameter", "result", "error", "git-remote",
@@ -44,6 +48,48 @@ def test_no_planted_secret_is_in_any_stored_byte(planted: dict[str, Any]) -> Non
     found = scan(planted["store"], p.secrets)
     print("\n" + report(p.secrets, found))
     assert not found, report(p.secrets, found)
+
+
+@repro_task
+def open_signed(src: str) -> dict[str, str]:
+    return {"src": src, "quoted": quote(src, safe="")}
+
+
+@repro_task
+def fail_quoting(src: str) -> None:
+    raise OSError(f"could not fetch {quote(src, safe=':/')}; retry with {quote(quote(src, safe=''), safe='')}")
+
+
+def test_a_signed_url_leaves_no_credential_in_any_record(store_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A presigned URL's signature and credential reach no stored byte, however the URL comes
+    back: as the input's reason (the S3 client's error quotes the key percent-encoded), in a
+    result (raw and encoded), in an error (encoded once and twice), in the parameters. S3 is set
+    up as a user's AWS settings would (credentials, an endpoint: a loopback port where nothing
+    listens), so the URL is really opened, offline and at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for k, v in {"AWS_ACCESS_KEY_ID": "rf-test-key-id", "AWS_SECRET_ACCESS_KEY": "rf-" + os.urandom(8).hex(),
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+                 "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}.items():
+        monkeypatch.setenv(k, v)
+    sig, cred = os.urandom(32).hex(), "AKIA" + os.urandom(8).hex().upper()
+    url = f"s3://bucket/data.csv?X-Amz-Signature={sig}&X-Amz-Credential={cred}%2F20261202%2Fus-east-1%2Fs3"
+    store = store_dir
+    with reproflow.record("signed") as run:
+        out = open_signed(url)
+        with pytest.raises(OSError):
+            fail_quoting(url)
+    assert out["src"] == url  # the task got the real value
+    task = {t.task_name: t for t in Store(store).load_run(run.run_id).final_tasks()}
+    (ref,) = task["open_signed"].inputs
+    assert ref.kind == "unhashed" and ref.reason and "127.0.0.1" in ref.reason  # the client really tried
+    assert task["fail_quoting"].state == "FAILED" and "could not fetch" in task["fail_quoting"].error.message
+    stored = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file() and "keys" not in p.parts)
+    for needle in (sig, cred):
+        assert needle.encode() not in stored, needle
 
 
 def test_the_run_stays_whole_and_a_signed_url_is_recorded_unhashed(planted: dict[str, Any]) -> None:

@@ -68,35 +68,106 @@ def secret_name(name: str, value: str) -> str | None:
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
 _USERINFO, _PORT = USERINFO, PORT
+#: A query field of a percent-encoded URL (``%3Fkey%3Dvalue`` or ``%26key%3Dvalue``, encoded once
+#: or more, any case), as error messages quote a key they could not fetch: botocore turns
+#: ``s3://b/k?X-Amz-Signature=...`` into ``.../k%3FX-Amz-Signature%3D...``.
+_ENCODED_FIELD = re.compile(
+    r"(?i)%(?:25)*(?:3F|26)(?P<k>[A-Za-z0-9_.\-]{2,40})%(?:25)*3D(?P<v>(?:(?!%(?:25)*26)[^\s\"'<>`&;,)\]}])*)"
+)
 
 
 def _drop_userinfo(m: re.Match[str]) -> str:
     return m.group(0) if _PORT.match(m.group("pw")) else m.group("scheme")
 
 
+def _drop_and_remember_userinfo(m: re.Match[str]) -> str:
+    if not _PORT.match(m.group("pw")):
+        remember_url_value(m.group("pw"))
+    return _drop_userinfo(m)
+
+
+def _encoded_secrets(text: str) -> list[tuple[int, int]]:
+    """Spans of the credential values in percent-encoded query fields of ``text``."""
+    from ._urls import _SECRET_QUERY
+
+    return [m.span("v") for m in _ENCODED_FIELD.finditer(text) if m.group("v") and _SECRET_QUERY.match(m.group("k"))]
+
+
+def _decoded(value: str) -> str:
+    """``value`` percent-decoded until it no longer changes (a field may be quoted twice)."""
+    from urllib.parse import unquote
+
+    for _ in range(4):
+        plain = unquote(value)
+        if plain == value:
+            break
+        value = plain
+    return value
+
+
 def url_secrets(text: str) -> list[str]:
-    """The passwords and credential query values of every URL in ``text`` (to scrub elsewhere)."""
-    found = [m.group("pw") for m in _USERINFO.finditer(text) if not _PORT.match(m.group("pw"))]
-    from urllib.parse import parse_qsl, urlsplit
+    """The passwords and credential query values of every URL in ``text`` (to scrub elsewhere),
+    percent-encoded query fields included (decoded)."""
+    from urllib.parse import unquote_plus, urlsplit
 
     from ._urls import _SECRET_QUERY
 
+    found = [m.group("pw") for m in _USERINFO.finditer(text) if not _PORT.match(m.group("pw"))]
+    if "%" in text:
+        for start, end in _encoded_secrets(text):
+            found.append(_decoded(text[start:end]))
     for m in _URL.finditer(_USERINFO.sub(_drop_userinfo, text)):
         try:
             query = urlsplit(m.group(0)).query
         except ValueError:
             continue
-        found += [v for k, v in parse_qsl(query, keep_blank_values=True) if v and _SECRET_QUERY.match(k)]
+        for field in query.split("&"):  # the value as written and as decoded (``+`` is a space)
+            key, _, raw = field.partition("=")
+            if raw and _SECRET_QUERY.match(unquote_plus(key)):
+                found += [raw, unquote_plus(raw)]
     return found
+
+
+def remember_url_value(value: str) -> None:
+    """Remember a credential found in a URL as a known secret, with the forms percent-encoding
+    gives it (once and twice, ``/`` kept or not), so a later message that quotes it is scrubbed."""
+    from urllib.parse import quote
+
+    once = quote(value, safe="")
+    remember(value, quote(value), once, quote(once, safe=""))
+
+
+def remember_url_secrets(text: str) -> None:
+    """Remember the credentials of every URL in ``text`` (:func:`remember_url_value`), before
+    anything that may quote them (an error of the library that opens the URL) is stored."""
+    for value in url_secrets(text):
+        remember_url_value(value)
+
+
+def _strip_url(m: re.Match[str]) -> str:
+    url = m.group(0)
+    clean = strip_credentials(url)
+    if clean != url:
+        remember_url_secrets(url)
+    return clean
 
 
 def strip_urls(text: str) -> str:
     """``text`` with ``user:password@`` removed from every URL (passwords holding ``/`` or ``#``
-    included) and every URL passed through :func:`strip_credentials` (credential query fields)."""
+    included), every URL passed through :func:`strip_credentials` (credential query fields), and
+    the credential values of percent-encoded query fields (``%3FX-Amz-Signature%3D...``)
+    replaced. Every credential removed is remembered (:func:`remember_url_value`): the same
+    value elsewhere in later text, in any of its encoded forms, is scrubbed too."""
+    if "%" in text:
+        spans = _encoded_secrets(text)
+        for start, end in spans:
+            remember(text[start:end])
+            remember_url_value(_decoded(text[start:end]))
+        text = _apply(text, spans)
     if "://" not in text:
         return text
-    text = _USERINFO.sub(_drop_userinfo, text)
-    return _URL.sub(lambda m: strip_credentials(m.group(0)), text)
+    text = _USERINFO.sub(_drop_and_remember_userinfo, text)
+    return _URL.sub(_strip_url, text)
 
 
 def url_credentials(name: str, value: str) -> str | None:
@@ -622,6 +693,8 @@ __all__ = [
     "free_text_secret",
     "json_secret_keys",
     "remember",
+    "remember_url_secrets",
+    "remember_url_value",
     "scrub_known",
     "secret_assignment",
     "url_secrets",

@@ -44,11 +44,14 @@ def maybe_secret(text: str) -> bool:
     """A cheap over-approximation: can ``text`` hold a secret that :func:`redact_text` finds?
 
     Tokens of every known format hold a run of 16+ token characters; assignments hold ``=``,
-    ``:`` or a ``--flag``; URL credentials an ``@`` or a query. Plain words and paths do not.
+    ``:`` or a ``--flag``; URL credentials an ``@`` or a query (percent-encoded ones ``%3D``).
+    Plain words and paths do not.
     """
     if len(text) < 8:
         return False
     if "=" in text or "--" in text or "PRIVATE KEY" in text or "PuTTY" in text:
+        return True
+    if "%3" in text:  # a percent-encoded query field (%3Fsig%3D...) of a quoted URL
         return True
     if ":" in text and ("://" not in text or "@" in text or "?" in text or text.count(":") > 1):
         return True

@@ -33,6 +33,7 @@ from prefect.tasks import Task, _generate_task_key
 from . import errors
 from ._declare import RETURN, Declaration, declare, is_data_value, iter_data_values
 from ._hashing import changed_in_tree, hash_path, is_local, local_path, stat_signature
+from ._redact import remember_url_secrets
 from ._scrub import scrub_json, scrub_mapping, scrub_text
 from ._urls import strip_credentials
 from ._run import (STORE_INPUTS_ENV, STRICT_ENV, FlowPlace, ensure_prefect_run, env_flag, env_seed, get_store, owns_run,
@@ -184,6 +185,8 @@ class _Attempt:
 
     def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
         uri = _uri(value)
+        if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
+            remember_url_secrets(uri)
         try:
             ref = hash_path(uri)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
