@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from reproflow import records  # noqa: E402
 
-STORED = ["RunRecord", "RunEnd", "RunSummary", "TaskRecord", "MapRecord", "ProcessContext", "Environment"]
+STORED = ["RunRecord", "RunEnd", "RunSummary", "TaskRecord", "MapRecord", "ProcessContext", "Environment", "SystemLibraries"]
 
 
 def schemas() -> dict[str, str]:

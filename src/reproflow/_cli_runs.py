@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from ._api import list_runs, load_run, open_store
@@ -151,8 +152,9 @@ def show_cmd(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
     packages: bool = typer.Option(False, "--packages", help="List every installed distribution."),
+    libraries: bool = typer.Option(False, "--libraries", help="List every shared library the run loaded."),
 ) -> None:
-    """One run: its tasks with DAG edges and data hashes, environment, hardware and git."""
+    """One run: its tasks with DAG edges and data hashes, environment, hardware, system libraries and git."""
     s = open_store(store)
     run = load_run(run_id, s)
     env = s.get_model_blob(run.context.environment_blob, Environment) if run.context else None
@@ -213,6 +215,9 @@ def show_cmd(
     for t in failed:
         console.print(f"[red]{t.task_name} failed:[/] {t.error.type}: {t.error.message}")  # type: ignore[union-attr]
 
+    from .capture.system import run_libraries
+
+    libs = run_libraries(s, run)
     if ctx is not None:
         tree = Tree("[bold]process context[/]")
         py = tree.add(f"Python {ctx.python_version}")
@@ -235,6 +240,7 @@ def show_cmd(
             h.add(f"no GPU ({hw.gpu_absent_reason or 'none detected'})")
         for tp in hw.threadpools:
             h.add(f"{tp.user_api}: {tp.internal_api} {tp.version or ''} ({tp.num_threads} threads)")
+        _library_summary(tree, libs)
         g = tree.add("git")
         if ctx.git.available:
             g.add(f"{ctx.git.commit} on {ctx.git.branch or 'detached HEAD'}" + (" [yellow](dirty)[/]" if ctx.git.dirty else " (clean)"))
@@ -249,6 +255,14 @@ def show_cmd(
         src = ctx.source
         tree.add(f"source snapshot: {src.kind}, {src.files} files" + (f", blob {_short(src.blob)}" if src.blob else ""))
         console.print(tree)
+    if libraries and libs is not None:
+        lt = Table(title="system libraries")
+        for col in ("library", "version", "origin", "package", "package version", "role", "sha256"):
+            lt.add_column(col, overflow="fold")
+        for lib in libs.libraries:
+            lt.add_row(Text(lib.soname or lib.path), Text(lib.version or ""), lib.origin, Text(lib.package or ""),
+                       Text(lib.package_version or ""), ", ".join(lib.roles), _short(lib.sha256, 12))
+        console.print(lt)
     if packages and env is not None:
         pt = Table(title="distributions")
         pt.add_column("name")
@@ -293,3 +307,24 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["register", "run_json"]
+
+
+def _library_summary(tree: Tree, libs: Any) -> None:
+    """One node: how many shared libraries, from where, and the BLAS/LAPACK/OpenMP/CUDA ones."""
+    if libs is None:
+        return
+    node = tree.add("system libraries")
+    if libs.absent_reason:
+        node.add(Text(f"not recorded: {libs.absent_reason}"))
+        return
+    from collections import Counter
+
+    from .capture.system import library_key
+
+    counts = Counter(lib.origin for lib in libs.libraries)
+    node.add(f"{len(libs.libraries)} mapped: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+             + " (--libraries lists them)")  # fmt: skip
+    for lib in libs.libraries:
+        if lib.roles:
+            owner = f" ({lib.package} {lib.package_version})" if lib.package else " (unknown origin)"
+            node.add(Text(f"{'/'.join(lib.roles)}: {library_key(lib)} {lib.version or ''}{owner}"))

@@ -1,6 +1,7 @@
 """What changed between two runs, grouped and ordered most-relevant first.
 
-Sections, in order: packages (added, removed, changed), Python, OS, hardware and driver, git
+Sections, in order: packages (added, removed, changed), Python, OS, hardware and driver, the
+system libraries the processes had loaded (by SONAME: version, OS package and bytes), git
 (commit and uncommitted diff), the source of task functions that changed, flow parameters,
 environment variables (redacted ones compared by their keyed fingerprint), then per task the
 parameters, inputs, outputs and return hashes that differ. Tasks are matched by name and
@@ -88,6 +89,8 @@ class RunDiff(BaseModel):
     python: list[Change] = Field(default_factory=list)
     os: list[Change] = Field(default_factory=list)
     hardware: list[Change] = Field(default_factory=list)
+    #: shared libraries (key: SONAME) whose version, OS package or bytes differ, added or removed
+    system: list[Change] = Field(default_factory=list)
     git: list[Change] = Field(default_factory=list)
     #: task functions whose source changed (key "file.py:qualname"), read from the runs' snapshots
     sources: list[Change] = Field(default_factory=list)
@@ -105,6 +108,7 @@ class RunDiff(BaseModel):
             Section(name="python", title="Python", changes=self.python),
             Section(name="os", title="Operating system", changes=self.os),
             Section(name="hardware", title="Hardware and driver", changes=self.hardware),
+            Section(name="system", title="System libraries", prefix="system library", changes=self.system),
             Section(name="git", title="Code (git)", changes=self.git),
             Section(name="sources", title="Task source", prefix="source", changes=self.sources),
             Section(name="parameters", title="Flow parameters", prefix="flow parameter", changes=self.parameters),
@@ -399,7 +403,13 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, ignore_env: frozenset[str
 def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: frozenset[str] = VOLATILE_ENV,
             store: Optional[Store] = None) -> RunDiff:  # fmt: skip
     """Compare two loaded runs and their environments; with ``store``, task functions are compared
-    by their source in the runs' stored snapshots."""
+    by their source in the runs' stored snapshots, and the system libraries they loaded."""
+    system: list[Change] = []
+    if store is not None:
+        from .capture.system import drift, run_libraries
+
+        system = [Change(key=name, a=was, b=now, text=words, note=words)
+                  for name, was, now, words in drift(run_libraries(store, a), run_libraries(store, b))]  # fmt: skip
     assert a.context is not None and b.context is not None
     ca, cb = a.context, b.context
     pa, pb = ea.python, eb.python
@@ -452,6 +462,7 @@ def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: fro
         python=python,
         os=os_changes,
         hardware=hardware,
+        system=system,
         git=git,
         sources=sources,
         parameters=params,

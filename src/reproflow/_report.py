@@ -22,6 +22,8 @@ replay-refused       30      the replay plan, made as on another machine with no
                              the store, has problems: a replay would be refused
 unverifiable         5 each  a task a replay cannot check: its return value has no stable
                              hash and it wrote no file (per task name, max 15)
+unknown-libraries    0       (counted, no points) shared libraries the run loaded that no OS
+                             package, Python distribution or interpreter owns
 ===================  ======  ==========================================================
 
 The replay checks reuse the replay planner (:func:`reproflow.replay._plan.plan_loaded` with
@@ -470,8 +472,33 @@ def _unverifiable(ri: ReportInput) -> Check:
                  "declared in outputs=")  # fmt: skip
 
 
+def _libraries(ri: ReportInput) -> Check:
+    title = "System libraries with a known origin"
+    if ri.store is None:
+        return Check(code="unknown-libraries", title=title, status="info", reason="no store given: libraries not read")
+    from .capture.system import run_libraries
+
+    libs = run_libraries(ri.store, ri.run)
+    if libs is None:
+        return Check(code="unknown-libraries", title=title, status="info",
+                     reason="no system libraries recorded (a run recorded before schema 1.3)")  # fmt: skip
+    if libs.absent_reason:
+        return Check(code="unknown-libraries", title=title, status="info", reason=libs.absent_reason)
+    unknown = [lib.path for lib in libs.libraries if lib.origin == "unknown"]
+    owned = {lib.origin for lib in libs.libraries} - {"unknown"}
+    if not unknown:
+        return Check(code="unknown-libraries", title=title, status="pass",
+                     reason=f"all {len(libs.libraries)} shared libraries come from {', '.join(sorted(owned)) or 'nothing'}")
+    return Check(code="unknown-libraries", title=title, status="info",
+                 reason=f"{len(unknown)} of {len(libs.libraries)} shared libraries have an unknown origin (no OS "
+                 "package, Python distribution or interpreter owns them): a rebuild cannot get them back",
+                 details=unknown[:30],
+                 fix="install them from an OS package (apt, dnf) or a wheel that bundles them, rather than by hand")  # fmt: skip
+
+
 CHECKS: list[Callable[[ReportInput], Any]] = [
     _git, _dirty, _source, _local, _inputs, _randomness, _findings, _gpu, _secrets, _failed, _replay, _unverifiable,
+    _libraries,
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import os
 import pickle
 import tarfile
@@ -290,6 +291,12 @@ class _Attempt:
 
     def _write(self, state: str, **fields: Any) -> None:
         ended = utcnow()
+        try:  # the shared libraries mapped now, when the task loaded some (numpy imported inside it)
+            from .capture import context_at_task_end
+
+            self.context_digest = context_at_task_end(self.store, self.context_digest)
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            logging.getLogger("reproflow").debug("system libraries not captured again: %r", exc)
         typed = self._typed_params()
         per, combined = hash_mapping(self.params)
         record = TaskRecord(

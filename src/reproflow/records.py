@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
 
 
@@ -238,6 +238,44 @@ class SourceSnapshot(_Model):
     skipped_total: int = 0  #: how many files were left out in all
 
 
+#: where a loaded shared library came from: an OS package (Debian's dpkg, RPM), the Python
+#: installation or a Python distribution (a wheel's bundled library, an extension module), or
+#: nothing known (a library built by hand, copied in, or of a package manager not read here)
+LibraryOrigin = Literal["dpkg", "rpm", "python", "unknown"]
+
+
+class SharedLibrary(_Model):
+    """One ELF file mapped into the process (since schema 1.3)."""
+
+    path: str  #: real path, as in /proc/self/maps
+    soname: Optional[str] = None  #: DT_SONAME of its dynamic section (None for executables)
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+    #: the library's own version: threadpoolctl's for BLAS/OpenMP, else, for a library no OS
+    #: package owns (whose package version says more), from the file name (libz.so.1.2.13 -> 1.2.13)
+    version: Optional[str] = None
+    kind: Literal["library", "extension", "executable"] = "library"  #: extension: a Python extension module
+    origin: LibraryOrigin = "unknown"
+    #: what installed it: the OS package (origin dpkg/rpm) or the Python distribution (origin python)
+    package: Optional[str] = None
+    package_version: Optional[str] = None  #: e.g. Debian's "0.3.21+ds-4"
+    package_arch: Optional[str] = None  #: e.g. "amd64"
+    roles: list[str] = Field(default_factory=list)  #: "blas", "lapack", "openmp", "cuda"
+
+
+class SystemLibraries(Record):
+    """The shared libraries a process had loaded, and who owns them. Stored as a blob (since 1.3).
+
+    Holds no timestamps, so the same libraries captured by two processes are one blob.
+    """
+
+    source: str = "/proc/self/maps"
+    absent_reason: Optional[str] = None  #: why nothing was captured (no /proc on this system, ...)
+    package_manager: Optional[str] = None  #: "dpkg" / "rpm" where its database was read
+    libraries: list[SharedLibrary] = Field(default_factory=list)  #: sorted by path
+    threadpools: list[ThreadpoolInfo] = Field(default_factory=list)  #: threadpoolctl, at capture
+
+
 class ProcessContext(Record):
     """What one process captured once; task records point at it by content hash."""
 
@@ -251,6 +289,10 @@ class ProcessContext(Record):
     capture_ms: Optional[float] = None
     pid: Optional[int] = None
     hostname: Optional[str] = None
+    #: sha256 of the SystemLibraries blob (since schema 1.3). A process that loads more libraries
+    #: later (numpy imported inside a task) gets a new context at that task's end, so each task
+    #: record points at the libraries mapped when it ended.
+    system_blob: Optional[str] = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +510,10 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunSummary",
+    "LibraryOrigin",
+    "SharedLibrary",
     "SourceSnapshot",
+    "SystemLibraries",
     "TaskRecord",
     "TaskState",
     "ThreadpoolInfo",

@@ -2,9 +2,10 @@
 
 Both start from a base image that matches the recorded interpreter and OS (``python:X.Y.Z-slim-
 <debian>``), or an ``nvidia/cuda`` runtime image matching the driver's CUDA version when the
-run saw a GPU; install the pinned environment with uv (``--no-deps``: the record is the whole
-resolution); put the code at its recorded commit in ``/app``; and run the flow with its recorded
-parameters as the default command.
+run saw a GPU; install the Debian packages that owned the shared libraries the run loaded, at
+their recorded versions (``apt-get install pkg=version``); install the pinned environment with
+uv (``--no-deps``: the record is the whole resolution); put the code at its recorded commit in
+``/app``; and run the flow with its recorded parameters as the default command.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import shlex
 
 from ._common import ExportContext, Pin
@@ -25,6 +27,43 @@ NUMERICS_ENV = (
 
 VENV = "/opt/venv"
 APP = "/app"  #: where the recorded code goes in the image
+
+
+#: what a Debian package name and version may hold (Debian Policy 5.6.1, 5.6.12): a record is
+#: untrusted input, and these words go into a shell command
+_DEB_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]{0,127}")
+_DEB_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]{0,127}(?<!-)")
+
+
+def os_packages(ctx: ExportContext) -> tuple[list[str], list[str]]:
+    """``(["pkg=version", ...], notes)``: the Debian packages that owned the shared libraries the
+    run loaded, when the image is Debian like the recorded system; otherwise none, and a note."""
+    from ..capture.system import run_libraries
+
+    libs = run_libraries(ctx.store, ctx.run)
+    if libs is None or libs.package_manager is None:
+        return [], []
+    owned = {(lib.package, lib.package_version) for lib in libs.libraries
+             if lib.origin in ("dpkg", "rpm") and lib.package and lib.package_version}  # fmt: skip
+    if not owned:
+        return [], []
+    distro = ctx.environment.platform.distro_id
+    if libs.package_manager != "dpkg" or ctx.cuda_image() is not None or distro != "debian":
+        names = ", ".join(sorted(f"{n} {v}" for n, v in owned))
+        return [], [f"OS packages not installed (recorded on {distro or 'an unknown system'} with "
+                    f"{libs.package_manager}, the image differs): {names}"]  # fmt: skip
+    pins, notes = [], []
+    for name, version in sorted(owned):  # type: ignore[type-var]
+        if _DEB_NAME.fullmatch(name or "") and _DEB_VERSION.fullmatch(version or ""):
+            pins.append(f"{name}={version}")
+        else:
+            notes.append(f"OS package left out, its recorded name or version is not Debian's: {name!r} {version!r}")
+    names = sorted(p.partition("=")[0] for p in pins)
+    if len(set(names)) != len(names):  # two versions of one package (two processes on two hosts)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        notes.append(f"OS packages recorded at more than one version, left out: {', '.join(dup)}")
+        pins = [p for p in pins if p.partition("=")[0] not in dup]
+    return pins, notes
 
 
 def _env(ctx: ExportContext) -> dict[str, str]:
@@ -138,11 +177,19 @@ def export_dockerfile(ctx: ExportContext) -> str:
     env.update(_env(ctx))
     lines.append("ENV " + " \\\n    ".join(f"{k}={json.dumps(v)}" for k, v in env.items()))
     needs_git = any(p.kind == "vcs" for p in remote)
-    if needs_git:
-        lines.append("# hadolint ignore=DL3008")
+    debs, deb_notes = os_packages(ctx)
+    lines[1:1] = [f"# {n}" for n in deb_notes]
+    if needs_git or debs:
+        if debs:
+            lines.append("# the Debian packages that owned the shared libraries the run loaded, at their recorded "
+                         "versions (older ones: snapshot.debian.org)")
+        if needs_git:
+            lines.append("# hadolint ignore=DL3008")
+        words = (["git", "ca-certificates"] if needs_git else []) + debs
         lines.append(
-            "RUN apt-get update \\\n && apt-get install -y --no-install-recommends git ca-certificates \\\n"
-            " && rm -rf /var/lib/apt/lists/*"
+            "RUN apt-get update \\\n && apt-get install -y --no-install-recommends"
+            + (" --allow-downgrades" if debs else "") + " \\\n      "
+            + " \\\n      ".join(words) + " \\\n && rm -rf /var/lib/apt/lists/*"
         )
     if cuda:
         lines.append("ENV UV_PYTHON_INSTALL_DIR=/opt/python")
@@ -196,7 +243,12 @@ def export_apptainer(ctx: ExportContext) -> str:
         apt.append("git")
     if cuda:
         apt.append("curl")
-    post.append("apt-get update && apt-get install -y --no-install-recommends " + " ".join(apt))
+    debs, deb_notes = os_packages(ctx)
+    out[:0] = [f"# {n}" for n in deb_notes]
+    if debs:
+        post.append("# the Debian packages that owned the shared libraries the run loaded, at their recorded versions")
+    post.append("apt-get update && apt-get install -y --no-install-recommends "
+                + ("--allow-downgrades " if debs else "") + " ".join(apt + debs))  # fmt: skip
     post.append("rm -rf /var/lib/apt/lists/*")
     uv = ctx.uv_version()
     if cuda:

@@ -19,11 +19,15 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .._values import from_typed_json, hash_mapping, stable_hash
 from ..records import DataRef, Environment, Hardware, Run, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
 from ._relocate import Relocation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import Store
 
 
 def _qual(t: TaskRecord) -> str:
@@ -227,6 +231,14 @@ def environment_drift(old: Environment | None, new: Environment | None, old_hw: 
     return out
 
 
+def library_drift(store: Store, old: Run, new: Run) -> list[str]:
+    """The system libraries whose version, OS package or bytes differ between two runs, one line
+    each ("system library libopenblas.so.0: 0.3.21 -> 0.3.27 (libopenblas0-pthread)")."""
+    from ..capture.system import drift, run_libraries
+
+    return [f"system library {name}: {words}" for name, _, _, words in drift(run_libraries(store, old), run_libraries(store, new))]
+
+
 def explain(
     verdicts: list[TaskVerdict],
     original: Run,
@@ -243,7 +255,7 @@ def explain(
     changed_inputs = [i for i in inputs if i.status in ("changed", "missing")]
     pkg = [d for d in drift if d.startswith("package ")]
     py = [d for d in drift if d.startswith("Python")]
-    hw = [d for d in drift if d.startswith(("CPU", "GPU", "CUDA", "BLAS", "OS", "machine", "libc"))]
+    hw = [d for d in drift if d.startswith(("CPU", "GPU", "CUDA", "BLAS", "OS", "machine", "libc", "system library"))]
     for v in verdicts:
         if v.verdict in ("reproduced", "unverified") or v.original_task_run_id is None:
             continue

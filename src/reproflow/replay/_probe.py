@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 
 from ..records import Environment, Run, TaskRecord
 from ..store import Store
-from ._compare import compare_task, environment_drift, explain, match_tasks, unverified_cause
+from ._compare import compare_task, environment_drift, explain, library_drift, match_tasks, unverified_cause
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
 from ._relocate import Relocation
@@ -164,6 +164,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
         new_hw = run1.context.hardware
     assert original.context is not None
     result.drift = environment_drift(old_env, new_env, original.context.hardware, new_hw)
+    result.drift += library_drift(st, original, run1)
     for vs in verdicts:
         explain(vs, original, result.drift, result.inputs)
 

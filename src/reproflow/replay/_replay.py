@@ -21,7 +21,7 @@ from typing import Any
 
 from ..records import Environment, Run
 from ..store import Store
-from ._compare import compare_task, environment_drift, explain, match_tasks
+from ._compare import compare_task, environment_drift, explain, library_drift, match_tasks
 from ._envbuild import build_environment, env_cache_root
 from ._execute import run_runner
 from ._inputs import verify_inputs
@@ -311,6 +311,7 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
         new_hw = new_run.context.hardware
     assert original.context is not None
     result.drift = environment_drift(old_env, new_env, original.context.hardware, new_hw)
+    result.drift += library_drift(st, original, new_run)
     explain(verdicts, original, result.drift, result.inputs)
     conclude(result, verdicts)
 
