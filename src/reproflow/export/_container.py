@@ -185,11 +185,10 @@ def export_dockerfile(ctx: ExportContext) -> str:
                          "versions (older ones: snapshot.debian.org)")
         if needs_git:
             lines.append("# hadolint ignore=DL3008")
-        words = (["git", "ca-certificates"] if needs_git else []) + debs
         lines.append(
             "RUN apt-get update \\\n && apt-get install -y --no-install-recommends"
-            + (" --allow-downgrades" if debs else "") + " \\\n      "
-            + " \\\n      ".join(words) + " \\\n && rm -rf /var/lib/apt/lists/*"
+            + (" --allow-downgrades" if debs else "") + (" git ca-certificates" if needs_git else "")
+            + "".join(f" \\\n      {d}" for d in debs) + " \\\n && rm -rf /var/lib/apt/lists/*"
         )
     if cuda:
         lines.append("ENV UV_PYTHON_INSTALL_DIR=/opt/python")
