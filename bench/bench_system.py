@@ -2,8 +2,9 @@
 
 Run: ``python bench/bench_system.py [--repeat N]``
 
-Each measurement runs in a fresh interpreter that has imported numpy (its BLAS is mapped), as a
-recording process would be; the median of N is printed. A child times:
+Each measurement runs in a fresh interpreter that has imported numpy (its BLAS is mapped), and
+threadpoolctl and the hash cache (the hardware capture and the store import them anyway), with a
+bytecode cache as a normal install has; the median of N is printed. A child times:
 
 * ``per process``: the first :func:`reproflow.capture.system.current` of the process (read
   ``/proc/self/maps``, hash-cache lookups, ELF facts and dpkg owners from the machine's cache,
@@ -38,6 +39,7 @@ CHILD = r"""
 import ctypes, ctypes.util, json, sys, time
 import numpy  # noqa: F401 - its BLAS is what we look for
 import pydantic, reproflow.records  # every recording process has these
+import threadpoolctl, reproflow._hashing  # the hardware capture and the store import them anyway
 from reproflow.capture import system, get_context, context_at_task_end
 from reproflow.capture.environment import capture_environment
 from reproflow.store import Store
@@ -85,7 +87,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-system-") as tmp:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        # a bytecode cache, as a normal install has (these machines set PYTHONDONTWRITEBYTECODE)
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONPYCACHEPREFIX": os.path.join(tmp, "pycache")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         warm = {**env, "REPROFLOW_CACHE_DIR": os.path.join(tmp, "cache")}
         child(os.path.join(tmp, "store-warmup"), tmp, warm)  # fills this machine's caches
         runs, cold = [], []

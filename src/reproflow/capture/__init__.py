@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .._redact import redact_bytes
 from .._spool import spool_root
 from ._secret_files import drop_secret_files
-from ..records import Environment, GitState, ProcessContext, SourceSnapshot, SystemLibraries
+from ..records import Environment, GitState, ProcessContext, SourceSnapshot, SystemLibraries, ThreadpoolInfo
 from .environment import capture_environment, environment_identity, local_dir
 from .git import GitRunner, capture_git, subprocess_runner
 from .hardware import capture_hardware
@@ -197,7 +197,7 @@ def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, Proc
         pid=os.getpid(),
         hostname=env.platform.hostname or socket.gethostname(),
     )
-    gen, libs = _system_now()
+    gen, libs = _system_now(hardware.threadpools)
     context.system_blob = store.put_model_blob(libs)
     context.capture_ms = round((time.perf_counter() - t0) * 1000, 3)
     digest = store.put_model_blob(context)
@@ -205,9 +205,9 @@ def _capture(store: Store, root: str, entry_file: str | None) -> tuple[str, Proc
     return digest, context
 
 
-def _system_now() -> tuple[object, SystemLibraries]:
+def _system_now(pools: list[ThreadpoolInfo] | None = None) -> tuple[object, SystemLibraries]:
     try:
-        return _system.current()
+        return _system.current(pools=pools)
     except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
         return None, SystemLibraries(absent_reason=f"capture failed: {type(exc).__name__}: {exc}"[:500])
 

@@ -100,9 +100,10 @@ def mapped_files(maps_path: str = "/proc/self/maps") -> frozenset[str] | None:
 
 
 # ----------------------------------------------------------------------------- capture
-def current(*, force: bool = False) -> tuple[object, SystemLibraries]:
+def current(*, force: bool = False, pools: list[ThreadpoolInfo] | None = None) -> tuple[object, SystemLibraries]:
     """This process's libraries now, as ``(generation, SystemLibraries)``; captured again only
-    when the loaded set changed since the last call (or with ``force``)."""
+    when the loaded set changed since the last call (or with ``force``). ``pools``:
+    threadpoolctl's view when the caller just asked it (the hardware capture does)."""
     global _last
     with _lock:
         gen = generation()
@@ -112,7 +113,10 @@ def current(*, force: bool = False) -> tuple[object, SystemLibraries]:
         if _last is not None and not force and paths is not None and paths == _last[1]:
             _last = (gen, _last[1], _last[2])
             return gen, _last[2]
-        result = capture_system(paths=paths)
+        if pools is None and _last is not None and paths is not None and not any(
+                roles(os.path.basename(p)) for p in paths.symmetric_difference(_last[1])):
+            pools = _last[2].threadpools  # no BLAS/OpenMP library came or went: threadpoolctl would say the same
+        result = capture_system(paths=paths, pools=pools)
         _last = (gen, paths or frozenset(), result)
         return gen, result
 
