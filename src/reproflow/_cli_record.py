@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Optional
 
 import typer
 
 from ._cli_common import StoreOption, console_err
+from .errors import CommandError
 
 _PASS_THROUGH = {"allow_interspersed_args": False}
 
@@ -38,6 +40,10 @@ def job_cmd(
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help="A path the command reads (repeat it)."),
     outputs: Optional[list[str]] = typer.Option(None, "--output", "-o", help="A path the command writes (repeat it)."),
     info: Optional[list[str]] = typer.Option(None, "--info", help="KEY=VALUE about the task, kept in the record (repeat it)."),
+    in_words: Optional[str] = typer.Option(None, "--inputs", help="Input paths as one shell-quoted list (Snakemake's \"{input:q}\")."),
+    out_words: Optional[str] = typer.Option(None, "--outputs", help="Output paths as one shell-quoted list (\"{output:q}\")."),
+    wildcards: Optional[str] = typer.Option(None, "--wildcards", help="KEY=VALUE pairs as one shell-quoted list (\"{wildcards:q}\")."),
+    engine: str = typer.Option("command", "--engine", help="The engine that runs the job: command or snakemake."),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Run a command as one recorded task: inputs hashed before, outputs after.
@@ -49,8 +55,22 @@ def job_cmd(
     from ._command import run_job, split_info
 
     st = open_store(store, must_exist=False) if store else None
-    code = run_job(cmd or [], name=name, inputs=inputs or [], outputs=outputs or [],
-                   engine_info=split_info(info or []), store=st)
+    if engine not in ("command", "snakemake"):
+        raise CommandError(f"--engine {engine!r} is not known; pass --engine command or --engine snakemake")
+    all_in = [*(inputs or []), *shlex.split(in_words or "")]
+    all_out = [*(outputs or []), *shlex.split(out_words or "")]
+    pairs = split_info(shlex.split(wildcards or ""))
+    extra = split_info(info or [])
+    if engine == "snakemake":
+        from ._snakemake import job_info
+
+        extra = {**job_info(name, pairs, all_in, all_out, "shell"), **extra}
+        code = run_job(cmd or [], name=name, inputs={"input": all_in}, outputs={"output": all_out}, engine=engine,
+                       engine_info=extra, store=st)
+    else:
+        if pairs:
+            extra["wildcards"] = pairs  # type: ignore[assignment]
+        code = run_job(cmd or [], name=name, inputs=all_in, outputs=all_out, engine=engine, engine_info=extra, store=st)
     raise typer.Exit(code)
 
 

@@ -77,8 +77,8 @@ def run_job(
     cmd: Sequence[str],
     *,
     name: str,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
+    inputs: Sequence[str] | dict[str, list[str]] = (),
+    outputs: Sequence[str] | dict[str, list[str]] = (),
     engine: str = "command",
     engine_info: dict[str, EngineInfoValue] | None = None,
     store: Store | None = None,
@@ -91,7 +91,8 @@ def run_job(
     """
     _check_command(cmd)
     info: dict[str, Any] = {"argv": scrub_argv(list(cmd)), **(engine_info or {})}
-    with record_task(name, inputs=list(inputs), outputs=list(outputs), engine=engine, engine_info=info,
+    with record_task(name, inputs=inputs if isinstance(inputs, dict) else list(inputs),
+                     outputs=outputs if isinstance(outputs, dict) else list(outputs), engine=engine, engine_info=info,
                      store=store) as attempt:
         attempt.exit_code = _run(cmd, dict(os.environ))
     return attempt.exit_code

@@ -1,0 +1,160 @@
+"""Snakemake 9 adapter (reproflow.snakemake) against the real engine, in its own environment built
+with uv (Snakemake and reproflow, installed from this checkout).
+
+Every job of one invocation (shell:, script: and run: rules) lands in one run, with the rule,
+wildcards and declared paths in engine_info and edges from file lineage; the engine tests'
+pipeline (tests/engines/pipeline) records the same tasks, DAG shape and data hashes as its
+Prefect version."""
+
+from __future__ import annotations
+
+import collections
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from reproflow._dag import edges
+from reproflow.records import Run
+from reproflow.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PIPELINE = pathlib.Path(__file__).resolve().parent / "pipeline"
+
+
+@pytest.fixture(scope="module")
+def snakemake_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """A virtual environment with Snakemake 9 and reproflow (editable, from this checkout): the bin
+    folder. Built apart from the test environment, so Snakemake's pins never meet Prefect's."""
+    venv = tmp_path_factory.mktemp("snakemake-env") / "venv"
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
+    subprocess.run([*uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "-e", str(REPO),
+                    "snakemake==9.*"], check=True, timeout=600)
+    yield venv / "bin"
+
+
+def _env(bin_dir: pathlib.Path, store: pathlib.Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["REPROFLOW_STORE"] = str(store)
+    env.pop("REPROFLOW_RUN_ID", None)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _snakemake(bin_dir: pathlib.Path, workdir: pathlib.Path, store: pathlib.Path, *args: str,
+               record: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = [str(bin_dir / "snakemake"), "-c1", "--quiet", "all", *args]
+    if record:
+        cmd = [str(bin_dir / "reproflow"), "record", "--", *cmd]
+    return subprocess.run(cmd, cwd=workdir, env=_env(bin_dir, store), text=True, capture_output=True, timeout=900)
+
+
+def _only_run(store: Store) -> Run:
+    [run_id] = store.run_ids()
+    return store.load_run(run_id)
+
+
+def _shape(run: Run) -> collections.Counter[tuple[str, str]]:
+    """The DAG by task names: how many task-run pairs connect each (upstream, downstream) name pair."""
+    names = {t.task_run_id: t.task_name for t in run.final_tasks()}
+    pairs = {(e.src, e.dst) for e in edges(run)}
+    return collections.Counter((names[s], names[d]) for s, d in pairs)
+
+
+def _hash_of(run: Run, task: str, which: str, suffix: str) -> set[str]:
+    return {ref.sha256 or "" for t in run.final_tasks() if t.task_name == task
+            for ref in getattr(t, which) if ref.uri.endswith(suffix)}
+
+
+def test_snakefile_pipeline_records_one_run_like_the_prefect_flow(
+        snakemake_env: pathlib.Path, tmp_path: pathlib.Path, prefect_api_env: dict[str, str]) -> None:
+    """The pipeline's Snakefile (a shell: rule, two script: rules, a run: rule fanned out over four
+    statistics), run by real Snakemake with the onstart/onsuccess hooks: one run of engine
+    snakemake holding every job, each with its rule, wildcards and declared paths; and the same
+    tasks, DAG shape and data hashes (raw CSV, clean CSV, report) as the Prefect flow's run."""
+    smk_dir, smk_store = tmp_path / "smk", tmp_path / "smk-store"
+    shutil.copytree(PIPELINE, smk_dir, ignore=shutil.ignore_patterns("results", ".reproflow", ".snakemake"))
+    proc = _snakemake(snakemake_env, smk_dir, smk_store)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    smk = _only_run(Store(smk_store))
+    assert smk.record.engine == "snakemake" and smk.status == "COMPLETED" and smk.end is not None
+    tasks = smk.final_tasks()
+    assert {t.engine for t in tasks} == {"snakemake"} and {t.state for t in tasks} == {"COMPLETED"}
+    kinds = {t.task_name: t.engine_info["kind"] for t in tasks}
+    assert kinds == {"load": "shell", "clean": "script", "stat": "run", "report": "script"}
+    stats = [t for t in tasks if t.task_name == "stat"]
+    assert sorted(t.engine_info["wildcards"]["name"] for t in stats) == ["max", "mean", "median", "min"]  # type: ignore[index]
+    mean = next(t for t in stats if t.engine_info["wildcards"] == {"name": "mean"})
+    assert mean.engine_info["input"] == ["results/clean.csv"] and mean.engine_info["output"] == ["results/stats/mean.json"]
+    assert mean.parameters == {"name": "mean"} and [r.param for r in mean.inputs] == ["clean_csv"]
+
+    pf_dir, pf_store = tmp_path / "prefect", tmp_path / "prefect-store"
+    shutil.copytree(PIPELINE, pf_dir, ignore=shutil.ignore_patterns("results", ".reproflow", ".snakemake"))
+    env = dict(os.environ, REPROFLOW_STORE=str(pf_store), **prefect_api_env)
+    env.pop("REPROFLOW_RUN_ID", None)
+    flow = subprocess.run([sys.executable, "prefect_flow.py"], cwd=pf_dir, env=env, text=True, capture_output=True,
+                          timeout=600)
+    assert flow.returncode == 0, flow.stderr[-4000:]
+    pf = _only_run(Store(pf_store))
+
+    count = collections.Counter(t.task_name for t in tasks)
+    assert count == collections.Counter(t.task_name for t in pf.final_tasks()) == {
+        "load": 1, "clean": 1, "stat": 4, "report": 1}
+    assert _shape(smk) == _shape(pf) == {("load", "clean"): 1, ("clean", "stat"): 4, ("stat", "report"): 4}
+    for task, which, suffix in (("load", "inputs", "measurements.csv"), ("clean", "outputs", "clean.csv"),
+                                ("stat", "inputs", "clean.csv"), ("report", "outputs", "report.json")):
+        got = _hash_of(smk, task, which, suffix)
+        assert len(got) == 1 and got == _hash_of(pf, task, which, suffix), (task, which)
+    assert (smk_dir / "results" / "report.json").read_bytes() == (pf_dir / "results" / "report.json").read_bytes()
+
+
+def test_reproflow_record_snakemake_joins_and_a_failed_job_fails_the_run(
+        snakemake_env: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """`reproflow record -- snakemake ...` gives the invocation its run (the Snakefile's onstart
+    joins it and opens none); a shell: job that exits non-zero is recorded FAILED with its exit
+    status, after the jobs before it, with the edge between them; the run is FAILED with
+    Snakemake's exit status, which `reproflow record` returns."""
+    (tmp_path / "in.txt").write_text("b\na\n")
+    (tmp_path / "Snakefile").write_text(textwrap.dedent("""
+        import reproflow.snakemake as rf
+
+        onstart: rf.onstart()
+        onsuccess: rf.onsuccess()
+        onerror: rf.onerror()
+
+        rule all:
+            input: "out/{x}.done".format(x="one")
+
+        rule sort:
+            input: "in.txt"
+            output: "out/sorted.txt"
+            run:
+                with rf.record_job():
+                    with open(output[0], "w") as f:
+                        f.write("".join(sorted(open(input[0]))))
+
+        rule finish:
+            input: "out/sorted.txt"
+            output: "out/{x}.done"
+            shell: rf.shell("head -n 1 {input} > {output} && exit 4")
+    """))
+    store = tmp_path / "store"
+    proc = _snakemake(snakemake_env, tmp_path, store, record=True)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    run = _only_run(Store(store))
+    assert run.record.engine == "command" and run.record.engine_info["argv"][1:4] == ["-c1", "--quiet", "all"]  # type: ignore[index]
+    assert run.status == "FAILED" and run.end is not None and run.end.exit_code == 1
+    sort, finish = run.final_tasks()
+    assert (sort.task_name, sort.state, finish.task_name, finish.state) == ("sort", "COMPLETED", "finish", "FAILED")
+    assert finish.engine_info["wildcards"] == {"x": "one"} and finish.engine_info["exit_code"] == 4
+    assert finish.engine_info["rule"] == "finish" and finish.engine_info["output"] == ["out/one.done"]
+    assert [(e.src, e.dst, e.how) for e in edges(run)] == [(sort.task_run_id, finish.task_run_id, "data")]
