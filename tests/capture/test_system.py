@@ -191,6 +191,17 @@ def test_diff_shows_a_changed_library(recorded: dict[str, Any], edited: Store,
     drift_lines = library_drift(edited, edited.load_run(a), edited.load_run(b))
     assert sorted(drift_lines) == sorted(lines)
 
+    from reproflow.replay._compare import explain
+    from reproflow.replay._models import TaskVerdict
+
+    original = edited.load_run(a)
+    (gram,) = [t for t in original.final_tasks() if t.task_name == "gram"]
+    verdict = TaskVerdict(task_name="gram", original_task_run_id=gram.task_run_id, verdict="differs")
+    explain([verdict], original, drift_lines, [])
+    (cause,) = [c for c in verdict.causes if c.startswith("hardware or system changed")]
+    assert all(line in cause for line in drift_lines)
+    assert not any(c.startswith("nondeterminism") for c in verdict.causes)
+
 
 @pytest.mark.slow
 @needs_debian

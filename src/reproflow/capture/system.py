@@ -64,11 +64,13 @@ class _Loader:
             return 1
 
         self.callback = callback_t(seen)
+        self.lock = threading.Lock()
 
     def __call__(self) -> tuple[int, int] | None:
-        self.value = None
-        self.fn(self.callback, None)
-        return self.value
+        with self.lock:  # tasks end in many threads at once: one answer at a time
+            self.value = None
+            self.fn(self.callback, None)
+            return self.value
 
 
 _loader: _Loader | None | bool = None  # False: not available here
@@ -129,7 +131,7 @@ def forget() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: globals().update(_lock=threading.Lock(), _last=None))
+    os.register_at_fork(after_in_child=lambda: globals().update(_lock=threading.Lock(), _last=None, _loader=None))
 
 
 def capture_system(
