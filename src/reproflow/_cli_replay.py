@@ -41,12 +41,24 @@ def _probe(run_id: str, store: Optional[str], *, as_json: bool, dry_run: bool, *
     raise typer.Exit(result.exit_code)
 
 
+def _pack_file(arg: str, store: Optional[str]) -> Optional[str]:
+    """``arg`` when it names a file (a pack), not a run id; a pack and --store together are refused."""
+    import os
+
+    if not os.path.isfile(arg):
+        return None
+    if store:
+        raise typer.BadParameter(f"{arg} is a pack file, which holds its own store; leave out --store, or "
+                                 f"`reproflow unpack {arg} --store {store}` and replay the run id", param_hint="--store")
+    return arg
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``replay`` and ``probe`` commands to the reproflow CLI."""
 
     @app.command("replay")
     def replay_cmd(
-        run_id: str = typer.Argument(..., help="The run to replay (a unique prefix is enough)."),
+        run_id: str = typer.Argument(..., help="The run to replay (a unique prefix is enough), or a pack file from `reproflow pack`."),
         store: Optional[str] = StoreOption,
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
         in_place: bool = typer.Option(False, "--in-place", help="Use the current environment (no rebuild); report its drift."),
@@ -67,6 +79,10 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = dict(python=python, task=task, from_task=from_task,
                                        allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
                                        env_cache=not no_env_cache, params=parse_params(param))
+        pack_file = _pack_file(run_id, store)
+        if pack_file and twice:
+            raise typer.BadParameter("--twice does not take a pack file; `reproflow unpack FILE --store URL` first",
+                                     param_hint="--twice")
         if twice:
             _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=not in_place, require_original=True,
                    **options)
@@ -76,8 +92,14 @@ def register(app: typer.Typer) -> None:
 
         show = not as_json
         with progress_bars(console_err, enabled=show and not dry_run) as report:
-            result = replay(run_id, store, dry_run=dry_run, in_place=in_place, progress=report,
-                            on_plan=_on_plan(dry_run, show), **options)
+            if pack_file:
+                from .pack import replay_pack
+
+                result = replay_pack(pack_file, dry_run=dry_run, in_place=in_place, progress=report,
+                                     on_plan=_on_plan(dry_run, show), **options)
+            else:
+                result = replay(run_id, store, dry_run=dry_run, in_place=in_place, progress=report,
+                                on_plan=_on_plan(dry_run, show), **options)
         if as_json:
             print_json(result.model_dump(mode="json"))
         elif not dry_run:

@@ -42,7 +42,7 @@ def _register() -> None:
     from . import _cli_runs
 
     _cli_runs.register(app)
-    for name in ("_cli_replay", "_cli_export", "_cli_check", "_cli_store", "_cli_status", "_cli_record"):
+    for name in ("_cli_replay", "_cli_export", "_cli_check", "_cli_store", "_cli_status", "_cli_record", "_cli_pack"):
         try:
             module = __import__(f"reproflow.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -17,6 +17,8 @@ fits, keeps its facts as attributes, and says the next step in its message::
      ├── DeclarationError (TypeError)     bad @repro_task arguments, found when decorating
      ├── InputChanged (ValueError)        a recorded input is missing or hashes differently
      ├── UnsafeArchive (ValueError)       a stored archive holds a path outside its root
+     ├── PackError (ValueError)           a pack file cannot be written or read
+     │    └── UnsafePack                   a pack member is unsafe, unlisted or does not hash as listed
      ├── EnvironmentBuildError (RuntimeError)
      │    ├── PythonNotAvailable
      │    └── PinNotResolvable
@@ -257,6 +259,28 @@ class UnsafeArchive(ReproflowError, ValueError):
         return err
 
 
+class PackError(ReproflowError, ValueError):
+    """A pack file (``reproflow pack``) cannot be written or read."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnsafePack(PackError):
+    """A pack holds a member that is unsafe, unlisted, too large or not what its manifest says.
+
+    A pack is untrusted input: nothing from it is imported or installed once this is raised.
+    """
+
+    @classmethod
+    def because(cls, path: str, what: str) -> UnsafePack:
+        return cls(f"refusing the pack {path}: {what}; it may be damaged or tampered with "
+                   "(nothing was imported; ask for a fresh copy)", path=path)
+
+
 class EnvironmentBuildError(ReproflowError, RuntimeError):
     """The recorded environment could not be rebuilt."""
 
@@ -493,6 +517,7 @@ __all__ = [
     "InputChanged",
     "InvalidSeed",
     "NewerSchema",
+    "PackError",
     "ParameterNotRestorable",
     "PrefectAPIError",
     "PartialReplayRefused",
@@ -511,4 +536,5 @@ __all__ = [
     "StrictModeViolation",
     "TamperedBlob",
     "UnsafeArchive",
+    "UnsafePack",
 ]

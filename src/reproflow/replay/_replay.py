@@ -29,7 +29,7 @@ from ._models import EnvironmentInfo, InputCheck, ReplayResult, TaskVerdict
 from ._plan import Prepared, dag_order, prepare
 from ._relocate import Relocation, recorded_source_root
 from ._source import restore_source
-from ._uv import find_uv, index_config
+from ._uv import IndexConfig, find_uv, index_config
 
 Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
 
@@ -45,14 +45,16 @@ def plan(
     env_cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     params: Mapping[str, str] | None = None,
+    index: IndexConfig | None = None,
 ) -> Prepared:
     """Load, validate and plan a replay without running or writing anything.
 
     ``params`` gives the secrets redacted when recorded (path -> value; the rest come from
-    ``$REPROFLOW_PARAM_<PATH>``)."""
+    ``$REPROFLOW_PARAM_<PATH>``); ``index`` replaces this machine's index configuration (a
+    pack's own distribution files)."""
     st = store if isinstance(store, Store) else Store(store)
     uv_bin = None if in_place else find_uv()
-    idx = index_config() if not in_place else None
+    idx = (index or index_config()) if not in_place else None
     root = None if (in_place or not env_cache) else (Path(cache_dir) / "envs" if cache_dir else env_cache_root())
     return prepare(
         st, run_id, in_place=in_place, python=python, task=task, from_task=from_task,
@@ -77,6 +79,7 @@ def replay(
     progress: Progress | None = None,
     on_plan: Callable[[Prepared], None] | None = None,
     params: Mapping[str, str] | None = None,
+    index: IndexConfig | None = None,
 ) -> ReplayResult:
     """Replay a recorded run and compare it, task by task, with the original.
 
@@ -97,6 +100,8 @@ def replay(
         on_plan: called with the plan before anything runs (the CLI prints it).
         params: the secrets redacted when recorded, path -> value (``--param``); the others
             are read from ``$REPROFLOW_PARAM_<PATH>``, and a missing one stops the replay.
+        index: where uv finds the pins, instead of this machine's index configuration (a
+            pack's distribution files: ``--no-index --find-links DIR``).
 
     Returns:
         A :class:`ReplayResult`; ``result.reproduced`` is True only if every task reproduced.
@@ -109,7 +114,7 @@ def replay(
     t0, wall0 = time.perf_counter(), time.time()
     st = store if isinstance(store, Store) else Store(store)
     prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
-                    env_cache=env_cache, cache_dir=cache_dir, params=params)
+                    env_cache=env_cache, cache_dir=cache_dir, params=params, index=index)
     timings["plan"] = time.perf_counter() - t0
     if on_plan is not None:
         on_plan(prepared)
@@ -128,7 +133,7 @@ def replay(
         result.inputs = check_inputs(prepared, st, allow_changed_inputs, timings, relocation)
         # 3. environment
         stage = stage_replay(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
-                             progress=progress, timings=timings, source_root=source_root)
+                             progress=progress, timings=timings, source_root=source_root, index=index)
         result.environment = stage.environment
         result.cwd = relocation.cwd(prepared.run.record.cwd)[0]
         result.warnings += stage.warnings
@@ -211,12 +216,13 @@ def stage_replay(
     progress: Progress | None,
     timings: dict[str, float],
     source_root: Path | None = None,
+    index: IndexConfig | None = None,
 ) -> Stage:
     """Build (or reuse, or skip with ``in_place``) the environment and restore the code into
     ``wd`` (unless ``source_root`` says where it already is)."""
     t = time.perf_counter()
     env_info = _environment(prepared, st, wd, in_place=in_place, env_cache=env_cache, cache_dir=cache_dir,
-                            progress=progress)
+                            progress=progress, index=index)
     timings["environment"] = time.perf_counter() - t
     warnings = [prepared.choice.warning] if prepared.choice is not None and prepared.choice.warning else []
     if source_root is None:
@@ -256,6 +262,7 @@ def _environment(
     env_cache: bool,
     cache_dir: str | os.PathLike[str] | None,
     progress: Progress | None,
+    index: IndexConfig | None = None,
 ) -> EnvironmentInfo:
     import platform
 
@@ -278,7 +285,7 @@ def _environment(
         choice=prepared.choice,
         store=st,
         uv_bin=find_uv(),
-        index=index_config(),
+        index=index or index_config(),
         cache_root=root,
         work_dir=wd,
         progress=report,
