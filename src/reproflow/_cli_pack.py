@@ -42,13 +42,23 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(report.as_dict())
             return
-        console.print(f"wrote {report.path}: {_size(report.size)} ({report.size} bytes) in {report.seconds:.1f} s")
+        from rich.table import Table
+
+        console.print(f"wrote {report.path}: {_size(report.size)} in {report.seconds:.1f} s")
         console.print(f"sha256 {report.sha256}")
-        parts = ", ".join(f"{k} {_size(v)} ({report.counts.get(k, 0)})" for k, v in report.by_kind.items())
-        console.print(f"by kind: {parts}")
-        console.print("largest:")
-        for name, size, what in report.largest:
-            console.print(f"  {_size(size):>10}  {what}  [dim]{name}[/]")
+        kinds = Table(title="what made it big", title_justify="left")
+        kinds.add_column("kind")
+        kinds.add_column("size", justify="right")
+        kinds.add_column("files", justify="right")
+        for kind, size in report.by_kind.items():
+            kinds.add_row(kind, _size(size), str(report.counts.get(kind, 0)))
+        console.print(kinds)
+        largest = Table(title=f"largest {len(report.largest)} members", title_justify="left")
+        largest.add_column("size", justify="right")
+        largest.add_column("what")
+        for _name, size, what in report.largest:
+            largest.add_row(_size(size), what)
+        console.print(largest)
         for note in report.notes:
             console.print(f"[yellow]note:[/] {note}")
 

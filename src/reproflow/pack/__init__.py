@@ -139,9 +139,12 @@ def unpack(path: str | os.PathLike[str], store: Any = None) -> UnpackReport:
         for name in order:
             data = (found.root / name).read_bytes()
             target = st.path(name[len("store/"):])
-            if name.startswith("store/index/"):
-                st.write_bytes(target, data)
-                report.records += 1
+            if name.startswith("store/index/"):  # a summary derived from the records: replaced
+                if _read_or_none(st, target) == data:
+                    report.already += 1
+                else:
+                    st.write_bytes(target, data)
+                    report.records += 1
             elif st.write_bytes(target, data, create_only=True):
                 report.records += 1
             elif st.read_bytes(target) == data:
@@ -151,6 +154,13 @@ def unpack(path: str | os.PathLike[str], store: Any = None) -> UnpackReport:
                     os.fspath(path), f"the store already holds {name[len('store/'):]} with other content")
         report.notes = list(found.manifest.notes)
         return report
+
+
+def _read_or_none(st: Any, path: str) -> bytes | None:
+    try:
+        return bytes(st.read_bytes(path))
+    except FileNotFoundError:
+        return None
 
 
 __all__ = ["Manifest", "OpenedPack", "PackReport", "UnpackReport", "opened", "pack", "read_pack", "replay_pack", "unpack"]

@@ -123,7 +123,7 @@ def _record_items(store: Store, run_id: str) -> list[_Item]:
     for p in paths:
         data = store.read_bytes(p)
         rel = store.relative(p)
-        items.append(_Item(f"store/{rel}", len(data), hashlib.sha256(data).hexdigest(), "records", "record", data=data))
+        items.append(_Item(f"store/{rel}", len(data), hashlib.sha256(data).hexdigest(), "records", rel, data=data))
     return items
 
 
