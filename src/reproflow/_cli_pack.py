@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        console.print(f"wrote {report.path}: {_size(report.size)} in {report.seconds:.1f} s")
+        console.print(f"wrote {report.path}: {_size(report.size)} in {report.seconds:.1f} s", soft_wrap=True)
         console.print(f"sha256 {report.sha256}")
         kinds = Table(title="what made it big", title_justify="left")
         kinds.add_column("kind")
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             largest.add_row(_size(size), what)
         console.print(largest)
         for note in report.notes:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
     @app.command("unpack")
     def unpack_cmd(
@@ -76,10 +76,10 @@ def register(app: typer.Typer) -> None:
             print_json(report.as_dict())
             return
         console.print(f"imported run {report.run_id} into {report.store}: {report.records} records, "
-                      f"{report.blobs} blobs ({report.already} already there)")
+                      f"{report.blobs} blobs ({report.already} already there)", soft_wrap=True)
         if report.dists_left:
             console.print(f"{report.dists_left} distribution files stay in the pack: `reproflow replay {file}` "
-                          "uses them offline; a replay from the store uses the index")
+                          "uses them offline; a replay from the store uses the index", soft_wrap=True)
 
 
 __all__ = ["register"]

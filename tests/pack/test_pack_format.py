@@ -153,3 +153,17 @@ def test_cli_refuses_a_bad_pack_in_one_line(tmp_path: Path, capsys: pytest.Captu
                                   "store/index/x.json", "ro-crate-metadata.json", "dists/a-1.0.tar.gz"])
 def test_layout_names_are_accepted(name: str) -> None:
     assert member_problem(name) is None
+
+
+def test_replay_of_a_pack_file_takes_no_store_and_no_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pack holds its own store: `replay FILE --store URL` and `replay FILE --twice` are usage
+    errors that name the way (unpack first), not a silent choice of one of the two."""
+    from reproflow._cli_common import run_cli
+    from reproflow.cli import app
+
+    pack = _write(tmp_path / "p.tar", _good())
+    for extra, named in ((["--store", str(tmp_path / "s")], "unpack"), (["--twice"], "unpack")):
+        capsys.readouterr()
+        assert run_cli(app, ["replay", str(pack), *extra]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err, err
