@@ -88,6 +88,8 @@ def _blob_labels(run: Run, env: Environment) -> dict[str, tuple[str, str]]:
     out[ctx.environment_blob] = ("records", "environment record")
     if ctx.source.blob:
         out[ctx.source.blob] = ("source", f"source snapshot of {ctx.source.root} ({ctx.source.files} files)")
+    if ctx.system_blob:
+        out[ctx.system_blob] = ("records", "system libraries record")
     if ctx.git.diff_blob:
         out[ctx.git.diff_blob] = ("source", "uncommitted git diff")
     for d in env.distributions:
