@@ -179,3 +179,18 @@ def test_a_joined_process_opens_the_run_when_no_one_has(store: Store, tmp_path: 
     run = store.load_run(run_id)
     assert run.record.flow_name == "only" and run.record.liveness is None and [t.task_name for t in run.tasks] == ["only"]
     assert run.end is None
+
+
+def test_equal_bytes_in_two_files_link_each_reader_to_its_own_writer(store: Store, tmp_path: pathlib.Path) -> None:
+    """Two tasks write the same bytes to two files; a reader of the second file is linked to the
+    task that wrote that file (lineage by path and hash), not to the first writer of the bytes."""
+    run_id = open_shared_run(name="twins", engine="command", store=store)
+    a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    for name, path in (("write-a", a), ("write-b", b)):
+        with record_task(name, run_id=run_id, outputs=[path], store=store):
+            path.write_text("same bytes\n")
+    with record_task("read-b", run_id=run_id, inputs=[b], outputs=[c], store=store):
+        c.write_text(b.read_text())
+    run = store.load_run(run_id)
+    ids = {t.task_name: t.task_run_id for t in run.final_tasks()}
+    assert [(e.src, e.dst) for e in edges(run)] == [(ids["write-b"], ids["read-b"])]

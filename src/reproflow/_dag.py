@@ -34,14 +34,19 @@ def edges(run: Run) -> list[Edge]:
             for s in srcs:
                 out.setdefault((s, t.task_run_id, param), Edge(s, t.task_run_id, param, "prefect"))
     results: dict[str, str] = {}
-    outputs: dict[str, str] = {}
+    outputs: dict[str, str] = {}  #: sha256 -> the first task that wrote it
+    written: dict[tuple[str, str], str] = {}  #: (uri, sha256) -> the last task that wrote it there
     for t in tasks:  # start order: a producer always starts before its consumer
         for param, digest in t.parameter_hashes.items():
             src = results.get(digest)
             if src and src != t.task_run_id and not _trivial_hash(t, param):
                 out.setdefault((src, t.task_run_id, param), Edge(src, t.task_run_id, param, "value"))
         for ref in t.inputs:
-            src = outputs.get(ref.sha256 or "")
+            if not ref.sha256:
+                continue
+            # the task that wrote these bytes at this very path, else the first that wrote them
+            # anywhere (two tasks writing equal bytes to two files: each reader gets its own)
+            src = written.get((ref.uri, ref.sha256)) or outputs.get(ref.sha256)
             if src and src != t.task_run_id and ref.param:
                 out.setdefault((src, t.task_run_id, ref.param), Edge(src, t.task_run_id, ref.param, "data"))
         if t.result_hash and t.result is not None and not isinstance(t.result, (bool, int, float)):
@@ -49,6 +54,7 @@ def edges(run: Run) -> list[Edge]:
         for ref in t.outputs:
             if ref.sha256:
                 outputs.setdefault(ref.sha256, t.task_run_id)
+                written[(ref.uri, ref.sha256)] = t.task_run_id
     return sorted(out.values(), key=lambda e: (e.dst, e.via, e.src))
 
 
