@@ -117,3 +117,18 @@ def test_record_refuses_a_missing_command_in_one_line(tmp_path: pathlib.Path,
     assert not (store / "runs").exists() or not list((store / "runs").iterdir())
     assert run_cli(app, ["job", "--name", "x", "--info", "novalue", "--", "true"]) == 2
     assert "not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_record_inside_a_recorded_command_joins_its_run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`reproflow record` run by a command that is itself recorded (a Makefile calling another
+    `reproflow record`) joins the outer run and leaves it open for its owner to close, instead
+    of opening a second run or closing the outer one early."""
+    from reproflow._join import RUN_ID_ENV, open_shared_run
+
+    store = Store(tmp_path / "store")
+    outer = open_shared_run(name="outer", engine="command", store=store)
+    monkeypatch.setenv(RUN_ID_ENV, outer)
+    assert run_cli(app, ["record", "--store", str(tmp_path / "store"), "--", "sh", "-c", "exit 5"]) == 5
+    assert f"recorded run {outer}" in capsys.readouterr().err
+    assert store.run_ids() == [outer] and store.load_run(outer).end is None

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from ._join import child_env, close_shared_run, open_shared_run, record_task
+from ._join import child_env, close_shared_run, joined_run_id, open_shared_run, record_task
 from ._scrub import scrub_argv
 from .errors import CommandError, CommandNotFound
 from .records import EngineInfoValue, RunStatus
@@ -57,10 +57,17 @@ def _status(code: int) -> RunStatus:
 def record_command(cmd: Sequence[str], *, store: Store, name: str | None = None) -> tuple[str, int]:
     """Run ``cmd`` as one recorded run that its recorded tasks join. Returns (run id, exit status).
 
+    Inside another recorded command (``$REPROFLOW_RUN_ID`` set), the command joins that run
+    instead, and leaves closing it to its owner.
+
     Raises:
         CommandNotFound: ``cmd`` is empty or its program is not on PATH (no run is recorded).
     """
     _check_command(cmd)
+    outer = joined_run_id()
+    if outer is not None:  # inside another recorded command: its run, which it will close
+        open_shared_run(outer, name=name or os.path.basename(cmd[0]), engine="command", store=store, lease=False)
+        return outer, _run(cmd, child_env(outer, store))
     info: dict[str, EngineInfoValue] = {"argv": scrub_argv(list(cmd))}
     run_id = open_shared_run(name=name or os.path.basename(cmd[0]), engine="command", store=store,
                              engine_info=info)
