@@ -13,6 +13,14 @@ import typer
 from ._cli_common import JsonOption, StoreOption, console, console_err, print_json
 
 
+EngineOption: Any = typer.Option(
+    None, "--engine", show_default=False,
+    help="How to run it: 'tasks' calls the recorded tasks one by one in DAG order with no orchestrator (the "
+         "default for Airflow, Snakemake and command runs); 'prefect' runs the recorded Prefect flow again "
+         "(the default for Prefect runs).",
+)
+
+
 def _on_plan(dry_run: bool, show: bool) -> Any:
     from .replay._render import plan_renderable
 
@@ -71,6 +79,7 @@ def register(app: typer.Typer) -> None:
         work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
         no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
         param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
+        engine: Optional[str] = EngineOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Replay a recorded run in a rebuilt environment and compare its outputs task by task."""
@@ -78,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         options: dict[str, Any] = dict(python=python, task=task, from_task=from_task,
                                        allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
-                                       env_cache=not no_env_cache, params=parse_params(param))
+                                       env_cache=not no_env_cache, params=parse_params(param), engine=engine)
         pack_file = _pack_file(run_id, store)
         if pack_file and twice:
             raise typer.BadParameter("--twice does not take a pack file; `reproflow unpack FILE --store URL` first",
@@ -122,6 +131,7 @@ def register(app: typer.Typer) -> None:
         work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
         no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
         param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
+        engine: Optional[str] = EngineOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Run a recorded run twice in one environment; name the tasks that are nondeterministic by themselves.
@@ -133,7 +143,7 @@ def register(app: typer.Typer) -> None:
 
         _probe(run_id, store, as_json=as_json, dry_run=dry_run, rebuild=rebuild, python=python, task=task,
                from_task=from_task, allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
-               env_cache=not no_env_cache, params=parse_params(param))
+               env_cache=not no_env_cache, params=parse_params(param), engine=engine)
 
 
 __all__ = ["register"]

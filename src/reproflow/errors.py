@@ -34,7 +34,8 @@ fits, keeps its facts as attributes, and says the next step in its message::
      └── ReplayError (RuntimeError)
           ├── SourceNotAvailable           no snapshot and no commit to restore the code from
           ├── ParameterNotRestorable       a recorded parameter was not encodable (opaque)
-          ├── PartialReplayRefused         --task/--from without stored upstream results
+          ├── TaskReplayRefused            a replay task by task cannot feed or call a task
+          │    └── PartialReplayRefused    --task/--from without stored upstream results
           ├── SecretParameterMissing       a parameter redacted as a secret was not given (--param)
           └── ReplayExecutionError         the replayed flow could not be started
 
@@ -479,13 +480,31 @@ class SecretParameterMissing(ReplayError):
         return err
 
 
-class PartialReplayRefused(ReplayError):
-    """``--task``/``--from`` cannot run: a task is unknown or its upstream values were not stored."""
+class TaskReplayRefused(ReplayError):
+    """A replay task by task (``--engine tasks``) cannot run: a task has no function to call
+    and no command to run, or a parameter's value can be had from nowhere; or the chosen
+    ``--engine`` cannot replay this run."""
+
+    prefix = "cannot replay the run task by task"
 
     @classmethod
-    def because(cls, detail: str) -> PartialReplayRefused:
-        err = cls(f"cannot replay part of the run: {detail}")
+    def because(cls, detail: str, *, task: str | None = None) -> TaskReplayRefused:
+        err = cls(f"{cls.prefix}: {detail}")
         err.detail = detail
+        err.task = task
+        return err
+
+
+class PartialReplayRefused(TaskReplayRefused):
+    """``--task``/``--from`` cannot run: a task is unknown or its upstream values were not stored."""
+
+    prefix = "cannot replay part of the run"
+
+    @classmethod
+    def because(cls, detail: str, *, task: str | None = None) -> PartialReplayRefused:
+        err = cls(f"{cls.prefix}: {detail}")
+        err.detail = detail
+        err.task = task
         return err
 
 
@@ -535,6 +554,7 @@ __all__ = [
     "StoreUnreachable",
     "StrictModeViolation",
     "TamperedBlob",
+    "TaskReplayRefused",
     "UnsafeArchive",
     "UnsafePack",
 ]

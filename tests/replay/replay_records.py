@@ -74,6 +74,7 @@ def write_run(
     source_root: str = "/nonexistent/src",
     entrypoint: str | None = "flow.py:pipeline",
     status: str = "COMPLETED",
+    engine: str = "prefect",
 ) -> str:
     """Write a complete run (context, environment, source snapshot, tasks, end) and return its id."""
     env = env or environment()
@@ -95,7 +96,7 @@ def write_run(
     run_id = str(uuid.uuid4())
     store.write_run(RunRecord(
         run_id=run_id, flow_name="pipeline", entrypoint=entrypoint, parameters=parameters or {},
-        context=ctx_digest, started_at=T0, cwd=source_root,
+        context=ctx_digest, started_at=T0, cwd=source_root, engine=engine,  # type: ignore[arg-type]
     ))
     for i, spec in enumerate(tasks or []):
         store.write_task(task(run_id, i, ctx_digest, **spec))
@@ -108,14 +109,15 @@ def task(run_id: str, i: int, ctx: str, *, name: str, tid: str | None = None, in
          parameters: dict[str, Any] | None = None, parameter_hashes: dict[str, str] | None = None,
          result_hash: str | None = None, result_blob: str | None = None, map_index: int | None = None,
          state: str = "COMPLETED", function: str | None = None, findings: list[Any] | None = None,
-         params_hash: str | None = None) -> TaskRecord:
+         params_hash: str | None = None, engine_info: dict[str, Any] | None = None,
+         no_function: bool = False) -> TaskRecord:
     start = T0 + dt.timedelta(seconds=i)
     return TaskRecord(
         run_id=run_id,
         task_run_id=tid or f"t{i}-{uuid.uuid4().hex[:6]}",
         task_name=name,
         task_key=f"{name}-abc",
-        function=function or f"__main__:{name}",
+        function=None if no_function else (function or f"__main__:{name}"),
         state=state,  # type: ignore[arg-type]
         started_at=start,
         ended_at=start + dt.timedelta(milliseconds=10),
@@ -131,6 +133,7 @@ def task(run_id: str, i: int, ctx: str, *, name: str, tid: str | None = None, in
         context=ctx,
         map_index=map_index,
         findings=findings or [],
+        engine_info=engine_info or {},
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReplayExecutionError
-from ..records import RunRecord
+from ..records import RunRecord, TaskRecord
 from ..store import Store, parse_record
 from ._plan import Prepared
 from ._relocate import Relocation, recorded_source_root
@@ -101,10 +101,22 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
                     params[name] = {**source, "value": relocation.typed(source["value"])}
                 else:
                     params[name] = dict(source)
+            t = item.task
             tasks.append({
-                "task_run_id": item.task.task_run_id,
-                "task_name": item.task.task_name,
-                "function": item.task.function,
+                "task_run_id": t.task_run_id,
+                "task_name": t.task_name,
+                "task_key": t.task_key,
+                "function": t.function,
+                "function_file": _moved_file(t.function_file, source_root, relocation),
+                "map_index": t.map_index,
+                "subflow": t.subflow,
+                "tags": list(t.tags),
+                # what the recorded attempt declared: a function recorded by an engine adapter
+                # (no @repro_task on it) is hashed as it was, by parameter name
+                "inputs": sorted({r.param for r in t.inputs if r.declared and r.param}),
+                "outputs": sorted({r.param for r in t.outputs if r.declared and r.param}),
+                "command": item.command,
+                "command_io": _command_io(t, relocation) if item.command is not None else None,
                 "params": params,
             })
         spec["tasks"] = tasks
@@ -120,6 +132,33 @@ def write_spec(prepared: Prepared, store: Store, source_root: Path, work_dir: Pa
     path = work_dir / "spec.json"
     path.write_text(json.dumps(spec, indent=2))
     return path, result_file
+
+
+def _moved_file(path: str | None, source_root: Path, relocation: Relocation) -> str | None:
+    """A recorded source file's place in the restored code (None when it is not there)."""
+    if not path:
+        return None
+    moved = Path(relocation.path(path)) if os.path.isabs(path) else source_root / path
+    return str(moved) if moved.is_file() else None
+
+
+def _command_io(task: TaskRecord, relocation: Relocation) -> dict[str, dict[str, list[str]]]:
+    """A recorded command's input and output files by parameter name, moved into the restored
+    code: the replay hashes them around the command as the record did."""
+    out: dict[str, dict[str, list[str]]] = {"inputs": {}, "outputs": {}}
+    for which, refs in (("inputs", task.inputs), ("outputs", task.outputs)):
+        for ref in refs:
+            if ref.kind == "missing" and which == "inputs":
+                continue
+            out[which].setdefault(ref.param or which[:-1], []).append(_local(relocation.path(ref.uri)))
+    return out
+
+
+def _local(uri: str) -> str:
+    for scheme in ("file://", "local://"):
+        if uri.startswith(scheme):
+            return uri[len(scheme):]
+    return uri
 
 
 def _output_parents(prepared: Prepared, relocation: Relocation) -> None:

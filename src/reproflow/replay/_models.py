@@ -90,6 +90,9 @@ class ReplayPlan(_M):
     inputs: list[PlannedInput] = Field(default_factory=list)
     tasks: list[PlannedTask] = Field(default_factory=list)
     partial: Optional[str] = None  #: "--task NAME" / "--from NAME"
+    #: how it replays: "prefect" (the recorded flow runs again), "plain" (the recorded script or
+    #: task call runs again) or "tasks" (each task is called in DAG order, no orchestrator)
+    replay_engine: str = ""
     problems: list[str] = Field(default_factory=list)  #: stop the replay
     risks: list[str] = Field(default_factory=list)  #: may make results differ
     #: secrets redacted when recorded, one line each: where the replay takes them from

@@ -28,12 +28,22 @@ from ._secrets import supplied
 from ._source import checkout_note, describe_source, snapshot_names
 
 
+#: ``--engine`` choices: re-run the recorded Prefect flow, or call the tasks one by one
+ENGINES = ("prefect", "tasks")
+#: engines whose runs have no flow to re-run: they replay task by task by default
+TASK_BY_TASK_ENGINES = ("airflow", "snakemake", "command")
+
+
 @dataclass
 class PartialItem:
-    """One task run of a partial replay and where each of its parameters comes from."""
+    """One task run of a replay task by task and where each of its parameters comes from.
+
+    ``command`` is set for a task with no function to call (a shell rule) whose record holds the
+    command it ran (``engine_info["command"]``): the replay runs that command again."""
 
     task: TaskRecord
     params: dict[str, dict[str, object]]  #: name -> {"kind": "typed"|"from"|"blob", ...}
+    command: str | list[str] | None = None
 
 
 @dataclass
@@ -45,6 +55,8 @@ class Prepared:
     environment: Environment
     env_plan: EnvPlan
     selected: list[TaskRecord]
+    #: the task runs to call one by one (a replay task by task: ``--engine tasks``, ``--task``,
+    #: ``--from``); None when the recorded flow or script runs again
     partial: list[PartialItem] | None = None
     choice: InterpreterChoice | None = None
     cached_python: str | None = None
@@ -118,24 +130,48 @@ def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[lis
     return [t for t in final if t.task_run_id in chosen], label
 
 
-def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
-    """Where each parameter of each selected task comes from in a partial replay.
+def recorded_command(task: TaskRecord) -> str | list[str] | None:
+    """The command a task ran, when its record holds one (``engine_info["command"]``: a shell
+    line, or an argument list), e.g. a Snakemake ``shell:`` rule."""
+    cmd = task.engine_info.get("command")
+    if isinstance(cmd, str) and cmd.strip():
+        return cmd
+    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+        return [str(c) for c in cmd]
+    return None
 
-    A value produced by a selected upstream task is fed from its new result; else the recorded
-    typed value is used; else the upstream task's stored pickled result (``store_results=True``).
+
+def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = True) -> list[PartialItem]:
+    """Where each parameter of each selected task comes from in a replay task by task.
+
+    A value produced by a selected upstream task is fed from its new result (the parameter's
+    recorded hash equals that task's recorded result hash); else the recorded typed value is
+    used; else the upstream task's stored pickled result (``store_results=True``). A task with
+    no function to call runs its recorded command again.
+
+    Args:
+        partial: only some tasks were chosen (``--task``/``--from``); the refusal says so.
 
     Raises:
-        PartialReplayRefused: a parameter can be had from none of those.
+        TaskReplayRefused (PartialReplayRefused when ``partial``): a task has neither a function
+            to call nor a recorded command, or a parameter can be had from none of those.
     """
-    from .._dag import upstream_map
+    from .._dag import task_label, upstream_map
 
+    refuse = errors.PartialReplayRefused.because if partial else errors.TaskReplayRefused.because
     by_id = {t.task_run_id: t for t in run.final_tasks()}
     ups = upstream_map(run)
     chosen = {t.task_run_id for t in selected}
     items: list[PartialItem] = []
     for t in selected:
+        label = task_label(t)
         if not t.function or t.function.startswith("?"):
-            raise errors.PartialReplayRefused.because(f"task {t.task_name!r} has no recorded function to call")
+            command = recorded_command(t)
+            if command is None:
+                raise refuse(f"task {label!r} has no recorded function to call and no recorded command to run",
+                             task=label)
+            items.append(PartialItem(t, {}, command))
+            continue
         params: dict[str, dict[str, object]] = {}
         for name, typed in t.parameters.items():
             digest = t.parameter_hashes.get(name)
@@ -148,13 +184,48 @@ def partial_sources(run: Run, selected: list[TaskRecord]) -> list[PartialItem]:
             elif direct and direct[0].result_blob:
                 params[name] = {"kind": "blob", "digest": direct[0].result_blob}
             else:
-                origin = f"upstream task {direct[0].task_name!r}" if direct else "its caller"
-                raise errors.PartialReplayRefused.because(
-                    f"parameter {name!r} of task {t.task_name!r} came from {origin} as a value that was "
-                    "not stored; record that task with @repro_task(store_results=True), or replay the whole run"
+                origin = f"upstream task {task_label(direct[0])!r}" if direct else "its caller"
+                rest = "replay the whole run" if partial else "replay it as the recorded flow (--engine prefect)"
+                if not partial and run.record.engine != "prefect":
+                    rest = "record a value the replay can rebuild"
+                raise refuse(
+                    f"parameter {name!r} of task {label!r} came from {origin} as a value that was "
+                    f"not stored; record that task with @repro_task(store_results=True), or {rest}",
+                    task=label,
                 )
         items.append(PartialItem(t, params))
     return items
+
+
+def choose_engine(recorded: str, asked: str | None, partial: str | None) -> str:
+    """How a run replays: ``"prefect"`` (its flow runs again), ``"plain"`` (its script, or its one
+    task call, runs again) or ``"tasks"`` (its tasks are called one by one, no orchestrator).
+
+    Runs of Airflow, Snakemake and ``reproflow record -- CMD`` replay task by task, as do
+    ``--task``/``--from``; Prefect and plain runs run again as recorded unless ``asked`` is
+    ``"tasks"``.
+
+    Raises:
+        ReplayError: ``asked`` is no engine, or cannot replay this run.
+    """
+    if asked is not None and asked not in ENGINES:
+        raise errors.ReplayError(f"unknown --engine {asked!r}: choose prefect (re-run the recorded Prefect flow) "
+                                 "or tasks (call the recorded tasks one by one, no orchestrator)")
+    if partial is not None:
+        if asked == "prefect":
+            raise errors.PartialReplayRefused.because(f"{partial} calls the chosen tasks one by one: "
+                                                      "drop --engine prefect")
+        return "tasks"
+    if asked == "tasks":
+        return "tasks"
+    if asked == "prefect":
+        if recorded != "prefect":
+            raise errors.ReplayError(f"--engine prefect replays a Prefect flow, and this run was recorded by "
+                                     f"{recorded}: replay it with --engine tasks")
+        return "prefect"
+    if recorded in TASK_BY_TASK_ENGINES:
+        return "tasks"
+    return "plain" if recorded == "plain" else "prefect"
 
 
 def _only_redacted(typed: object) -> bool:
@@ -252,15 +323,20 @@ def prepare(
     uv_bin: str | None = None,
     index_source: str = "",
     params: Mapping[str, str] | None = None,
+    engine: str | None = None,
 ) -> Prepared:
-    """Load, validate and plan. Raises only for a run that cannot be read at all.
+    """Load, validate and plan. Raises only for a run that cannot be read at all (or an
+    ``engine`` that is no choice).
 
     ``params`` supplies the secrets redacted when recorded (``--param PATH=VALUE``; else
     ``$REPROFLOW_PARAM_<PATH>``): see :mod:`reproflow.replay._secrets`.
     """
+    if engine is not None and engine not in ENGINES:
+        choose_engine("prefect", engine, None)  # raises: one line naming the choices
     run, env = load_run(store, run_id)
     return plan_loaded(store, run, env, in_place=in_place, python=python, task=task, from_task=from_task,
-                       cache_root=cache_root, uv_bin=uv_bin, index_source=index_source, params=params)  # fmt: skip
+                       cache_root=cache_root, uv_bin=uv_bin, index_source=index_source, params=params,
+                       engine=engine)  # fmt: skip
 
 
 def plan_loaded(
@@ -277,6 +353,7 @@ def plan_loaded(
     index_source: str = "",
     elsewhere: bool = False,
     params: Mapping[str, str] | None = None,
+    engine: str | None = None,
 ) -> Prepared:
     """Plan a replay of a loaded run (see :func:`prepare`).
 
@@ -287,6 +364,8 @@ def plan_loaded(
             on where the report is made. Redacted secrets are then listed, not problems (the
             report scores them on their own).
         params: the secrets redacted when recorded, path -> value (else ``$REPROFLOW_PARAM_*``).
+        engine: ``"prefect"`` or ``"tasks"`` (see :func:`choose_engine`); None: as the run's
+            engine replays by default.
     """
     assert run.context is not None
     ctx, rec = run.context, run.record
@@ -332,8 +411,15 @@ def plan_loaded(
     # --- what to run
     selected, plan.partial = select_tasks(run, task, from_task)
     partial: list[PartialItem] | None = None
+    try:
+        plan.replay_engine = choose_engine(rec.engine, engine, plan.partial)
+    except errors.ReproflowError as exc:
+        plan.replay_engine = "tasks" if plan.partial or rec.engine in TASK_BY_TASK_ENGINES else rec.engine
+        plan.problems.append(str(exc))
+        fatal.append(exc)
+    by_tasks = plan.replay_engine == "tasks"
     # secrets redacted when recorded are asked for again, never replaced silently
-    if plan.partial:
+    if by_tasks:
         for t in selected:
             t.parameters = secrets.fill_mapping(t.parameters, "" if len(selected) == 1 else f"{t.task_name}.")
     else:
@@ -341,24 +427,24 @@ def plan_loaded(
         if rec.engine == "plain":
             rec.argv = secrets.fill_argv(rec.argv)
     plan.secrets = secrets.lines()
-    missing_secret = secrets.error(f"task {selected[0].task_name!r}" if plan.partial and len(selected) == 1
+    missing_secret = secrets.error(f"task {selected[0].task_name!r}" if by_tasks and len(selected) == 1
                                    else f"flow {rec.flow_name!r}")
     if elsewhere:
         missing_secret = None
     if missing_secret is not None:
         plan.problems.append(str(missing_secret))
         fatal.append(missing_secret)
-    if plan.partial:
+    if by_tasks:
         try:
-            partial = partial_sources(run, selected)
-        except errors.PartialReplayRefused as exc:
+            partial = partial_sources(run, selected, partial=plan.partial is not None)
+        except errors.TaskReplayRefused as exc:
             plan.problems.append(str(exc))
             fatal.append(exc)
     else:
         if not (rec.entrypoint or rec.module):
             what = ("no flow entrypoint to call" if rec.engine == "prefect" else
                     "no script to run (reproflow.record() was used outside a script file)")
-            exc = errors.ReplayExecutionError(f"the run records {what}; replay --task NAME instead")
+            exc = errors.ReplayExecutionError(f"the run records {what}; replay --task NAME or --engine tasks instead")
             plan.problems.append(str(exc))
             fatal.append(exc)
         for name, typed in rec.parameters.items():
@@ -481,4 +567,5 @@ def plan_loaded(
     return prepared
 
 
-__all__ = ["PartialItem", "Prepared", "dag_order", "load_run", "partial_sources", "plan_loaded", "prepare", "select_tasks"]
+__all__ = ["ENGINES", "TASK_BY_TASK_ENGINES", "PartialItem", "Prepared", "choose_engine", "dag_order", "load_run",
+           "partial_sources", "plan_loaded", "prepare", "recorded_command", "select_tasks"]

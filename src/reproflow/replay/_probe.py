@@ -52,6 +52,7 @@ def probe(
     progress: Progress | None = None,
     on_plan: Callable[[Prepared], None] | None = None,
     params: Mapping[str, str] | None = None,
+    engine: str | None = None,
 ) -> ProbeResult:
     """Run a recorded run twice in the same environment; find the tasks nondeterministic by themselves.
 
@@ -75,6 +76,7 @@ def probe(
         progress: called with (phase, description, completed, total); phases "env", "tasks".
         on_plan: called with the plan before anything runs.
         params: the secrets redacted when recorded, path -> value (see :func:`reproflow.replay.replay`).
+        engine: ``"prefect"`` or ``"tasks"`` (see :func:`reproflow.replay.replay`).
 
     Returns:
         A :class:`ProbeResult`: per task, a probe verdict (``deterministic``,
@@ -88,7 +90,7 @@ def probe(
     in_place = not rebuild
     st = store if isinstance(store, Store) else Store(store)
     prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
-                    env_cache=env_cache, cache_dir=cache_dir, params=params)
+                    env_cache=env_cache, cache_dir=cache_dir, params=params, engine=engine)
     timings["plan"] = time.perf_counter() - t0
     if on_plan is not None:
         on_plan(prepared)

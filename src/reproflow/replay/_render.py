@@ -42,6 +42,8 @@ def plan_renderable(plan: ReplayPlan) -> Panel:
     grid.add_row("entrypoint", plan.entrypoint or plan.module or "-")
     if plan.partial:
         grid.add_row("partial", plan.partial)
+    if plan.replay_engine == "tasks":
+        grid.add_row("runs as", "task by task in DAG order, no orchestrator (--engine tasks)")
     py = f"{plan.python_implementation} {plan.python_recorded}"
     if plan.python_path:
         py += f" → {plan.python_path}" + ("" if plan.python_exact else " [yellow](not exact)[/]")

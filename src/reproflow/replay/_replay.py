@@ -46,19 +46,21 @@ def plan(
     cache_dir: str | os.PathLike[str] | None = None,
     params: Mapping[str, str] | None = None,
     index: IndexConfig | None = None,
+    engine: str | None = None,
 ) -> Prepared:
     """Load, validate and plan a replay without running or writing anything.
 
     ``params`` gives the secrets redacted when recorded (path -> value; the rest come from
     ``$REPROFLOW_PARAM_<PATH>``); ``index`` replaces this machine's index configuration (a
-    pack's own distribution files)."""
+    pack's own distribution files); ``engine`` is ``"prefect"`` or ``"tasks"`` (None: the run's
+    default, see :func:`reproflow.replay._plan.choose_engine`)."""
     st = store if isinstance(store, Store) else Store(store)
     uv_bin = None if in_place else find_uv()
     idx = (index or index_config()) if not in_place else None
     root = None if (in_place or not env_cache) else (Path(cache_dir) / "envs" if cache_dir else env_cache_root())
     return prepare(
         st, run_id, in_place=in_place, python=python, task=task, from_task=from_task,
-        cache_root=root, uv_bin=uv_bin, index_source=idx.source if idx else "", params=params,
+        cache_root=root, uv_bin=uv_bin, index_source=idx.source if idx else "", params=params, engine=engine,
     )
 
 
@@ -80,6 +82,7 @@ def replay(
     on_plan: Callable[[Prepared], None] | None = None,
     params: Mapping[str, str] | None = None,
     index: IndexConfig | None = None,
+    engine: str | None = None,
 ) -> ReplayResult:
     """Replay a recorded run and compare it, task by task, with the original.
 
@@ -102,6 +105,11 @@ def replay(
             are read from ``$REPROFLOW_PARAM_<PATH>``, and a missing one stops the replay.
         index: where uv finds the pins, instead of this machine's index configuration (a
             pack's distribution files: ``--no-index --find-links DIR``).
+        engine: ``"tasks"``: call the recorded tasks one by one in DAG order, each fed the
+            replayed outputs of its upstream tasks and the recorded values of the rest, with no
+            orchestrator; ``"prefect"``: run the recorded Prefect flow again. None: Prefect runs
+            re-run their flow, plain runs their script, Airflow, Snakemake and command runs
+            replay task by task.
 
     Returns:
         A :class:`ReplayResult`; ``result.reproduced`` is True only if every task reproduced.
@@ -114,7 +122,7 @@ def replay(
     t0, wall0 = time.perf_counter(), time.time()
     st = store if isinstance(store, Store) else Store(store)
     prepared = plan(run_id, st, in_place=in_place, python=python, task=task, from_task=from_task,
-                    env_cache=env_cache, cache_dir=cache_dir, params=params, index=index)
+                    env_cache=env_cache, cache_dir=cache_dir, params=params, index=index, engine=engine)
     timings["plan"] = time.perf_counter() - t0
     if on_plan is not None:
         on_plan(prepared)

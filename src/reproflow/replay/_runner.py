@@ -10,8 +10,9 @@ code is, what to call and with which typed parameters. The runner:
    after the flow's module is imported: instances of classes defined in a flow script run as
    ``python flow.py`` (recorded under ``__main__``) are rebuilt from that script, and hash as
    they did when recorded;
-4. calls the flow (``return_state=True``); or for a partial replay calls the chosen tasks one
-   by one under ``reproflow.record()``, feeding upstream values from the spec; or for a plain
+4. calls the flow (``return_state=True``); or for a replay task by task (``--engine tasks``,
+   ``--task``, ``--from``) calls each chosen task's function in DAG order, recording each call
+   (no orchestrator is imported), feeding upstream values from the spec; or for a plain
    run runs its script again (``reproflow.record()``) or calls its one task again with its
    recorded arguments (a ``@repro_task`` called outside any flow);
 5. writes the new run id and final state to the result file named in the spec.
@@ -34,6 +35,7 @@ import runpy
 import sys
 import time
 import traceback
+import uuid
 from typing import Any
 
 
@@ -166,11 +168,153 @@ async def _awaited(value: Any) -> Any:
     return await value
 
 
-def _task_object(mod: Any, spec: dict[str, Any], function: str) -> Any:
-    module, _, qualname = function.partition(":")
+def _task_object(mod: Any, spec: dict[str, Any], item: dict[str, Any]) -> Any:
+    """The recorded task's object: ``module:qualname`` from the restored code (the flow's module
+    when it ran as a script), else from the function's recorded source file."""
+    module, _, qualname = str(item["function"]).partition(":")
     if mod is not None and module in ("__main__", spec.get("module_name"), spec.get("load_as")):
         return _lookup(mod, qualname)
-    return _lookup(importlib.import_module(module), qualname)
+    try:
+        return _lookup(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        path = item.get("function_file")
+        if not path or module == "__main__":
+            raise
+    # a module not importable by its name from sys.path (an Airflow DAG folder, a Snakemake
+    # rule's script): load it from its restored file, under its recorded name
+    file_spec = importlib.util.spec_from_file_location(module, path)
+    if file_spec is None or file_spec.loader is None:
+        raise ImportError(f"cannot import {module} from {path}")
+    loaded = importlib.util.module_from_spec(file_spec)
+    sys.modules[module] = loaded
+    file_spec.loader.exec_module(loaded)
+    return _lookup(loaded, qualname)
+
+
+def _unwrap(obj: Any) -> tuple[Any, Any]:
+    """(the user's function, reproflow's task spec or None) behind a recorded task object.
+
+    A ``@repro_task`` keeps its spec (declared inputs and outputs, options); an engine's task
+    object keeps the function as ``fn`` (Prefect), ``function`` (Airflow's TaskFlow decorator)
+    or ``python_callable``; a reproflow wrapper made with functools.wraps keeps ``__wrapped__``.
+    The user's own decorators are kept: only engine and reproflow wrappers are taken off.
+    """
+    seen: set[int] = set()
+    while id(obj) not in seen:
+        seen.add(id(obj))
+        rf = getattr(obj, "_rf_spec", None)
+        if rf is not None and callable(getattr(rf, "fn", None)):
+            return rf.fn, rf
+        if inspect.isfunction(obj) or inspect.ismethod(obj):
+            inner = getattr(obj, "__wrapped__", None)
+            if inner is not None and str(getattr(obj, "__module__", "")).startswith("reproflow."):
+                obj = inner
+                continue
+            return obj, None
+        for attr in ("fn", "function", "python_callable"):
+            inner = getattr(obj, attr, None)
+            if callable(inner):
+                obj = inner
+                break
+        else:
+            return obj, None
+    return obj, None
+
+
+def _recorder() -> Any:
+    """reproflow's engine-neutral attempt recorder in this environment: (_Attempt, _Spec,
+    RecordOptions, declare), wherever this reproflow keeps them."""
+    from reproflow._declare import declare
+    from reproflow._task import RecordOptions, _Attempt, _Spec
+
+    return _Attempt, _Spec, RecordOptions, declare
+
+
+def _call(fn: Any, kwargs: dict[str, Any]) -> Any:
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise RuntimeError(f"{getattr(fn, '__qualname__', fn)} is a generator: it cannot be replayed task by task; "
+                           "replay the run with --engine prefect")
+    value = fn(**kwargs)
+    if inspect.isawaitable(value):
+        value = asyncio.run(_awaited(value))
+    return value
+
+
+def _record_call(run: Any, item: dict[str, Any], obj: Any, kwargs: dict[str, Any],
+                 upstream: dict[str, list[str]]) -> Any:
+    """Call the task's function once per allowed attempt, recording each attempt as the original
+    was recorded (its name, function, map index, declared inputs and outputs)."""
+    import dataclasses
+
+    _Attempt, _Spec, RecordOptions, declare = _recorder()
+    fn, rf = _unwrap(obj)
+    signature = inspect.signature(fn)
+    if rf is not None:
+        spec = dataclasses.replace(rf, function=item["function"])
+    else:
+        names = set(signature.parameters) | {"return"}
+        spec = _Spec(fn=fn, decl=declare(fn, [n for n in item.get("inputs", []) if n in names],
+                                         [n for n in item.get("outputs", []) if n in names]),
+                     opts=RecordOptions(), signature=signature, function=item["function"])
+    retries = int(getattr(obj, "retries", 0) or 0) if rf is not None else 0
+    task_run_id = str(uuid.uuid4())
+    for attempt in range(1, retries + 2):
+        rec = _Attempt(spec, (), kwargs, run_id=run.run_id, task_run_id=task_run_id, attempt=attempt,
+                       task_name=item["task_name"], task_key=item.get("task_key") or item["task_name"],
+                       upstream={**run.upstream_of(kwargs), **upstream}, engine="plain",
+                       tags=item.get("tags") or [], map_index=item.get("map_index"), subflow=item.get("subflow"))
+        rec.begin()
+        try:
+            value = _call(fn, kwargs)
+        except Exception as exc:
+            rec.failure(exc)
+            if attempt <= retries:
+                continue
+            raise
+        rec.success(value)
+        run.remember(value, task_run_id)
+        item["new_task_run_id"] = task_run_id
+        return value
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run_command(run: Any, item: dict[str, Any], cwd: str | None) -> None:
+    """A task with no function (a shell rule): run its recorded command again, its recorded
+    input files hashed before and its output files after, as one recorded attempt."""
+    import subprocess
+
+    _Attempt, _Spec, RecordOptions, _declare = _recorder()
+    from reproflow._declare import Declaration
+
+    io = item.get("command_io") or {"inputs": {}, "outputs": {}}
+    values: dict[str, Any] = {}
+    for which in ("inputs", "outputs"):
+        for name, paths in io[which].items():
+            values[name] = paths[0] if len(paths) == 1 else list(paths)
+    command = item["command"]
+
+    def run_command(**_files: Any) -> None:
+        proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd or None, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the command exited {proc.returncode}: {command}")
+
+    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in values]
+    spec = _Spec(fn=run_command, decl=Declaration(frozenset(io["inputs"]), frozenset(io["outputs"]),
+                                                  tuple(values), None),
+                 opts=RecordOptions(check=False), signature=inspect.Signature(params), function=item.get("function") or "")
+    task_run_id = str(uuid.uuid4())
+    rec = _Attempt(spec, (), values, run_id=run.run_id, task_run_id=task_run_id, attempt=1,
+                   task_name=item["task_name"], task_key=item.get("task_key") or item["task_name"],
+                   upstream={}, engine="plain", tags=item.get("tags") or [], map_index=item.get("map_index"),
+                   subflow=item.get("subflow"))
+    rec.begin()
+    try:
+        run_command(**values)
+    except Exception as exc:
+        rec.failure(exc)
+        raise
+    rec.success(None, has_result=False)
+    item["new_task_run_id"] = task_run_id
 
 
 def _param(name: str, source: dict[str, Any], values: dict[str, Any], where: str, relocation: Any = None) -> Any:
@@ -185,14 +329,26 @@ def _param(name: str, source: dict[str, Any], values: dict[str, Any], where: str
     raise RuntimeError(f"unknown parameter source {source!r}")  # pragma: no cover - the spec is ours
 
 
+def _label(item: dict[str, Any]) -> str:
+    index = item.get("map_index")
+    return (f"{item['subflow']}/" if item.get("subflow") else "") + item["task_name"] + (
+        f"[{index}]" if index is not None else "")
+
+
 def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
-    """A partial replay: call the chosen tasks in order, each with its recorded inputs."""
-    from reproflow import record
+    """A replay task by task (``--engine tasks``, ``--task``, ``--from``): call the chosen tasks
+    in DAG order outside any orchestrator, each with the replayed values of its upstream tasks
+    and the recorded values of the rest, recorded as one run linked to the original.
+
+    No engine is imported here: a task's module imports what it imports itself."""
+    from reproflow._plain import record
     from reproflow.replay._relocate import Relocation
 
-    mod = _load_entry_module(spec) if (spec.get("entry_file") or spec.get("module_name")) else None
+    needs_module = any(str(t.get("function") or "").startswith("__main__:") for t in spec["tasks"])
+    mod = _load_entry_module(spec) if needs_module and (spec.get("entry_file") or spec.get("module_name")) else None
     relocation = Relocation(*spec["relocation"]) if spec.get("relocation") else None
     values: dict[str, Any] = {}
+    new_ids: dict[str, str] = {}
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
     state, message = "COMPLETED", None
@@ -201,19 +357,40 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
             result["run_id"] = run.run_id
             _write(spec["result_file"], result)
             for item in spec["tasks"]:
-                task_obj = _task_object(mod, spec, item["function"])
-                where = f"task {item['task_name']!r}"
-                kwargs = {name: _param(name, source, values, where, relocation) for name, source in item["params"].items()}
+                label = _label(item)
+                where = f"task {label!r}"
                 try:
-                    values[item["task_run_id"]] = task_obj(**kwargs)
+                    if item.get("function"):
+                        try:
+                            obj = _task_object(mod, spec, item)
+                        except (ImportError, AttributeError, RuntimeError) as exc:
+                            if item.get("command") is None:
+                                raise RuntimeError(f"cannot import the function of task {label!r} "
+                                                   f"({item['function']}): {type(exc).__name__}: {exc}") from exc
+                            obj = None
+                    else:
+                        obj = None
+                    if obj is None:
+                        _run_command(run, item, spec.get("cwd"))
+                        values[item["task_run_id"]] = None
+                    else:
+                        kwargs = {name: _param(name, source, values, where, relocation)
+                                  for name, source in item["params"].items()}
+                        upstream = {name: [new_ids[source["task_run_id"]]] for name, source in item["params"].items()
+                                    if source["kind"] == "from" and source["task_run_id"] in new_ids}
+                        values[item["task_run_id"]] = _record_call(run, item, obj, kwargs, upstream)
+                    new_ids[item["task_run_id"]] = item.get("new_task_run_id", "")
                 except Exception as exc:
-                    state, message = "FAILED", f"{item['task_name']}: {type(exc).__name__}: {exc}"
+                    if isinstance(exc, RuntimeError) and str(exc).startswith("cannot import the function"):
+                        raise
+                    state, message = "FAILED", f"{label}: {type(exc).__name__}: {exc}"
                     raise  # ends the run as FAILED in the store, like a failing flow
     except Exception:  # noqa: BLE001 - a task's own failure is recorded; the verdict reports it
         if state != "FAILED":
             raise
     result["state"] = state
     result["message"] = message
+    result["prefect_imported"] = "prefect" in sys.modules
     return 0
 
 
