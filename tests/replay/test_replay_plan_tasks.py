@@ -79,6 +79,14 @@ def test_a_task_with_no_function_runs_its_recorded_command_or_is_refused_by_name
     run = store.load_run(ok)
     items = {i.task.task_name: i for i in partial_sources(run, run.final_tasks(), partial=False)}
     assert items["sort"].command == "sort in.txt > out.txt" and items["sort"].params == {}
+    job = _airflow_run(store, sort=dict(no_function=True, engine_info={"argv": ["sort", "-o", "out.txt", "in.txt"]}))
+    run = store.load_run(job)
+    items = {i.task.task_name: i for i in partial_sources(run, run.final_tasks(), partial=False)}
+    assert items["sort"].command == ["sort", "-o", "out.txt", "in.txt"]  # reproflow job -- CMD
+    secret = _airflow_run(store, sort=dict(no_function=True, engine_info={"argv": ["curl", "--token", "[REDACTED]"]}))
+    run = store.load_run(secret)
+    with pytest.raises(errors.TaskReplayRefused, match="command of task 'sort' holds a secret"):
+        partial_sources(run, run.final_tasks(), partial=False)
     bad = _airflow_run(store, sort=dict(no_function=True, map_index=2, engine_info={"rule": "sort"}))
     prepared = plan_replay(bad, store, cache_dir=tmp_path / "cache")
     assert isinstance(prepared.fatal[0], errors.TaskReplayRefused)

@@ -65,7 +65,7 @@ PIPELINE = textwrap.dedent(
     @repro_task
     def label(values: list) -> str:
         # RF_TASKS_SALT is unset when recorded: a replay with it set changes this task's output
-        return "sum=" + str(sum(values)) + os.environ.get("RF_TASKS_SALT", "")
+        return "the sum is " + str(sum(values)) + os.environ.get("RF_TASKS_SALT", "")
 
 
     @repro_task

@@ -186,6 +186,8 @@ def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) ->
         env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", "")
     env["REPROFLOW_STORE"] = store.url
     env["REPROFLOW_REPLAY_OF"] = rec.run_id
+    # a replay started inside `reproflow record -- CMD` is a run of its own, not part of that one
+    env.pop("REPROFLOW_RUN_ID", None)
     env["PYTHONUNBUFFERED"] = "1"
     # Prefect's temporary server (no PREFECT_API_URL) gives up after 20 s on a busy machine.
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

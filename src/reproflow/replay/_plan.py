@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import errors
 from .._hashing import EMPTY_TREE
-from .._scrub import is_redacted
+from .._scrub import REDACTED, is_redacted
 from .._values import has_opaque, opaque_marker
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
@@ -131,13 +131,15 @@ def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[lis
 
 
 def recorded_command(task: TaskRecord) -> str | list[str] | None:
-    """The command a task ran, when its record holds one (``engine_info["command"]``: a shell
-    line, or an argument list), e.g. a Snakemake ``shell:`` rule."""
-    cmd = task.engine_info.get("command")
-    if isinstance(cmd, str) and cmd.strip():
-        return cmd
-    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-        return [str(c) for c in cmd]
+    """The command a task ran, when its record holds one: ``engine_info["command"]`` (a shell
+    line, or an argument list), else ``engine_info["argv"]`` (``reproflow job -- CMD``), e.g. a
+    Snakemake ``shell:`` rule or a Makefile recipe."""
+    for key in ("command", "argv"):
+        cmd = task.engine_info.get(key)
+        if isinstance(cmd, str) and cmd.strip():
+            return cmd
+        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+            return [str(c) for c in cmd]
     return None
 
 
@@ -170,6 +172,9 @@ def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = Tru
             if command is None:
                 raise refuse(f"task {label!r} has no recorded function to call and no recorded command to run",
                              task=label)
+            if REDACTED in (command if isinstance(command, str) else " ".join(command)):
+                raise refuse(f"the recorded command of task {label!r} holds a secret that was redacted when "
+                             "recorded, so it cannot run again", task=label)
             items.append(PartialItem(t, {}, command))
             continue
         params: dict[str, dict[str, object]] = {}

@@ -168,16 +168,40 @@ async def _awaited(value: Any) -> Any:
     return await value
 
 
+_scripts: dict[str, Any] = {}
+
+
+def _load_script(path: str) -> Any:
+    """A script whose functions were recorded under ``__main__`` (run as ``python step.py``),
+    imported from its restored file once; its ``if __name__ == "__main__":`` part does not run,
+    and its classes hash as ``__main__``'s did."""
+    if path not in _scripts:
+        name = f"__reproflow_script_{len(_scripts)}__"
+        file_spec = importlib.util.spec_from_file_location(name, path)
+        if file_spec is None or file_spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        from reproflow._valuehash import mark_script_module
+
+        mark_script_module(name)
+        mod = importlib.util.module_from_spec(file_spec)
+        sys.modules[name] = mod
+        file_spec.loader.exec_module(mod)
+        _scripts[path] = mod
+    return _scripts[path]
+
+
 def _task_object(mod: Any, spec: dict[str, Any], item: dict[str, Any]) -> Any:
     """The recorded task's object: ``module:qualname`` from the restored code (the flow's module
     when it ran as a script), else from the function's recorded source file."""
     module, _, qualname = str(item["function"]).partition(":")
+    path = item.get("function_file")
+    if module == "__main__" and path and (mod is None or not _same_file(getattr(mod, "__file__", None), path)):
+        return _lookup(_load_script(path), qualname)  # a script other than the run's entrypoint
     if mod is not None and module in ("__main__", spec.get("module_name"), spec.get("load_as")):
         return _lookup(mod, qualname)
     try:
         return _lookup(importlib.import_module(module), qualname)
     except (ImportError, AttributeError):
-        path = item.get("function_file")
         if not path or module == "__main__":
             raise
     # a module not importable by its name from sys.path (an Airflow DAG folder, a Snakemake
@@ -390,7 +414,6 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
             raise
     result["state"] = state
     result["message"] = message
-    result["prefect_imported"] = "prefect" in sys.modules
     return 0
 
 
