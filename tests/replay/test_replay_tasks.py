@@ -87,11 +87,12 @@ def _git(repo: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def _record(repo: Path, store: Path, args: list[str], env: dict[str, str] | None = None) -> str:
+def _record(repo: Path, store: Path, args: list[str], env: dict[str, str] | None = None,
+            program: str = sys.executable) -> str:
     before = set(Store(store).run_ids()) if store.exists() else set()
-    proc = subprocess.run([sys.executable, *args], cwd=repo, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {}), "REPROFLOW_STORE": str(store),
-                               "PREFECT_LOGGING_LEVEL": "WARNING"})
+    run_env = {**os.environ, **(env or {}), "REPROFLOW_STORE": str(store), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    run_env.pop("REPROFLOW_RUN_ID", None)
+    proc = subprocess.run([program, *args], cwd=repo, capture_output=True, text=True, timeout=600, env=run_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (new,) = set(Store(store).run_ids()) - before
     return new
@@ -137,7 +138,7 @@ def _replay(args: list[str], where: Path, cache_dir: Path, capsys: pytest.Captur
 
 def _elsewhere(tmp_path: Path) -> Path:
     where = tmp_path / "elsewhere"
-    where.mkdir()
+    where.mkdir(parents=True, exist_ok=True)
     return where
 
 
@@ -244,3 +245,69 @@ def test_prefect_flow_replays_task_by_task_with_the_flow_s_verdicts(
     assert per_run(tasks) == per_run(flow)
     st = Store(store)
     assert st.load_run(tasks["replay_run_id"]).record.engine == "plain"  # no flow ran
+
+
+STEPS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from reproflow import repro_task
+
+
+    @repro_task(inputs=["src"], outputs=["dst"])
+    def numbers(src: Path, dst: Path) -> int:
+        values = [int(x) for x in Path(src).read_text().split()]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text("\\n".join(str(v) for v in values) + "\\n")
+        return len(values)
+
+
+    @repro_task(inputs=["src"])
+    def total(src: Path) -> dict:
+        values = [int(x) for x in Path(src).read_text().split()]
+        return {"total": sum(values), "first": values[0]}
+
+
+    if __name__ == "__main__":
+        step = {"numbers": numbers, "total": total}[sys.argv[1]]
+        print(step(*[Path(a) for a in sys.argv[2:]]))
+    """
+)
+
+SCRIPT = """set -e
+python steps.py numbers data/in.txt out/numbers.txt
+reproflow job --name sort -i out/numbers.txt -o out/sorted.txt -- sort -n -o out/sorted.txt out/numbers.txt
+python steps.py total out/sorted.txt
+"""
+
+
+def test_command_run_replays_task_by_task_by_default(cache_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reproflow record -- sh pipeline.sh` (two Python steps of one script and a `reproflow job`
+    shell step between them) replays task by task with no option: each step's function is
+    imported from the restored script, the shell step runs its recorded command again, and all
+    three reproduce, from another folder with only --store."""
+    repo, store = tmp_path / "repo", tmp_path / "store"
+    (repo / "data").mkdir(parents=True)
+    (repo / "steps.py").write_text(STEPS)
+    (repo / "pipeline.sh").write_text(SCRIPT)
+    (repo / "data" / "in.txt").write_text("5 3 9 1\n")
+    (repo / ".gitignore").write_text("out/\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "steps")
+    bin_dir = str(Path(sys.executable).parent)
+    run_id = _record(repo, store, ["record", "--", "sh", "pipeline.sh"],
+                     env={"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+                     program=str(Path(bin_dir) / "reproflow"))
+    original = Store(store).load_run(run_id)
+    assert original.record.engine == "command"
+    assert sorted(t.task_name for t in original.final_tasks()) == ["numbers", "sort", "total"]
+    code, result, _, err = _replay([run_id, "--store", str(store), "--json"], _elsewhere(tmp_path), cache_dir,
+                                   capsys, monkeypatch)
+    assert code == 0, err + json.dumps(result, indent=1)[-3000:]
+    assert result["plan"]["replay_engine"] == "tasks"
+    assert [t["task_name"] for t in result["tasks"]] == ["numbers", "sort", "total"]
+    assert all(t["verdict"] == "reproduced" for t in result["tasks"])

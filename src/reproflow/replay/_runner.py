@@ -39,6 +39,18 @@ import uuid
 from typing import Any
 
 
+def _reproflow(*names: str) -> Any:
+    """The first of ``names`` (modules of reproflow) that the reproflow in this environment
+    has: the replayed run may have been recorded by a reproflow from before or after its
+    modules moved into layer packages."""
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return importlib.import_module(names[-1])
+
+
 def _write(path: str, data: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -72,9 +84,7 @@ def _load_entry_module(spec: dict[str, Any]) -> Any:
         raise RuntimeError(f"cannot import {entry}")
     if not module_name:
         # The flow ran as a script (``python flow.py``): its classes were ``__main__``'s then.
-        from reproflow._valuehash import mark_script_module
-
-        mark_script_module(name)
+        _reproflow("reproflow.values._valuehash", "reproflow._valuehash").mark_script_module(name)
     mod = importlib.util.module_from_spec(file_spec)
     sys.modules[name] = mod
     file_spec.loader.exec_module(mod)
@@ -100,10 +110,9 @@ def _lookup(obj: Any, qualname: str) -> Any:
 
 def _decode(name: str, typed: Any, where: str) -> Any:
     """A recorded parameter rebuilt, or a clear error naming what cannot be."""
-    from reproflow._values import find_opaque, from_typed_json
-
-    value = from_typed_json(typed)
-    bad = find_opaque(value)
+    typed_json = _reproflow("reproflow.values._typed", "reproflow._values")
+    value = typed_json.from_typed_json(typed)
+    bad = typed_json.find_opaque(value)
     if bad is not None:
         raise RuntimeError(f"parameter {name!r} of {where} cannot be rebuilt: {bad.type_name}: {bad.text}")
     return value
@@ -180,9 +189,7 @@ def _load_script(path: str) -> Any:
         file_spec = importlib.util.spec_from_file_location(name, path)
         if file_spec is None or file_spec.loader is None:
             raise ImportError(f"cannot import {path}")
-        from reproflow._valuehash import mark_script_module
-
-        mark_script_module(name)
+        _reproflow("reproflow.values._valuehash", "reproflow._valuehash").mark_script_module(name)
         mod = importlib.util.module_from_spec(file_spec)
         sys.modules[name] = mod
         file_spec.loader.exec_module(mod)
@@ -248,10 +255,9 @@ def _unwrap(obj: Any) -> tuple[Any, Any]:
 def _recorder() -> Any:
     """reproflow's engine-neutral attempt recorder in this environment: (_Attempt, _Spec,
     RecordOptions, declare), wherever this reproflow keeps them."""
-    from reproflow._declare import declare
-    from reproflow._task import RecordOptions, _Attempt, _Spec
-
-    return _Attempt, _Spec, RecordOptions, declare
+    attempt = _reproflow("reproflow.recorder._attempt", "reproflow._task")
+    declaring = _reproflow("reproflow.recorder._declare", "reproflow._declare")
+    return attempt._Attempt, attempt._Spec, attempt.RecordOptions, declaring.declare
 
 
 def _call(fn: Any, kwargs: dict[str, Any]) -> Any:
@@ -308,7 +314,7 @@ def _run_command(run: Any, item: dict[str, Any], cwd: str | None) -> None:
     import subprocess
 
     _Attempt, _Spec, RecordOptions, _declare = _recorder()
-    from reproflow._declare import Declaration
+    Declaration = _reproflow("reproflow.recorder._declare", "reproflow._declare").Declaration  # noqa: N806
 
     io = item.get("command_io") or {"inputs": {}, "outputs": {}}
     values: dict[str, Any] = {}
@@ -365,8 +371,9 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
     and the recorded values of the rest, recorded as one run linked to the original.
 
     No engine is imported here: a task's module imports what it imports itself."""
-    from reproflow._plain import record
     from reproflow.replay._relocate import Relocation
+
+    record = _reproflow("reproflow.recorder._plain", "reproflow._plain").record
 
     needs_module = any(str(t.get("function") or "").startswith("__main__:") for t in spec["tasks"])
     mod = _load_entry_module(spec) if needs_module and (spec.get("entry_file") or spec.get("module_name")) else None
