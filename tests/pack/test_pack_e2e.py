@@ -67,6 +67,15 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
+def _project_extras() -> set[str]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return set(doc.get("project", {}).get("optional-dependencies", {}))
+
+
 def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The installed `reproflow` entry point."""
     exe = Path(sys.executable).with_name("reproflow")
@@ -84,7 +93,9 @@ def packed(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     venv = tmp / "venv"
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, capture_output=True)
     py = str(venv / "bin" / "python")
-    proc = subprocess.run([uv, "pip", "install", "-q", "--python", py, *index_config().args, "-e", str(ROOT), "numpy"],
+    extras = _project_extras()
+    project = f"{ROOT}[prefect]" if "prefect" in extras else str(ROOT)  # Prefect may be an extra
+    proc = subprocess.run([uv, "pip", "install", "-q", "--python", py, *index_config().args, "-e", project, "numpy"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     repo = tmp / "repo"
