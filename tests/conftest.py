@@ -89,6 +89,20 @@ def _subprocesses_share_the_api(prefect_harness: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """One ``REPROFLOW_CACHE_DIR`` for every test that replays into a rebuilt environment (the
+    corpus, the docs pages, the Prefect deployment test, replay modules).
+
+    A rebuilt environment's folder is named by what it holds: the validated pins, local sources
+    by content hash, and the Python version (``replay/_envbuild.py::env_key``). Every recording
+    of the suite runs in this same virtual environment, so every replay asks for the same
+    folder: shared, it is built once per session instead of once per module (each build installs
+    ~200 distributions). The one test that must see a build from nothing
+    (tests/replay/test_replay_e2e.py) keeps a cache of its own."""
+    return tmp_path_factory.mktemp("reproflow-cache")
+
+
+@pytest.fixture(scope="session")
 def prefect_api_env(prefect_harness: None) -> dict[str, str]:
     """Environment for a subprocess flow to use the session's Prefect API instead of starting its
     own ephemeral server (which costs ~15-20 s per process on 2 cores)."""

@@ -138,7 +138,8 @@ def _cli(args: list[str], cwd: pathlib.Path, env: dict[str, str], timeout: float
 
 
 @pytest.mark.timeout(1200)
-def test_replay_deployment_from_the_installed_package(prefect_server: str, tmp_path: pathlib.Path) -> None:
+def test_replay_deployment_from_the_installed_package(prefect_server: str, tmp_path: pathlib.Path,
+                                                      shared_cache_dir: pathlib.Path) -> None:
     """Issue 15, as docs/replay.md says: the shipped deployments/prefect.yaml (module entrypoint
     `reproflow.flows:replay_flow`, no checkout of reproflow needed) copied into a user's project,
     `prefect work-pool create`, `prefect deploy --all`, `prefect deployment run` with a recorded
@@ -147,7 +148,7 @@ def test_replay_deployment_from_the_installed_package(prefect_server: str, tmp_p
     artifacts, and the recorded run names its replay; the run of a recording whose input changed
     ends Failed with the one-line reason as its state message."""
     bindir = pathlib.Path(sys.executable).parent
-    project, store, cache = tmp_path / "project", tmp_path / "store", tmp_path / "env-cache"
+    project, store, cache = tmp_path / "project", tmp_path / "store", shared_cache_dir  # the session's env cache
     project.mkdir()
     (project / "flow.py").write_text(DEPLOY_FLOW)
     (project / "same.txt").write_text("one two three\n")

@@ -20,12 +20,13 @@ CASES = [(name, backend) for name in shape_names() for backend in Shape.load(nam
 
 
 @pytest.fixture(scope="module")
-def corpus_env(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The session's Prefect API for the module, and one replay environment cache shared by every
-    shape (they all record in this same environment, so the first replay builds and the rest reuse)."""
+def corpus_env(prefect_api_env: dict[str, str], shared_cache_dir: Path) -> Iterator[dict[str, Any]]:
+    """The session's Prefect API for the module, and the session's replay environment cache
+    (tests/conftest.py): every shape records in this same environment, so the first replay of
+    the session builds it and every other reuses it."""
     mp = pytest.MonkeyPatch()
     mp.setenv("PREFECT_API_URL", prefect_api_env["PREFECT_API_URL"])
-    cache = tmp_path_factory.mktemp("corpus-env-cache")
+    cache = shared_cache_dir
     mp.setenv("REPROFLOW_CACHE_DIR", str(cache))
     try:
         yield {"cache": cache}

@@ -28,10 +28,10 @@ KNOWN_FAILING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def docs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One REPROFLOW_CACHE_DIR for every page: replay environments built by one page are reused
-    by the next (they all record in this same environment)."""
-    return tmp_path_factory.mktemp("docs-cache")
+def docs_cache(shared_cache_dir: Path) -> Path:
+    """The session's REPROFLOW_CACHE_DIR (tests/conftest.py) for every page: replay environments
+    built by one page, or by an earlier test, are reused (they all record in this environment)."""
+    return shared_cache_dir
 
 
 @pytest.fixture(scope="module")

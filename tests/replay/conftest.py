@@ -1,4 +1,4 @@
-"""Fixtures for replay's end-to-end tests: the session's Prefect API, a per-module env cache."""
+"""Fixtures for replay's end-to-end tests: the session's Prefect API and env cache."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def prefect_api(prefect_api_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One env cache per module: the first replay builds, later ones reuse (the 'second replay')."""
-    return tmp_path_factory.mktemp("replay-env-cache")
+def env_cache(shared_cache_dir: Path) -> Path:
+    """The session's env cache (tests/conftest.py ``shared_cache_dir``): an environment built by
+    an earlier test is reused. A module that must see the first build makes its own."""
+    return shared_cache_dir

@@ -111,6 +111,13 @@ def recorded(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield {"repo": repo, "data": data, "store": store, **runs}
 
 
+@pytest.fixture(scope="module")
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's own env cache, not the session's: its first replay must build the
+    environment from the record alone (``reused`` is False), the later ones reuse it."""
+    return tmp_path_factory.mktemp("replay-e2e-env-cache")
+
+
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], env_cache: Path,
          monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
     from reproflow._cli_common import run_cli
