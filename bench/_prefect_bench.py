@@ -23,7 +23,7 @@ def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
     measured run pays for the one before it."""
     import psutil
 
-    from reproflow._artifacts import wait_for_artifacts
+    from reproflow.engines.prefect._artifacts import wait_for_artifacts
 
     wait_for_artifacts(timeout)  # the last run's artifacts, published after its flow returned
     me = psutil.Process()
@@ -87,7 +87,7 @@ def own_cpu() -> float:
 def meter_reproflow() -> None:
     """Wrap reproflow's per-task entry points (the attempt recorder and the record writes) so
     OWN_CPU collects their thread CPU time."""
-    from reproflow import _task
+    from reproflow.engines.prefect import _task
     from reproflow.store import Store
 
     _task._prefect_attempt = _metered(_task._prefect_attempt)

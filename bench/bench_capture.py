@@ -58,7 +58,7 @@ t0 = time.perf_counter()
 from reproflow.capture.environment import capture_environment
 from reproflow.capture.hardware import capture_hardware
 from reproflow.capture.git import capture_git
-from reproflow._redact import detector_setup_ms
+from reproflow.values._redact import detector_setup_ms
 out["import_ms"] = (time.perf_counter() - t0) * 1000
 _, out["env_first_ms"] = timed(capture_environment)
 out["detect_secrets_setup_ms"] = detector_setup_ms()

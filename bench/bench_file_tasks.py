@@ -49,7 +49,8 @@ if "--api-url" in sys.argv:
 from prefect import flow, task  # noqa: E402
 
 from _prefect_bench import meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
-from reproflow import _hashing, repro_task, wait_for_artifacts  # noqa: E402
+from reproflow.capture import _files as _hashing
+from reproflow import repro_task, wait_for_artifacts
 
 meter_reproflow()
 

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-hash-")
     os.environ["REPROFLOW_CACHE_DIR"] = os.path.join(tmp, "cache")
-    from reproflow import _hashing
+    from reproflow.capture import _files as _hashing
 
     path = os.path.join(tmp, "big.bin")
     block = os.urandom(1 << 20)

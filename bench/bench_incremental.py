@@ -41,7 +41,7 @@ def main() -> None:
     from prefect.cache_policies import INPUTS
 
     from reproflow import CONTENT, repro_task
-    from reproflow._incremental import key_parts
+    from reproflow.recorder._content import key_parts
 
     @repro_task(cache_policy=CONTENT)
     def read_size(path: Path) -> int:

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.records import DataRef, RunEnd, RunRecord, RunSummary, TaskRecord
 from reproflow.store import Store

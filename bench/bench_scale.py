@@ -39,8 +39,8 @@ STORE = os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-scale-sto
 from prefect import flow, task  # noqa: E402
 
 from _prefect_bench import meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
-from reproflow import repro_task  # noqa: E402
-from reproflow.store import Store  # noqa: E402
+from reproflow import repro_task
+from reproflow.store import Store
 
 meter_reproflow()
 

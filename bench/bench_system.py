@@ -39,7 +39,7 @@ CHILD = r"""
 import ctypes, ctypes.util, json, sys, time
 import numpy  # noqa: F401 - its BLAS is what we look for
 import pydantic, reproflow.records  # every recording process has these
-import threadpoolctl, reproflow._hashing  # the hardware capture and the store import them anyway
+import threadpoolctl, reproflow.capture._files  # the hardware capture and the store import them anyway
 from reproflow.capture import system, get_context, context_at_task_end
 from reproflow.capture.environment import capture_environment
 from reproflow.store import Store

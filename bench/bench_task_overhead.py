@@ -29,7 +29,7 @@ os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-store-")
 from prefect import flow, task  # noqa: E402
 
 from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
-from reproflow import repro_task, wait_for_artifacts  # noqa: E402
+from reproflow import repro_task, wait_for_artifacts
 
 
 def add_one(x: int) -> int:

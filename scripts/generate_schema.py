@@ -14,7 +14,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from reproflow import records  # noqa: E402
+from reproflow import records
 
 STORED = ["RunRecord", "RunEnd", "RunSummary", "TaskRecord", "MapRecord", "ProcessContext", "Environment", "SystemLibraries"]
 

@@ -86,7 +86,7 @@ def test_publish_twice_updates_the_same_artifacts(store_dir: pathlib.Path, prefe
     from prefect.settings import PREFECT_API_URL
 
     from reproflow import repro_task, wait_for_artifacts
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     @repro_task

@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 import pytest
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 
 USAGE_ERRORS = [

@@ -10,8 +10,8 @@ from prefect import flow
 from typer.testing import CliRunner
 
 from reproflow import repro_task
-from reproflow._cli_runs import typed_repr
-from reproflow._values import to_typed_json
+from reproflow.cli._runs import typed_repr
+from reproflow.values._typed import to_typed_json
 from reproflow.cli import app
 from reproflow.store import Store
 

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from reproflow._cli_common import run_cli
-from reproflow._dag import edges
+from reproflow.cli._common import run_cli
+from reproflow.recorder._dag import edges
 from reproflow.cli import app
 from reproflow.store import Store
 

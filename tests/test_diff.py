@@ -13,12 +13,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "export"))
 
 from rf_factory import T0, default_packages, make_environment, make_run  # noqa: E402
 
-from reproflow._cli_common import run_cli  # noqa: E402
-from reproflow._diff import diff_runs  # noqa: E402
-from reproflow.cli import app  # noqa: E402
-from reproflow.errors import RunNotFound  # noqa: E402
-from reproflow.records import EnvVar, GitState, GPUInfo, Hardware  # noqa: E402
-from reproflow.store import Store  # noqa: E402
+from reproflow.cli._common import run_cli
+from reproflow.analysis._diff import diff_runs
+from reproflow.cli import app
+from reproflow.errors import RunNotFound
+from reproflow.records import EnvVar, GitState, GPUInfo, Hardware
+from reproflow.store import Store
 
 
 def _pair(store: Store, tmp_path: pathlib.Path) -> tuple[str, str]:

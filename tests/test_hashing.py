@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from reproflow import _hashing
-from reproflow._hashing import hash_local, hash_path, sha256_file, tree_digest
+from reproflow.capture import _files as _hashing
+from reproflow.capture._files import hash_local, hash_path, sha256_file, tree_digest
 
 
 @pytest.fixture(autouse=True)

@@ -116,7 +116,7 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     assert {t.cache.reused_run_id for t in tasks.values()} == {first}
     assert status_reasons(store, second) == {}
     assert _cli_status(store, second)[0] == 0
-    from reproflow._artifacts import summary_markdown
+    from reproflow.engines.prefect._artifacts import summary_markdown
 
     summary = summary_markdown(store, store.load_run(second))
     assert f"**Reused** (reproflow.CONTENT cache): 4 of 4 task runs; 4 from `{first}`" in summary
@@ -164,7 +164,7 @@ def _cli_status(store: Store, run_id: str) -> tuple[int, dict[str, Any]]:
     import contextlib
     import io
 
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     out = io.StringIO()
@@ -174,7 +174,7 @@ def _cli_status(store: Store, run_id: str) -> tuple[int, dict[str, Any]]:
 
 
 def status_reasons(store: Store, run_id: str) -> dict[str, list[str]]:
-    from reproflow._status import stale_tasks
+    from reproflow.analysis._status import stale_tasks
 
     return {row.task_name: row.reasons for row in stale_tasks(store, run_id) if row.stale}
 
@@ -194,7 +194,7 @@ def _upgrade_a_package(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(capture, "capture_environment", upgraded)
     capture.clear_cache()
-    monkeypatch.setattr("reproflow._status.capture_environment", upgraded, raising=False)
+    monkeypatch.setattr("reproflow.analysis._status.capture_environment", upgraded, raising=False)
 
 
 def test_prefect_inputs_policy_serves_stale_result_content_does_not(tmp_path: pathlib.Path, store: Store) -> None:
@@ -227,7 +227,7 @@ def test_prefect_inputs_policy_serves_stale_result_content_does_not(tmp_path: pa
 
 def test_key_parts_are_delimited() -> None:
     """Two different part sets that concatenate to the same text still get different keys."""
-    from reproflow._incremental import compose
+    from reproflow.recorder._content import compose
 
     assert compose({"parameters": {"a": "bc"}}) != compose({"parameters": {"ab": "c"}})
     assert compose({"inputs": {"x": "1"}, "code": {}}) != compose({"inputs": {}, "code": {"x": "1"}})

@@ -1,4 +1,4 @@
-"""One run shared by many processes (reproflow._join): open/join/close, record_task, and the
+"""One run shared by many processes (reproflow.recorder._join): open/join/close, record_task, and the
 plain recorder joining ``$REPROFLOW_RUN_ID``; edges between processes from data lineage."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from reproflow._dag import edges
-from reproflow._join import (RUN_ID_ENV, child_env, close_shared_run, open_shared_run, record_task,
+from reproflow.recorder._dag import edges
+from reproflow.recorder._join import (RUN_ID_ENV, child_env, close_shared_run, open_shared_run, record_task,
                              shared_run_id)
 from reproflow.store import Store
 
@@ -32,7 +32,7 @@ def test_shared_run_id_is_the_same_everywhere_and_tells_engines_apart() -> None:
     assert a != shared_run_id("snakemake", "etl", "manual__2026-12-02T06:00:00+00:00")
     assert a != shared_run_id("airflow", "etl", "manual__2026-12-03T06:00:00+00:00")
     assert a != shared_run_id("airflow", "et", "lmanual__2026-12-02T06:00:00+00:00")  # parts are separated
-    code = ("from reproflow._join import shared_run_id; "
+    code = ("from reproflow.recorder._join import shared_run_id; "
             "print(shared_run_id('airflow', 'etl', 'manual__2026-12-02T06:00:00+00:00'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == a
@@ -46,7 +46,7 @@ def test_processes_racing_to_open_one_run_make_one_run(store: Store, tmp_path: p
     run_id = shared_run_id("command", "race", str(tmp_path))
     code = f"""
         import sys
-        from reproflow._join import open_shared_run
+        from reproflow.recorder._join import open_shared_run
         print(open_shared_run({run_id!r}, name='opener-' + sys.argv[1], engine='command', store={str(store.url)!r},
                               engine_info={{'who': sys.argv[1]}}, lease=False))
     """
@@ -70,7 +70,7 @@ def test_tasks_in_separate_processes_join_one_run_with_a_data_edge(store: Store,
     env = child_env(run_id, store)
     step = """
         import sys, pathlib
-        from reproflow._join import record_task
+        from reproflow.recorder._join import record_task
         src, dst = sys.argv[1:3]
         with record_task('step-' + dst, inputs={'src': src}, outputs={'dst': dst}, engine_info={'target': dst}):
             pathlib.Path(dst).write_text(pathlib.Path(src).read_text().upper())
@@ -172,7 +172,7 @@ def test_a_joined_process_opens_the_run_when_no_one_has(store: Store, tmp_path: 
     run_id = shared_run_id("command", "unopened", str(tmp_path))
     env = dict(os.environ, **{RUN_ID_ENV: run_id, "REPROFLOW_STORE": store.url})
     _run_py("""
-        from reproflow._join import record_task
+        from reproflow.recorder._join import record_task
         with record_task('only'):
             pass
     """, tmp_path, env)

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 
 FLOW = textwrap.dedent(
@@ -280,7 +280,7 @@ def test_strict_on_a_dirty_tree_fails_before_the_body(repo: pathlib.Path, tmp_pa
 def test_runs_list_table_shows_the_newest_50_json_all(store_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With 60 runs, the table shows the newest 50 and says so; --json lists all 60; --limit works
     for both."""
-    from reproflow import _cli_runs
+    from reproflow.cli import _runs as _cli_runs
     from reproflow.records import RunSummary
 
     monkeypatch.setattr(_cli_runs, "TABLE_LIMIT", 50)

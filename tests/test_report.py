@@ -15,12 +15,18 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "export"))
 from rf_factory import dist, make_environment  # noqa: E402
 from rf_factory import make_run as _make_run  # noqa: E402
 
-from reproflow._cli_common import run_cli  # noqa: E402
-from reproflow._report import ARTIFACT_KEY, HTML_FILENAME, REPORT_FILENAME, build_report, publish_report_artifact  # noqa: E402
-from reproflow.cli import app  # noqa: E402
-from reproflow.errors import RunNotFound  # noqa: E402
-from reproflow.records import DirectUrl, EnvVar, Finding, GitState, GPUInfo, Hardware, SourceSnapshot  # noqa: E402
-from reproflow.store import Store  # noqa: E402
+from reproflow.cli._common import run_cli
+from reproflow.analysis._report import (
+    ARTIFACT_KEY,
+    HTML_FILENAME,
+    REPORT_FILENAME,
+    build_report,
+    publish_report_artifact,
+)
+from reproflow.cli import app
+from reproflow.errors import RunNotFound
+from reproflow.records import DirectUrl, EnvVar, Finding, GitState, GPUInfo, Hardware, SourceSnapshot
+from reproflow.store import Store
 
 
 def _stored_source(store: Store) -> SourceSnapshot:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reproflow import _redact, _scrub
-from reproflow._scrub import is_redacted, scrub_argv, scrub_json, scrub_mapping, scrub_text
-from reproflow._values import from_typed_json, has_opaque, to_typed_json
+from reproflow.values import _redact, _scrub
+from reproflow.values._scrub import is_redacted, scrub_argv, scrub_json, scrub_mapping, scrub_text
+from reproflow.values._typed import from_typed_json, has_opaque, to_typed_json
 
 GITHUB = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5"
 

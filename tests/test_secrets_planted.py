@@ -117,7 +117,7 @@ def test_the_run_stays_whole_and_a_signed_url_is_recorded_unhashed(planted: dict
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     capsys.readouterr()

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproflow import _seeds
-from reproflow._seeds import apply_seed, pending_seeds, pythonhashseed, seed_from_env, validate_seed
+from reproflow.recorder import _seeds
+from reproflow.recorder._seeds import apply_seed, pending_seeds, pythonhashseed, seed_from_env, validate_seed
 from reproflow.errors import InvalidSeed
 
 
@@ -66,7 +66,7 @@ def test_pythonhashseed() -> None:
     assert pythonhashseed({}) is None
     env = {**os.environ, "PYTHONHASHSEED": "99"}
     out = subprocess.run(
-        [sys.executable, "-c", "from reproflow._seeds import pythonhashseed; print(pythonhashseed())"],
+        [sys.executable, "-c", "from reproflow.recorder._seeds import pythonhashseed; print(pythonhashseed())"],
         env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert out.stdout.strip() == "99"
@@ -100,7 +100,7 @@ class random:
 SCRIPT = """
 import json, sys
 import tensorflow                       # imported before seeding: seeded at once
-from reproflow._seeds import apply_seed, pending_seeds
+from reproflow.recorder._seeds import apply_seed, pending_seeds
 now = apply_seed(11)
 armed = pending_seeds()
 assert "torch" not in sys.modules       # installed but not imported: not imported to seed it

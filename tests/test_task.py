@@ -70,7 +70,7 @@ def test_direct_call_records_run_task_and_data(store: Store, tmp_path: pathlib.P
     assert run.status == "COMPLETED"
     assert run.record.flow_name == "pipeline"
     assert run.record.entrypoint and run.record.entrypoint.endswith("test_task.py:test_direct_call_records_run_task_and_data.<locals>.pipeline")
-    assert reproflow._values.from_typed_json(run.record.parameters) == {"src": src, "out": tmp_path}
+    assert reproflow.values._typed.from_typed_json(run.record.parameters) == {"src": src, "out": tmp_path}
     assert set(tasks) == {"copy-upper", "count_lines", "write_report"}
     cu = tasks["copy-upper"]
     assert cu.state == "COMPLETED" and cu.attempt == 1 and cu.tags == ["io"]
@@ -80,7 +80,7 @@ def test_direct_call_records_run_task_and_data(store: Store, tmp_path: pathlib.P
     assert [(r.param, r.sha256, r.size) for r in cu.outputs] == [("dst", hashlib.sha256(b"HELLO\nWORLD\n").hexdigest(), 12)]
     assert cu.result == 12 and cu.result_hash == reproflow.stable_hash(12)
     # count_lines read copy_upper's output (a data edge); write_report consumed count_lines' future
-    from reproflow._dag import upstream_map
+    from reproflow.recorder._dag import upstream_map
 
     up = upstream_map(run)
     assert up[tasks["count_lines"].task_run_id] == {"path": [cu.task_run_id]}
@@ -356,7 +356,7 @@ def test_cache_hit_is_recorded_as_cached(store: Store, tmp_path: pathlib.Path) -
     squares = [t for t in run.final_tasks() if t.task_name == "cached_square"]
     assert sorted(t.state for t in squares) == ["CACHED", "COMPLETED"]
     assert len({t.result_hash for t in squares}) == 1
-    from reproflow._task import _cache_hook
+    from reproflow.engines.prefect._task import _cache_hook
 
     assert _cache_hook in cached_square.on_completion_hooks
     assert _cache_hook not in uncached.on_completion_hooks

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import reproflow
 from reproflow import repro_task
-from reproflow._hashing import EMPTY_TREE, hash_local
+from reproflow.capture._files import EMPTY_TREE, hash_local
 from reproflow.store import Store
 
 

@@ -11,9 +11,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "export"))
 
 from rf_factory import T0, make_run  # noqa: E402
 
-from reproflow._task_source import SnapshotReader, changed_lines  # noqa: E402
-from reproflow.records import SourceSnapshot, TaskRecord  # noqa: E402
-from reproflow.store import Store  # noqa: E402
+from reproflow.analysis._task_source import SnapshotReader, changed_lines
+from reproflow.records import SourceSnapshot, TaskRecord
+from reproflow.store import Store
 
 V1 = '''import os
 

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from reproflow import register_hasher, stable_hash
-from reproflow._valuehash import hash_or_reason, type_name, unregister_hasher
+from reproflow.values._valuehash import hash_or_reason, type_name, unregister_hasher
 
 
 class Fitted:
@@ -99,7 +99,7 @@ def test_register_hasher_checks_its_arguments() -> None:
 
 def test_type_names_of_a_replayed_flow_script_are_main(monkeypatch: pytest.MonkeyPatch) -> None:
     """A module marked as the replayed flow script names its classes __main__, as at record time."""
-    import reproflow._valuehash as vh
+    import reproflow.values._valuehash as vh
 
     monkeypatch.setattr(vh, "_script_modules", set())
     Replayed = type("Replayed", (), {"__module__": "__reproflow_replay__"})

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reproflow._values import (
+from reproflow.values._typed import (
     Opaque,
     find_opaque,
     from_typed_json,
@@ -102,7 +102,7 @@ def test_objects_without_content_get_no_hash_and_opaque_json() -> None:
 def test_hash_is_stable_across_processes() -> None:
     """A fresh interpreter with another PYTHONHASHSEED computes the same digest."""
     value = {"a": [1, 2.5, "x"], "b": {"k": (True, None)}, "s": frozenset({"u", "v", "w"})}
-    code = "from reproflow._values import stable_hash; print(stable_hash(%r))" % (value,)
+    code = "from reproflow.values._typed import stable_hash; print(stable_hash(%r))" % (value,)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()
     assert out == stable_hash(value)
@@ -254,7 +254,7 @@ def test_flow_script_classes_hash_and_rebuild_the_same_under_the_replay_module(t
     script = tmp_path / "flow.py"
     script.write_text(
         "import dataclasses, enum, json, sys\n"
-        "from reproflow._values import stable_hash, to_typed_json\n"
+        "from reproflow.values._typed import stable_hash, to_typed_json\n"
         "class Kind(enum.Enum):\n    A = 1\n"
         "@dataclasses.dataclass\nclass Token:\n    text: str\n    kind: Kind\n"
         "VALUE = {'tokens': [Token('x', Kind.A)]}\n"
@@ -268,8 +268,8 @@ def test_flow_script_classes_hash_and_rebuild_the_same_under_the_replay_module(t
     assert typed["tokens"][0]["type"] == "__main__:Token"
     code = (
         "import importlib.util, json, sys\n"
-        "from reproflow._valuehash import mark_script_module\n"
-        "from reproflow._values import from_typed_json, stable_hash\n"
+        "from reproflow.values._valuehash import mark_script_module\n"
+        "from reproflow.values._typed import from_typed_json, stable_hash\n"
         f"mark = sys.argv[1] == 'mark'\n"
         "if mark:\n    mark_script_module('__replayed_flow__')\n"
         f"spec = importlib.util.spec_from_file_location('__replayed_flow__', {str(script)!r})\n"

@@ -12,7 +12,7 @@ import pytest
 from prefect import flow
 
 from reproflow import repro_task
-from reproflow._writer import RecordWriter
+from reproflow.store._writer import RecordWriter
 from reproflow.store import Store
 
 
@@ -58,7 +58,7 @@ def test_errors_are_returned_once_and_logged(caplog: pytest.LogCaptureFixture) -
 
 def test_back_pressure_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a full queue, submit() blocks until the writer catches up: nothing is dropped."""
-    import reproflow._writer as mod
+    import reproflow.store._writer as mod
 
     monkeypatch.setattr(mod, "MAX_PENDING", 2)
     w = mod.RecordWriter()
@@ -132,7 +132,7 @@ def test_publisher_thread_is_joined_at_exit_and_ends_when_idle() -> None:
     """The publisher's thread is not a daemon (the interpreter joins it before atexit handlers
     stop Prefect's ephemeral server), runs jobs in order, survives a failing job, and ends when
     its queue is empty (an idle non-daemon thread would keep the process from exiting)."""
-    from reproflow._artifacts import _Publisher
+    from reproflow.engines.prefect._artifacts import _Publisher
 
     pub = _Publisher()
     gate = threading.Event()
@@ -186,7 +186,7 @@ def test_background_publishing_uses_the_callers_prefect_settings(
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     from reproflow import wait_for_artifacts
-    from reproflow._artifacts import publish_in_background
+    from reproflow.engines.prefect._artifacts import publish_in_background
 
     state = small(return_state=True)
     run_id = str(state.state_details.flow_run_id)
@@ -209,7 +209,7 @@ def test_runs_publish_attaches_the_artifacts_later(store_dir: pathlib.Path, pref
     `reproflow runs publish RUN_ID`; a run recorded outside Prefect is refused in one line."""
     import json
 
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("REPROFLOW_ARTIFACTS", "off")
@@ -237,7 +237,7 @@ def test_runs_publish_with_the_api_down_is_one_line(store_dir: pathlib.Path, pre
 
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("REPROFLOW_ARTIFACTS", "off")
@@ -261,7 +261,8 @@ def test_background_publishing_never_borrows_the_engines_closed_client(
     from prefect.context import SyncClientContext
     from prefect.settings import PREFECT_API_URL
 
-    from reproflow import _artifacts, wait_for_artifacts
+    from reproflow.engines.prefect import _artifacts
+    from reproflow import wait_for_artifacts
 
     run_id = str(small(return_state=True).state_details.flow_run_id)
     assert wait_for_artifacts(timeout=60)
@@ -288,7 +289,7 @@ def test_publisher_tls_context_is_built_once_and_follows_prefects_settings() -> 
 
     from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, temporary_settings
 
-    from reproflow._artifacts import _ssl_context
+    from reproflow.engines.prefect._artifacts import _ssl_context
 
     default = _ssl_context()
     assert default is _ssl_context() and default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname

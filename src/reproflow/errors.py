@@ -393,7 +393,7 @@ class PrefectAPIError(ReproflowError, ConnectionError):
 
     @classmethod
     def from_exc(cls, api_url: str | None, exc: BaseException) -> PrefectAPIError:
-        from ._urls import strip_credentials
+        from .values._urls import strip_credentials
 
         where = strip_credentials(api_url) if api_url else "Prefect's ephemeral server"
         return cls(

@@ -128,7 +128,7 @@ def _publish(run_id: str, store_url: Optional[str], *, plan: Any, table: list[di
     """The replay flow run's artifacts, and the replays list on the recorded run's flow run."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-    from ._api import open_store
+    from .analysis._api import open_store
 
     if plan is not None:
         create_markdown_artifact(key="reproflow-replay-plan", markdown=plan_markdown(plan),

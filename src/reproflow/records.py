@@ -389,7 +389,7 @@ class MapRecord(Record):
 
 class Liveness(_Model):
     """The process that started a run, so a reader can tell a run still going from one that died
-    without its end record (see ``reproflow._liveness``)."""
+    without its end record (see ``reproflow.store._liveness``)."""
 
     hostname: Optional[str] = None
     boot_id: Optional[str] = None  #: the kernel's boot id (else host name + boot time)

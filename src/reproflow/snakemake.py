@@ -17,6 +17,6 @@
         shell: rf.shell("wc -l < {input} > {output}")
 """
 
-from ._snakemake import job_info, onerror, onstart, onsuccess, record_job, shell
+from .engines._snakemake import job_info, onerror, onstart, onsuccess, record_job, shell
 
 __all__ = ["job_info", "onerror", "onstart", "onsuccess", "record_job", "shell"]

@@ -187,7 +187,7 @@ def test_run_record_round_trip_through_store(make_repo: MakeRepo, tmp_path: path
 
 def test_prefetch_loads_detect_secrets_in_the_background() -> None:
     """prefetch() starts one daemon thread that leaves detect-secrets loaded; a second call is free."""
-    from reproflow._redact import detector_setup_ms
+    from reproflow.values._redact import detector_setup_ms
 
     capture.prefetch()
     thread = capture._prefetch_thread

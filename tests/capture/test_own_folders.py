@@ -100,7 +100,7 @@ def test_reproflow_s_own_source_is_archived_whole() -> None:
     """reproflow installed editable (the docs' quickstart) is replayed from its stored source:
     none of its files may be taken for a secret file, or the replayed environment cannot import
     it (_redact.py and _secret_files.py name the PuTTY key header in their patterns, and were
-    left out: `No module named 'reproflow._redact'` in every replay)."""
+    left out: `No module named 'reproflow.values._redact'` in every replay)."""
     from reproflow.capture.source import snapshot_distribution
 
     repo = pathlib.Path(__file__).resolve().parents[2]

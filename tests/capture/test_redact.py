@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reproflow import _redact
-from reproflow._redact import (
+from reproflow.values import _redact
+from reproflow.values._redact import (
     DEFAULT_RULES,
     REDACTED,
     detector_setup_ms,
@@ -342,7 +342,7 @@ def test_environment_secrets_are_scrubbed_elsewhere() -> None:
 
 def test_secret_names_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
     """$REPROFLOW_SECRET_NAMES and [tool.reproflow] secret-names add words (or remove them with -)."""
-    from reproflow import _secret_names
+    from reproflow.values import _secret_names
 
     (tmp_path / "pyproject.toml").write_text('[tool.reproflow]\nsecret-names = ["license", "-auth"]\n')
     monkeypatch.chdir(tmp_path)

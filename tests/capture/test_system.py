@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.capture import clear_cache, context_at_task_end, get_context
 from reproflow.capture._ospkg import dpkg_owners, rpm_owners
 from reproflow.capture.system import drift, mapped_files, run_libraries
@@ -262,7 +262,7 @@ def test_untrusted_package_names_stay_out_of_the_shell(recorded: dict[str, Any],
 def test_report_counts_unknown_origin_libraries(recorded: dict[str, Any], tmp_path: pathlib.Path) -> None:
     """Every library of the real run has a known origin; in a copy where two are of unknown
     origin, the report counts them and names them."""
-    from reproflow._report import build_report
+    from reproflow.analysis._report import build_report
 
     report = build_report(recorded["store"], recorded["a"])
     (check,) = [c for c in report.checks if c.code == "unknown-libraries"]

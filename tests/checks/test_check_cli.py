@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.checks import all_rules
 from reproflow.cli import app
 

@@ -88,7 +88,7 @@ def replay(run_id: str, store_url: str, cwd: Path, args: list[str], *, capsys: A
            monkeypatch: Any) -> tuple[int, Any, str, str]:
     """``reproflow replay RUN_ID --store URL --json`` through the CLI, in ``cwd``; returns the exit
     code, the parsed JSON (None when nothing came on stdout), stdout and stderr."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("COLUMNS", "200")

@@ -166,7 +166,7 @@ def test_record_format_names_every_file_a_run_leaves(tmp_path: Path, monkeypatch
 
     import reproflow
     from reproflow import repro_task
-    from reproflow._report import build_report, save_report
+    from reproflow.analysis._report import build_report, save_report
     from reproflow.store import Store
 
     monkeypatch.chdir(tmp_path)

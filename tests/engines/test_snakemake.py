@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reproflow._dag import edges
+from reproflow.recorder._dag import edges
 from reproflow.records import Run
 from reproflow.store import Store
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reproflow._values import hash_mapping, stable_hash, to_typed_json
+from reproflow.values._typed import hash_mapping, stable_hash, to_typed_json
 from reproflow.records import (
     CPUInfo,
     DataRef,

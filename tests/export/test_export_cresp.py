@@ -15,7 +15,7 @@ try:
 except ImportError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.errors import ExportError, InputChanged
 from reproflow.export import export_run
@@ -335,7 +335,7 @@ def test_exported_folder_input_checks_ok(store: Any, tmp_path: pathlib.Path) -> 
     hashes it the same way: "ok", then "changed" when a file in it changes (it said "missing")."""
     from rf_factory import T0, make_run
 
-    from reproflow._hashing import hash_local
+    from reproflow.capture._files import hash_local
     from reproflow.records import TaskRecord
 
     shards = tmp_path / "shards"

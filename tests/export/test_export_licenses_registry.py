@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rf_factory import dist, make_run
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.errors import ExportError, RunNotFound
 from reproflow.export import Exporter, export_run, formats, get_exporter, register_exporter
@@ -86,7 +86,7 @@ def test_registry_unknown_format_and_missing_extra(recorded: dict[str, Any]) -> 
     import subprocess
     import sys
 
-    probe = ("import sys, reproflow.export, reproflow._diff, reproflow._report, reproflow._cli_export; "
+    probe = ("import sys, reproflow.export, reproflow.analysis._diff, reproflow.analysis._report, reproflow.cli._export; "
              "print(sorted(m for m in ('rocrate', 'prov', 'cyclonedx', 'prefect', 'yaml') if m in sys.modules))")  # fmt: skip
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

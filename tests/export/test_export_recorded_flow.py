@@ -13,8 +13,8 @@ from prefect import flow
 from test_export_rocrate import assert_wrroc_musts
 
 from reproflow import Input, Output, repro_task
-from reproflow._diff import diff_runs
-from reproflow._report import build_report
+from reproflow.analysis._diff import diff_runs
+from reproflow.analysis._report import build_report
 from reproflow.export import export_run
 from reproflow.store import Store
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from reproflow import _liveness
-from reproflow._cli_common import run_cli
+from reproflow.store import _liveness
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.records import Liveness, RunRecord
 from reproflow.store import Store

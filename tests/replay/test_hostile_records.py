@@ -24,9 +24,17 @@ from hypothesis import strategies as st
 from replay_records import environment, local_dist, write_run
 
 from reproflow import errors
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
-from reproflow.records import DirectUrl, Distribution, GitState, Hardware, ProcessContext, RunRecord, SourceSnapshot
+from reproflow.records import (
+    DirectUrl,
+    Distribution,
+    GitState,
+    Hardware,
+    ProcessContext,
+    RunRecord,
+    SourceSnapshot,
+)
 from reproflow.replay import plan as plan_replay
 from reproflow.replay._envbuild import env_key, pin_problem, plan_environment
 from reproflow.replay._source import restore_source

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from replay_records import environment, store_files, write_run
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.records import SCHEMA_VERSION, Distribution
 from reproflow.store import Store

@@ -120,7 +120,7 @@ def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], env_cache: Path,
          monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(env_cache))

@@ -83,7 +83,7 @@ def test_task_called_outside_a_flow_replays_the_call_not_the_script(
     assert second.record.engine == "plain" and second.record.entrypoint == "run.py:shout"
     before = set(st.run_ids())
 
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     elsewhere = tmp_path / "elsewhere"
@@ -121,7 +121,7 @@ def test_record_block_without_a_script_is_refused_in_one_line(
     run_id = proc.stdout.strip().splitlines()[-1]
     assert Store(store).load_run_record(run_id).entrypoint is None
 
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.chdir(tmp_path)

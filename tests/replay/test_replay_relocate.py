@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from replay_records import file_ref, sha, task, write_run
 
-from reproflow._values import stable_hash, to_typed_json
+from reproflow.values._typed import stable_hash, to_typed_json
 from reproflow.errors import InputChanged
 from reproflow.records import DataRef
 from reproflow.replay._compare import compare_task, match_tasks
@@ -54,7 +54,7 @@ def test_typed_parameters_are_relocated() -> None:
         "n": 2.5,
     })
     moved = {k: reloc.typed(v) for k, v in params.items()}
-    from reproflow._values import from_typed_json
+    from reproflow.values._typed import from_typed_json
 
     got = from_typed_json(moved)
     assert got["data"] == Path("/w/source/data/in.csv")
@@ -202,7 +202,7 @@ def test_relocated_outputs_and_results_compare_equal() -> None:
 def test_relocated_parameters_pair_with_their_originals() -> None:
     """Two calls of one task with path parameters pair by their parameters once the replayed
     paths are mapped back, whatever order the replay ran them in."""
-    from reproflow._values import hash_mapping
+    from reproflow.values._typed import hash_mapping
 
     def call(run: str, i: int, tid: str, p: str) -> object:
         t = task(run, i, "c", name="read", tid=tid, params_hash=hash_mapping({"p": Path(p)})[1])

@@ -123,7 +123,7 @@ def _tree(root: Path) -> dict[str, tuple[str, int, str]]:
 
 def _replay(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
             cwd: Path) -> tuple[int, Any, str]:
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("COLUMNS", "200")

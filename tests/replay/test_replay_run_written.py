@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from replay_records import file_ref, sha, task
 
-from reproflow._hashing import EMPTY_TREE, hash_local
+from reproflow.capture._files import EMPTY_TREE, hash_local
 from reproflow.errors import InputChanged
 from reproflow.records import DataRef
 from reproflow.replay._compare import compare_task

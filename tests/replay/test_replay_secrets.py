@@ -6,8 +6,8 @@ import pydantic
 import pytest
 
 from reproflow import errors
-from reproflow._scrub import scrub_mapping
-from reproflow._values import from_typed_json, to_typed_json
+from reproflow.values._scrub import scrub_mapping
+from reproflow.values._typed import from_typed_json, to_typed_json
 from reproflow.replay._secrets import env_name, parse_params, supplied
 
 

@@ -123,7 +123,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _replay(args: list[str], where: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str],
             monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any, str, str]:
     """``reproflow replay ...`` through the CLI in ``where``: (exit code, JSON or None, stdout, stderr)."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(cache_dir))

@@ -45,7 +45,7 @@ def recorded(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
          tmp_path: Path) -> tuple[int, str, str]:
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))

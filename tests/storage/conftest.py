@@ -129,7 +129,7 @@ def cache_dirs(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REPROFLOW_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.delenv("REPROFLOW_STRICT", raising=False)
-    from reproflow import _spool
+    from reproflow.store import _spool
 
     with _spool._offline_lock:
         _spool._offline_until.clear()

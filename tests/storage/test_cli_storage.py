@@ -11,7 +11,7 @@ from storage_servers import Backend, dead_endpoint
 
 from reproflow import errors
 from reproflow.records import SCHEMA_VERSION
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 
 

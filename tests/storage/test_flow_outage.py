@@ -11,7 +11,7 @@ import fsspec
 import pytest
 from storage_servers import S3Server, free_port
 
-from reproflow._cli_common import run_cli
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.store import Store
 

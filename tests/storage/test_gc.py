@@ -10,8 +10,8 @@ import pytest
 from storage_records import data_ref, put_context, run_record, task_record
 from storage_servers import Backend
 
-from reproflow._cli_common import run_cli
-from reproflow._gc import gc, referenced_blobs
+from reproflow.cli._common import run_cli
+from reproflow.store._gc import gc, referenced_blobs
 from reproflow.cli import app
 from reproflow.store import Store
 

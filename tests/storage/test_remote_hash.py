@@ -14,9 +14,9 @@ import fsspec
 import pytest
 import s3fs
 
-from reproflow import _remote_hash
-from reproflow._hashing import hash_local, hash_path
-from reproflow._remote_hash import hash_remote
+from reproflow.capture import _remote as _remote_hash
+from reproflow.capture._files import hash_local, hash_path
+from reproflow.capture._remote import hash_remote
 
 
 class CountingS3(s3fs.S3FileSystem):  # type: ignore[misc]
@@ -163,7 +163,7 @@ import fsspec, json, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_remote_hash import CountingS3
 fsspec.register_implementation("counts3", CountingS3, clobber=True)
-from reproflow._remote_hash import hash_remote
+from reproflow.capture._remote import hash_remote
 ref = hash_remote({uri!r}, storage_options={counting_s3.storage_options!r})
 print(json.dumps([ref.sha256, CountingS3.gets]))
 """

@@ -19,8 +19,9 @@ import pytest
 from storage_records import put_context, run_record, task_record, write_run
 from storage_servers import S3_SECRET, S3Server, free_port
 
-from reproflow import _spool, errors
-from reproflow._cli_common import run_cli
+from reproflow.store import _spool
+from reproflow import errors
+from reproflow.cli._common import run_cli
 from reproflow.cli import app
 from reproflow.records import RunEnd
 from reproflow.store import Store
@@ -280,6 +281,6 @@ def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path)
     assert len(store.load_run(run_id).tasks) == 2
     assert [r.run_id for r in store.list_runs()] == [run_id]
     os.utime(temps[0], (time.time() - 7200, time.time() - 7200))
-    from reproflow._gc import gc
+    from reproflow.store._gc import gc
 
     assert gc(store).temp_removed == [str(temps[0])]

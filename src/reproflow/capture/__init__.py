@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .._redact import redact_bytes
-from .._spool import spool_root
+from ..values._redact import redact_bytes
+from ..store._spool import spool_root
 from ._secret_files import drop_secret_files
 from ..records import Environment, GitState, ProcessContext, SourceSnapshot, SystemLibraries, ThreadpoolInfo
 from .environment import capture_environment, environment_identity, local_dir
@@ -74,7 +74,7 @@ def prefetch() -> None:
 def _prefetch() -> None:
     # Best effort: whatever fails here is done again, and reported, by the capture itself.
     try:
-        from .._redact import warm_up
+        from ..values._redact import warm_up
         from .hardware import cpu_info
 
         warm_up(background=False)

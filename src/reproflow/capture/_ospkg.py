@@ -28,7 +28,7 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from .._hashing import cache_dir, open_cache_db
+from ._files import cache_dir, open_cache_db
 
 #: (package, version, architecture) of an owner
 Owner = tuple[str, str, Optional[str]]

@@ -9,7 +9,7 @@ By name: ``.env`` and ``*.env`` / ``.env.*`` (not ``.env.example`` & co.), ``.ne
 By content (a few byte searches per file, then one regex over files that may hold a token):
 private keys (PEM, OpenSSH, PGP, PuTTY), cloud service-account JSON, a Docker config with
 ``auths``, ``.netrc`` lines (``machine ... password``), ``.pypirc``/AWS credential files, and
-tokens of the formats :mod:`reproflow._redact` knows (GitHub, GitLab, AWS, Slack, Stripe, Google,
+tokens of the formats :mod:`reproflow.values._redact` knows (GitHub, GitLab, AWS, Slack, Stripe, Google,
 Hugging Face, OpenAI/Anthropic, npm, PyPI).
 """
 

@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from .._redact import redact_environ
-from .._urls import strip_credentials
+from ..values._redact import redact_environ
+from ..values._urls import strip_credentials
 from ..records import DirectUrl, Distribution, Environment, PlatformInfo, PythonInfo
 
 _NORMALIZE = re.compile(r"[-_.]+")
@@ -42,7 +42,7 @@ def capture_environment(
         environ: the environment variables to record (default ``os.environ``); also where the
             pip/uv index settings and config-file locations are read from.
         fingerprint: keyed hash for redacted values (``Store.fingerprint``); see
-            :func:`reproflow._redact.redact_environ`.
+            :func:`reproflow.values._redact.redact_environ`.
 
     Returns:
         An :class:`Environment` with distributions sorted by normalised name.

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from .._urls import strip_credentials
+from ..values._urls import strip_credentials
 from ..records import GitState
 
 #: Variables that would make git look at another repository than the one asked about.

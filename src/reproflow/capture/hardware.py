@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..store._liveness import machine_key
 from ..records import CPUInfo, DiskInfo, GPUInfo, Hardware, ThreadpoolInfo
 
 #: CPU flags that change numerical results or speed (vector units, FMA, half/bfloat types).
@@ -77,24 +78,6 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "reproflow")
-
-
-def machine_key() -> str:
-    """Identifies this machine *and boot*: the kernel's boot id, else host name + boot time."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            boot_id = fh.read().strip()
-        if boot_id:
-            return boot_id
-    except OSError:
-        pass
-    node = re.sub(r"[^A-Za-z0-9_.-]", "_", platform.node() or "host")
-    try:
-        import psutil
-
-        return f"{node}-{int(psutil.boot_time())}"
-    except (ImportError, OSError):  # pragma: no cover - psutil is a dependency
-        return node
 
 
 def cpu_cache_path(cache_dir: str | os.PathLike[str] | None = None) -> str:

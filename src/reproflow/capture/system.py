@@ -154,7 +154,7 @@ def capture_system(
             files count as the Python environment's (default: this interpreter's site-packages,
             standard library and executable's folder, and the folder of its libpython).
     """
-    from .._hashing import sha256_file
+    from ._files import sha256_file
     from ._ospkg import dpkg_owners, elf_facts, rpm_owners
 
     if paths is None:

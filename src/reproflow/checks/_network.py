@@ -55,7 +55,7 @@ def _has_check(ctx: ModuleContext, scope: Scope) -> bool:
     for node in scope.nodes:
         if isinstance(node, ast.Call):
             name = ctx.call_name(node) or ""
-            if name.startswith("hashlib.") or name in {"reproflow.hash_path", "reproflow._hashing.hash_path"}:
+            if name.startswith("hashlib.") or name in {"reproflow.hash_path", "reproflow.capture._files.hash_path"}:
                 return True
             callee = ctx.method_name(node) or (node.func.id if isinstance(node.func, ast.Name) else "")
             if any(w in callee.lower() for w in _CHECK_WORDS):

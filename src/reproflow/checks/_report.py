@@ -50,7 +50,7 @@ def _uri(path: str | None) -> str:
 
 def sarif_log(findings: Sequence[Finding], *, tool_version: str | None = None) -> dict[str, Any]:
     """A SARIF 2.1.0 log with every rule described and one result per finding."""
-    from .. import __version__
+    from .._version import __version__
 
     rules = all_rules()
     descriptors: list[dict[str, Any]] = [

@@ -196,7 +196,7 @@ class ExportContext:
             code_dir: where the recorded code lives now (``/app`` in a container); absolute path
                 parameters inside the recorded source root are moved there.
         """
-        from .._values import from_typed_json, has_opaque
+        from ..values._typed import from_typed_json, has_opaque
 
         out: dict[str, Any] = {}
         opaque: list[str] = []

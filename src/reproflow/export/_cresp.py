@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from .._hashing import hash_local
+from ..capture._files import hash_local
 from ..errors import ExportError
 from ._common import ExportContext
 

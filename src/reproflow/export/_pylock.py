@@ -75,7 +75,7 @@ def export_pylock(ctx: ExportContext) -> str:
     """Render ``pylock.toml``; entries that cannot be locked are listed under ``[tool.reproflow]``."""
     import tomli_w
 
-    from .. import __version__
+    from .._version import __version__
 
     pins = ctx.pins()
     locked = lock_index_pins(ctx, pins)

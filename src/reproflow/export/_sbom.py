@@ -65,7 +65,7 @@ def export_sbom(ctx: ExportContext) -> str:
     from cyclonedx.model.dependency import Dependency
     from cyclonedx.output.json import JsonV1Dot6
 
-    from .. import __version__
+    from .._version import __version__
 
     rec = ctx.run.record
     bom = Bom()

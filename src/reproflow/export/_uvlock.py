@@ -26,7 +26,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .._urls import strip_credentials
+from ..values._urls import strip_credentials
 from ..errors import ExportError
 from ._common import ExportContext, Pin
 

@@ -18,12 +18,7 @@ from typing import IO, Any
 from .. import errors
 from ..records import Environment, Run
 from ..store import Store
-from ._dists import (
-    build_requires_of_sdist,
-    build_requires_of_tree,
-    download,
-    resolve_build_requires,
-)
+from ._dists import build_requires_of_sdist, build_requires_of_tree, download, resolve_build_requires
 from ._format import CRATE, MANIFEST, Manifest, Member, PackedDist, tar_info
 
 Progress = Callable[[str], None]
@@ -130,7 +125,7 @@ def _record_items(store: Store, run_id: str) -> list[_Item]:
 
 
 def _blob_items(store: Store, run: Run, env: Environment, record_items: list[_Item]) -> list[_Item]:
-    from .._gc import _references, list_blobs
+    from ..store._gc import _references, list_blobs
 
     existing, _ = list_blobs(store)
     keep, by_field = _references(store, [store.path(i.name[len("store/"):]) for i in record_items], existing)

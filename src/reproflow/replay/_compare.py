@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._values import from_typed_json, hash_mapping, stable_hash
+from ..values._typed import from_typed_json, hash_mapping, stable_hash
 from ..records import DataRef, Environment, Hardware, Run, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
 from ._relocate import Relocation
@@ -246,7 +246,7 @@ def explain(
     inputs: Iterable[InputCheck],
 ) -> None:
     """Add likely causes to every verdict that is not ``reproduced`` or ``unverified`` (in place)."""
-    from .._dag import upstream_map
+    from ..recorder._dag import upstream_map
 
     by_id = {t.task_run_id: t for t in original.final_tasks()}
     ups = upstream_map(original)

@@ -77,7 +77,7 @@ def _note_outputs(t: TaskRecord, written: set[str], files: dict[str, str | None]
 
 def _tree_under(files: dict[str, str | None], root: str) -> str | None:
     """The tree hash of the files below ``root`` (None when there are none)."""
-    from .._hashing import tree_digest
+    from ..capture._files import tree_digest
 
     entries = [(os.path.relpath(p, root).replace(os.sep, "/"), digest) for p, digest in files.items()
                if digest is not None and p.startswith(root + os.sep)]
@@ -239,7 +239,7 @@ def verify_inputs(
 
 
 def _empty_folder(item: PlannedInput) -> bool:
-    from .._hashing import EMPTY_TREE
+    from ..capture._files import EMPTY_TREE
 
     return item.kind == "directory" and item.sha256 == EMPTY_TREE
 
@@ -253,7 +253,7 @@ def _written_note(item: PlannedInput) -> str:
 def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, allow_changed: bool,
                      run_tasks: list[TaskRecord]) -> InputCheck:
     """An input outside the source root: verified where it is; restored there only if missing."""
-    from .._hashing import hash_path, is_local, local_path
+    from ..capture._files import hash_path, is_local, local_path
 
     assert item.sha256 is not None
     found = hash_path(item.uri)
@@ -320,7 +320,7 @@ def _last_written(run_tasks: list[TaskRecord], uri: str) -> str | None:
 
 def _tree_without(folder: str, skip: set[str]) -> str:
     """The tree hash of ``folder`` without the files in ``skip`` (normalized absolute paths)."""
-    from .._hashing import sha256_file, tree_digest, walk_files
+    from ..capture._files import sha256_file, tree_digest, walk_files
 
     entries = [(rel, sha256_file(full)[0]) for rel, full in walk_files(folder)
                if os.path.normpath(full) not in skip]
@@ -330,7 +330,7 @@ def _tree_without(folder: str, skip: set[str]) -> str:
 def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store, relocation: Relocation,
                       allow_changed: bool) -> InputCheck:
     """An input inside the source root, checked (and if need be put) in the restored code."""
-    from .._hashing import hash_path, local_path
+    from ..capture._files import hash_path, local_path
 
     assert item.sha256 is not None
     original = local_path(item.uri)

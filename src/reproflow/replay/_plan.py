@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import errors
-from .._hashing import EMPTY_TREE
-from .._scrub import REDACTED, is_redacted
-from .._values import has_opaque, opaque_marker
+from ..capture._files import EMPTY_TREE
+from ..values._scrub import REDACTED, is_redacted
+from ..values._typed import has_opaque, opaque_marker
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
 from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
 from ._inputs import external_inputs, mark_written
-from ._models import PlannedInput, PlannedTask, ReplayPlan
+from ._models import PlannedTask, ReplayPlan
 from ._python import InterpreterChoice, choose_interpreter, uv_installed_paths
 from ._relocate import recorded_source_root, relative_to_root
 from ._secrets import supplied
@@ -78,7 +78,7 @@ def load_run(store: Store, run_id: str) -> tuple[Run, Environment]:
 
 def dag_order(run: Run) -> dict[str, tuple[int, int]]:
     """task_run_id -> (depth in the DAG, start position): the order tasks are replayed and matched."""
-    from .._dag import edges
+    from ..recorder._dag import edges
 
     tasks = run.final_tasks()
     pos = {t.task_run_id: i for i, t in enumerate(tasks)}
@@ -115,7 +115,7 @@ def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[lis
             f"no task named {name!r} in run {run.run_id}; its tasks are: {', '.join(names) or 'none'}"
         )
     if from_task is not None:
-        from .._dag import edges
+        from ..recorder._dag import edges
 
         down: dict[str, set[str]] = {}
         for e in edges(run):
@@ -158,7 +158,7 @@ def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = Tru
         TaskReplayRefused (PartialReplayRefused when ``partial``): a task has neither a function
             to call nor a recorded command, or a parameter can be had from none of those.
     """
-    from .._dag import task_label, upstream_map
+    from ..recorder._dag import task_label, upstream_map
 
     refuse = errors.PartialReplayRefused.because if partial else errors.TaskReplayRefused.because
     by_id = {t.task_run_id: t for t in run.final_tasks()}
@@ -466,7 +466,7 @@ def plan_loaded(
     for t in run.tasks:
         attempts[t.task_run_id] = max(attempts.get(t.task_run_id, 0), t.attempt)
     chosen_ids = {t.task_run_id for t in selected}
-    from .._dag import upstream_map
+    from ..recorder._dag import upstream_map
 
     ups = upstream_map(run)
     for t in sorted(run.final_tasks(), key=lambda t: order[t.task_run_id]):

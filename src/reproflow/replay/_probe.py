@@ -29,7 +29,16 @@ from ._compare import compare_task, environment_drift, explain, library_drift, m
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
 from ._relocate import Relocation
-from ._replay import Progress, check_inputs, execute_once, plan, restore_code, stage_replay, verdict_counts, workspace
+from ._replay import (
+    Progress,
+    check_inputs,
+    execute_once,
+    plan,
+    restore_code,
+    stage_replay,
+    verdict_counts,
+    workspace,
+)
 
 _NONDET_PREFIX = "nondeterminism in this task"
 
@@ -170,7 +179,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
     for vs in verdicts:
         explain(vs, original, result.drift, result.inputs)
 
-    from .._dag import upstream_map
+    from ..recorder._dag import upstream_map
 
     ups = upstream_map(original)
     names = {t.task_run_id: t.task_name for t in original.final_tasks()}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-_TAG = "__rf__"  # the typed-JSON tag of reproflow._values
+_TAG = "__rf__"  # the typed-JSON tag of reproflow.values._typed
 #: typed-JSON tags whose "v" holds a list of nested typed values
 _SEQUENCE_TAGS = frozenset({"tuple", "set", "frozenset"})
 
@@ -115,7 +115,7 @@ class Relocation:
         return self.restored_root, recorded_cwd is None
 
     def typed(self, value: Any) -> Any:
-        """A typed-JSON value (see :mod:`reproflow._values`) with its path values and absolute
+        """A typed-JSON value (see :mod:`reproflow.values._typed`) with its path values and absolute
         path strings under the recorded root moved into the restored tree."""
         if self.recorded_root is None:
             return value

@@ -6,7 +6,7 @@ code is, what to call and with which typed parameters. The runner:
 
 1. puts the restored code first on ``sys.path`` (as ``python flow.py`` would have);
 2. imports the recorded entrypoint from the restored files (never from the user's tree);
-3. decodes the recorded parameters with ``reproflow._values.from_typed_json`` (no ``eval``),
+3. decodes the recorded parameters with ``reproflow.values._typed.from_typed_json`` (no ``eval``),
    after the flow's module is imported: instances of classes defined in a flow script run as
    ``python flow.py`` (recorded under ``__main__``) are rebuilt from that script, and hash as
    they did when recorded;

@@ -1,7 +1,7 @@
 """Secrets left out of a record, asked for again at replay.
 
 A parameter (or a part of one, or a command-line argument) redacted when recorded is a marker
-``{"__rf__": "redacted", ...}`` (see :mod:`reproflow._scrub`). A replay never invents it: each
+``{"__rf__": "redacted", ...}`` (see :mod:`reproflow.values._scrub`). A replay never invents it: each
 one is named by a path (``token``, ``config.db.password``, ``auth.1``, ``argv.3``) and taken from
 ``--param PATH=VALUE``, else from ``$REPROFLOW_PARAM_<PATH>`` (upper case, every other character
 ``_``: ``REPROFLOW_PARAM_CONFIG_DB_PASSWORD``); without either the replay stops with one line.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from .._redact import REDACTED
-from .._scrub import is_redacted
+from ..values._redact import REDACTED
+from ..values._scrub import is_redacted
 
 PARAM_ENV_PREFIX = "REPROFLOW_PARAM_"
 _TAG = "__rf__"

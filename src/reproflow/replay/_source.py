@@ -169,7 +169,7 @@ def checkout_note(context: ProcessContext, cwd: str | None = None) -> str | None
             if not state.dirty:
                 return None
             if diff is not None and git.diff_blob:
-                from .._redact import redact_bytes
+                from ..values._redact import redact_bytes
 
                 if hashlib.sha256(redact_bytes(diff)).hexdigest() == git.diff_blob:
                     return None

@@ -1,0 +1,3 @@
+"""The installed reproflow version, at the ground so every layer may read it."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""The pieces file hashing and remote hashing share: the hash cache's place and connection, and
+the tree hash of a folder (kept here so neither imports the other)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("REPROFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "reproflow")
+    return Path(base)
+
+
+def open_cache_db(local: threading.local, path: str, schema: str) -> sqlite3.Connection | None:
+    """A per-thread, per-process SQLite connection to a hash cache (``local`` holds it), with
+    ``schema`` created; None when the cache cannot be opened (a read-only home or a locked
+    cache only costs speed)."""
+    conn = getattr(local, "conn", None)
+    if conn is not None and getattr(local, "path", None) == path and getattr(local, "pid", None) == os.getpid():
+        return conn
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(schema)
+    except (sqlite3.Error, OSError):
+        return None
+    local.conn, local.path, local.pid = conn, path, os.getpid()
+    return conn
+
+
+#: The tree hash of an empty folder (no files): ``tree_digest([])``, which is also the SHA-256
+#: of zero bytes, so compare it only with a ``kind="directory"`` reference.
+EMPTY_TREE = hashlib.sha256(b"").hexdigest()
+
+
+def tree_digest(entries: list[tuple[str, str]]) -> str:
+    """The tree hash of (relative name, file sha256) pairs; shared with remote hashing."""
+    h = hashlib.sha256()
+    for rel, digest in sorted(entries):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + digest.encode() + b"\n")
+    return h.hexdigest()

@@ -1,0 +1,363 @@
+"""One attempt of one task run, recorded the same way whichever engine ran it.
+
+:class:`_Attempt` hashes the inputs before the body and the outputs, result and error after it,
+and writes one :class:`~reproflow.records.TaskRecord`. The Prefect adapter
+(``reproflow.engines.prefect``), plain Python (``recorder._plain``) and the other engines' adapters
+all record through it; nothing here imports an engine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import pickle
+import tarfile
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from ._declare import data_uri as _uri
+from ._declare import RETURN, Declaration, iter_data_values
+from ..capture._files import changed_in_tree, hash_path, is_local, local_path, stat_signature
+from ..values._redact import remember_url_secrets
+from ..values._scrub import scrub_json, scrub_mapping, scrub_text
+from ..values._urls import strip_credentials
+from ._runs import (
+    STORE_INPUTS_ENV,
+    STRICT_ENV,
+    env_flag,
+    env_seed,
+    get_store,
+    owns_run,
+    source_file,
+)
+from ..store._writer import writer
+from ..values._typed import hash_mapping, stable_hash, to_typed_json
+from ..values._valuehash import hash_or_reason, type_name
+from ..records import DataRef, ErrorInfo, Finding, TaskRecord, utcnow
+from ..store import Store, canonical_json
+
+
+#: Typed JSON of a return value is kept in the record only below this size.
+MAX_INLINE_JSON = 16 * 1024
+_NOT_SET: Any = object()
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """reproflow's own options, beside Prefect's."""
+
+    store: str | None = None
+    seed: int | None = None
+    strict: bool | None = None
+    store_inputs: bool | None = None
+    store_results: bool = False
+    check: bool = True
+
+
+@dataclass(frozen=True)
+class _Spec:
+    fn: Callable[..., Any]
+    decl: Declaration
+    opts: RecordOptions
+    signature: inspect.Signature
+    function: str  #: module:qualname
+
+
+_findings_cache: dict[Any, list[Finding]] = {}
+_findings_lock = threading.Lock()
+
+
+def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
+    """Static findings for a task function, computed once per function per process."""
+    key = getattr(fn, "__code__", fn)
+    with _findings_lock:
+        hit = _findings_cache.get(key)
+    if hit is not None:
+        return hit
+    from ..checks import check_function
+
+    found = list(check_function(fn))
+    with _findings_lock:
+        _findings_cache[key] = found
+    return found
+
+
+# ----------------------------------------------------------------------------- the recorder
+
+
+class _Attempt:
+    """Records one attempt of one task run: inputs before the body, the rest after."""
+
+    def __init__(
+        self,
+        spec: _Spec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str,
+        task_run_id: str,
+        attempt: int,
+        task_name: str,
+        task_key: str,
+        upstream: dict[str, list[str]],
+        engine: str,
+        tags: Iterable[str] = (),
+        map_index: int | None = None,
+        subflow: str | None = None,
+        subflow_run_id: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.args, self.kwargs = args, kwargs
+        self.run_id, self.task_run_id, self.attempt = run_id, task_run_id, attempt
+        self.task_name, self.task_key = task_name, task_key
+        self.upstream, self.engine = upstream, engine
+        self.tags, self.map_index = list(tags), map_index
+        self.subflow, self.subflow_run_id = subflow, subflow_run_id
+        self.store: Store = get_store(spec.opts.store)
+
+    # ------------------------------------------------------------------ before
+    def begin(self) -> None:
+        from ..capture import get_context
+
+        spec = self.spec
+        self.started_at = utcnow()
+        self.t0 = time.perf_counter()
+        bound = spec.signature.bind_partial(*self.args, **self.kwargs)
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+        var_kw = spec.decl.var_kw
+        if var_kw and isinstance(params.get(var_kw), dict):
+            params.update(params.pop(var_kw))
+        self.params = params
+        self.context_digest, context = get_context(self.store, entry_file=source_file(spec.fn))
+        self.findings = _findings_for(spec.fn) if spec.opts.check else []
+        strict = spec.opts.strict if spec.opts.strict is not None else env_flag(STRICT_ENV)
+        self.seed = spec.opts.seed if spec.opts.seed is not None else env_seed()
+        self.inputs: list[DataRef] = []
+        self._pending_out: list[tuple[str, Any, bool]] = []  # (param, value, declared)
+        self._watch: list[tuple[str, Any, Any]] = []  # inferred inputs: (param, value, stat)
+        store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else env_flag(STORE_INPUTS_ENV)
+        for name, value in params.items():
+            is_in, is_out = name in spec.decl.inputs, name in spec.decl.outputs
+            for item in iter_data_values(value, declared=is_in or is_out):
+                if is_out:
+                    self._pending_out.append((name, item, True))
+                    continue
+                ref = self._hash(item, name, declared=is_in)
+                if ref.kind == "missing" and not is_in:
+                    self._pending_out.append((name, item, False))  # a path the task will create
+                    continue
+                if store_inputs and ref.kind in ("file", "directory"):
+                    ref.stored_blob = self._store_copy(ref)
+                self.inputs.append(ref)
+                if not is_in:
+                    self._watch.append((name, item, stat_signature(_uri(item))))
+        if strict:
+            problems = [f"{f.code} {f.message} ({f.path}:{f.line})" for f in self.findings if f.severity != "info"]
+            if context.git.available and context.git.dirty:
+                problems.insert(0, "the git working tree is dirty (commit or stash your changes)")
+            if problems:
+                exc = errors.StrictModeViolation(
+                    f"strict mode stopped task {self.task_name!r} before it ran: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more; see `reproflow check`)" if len(problems) > 1 else "")
+                )
+                self.failure(exc)  # the refusal is part of the run's history too
+                raise exc
+        if self.seed is not None:
+            from ._seeds import apply_seed
+
+            apply_seed(self.seed)
+
+    def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
+        uri = _uri(value)
+        if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
+            remember_url_secrets(uri)
+        try:
+            ref = hash_path(uri)
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            # e.g. a presigned URL (s3://b/k?X-Amz-Signature=...) fsspec cannot open, a backend
+            # without credentials here: recorded as unhashed, with the reason, and the task runs
+            reason = scrub_text(f"{type(exc).__name__}: {exc}")[:500]
+            ref = DataRef(uri=strip_credentials(uri), kind="unhashed", reason=reason)
+        if "://" in ref.uri:  # a URL that could be hashed (a presigned one whose store is reachable
+            ref.uri = strip_credentials(ref.uri)  # here) keeps no signature or password either
+        ref.param, ref.declared = param, declared
+        return ref
+
+    def _store_copy(self, ref: DataRef) -> str | None:
+        if ref.kind == "file" and ref.sha256:
+            return self.store.put_blob_file(ref.uri, ref.sha256)
+        if ref.kind == "directory":
+            with tempfile.TemporaryDirectory() as tmp:
+                tar_path = os.path.join(tmp, "dir.tar")
+                _deterministic_tar(ref.uri, tar_path)
+                return self.store.put_blob_file(tar_path)
+        return None
+
+    # ------------------------------------------------------------------ after
+    def success(self, result: Any, *, has_result: bool = True) -> None:
+        outputs = self._collect_outputs(result if has_result else None)
+        result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
+        inline = None
+        if has_result:
+            typed = to_typed_json(result)
+            if len(canonical_json(typed)) <= MAX_INLINE_JSON:
+                inline = scrub_json(typed, self.store.fingerprint)
+        result_blob = None
+        if has_result and self.spec.opts.store_results:
+            import cloudpickle
+
+            try:
+                result_blob = self.store.put_blob(cloudpickle.dumps(result))
+            except (pickle.PicklingError, TypeError, AttributeError):
+                result_blob = None
+        self._write("COMPLETED", outputs=outputs, result_hash=result_hash, result_unhashable=unhashable, result=inline,
+                    result_blob=result_blob)
+
+    def failure(self, exc: BaseException) -> None:
+        outputs = self._collect_outputs(None)
+        self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
+        error = ErrorInfo(
+            type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            message=scrub_text(str(exc))[:2000],
+            traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-8000:],
+        )
+        self._write("FAILED", outputs=outputs, error=error)
+
+    def _collect_outputs(self, result: Any) -> list[DataRef]:
+        outputs: list[DataRef] = []
+        for name, item, declared in self._pending_out:
+            ref = self._hash(item, name, declared=declared)
+            if ref.kind != "missing" or declared:
+                outputs.append(ref)
+        returned: list[DataRef] = []
+        if result is not None:
+            declared = RETURN in self.spec.decl.outputs
+            for item in iter_data_values(result, declared=declared):
+                returned.append(self._hash(item, RETURN, declared=declared))
+        named = {os.path.normpath(r.uri) for r in returned if is_local(r.uri)}
+        for name, item, before in self._watch:  # inferred inputs changed in place are outputs too
+            if before is None:
+                continue
+            after = stat_signature(_uri(item))
+            if after == before:
+                continue
+            outputs += [r for r in self._written_into(name, item, before, after)
+                        if os.path.normpath(r.uri) not in named]
+        return outputs + returned
+
+    def _written_into(self, name: str, item: Any, before: Any, after: Any) -> list[DataRef]:
+        """What the task changed in an inferred input: the files it wrote into (or removed
+        from) a folder, each its own output, so the task's verdict compares what this task
+        wrote and not the whole folder, which other tasks fill too; else the path itself."""
+        changed = changed_in_tree(before, after)
+        if changed is None:
+            return [self._hash(item, name, declared=False)]
+        root = os.path.abspath(local_path(os.fspath(_uri(item))))
+        written, removed = changed
+        refs = [self._hash(os.path.join(root, *rel.split("/")), name, declared=False) for rel in written]
+        refs += [DataRef(uri=os.path.join(root, *rel.split("/")), kind="missing", param=name) for rel in removed]
+        return refs
+
+    def _typed_params(self) -> dict[str, Any]:
+        """The parameters as typed JSON, secrets redacted (computed once per attempt)."""
+        cached: dict[str, Any] | None = getattr(self, "_typed", None)
+        if cached is not None:
+            return cached
+        typed: dict[str, Any] = {}
+        for k, v in self.params.items():
+            enc = to_typed_json(v)
+            if len(canonical_json(enc)) > MAX_INLINE_JSON:
+                enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
+            typed[k] = enc
+        self._typed = scrub_mapping(typed, self.store.fingerprint)
+        return self._typed
+
+    def _write(self, state: str, **fields: Any) -> None:
+        ended = utcnow()
+        try:  # the shared libraries mapped now, when the task loaded some (numpy imported inside it)
+            from ..capture import context_at_task_end
+
+            self.context_digest = context_at_task_end(self.store, self.context_digest)
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            logging.getLogger("reproflow").debug("system libraries not captured again: %r", exc)
+        typed = self._typed_params()
+        per, combined = hash_mapping(self.params)
+        record = TaskRecord(
+            run_id=self.run_id,
+            task_run_id=self.task_run_id,
+            attempt=self.attempt,
+            task_name=self.task_name,
+            task_key=self.task_key,
+            function=self.spec.function,
+            function_file=source_file(self.spec.fn),
+            state=state,  # type: ignore[arg-type]
+            started_at=self.started_at,
+            ended_at=ended,
+            duration_s=time.perf_counter() - self.t0,
+            parameters=typed,
+            parameter_hashes=per,
+            parameters_hash=combined,
+            inputs=self.inputs,
+            upstream=self.upstream,
+            context=self.context_digest,
+            seed=self.seed,
+            findings=self.findings,
+            tags=self.tags,
+            engine=self.engine,  # type: ignore[arg-type]
+            map_index=self.map_index,
+            subflow=self.subflow,
+            subflow_run_id=self.subflow_run_id,
+            cache=_content_parts(self.task_run_id),
+            **fields,
+        )
+        if record.cache is not None:
+            from ._content import remember_origin
+
+            remember_origin(self.store, record)
+        if self.engine == "prefect" and not self.store.strict and owns_run(self.run_id):
+            writer().submit(self.store.write_task, record)  # waited for before the run's end
+        else:
+            self.store.write_task(record)
+
+
+def _deterministic_tar(src_dir: str, tar_path: str) -> None:
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(src_dir):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                if not os.path.isfile(full):
+                    continue
+                info = tar.gettarinfo(full, arcname=os.path.relpath(full, src_dir).replace(os.sep, "/"))
+                info.mtime = 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(full, "rb") as fh:
+                    tar.addfile(info, fh)
+
+
+# ----------------------------------------------------------------------------- Prefect side
+
+
+def _content_parts(task_run_id: str) -> Any:
+    """The ``reproflow.CONTENT`` key parts of this task run, if that policy computed them."""
+    import sys
+
+    module = sys.modules.get("reproflow.recorder._content")  # loaded only when the policy is used
+    return None if module is None else module.take(task_run_id)
+
+
+def new_task_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+__all__ = ["MAX_INLINE_JSON", "RecordOptions", "_Attempt", "_Spec", "new_task_run_id"]

@@ -1,0 +1,262 @@
+"""Run lifecycle, engine-neutral: the run record once per run, the end record once, per-process
+caches (stores, the runs this process started).
+
+Engine adapters decide *when* a run starts and ends (``reproflow.engines.prefect._flowrun`` for a
+Prefect flow run, ``recorder._plain`` for plain Python); this module writes what they decide.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import _liveness
+from ..values._scrub import scrub_argv, scrub_mapping
+from ..values._typed import hash_mapping, to_typed_json
+from ..records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
+from ..store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
+
+log = logging.getLogger("reproflow")
+
+_lock = threading.RLock()
+_stores: dict[tuple[int, str], Store] = {}
+_started: dict[str, str] = {}  #: run_id -> store url, runs this process started
+_pid = os.getpid()
+
+REPLAY_OF_ENV = "REPROFLOW_REPLAY_OF"
+STRICT_ENV = "REPROFLOW_STRICT"
+STORE_INPUTS_ENV = "REPROFLOW_STORE_INPUTS"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_seed() -> int | None:
+    """The run-level seed from ``$REPROFLOW_SEED`` (validated), or None."""
+    from ._seeds import seed_from_env
+
+    return seed_from_env()
+
+
+def get_store(url: str | os.PathLike[str] | None = None) -> Store:
+    """The Store for a URL, one instance per process (its blob-existence cache is shared)."""
+    raw = os.fspath(url) if url is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
+    pid = os.getpid()
+    store = _stores.get((pid, raw))  # an absolute path or URL is its own key: no resolving per task
+    if store is not None:
+        return store
+    resolved = resolve_store_url(raw)
+    key = (pid, resolved)
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = Store(resolved)
+        return store
+
+
+def _forked() -> None:
+    global _pid
+    if os.getpid() != _pid:
+        _pid = os.getpid()
+        _started.clear()
+
+
+@dataclass
+class FlowInfo:
+    name: str
+    run_name: str | None
+    fn: Any
+    parameters: dict[str, Any]
+
+
+def entry_of(fn: Any, root: str | None) -> tuple[str | None, str | None]:
+    """("relative/file.py:function", "package.module:function") for a flow or task function."""
+    fn = inspect.unwrap(fn)
+    entry = module = None
+    try:
+        path = inspect.getsourcefile(fn)
+    except TypeError:
+        path = None
+    if path:
+        path = os.path.abspath(path)
+        rel = os.path.relpath(path, root) if root else os.path.basename(path)
+        if rel.startswith(".."):
+            rel = path
+        entry = f"{rel.replace(os.sep, '/')}:{fn.__qualname__}"
+    mod = getattr(fn, "__module__", None)
+    if mod and mod != "__main__" and "<locals>" not in fn.__qualname__:
+        module = f"{mod}:{fn.__qualname__}"
+    return entry, module
+
+
+def start_run(
+    store: Store,
+    *,
+    run_id: str,
+    flow_name: str,
+    flow_run_name: str | None,
+    fn: Any,
+    parameters: dict[str, Any],
+    engine: str,
+    seed: int | None,
+    entry_file: str | None = None,
+    engine_info: dict[str, Any] | None = None,
+    lease: bool = True,
+) -> str:
+    """Capture the process context and write ``run.json`` once. Returns the context digest.
+
+    ``fn`` is the flow (or task) function; without one (``reproflow.record()`` in a script),
+    ``entry_file`` names the script and the entrypoint is that file alone. ``lease=False``
+    records no liveness: a run opened by a process that exits before the run ends (a shared
+    run joined by other processes) stays RUNNING until it is closed.
+    """
+    return open_run_record(store, run_id=run_id, flow_name=flow_name, flow_run_name=flow_run_name, fn=fn,
+                           parameters=parameters, engine=engine, seed=seed, entry_file=entry_file,
+                           engine_info=engine_info, lease=lease)[0]
+
+
+def open_run_record(
+    store: Store,
+    *,
+    run_id: str,
+    flow_name: str,
+    flow_run_name: str | None,
+    fn: Any,
+    parameters: dict[str, Any],
+    engine: str,
+    seed: int | None,
+    entry_file: str | None = None,
+    engine_info: dict[str, Any] | None = None,
+    lease: bool = True,
+    join: bool = False,
+) -> tuple[str, bool]:
+    """:func:`start_run`, also saying whether this call wrote ``run.json``. With ``join``, a run
+    another process wrote first is joined: this process neither holds its lease nor owns it."""
+    from ..capture import get_context
+
+    entry_file = source_file(fn) if fn is not None else entry_file
+    digest, context = get_context(store, entry_file=entry_file)
+    if fn is not None:
+        entry, module = entry_of(fn, context.source.root)
+    else:
+        entry, module = _script_entry(entry_file, context.source.root), None
+    typed = scrub_mapping({k: to_typed_json(v) for k, v in parameters.items()}, store.fingerprint)
+    per, phash = hash_mapping(parameters)
+    record = RunRecord(
+        run_id=run_id,
+        flow_name=flow_name,
+        flow_run_name=flow_run_name,
+        entrypoint=entry,
+        module=module,
+        parameters=typed,
+        parameter_hashes=per,
+        parameters_hash=phash,
+        context=digest,
+        cwd=os.getcwd(),
+        argv=scrub_argv(list(sys.argv)),
+        engine=engine,  # type: ignore[arg-type]
+        replay_of=os.environ.get(REPLAY_OF_ENV) or None,
+        seed=seed,
+        pythonhashseed=_pythonhashseed(),
+        reproflow_version=_version(),
+        liveness=_liveness.current() if lease else None,
+        engine_info=dict(engine_info or {}),
+    )
+    created = store.write_run(record)
+    if not created and join:
+        return digest, False  # a shared run another process opened first: join it
+    with _lock:
+        _started[run_id] = store.url
+    if lease:
+        _liveness.hold(store, run_id)  # renewed by its own thread, never on a task's path
+    return digest, created
+
+
+def _script_entry(path: str | None, root: str | None) -> str | None:
+    if not path:
+        return None
+    rel = os.path.relpath(path, root) if root else os.path.basename(path)
+    return (path if rel.startswith("..") else rel).replace(os.sep, "/")
+
+
+_source_files: dict[Any, str | None] = {}
+
+
+def source_file(fn: Any) -> str | None:
+    """The absolute path of ``fn``'s source file (None for builtins), once per function: the
+    lookup stats the file, and a task asks for it twice per run."""
+    fn = inspect.unwrap(fn)
+    key = getattr(fn, "__code__", None) or fn
+    try:
+        return _source_files[key]
+    except (KeyError, TypeError):
+        pass
+    try:
+        path = inspect.getsourcefile(fn)
+    except TypeError:
+        path = None
+    found = os.path.abspath(path) if path else None
+    try:
+        _source_files[key] = found
+    except TypeError:  # an unhashable callable: not cached
+        pass
+    return found
+
+
+def _pythonhashseed() -> str | None:
+    from ._seeds import pythonhashseed
+
+    return pythonhashseed()
+
+
+def _version() -> str:
+    from .._version import __version__
+
+    return __version__
+
+
+def owns_run(run_id: str) -> bool:
+    """Whether this process started recording ``run_id`` and will close it (its flow end hook)."""
+    return run_id in _started
+
+
+def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None,
+               exit_code: int | None = None) -> RunEnd:
+    """Write ``end.json`` and the run's index entry (both once)."""
+    _liveness.release(run_id)
+    n_tasks = len({name.split(".")[0] for name in store.ls(store.path("runs", run_id, "tasks")) if name.endswith(".json")})
+    end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code)
+    store.write_run_end(end, _summary(store, run_id, end))
+    return end
+
+
+def _summary(store: Store, run_id: str, end: RunEnd) -> RunSummary:
+    from ..records import ProcessContext
+
+    record = store.load_run_record(run_id)
+    ctx = store.get_model_blob(record.context, ProcessContext)
+    return RunSummary(
+        run_id=run_id,
+        flow_name=record.flow_name,
+        started_at=record.started_at,
+        ended_at=end.ended_at,
+        status=end.status,
+        dirty=ctx.git.dirty if ctx.git.available else None,
+        commit=ctx.git.commit,
+        n_tasks=end.n_tasks,
+        replay_of=record.replay_of,
+    )
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+__all__ = ["finish_run", "get_store", "owns_run", "start_run"]
