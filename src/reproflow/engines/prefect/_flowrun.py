@@ -235,7 +235,7 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
         url = _started.get(run_id)
     if url is None:
         return  # this flow run recorded nothing through reproflow (or another process did)
-    from ..store._writer import writer
+    from ...store._writer import writer
 
     for exc in writer().flush():  # every task record of the run lands before its end record
         log.error("reproflow: run %s may be missing a record: %s", run_id, exc)
@@ -248,7 +248,7 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
     if not state.is_completed():
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     finish_run(store, run_id, _status_of(state), error)
-    from ..engines.prefect._artifacts import publish_in_background, publish_mode, publish_or_warn
+    from ._artifacts import publish_in_background, publish_mode, publish_or_warn
 
     mode = publish_mode()
     if mode == "background":
