@@ -124,7 +124,7 @@ def test_record_inside_a_recorded_command_joins_its_run(tmp_path: pathlib.Path, 
     """`reproflow record` run by a command that is itself recorded (a Makefile calling another
     `reproflow record`) joins the outer run and leaves it open for its owner to close, instead
     of opening a second run or closing the outer one early."""
-    from reproflow._join import RUN_ID_ENV, open_shared_run
+    from reproflow.recorder._join import RUN_ID_ENV, open_shared_run
 
     store = Store(tmp_path / "store")
     outer = open_shared_run(name="outer", engine="command", store=store)

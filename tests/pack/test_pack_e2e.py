@@ -144,7 +144,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch, tmp: Path, name: str) -> Path:
 
 
 def _replay(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     capsys.readouterr()
@@ -190,7 +190,7 @@ def test_unpack_into_a_store_then_replay_by_id(packed: dict[str, Any], monkeypat
                                                capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`reproflow unpack FILE --store URL` imports the run; `reproflow replay RUN_ID --store URL`
     then replays it like any recorded run (a second unpack finds everything already there)."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     store = str(tmp_path / "team-store")
@@ -244,7 +244,7 @@ def test_tampered_pack_is_refused(case: str, packed: dict[str, Any], tmp_path: P
     """A pack whose blob was altered (with or without its manifest rewritten to match), or whose
     record no longer hashes as listed, is refused by replay and by unpack: one line, exit 5,
     nothing imported."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     bad = tmp_path / "bad.tar"

@@ -134,7 +134,7 @@ def test_not_a_pack(tmp_path: Path) -> None:
 def test_cli_refuses_a_bad_pack_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`reproflow replay FILE` and `reproflow unpack FILE` on a hostile pack: one error line,
     exit 5, no traceback."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     pack = _write(tmp_path / "p.tar", _good() + [_file("../escape.json")],
@@ -158,7 +158,7 @@ def test_layout_names_are_accepted(name: str) -> None:
 def test_replay_of_a_pack_file_takes_no_store_and_no_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A pack holds its own store: `replay FILE --store URL` and `replay FILE --twice` are usage
     errors that name the way (unpack first), not a silent choice of one of the two."""
-    from reproflow._cli_common import run_cli
+    from reproflow.cli._common import run_cli
     from reproflow.cli import app
 
     pack = _write(tmp_path / "p.tar", _good())
