@@ -4,8 +4,8 @@ One plain-Python pipeline (``with reproflow.record():`` calling ``@repro_task`` 
 pass values and files) is recorded once in a real git repository by ``python pipeline.py``, and
 two Prefect shapes of the corpus are recorded the same way; every replay runs from another
 folder with only ``--store``, through the CLI, in one rebuilt uv environment shared by the
-module (every recording ran in this same environment, so the first replay builds it and the
-rest reuse it).
+session (every recording ran in this same environment, so the first replay of the session
+builds it and the rest reuse it).
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("replay-tasks-env-cache")
+def cache_dir(shared_cache_dir: Path) -> Path:
+    """The session's env cache (tests/conftest.py): these recordings run in the suite's own
+    environment, so an environment an earlier test built is reused, and one built here serves
+    the later tests."""
+    return shared_cache_dir
 
 
 def _replay(args: list[str], where: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str],
