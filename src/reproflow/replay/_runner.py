@@ -211,8 +211,12 @@ def _task_object(mod: Any, spec: dict[str, Any], item: dict[str, Any]) -> Any:
     except (ImportError, AttributeError):
         if not path or module == "__main__":
             raise
-    # a module not importable by its name from sys.path (an Airflow DAG folder, a Snakemake
-    # rule's script): load it from its restored file, under its recorded name
+    # a module not importable by its name from sys.path (an Airflow DAG folder, whose files
+    # Airflow imports under names of its own; a Snakemake rule's script): load it from its
+    # restored file under its recorded name, its folder on sys.path for the modules beside it
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.append(folder)
     file_spec = importlib.util.spec_from_file_location(module, path)
     if file_spec is None or file_spec.loader is None:
         raise ImportError(f"cannot import {module} from {path}")
