@@ -7,6 +7,7 @@ A real virtual environment built by uv from this checkout (a wheel, not editable
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,3 +89,42 @@ def test_the_cli_runs_without_any_engine(bare_env: Path, tmp_path: Path) -> None
         done = _run(bare_env, cli, *args, cwd=tmp_path)
         assert done.returncode == 0, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_run_replays_task_by_task_without_any_engine(bare_env: Path, tmp_path: Path) -> None:
+    """A run recorded with no engine installed replays task by task (--engine tasks) in that
+    same environment (--in-place: the replay's runner runs there too), to "reproduced": nothing
+    on the replay's path, the runner included, imports Prefect (an Airflow run's rebuilt
+    environment has none)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "data.txt").write_text("3\n4\n")
+    (repo / "steps.py").write_text(textwrap.dedent("""
+        from pathlib import Path
+
+        import reproflow
+        from reproflow import repro_task
+
+        @repro_task(inputs=["src"], outputs=["dst"])
+        def double(src: Path, dst: Path) -> Path:
+            dst.write_text("\\n".join(str(int(x) * 2) for x in src.read_text().split()))
+            return dst
+
+        @repro_task
+        def total(path: Path) -> dict:
+            return {"total": sum(int(x) for x in path.read_text().split())}
+
+        if __name__ == "__main__":
+            with reproflow.record(name="bare"):
+                print(total(double(Path("data.txt"), Path("out.txt"))))
+    """))
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "steps"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    done = _run(bare_env, str(bare_env / "bin" / "python"), "steps.py", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    replayed = _run(bare_env, str(bare_env / "bin" / "reproflow"), "replay", "latest", "--engine", "tasks",
+                    "--in-place", "--json", "--store", str(repo / "store"), cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
+    result = json.loads(replayed.stdout)
+    assert result["verdict"] == "reproduced" and result["plan"]["replay_engine"] == "tasks"
+    assert [t["task_name"] for t in result["tasks"]] == ["double", "total"]
