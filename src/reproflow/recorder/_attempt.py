@@ -113,6 +113,7 @@ class _Attempt:
         map_index: int | None = None,
         subflow: str | None = None,
         subflow_run_id: str | None = None,
+        engine_info: dict[str, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.args, self.kwargs = args, kwargs
@@ -121,6 +122,7 @@ class _Attempt:
         self.upstream, self.engine = upstream, engine
         self.tags, self.map_index = list(tags), map_index
         self.subflow, self.subflow_run_id = subflow, subflow_run_id
+        self.engine_info = dict(engine_info or {})
         self.store: Store = get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
@@ -316,6 +318,7 @@ class _Attempt:
             map_index=self.map_index,
             subflow=self.subflow,
             subflow_run_id=self.subflow_run_id,
+            engine_info=self.engine_info,
             cache=_content_parts(self.task_run_id),
             **fields,
         )
