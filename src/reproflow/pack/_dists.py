@@ -21,7 +21,6 @@ import re
 import subprocess
 import tarfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EnvironmentBuildError
@@ -30,16 +29,6 @@ from ..replay._uv import IndexConfig
 #: pip's legacy default for a project without ``[build-system]`` (PEP 518), plus ``wheel``,
 #: which older setuptools asks for when building a wheel.
 _DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
-
-
-@dataclass(frozen=True)
-class DistFile:
-    """One distribution file: what pin it serves and where it lies."""
-
-    name: str  #: normalized distribution name
-    version: str
-    path: Path
-    build_only: bool = False  #: needed only to build a local source or sdist
 
 
 def _norm(name: str) -> str:
@@ -237,7 +226,6 @@ def resolve_build_requires(requires: list[str], *, python_version: str, uv_bin: 
 
 
 __all__ = [
-    "DistFile",
     "build_requires_of_sdist",
     "build_requires_of_tree",
     "dists_cache_dir",
