@@ -70,6 +70,15 @@ def test_an_airflow_run_plans_task_by_task_with_upstream_values(store: Store, tm
     assert items["total"] == {"values": {"kind": "from", "task_run_id": "t-load"}}
     with pytest.raises(errors.ReplayError, match="--engine tasks"):
         raise plan_replay(run_id, store, cache_dir=tmp_path / "cache", engine="prefect").fatal[0]
+    import io
+
+    from rich.console import Console
+
+    from reproflow.replay._render import plan_renderable
+
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(plan_renderable(prepared.plan))
+    assert "task by task in DAG order, no orchestrator" in buf.getvalue()  # what --dry-run shows
 
 
 def test_a_task_with_no_function_runs_its_recorded_command_or_is_refused_by_name(store: Store, tmp_path: Path) -> None:
