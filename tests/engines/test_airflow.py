@@ -5,6 +5,7 @@ DAG shape and data hashes as the Prefect version of the pipeline."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,3 +134,20 @@ def test_same_tasks_shape_and_data_as_the_prefect_flow(airflow_run: dict[str, An
     assert all(sha for *_, sha in _data(a))
     assert _results(a) == _results(p)
 
+
+
+def test_replays_from_another_folder_with_only_the_store(airflow_run: dict[str, Any], tmp_path: Path) -> None:
+    """``reproflow replay RUN_ID --store URL`` in an empty folder: the DAG's tasks re-run task by
+    task in DAG order, without Airflow, and every one reproduces."""
+    run = _only_run(airflow_run["store"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROFLOW_")}
+    proc = subprocess.run([sys.executable, "-m", "reproflow", "replay", run.run_id, "--store", airflow_run["store"].url,
+                           "--json"], cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
+                          timeout=1500)
+    where = f"exit {proc.returncode}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+    assert proc.returncode == 0, where
+    result = json.loads(proc.stdout)
+    assert result["verdict"] == "reproduced", where
+    verdicts = Counter((t["task_name"], t["verdict"]) for t in result["tasks"])
+    assert verdicts == {("load", "reproduced"): 1, ("clean", "reproduced"): 1, ("stat", "reproduced"): 4,
+                        ("report", "reproduced"): 1}, where
