@@ -151,3 +151,29 @@ def test_replays_from_another_folder_with_only_the_store(airflow_run: dict[str, 
     verdicts = Counter((t["task_name"], t["verdict"]) for t in result["tasks"])
     assert verdicts == {("load", "reproduced"): 1, ("clean", "reproduced"): 1, ("stat", "reproduced"): 4,
                         ("report", "reproduced"): 1}, where
+
+
+def test_the_dag_run_replays_task_by_task_to_reproduced(airflow_run: dict[str, Any], shared_cache_dir: Path,
+                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG run replays from another folder with only --store, task by task by default: no
+    scheduler and no DAG run, each task's function called in DAG order (the mapped stat once per
+    map index, fed the replayed clean file) in the rebuilt environment of Airflow's own, which
+    holds no Prefect; every task reproduces."""
+    import json
+
+    from reproflow.cli import app
+    from reproflow.cli._common import run_cli
+
+    run = _only_run(airflow_run["store"])
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(shared_cache_dir))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = run_cli(app, ["replay", run.run_id, "--store", str(airflow_run["work"] / "store"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:] + out[-3000:]
+    result = json.loads(out)
+    assert result["verdict"] == "reproduced" and result["plan"]["replay_engine"] == "tasks"
+    assert sorted({t["task_name"] for t in result["tasks"]}) == sorted({t.task_name for t in run.final_tasks()})
+    assert len(result["tasks"]) == len(run.final_tasks())
