@@ -158,3 +158,30 @@ def test_reproflow_record_snakemake_joins_and_a_failed_job_fails_the_run(
     assert finish.engine_info["wildcards"] == {"x": "one"} and finish.engine_info["exit_code"] == 4
     assert finish.engine_info["rule"] == "finish" and finish.engine_info["output"] == ["out/one.done"]
     assert [(e.src, e.dst, e.how) for e in edges(run)] == [(sort.task_run_id, finish.task_run_id, "data")]
+
+
+def test_a_snakemake_run_replays_task_by_task_or_names_the_job_it_cannot_call(
+        snakemake_env: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Snakemake run plans task by task by default (no Snakemake needed to replay); its shell:
+    job is replayable from the command `reproflow job` recorded, and a script: job, which the
+    record holds neither a function nor a command for, is refused by name in the plan."""
+    import json
+
+    from reproflow.cli import app
+    from reproflow.cli._common import run_cli
+
+    smk_dir, smk_store = tmp_path / "smk", tmp_path / "smk-store"
+    shutil.copytree(PIPELINE, smk_dir, ignore=shutil.ignore_patterns("results", ".reproflow", ".snakemake"))
+    proc = _snakemake(snakemake_env, smk_dir, smk_store)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = _only_run(Store(smk_store))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = run_cli(app, ["replay", run.run_id, "--store", str(smk_store), "--dry-run", "--json"])
+    out, err = capsys.readouterr()
+    plan = json.loads(out)["plan"]
+    assert code == 1 and plan["replay_engine"] == "tasks", err
+    assert ("cannot replay the run task by task: task 'clean' has no recorded function to call and no recorded "
+            "command to run") in plan["problems"], plan["problems"]
+    assert not any("'load'" in p for p in plan["problems"])  # the shell: job runs its recorded command
