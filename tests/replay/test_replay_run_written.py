@@ -90,18 +90,34 @@ def test_a_folder_holding_only_earlier_tasks_files_is_derived(tmp_path: Path) ->
     assert [p.uri for p in external_inputs([writer, reader])] == [str(out)]
 
 
-def test_an_empty_folder_is_recreated_empty_in_the_restored_code(tmp_path: Path, store: Store) -> None:
-    """Inside the source root: recreated empty there; the user's folder (holding the run's
-    outputs) is neither read nor touched."""
+def test_an_empty_folder_is_left_for_the_run_to_make_in_the_restored_code(
+        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside the source root: recreated empty there, but not before the flow starts (its body
+    may ``mkdir()`` it without ``exist_ok``): the recorder makes it when the first task that reads
+    it starts, if the flow has not. The user's folder (holding the run's outputs) is neither read
+    nor touched."""
     root = tmp_path / "repo"
     out, tasks = _pipeline(root)
     restored = tmp_path / "work" / "source"
     restored.mkdir(parents=True)
     checks = verify_inputs(_planned(tasks), tasks, store, relocation=Relocation(str(root), str(restored)))
-    assert [(c.status, c.actual) for c in checks] == [("restored", EMPTY_TREE)]
+    assert [(c.status, c.actual, c.deferred) for c in checks] == [("restored", EMPTY_TREE, True)]
     assert "recreated empty" in (checks[0].note or "") and "split" in (checks[0].note or "")
-    assert (restored / "results").is_dir() and not any((restored / "results").iterdir())
+    assert checks[0].location == str(restored / "results") and not (restored / "results").exists()
     assert sorted(p.name for p in out.iterdir()) == ["part-0.txt", "summary.json"]
+
+    import json
+
+    from reproflow.recorder._plaintask import plain_task
+    from reproflow.recorder._runs import REPLAY_MAKE_DIRS_ENV
+
+    @plain_task(store=store.url)
+    def count(out_dir: Path) -> int:
+        return len(list(out_dir.iterdir()))
+
+    monkeypatch.setenv(REPLAY_MAKE_DIRS_ENV, json.dumps([checks[0].location]))
+    assert count(restored / "results") == 0  # made empty just before the task read it
+    assert (restored / "results").is_dir()
 
 
 def test_a_pre_existing_folder_the_run_adds_to_refuses_naming_the_option(tmp_path: Path, store: Store) -> None:
@@ -152,13 +168,15 @@ def test_outside_the_root_the_runs_own_files_are_taken_out(tmp_path: Path, store
 
 
 def test_an_empty_folder_outside_the_root_that_is_gone_is_recreated(tmp_path: Path, store: Store) -> None:
-    """An empty folder has nothing to lose: missing, it is made again."""
+    """An empty folder has nothing to lose: missing, it is made again, by the run (the flow body)
+    or just before the first task that reads it."""
     out = tmp_path / "scratch"
     out.mkdir()
     tasks = [task("r", 0, "c", name="t", inputs=[_dir_ref(out)])]
     os.rmdir(out)
     checks = verify_inputs(_planned(tasks), tasks, store)
-    assert checks[0].status == "restored" and out.is_dir()
+    assert checks[0].status == "restored" and checks[0].deferred and checks[0].location == str(out)
+    assert not out.exists()
 
 
 def _out(path: Path, data: bytes, param: str = "out_dir") -> DataRef:

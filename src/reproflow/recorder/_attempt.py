@@ -33,6 +33,7 @@ from ._runs import (
     STORE_INPUTS_ENV,
     STRICT_ENV,
     env_flag,
+    replay_dirs,
     env_seed,
     get_store,
     owns_run,
@@ -147,9 +148,12 @@ class _Attempt:
         self._pending_out: list[tuple[str, Any, bool]] = []  # (param, value, declared)
         self._watch: list[tuple[str, Any, Any]] = []  # inferred inputs: (param, value, stat)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else env_flag(STORE_INPUTS_ENV)
+        make_dirs = replay_dirs()
         for name, value in params.items():
             is_in, is_out = name in spec.decl.inputs, name in spec.decl.outputs
             for item in iter_data_values(value, declared=is_in or is_out):
+                if make_dirs:
+                    _make_deferred_dir(item, make_dirs)
                 if is_out:
                     self._pending_out.append((name, item, True))
                     continue
@@ -330,6 +334,17 @@ class _Attempt:
             writer().submit(self.store.write_task, record)  # waited for before the run's end
         else:
             self.store.write_task(record)
+
+
+def _make_deferred_dir(item: Any, make_dirs: frozenset[str]) -> None:
+    """In a replay: make an empty folder the recorded task read, if the flow has not (see
+    ``REPLAY_MAKE_DIRS_ENV``)."""
+    uri = _uri(item)
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    path = os.path.realpath(local_path(uri))
+    if path in make_dirs and not os.path.exists(path):
+        os.makedirs(path, exist_ok=True)
 
 
 def _deterministic_tar(src_dir: str, tar_path: str) -> None:

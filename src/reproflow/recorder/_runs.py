@@ -8,6 +8,7 @@ Prefect flow run, ``recorder._plain`` for plain Python); this module writes what
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import sys
@@ -30,8 +31,30 @@ _started: dict[str, str] = {}  #: run_id -> store url, runs this process started
 _pid = os.getpid()
 
 REPLAY_OF_ENV = "REPROFLOW_REPLAY_OF"
+#: set by replay: a JSON list of empty folders the recorded run read that do not exist yet; each is
+#: made when the first task that reads it starts, not before the flow (whose body may make it with
+#: a plain ``mkdir()``, which fails on a folder that exists)
+REPLAY_MAKE_DIRS_ENV = "REPROFLOW_REPLAY_MAKE_DIRS"
 STRICT_ENV = "REPROFLOW_STRICT"
 STORE_INPUTS_ENV = "REPROFLOW_STORE_INPUTS"
+
+
+_replay_dirs: tuple[str, frozenset[str]] | None = None
+
+
+def replay_dirs() -> frozenset[str]:
+    """The folders of ``$REPROFLOW_REPLAY_MAKE_DIRS`` (real paths), parsed once per value."""
+    global _replay_dirs
+    raw = os.environ.get(REPLAY_MAKE_DIRS_ENV, "")
+    if not raw:
+        return frozenset()
+    if _replay_dirs is None or _replay_dirs[0] != raw:
+        try:
+            paths = [p for p in json.loads(raw) if isinstance(p, str) and os.path.isabs(p)]
+        except ValueError:
+            paths = []
+        _replay_dirs = (raw, frozenset(os.path.realpath(p) for p in paths))
+    return _replay_dirs[1]
 
 
 def env_flag(name: str) -> bool:

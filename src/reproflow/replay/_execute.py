@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ReplayExecutionError
 from ..records import RunRecord, TaskRecord
+from ..recorder._runs import REPLAY_MAKE_DIRS_ENV
 from ..store import Store, parse_record
 from ._plan import Prepared
 from ._relocate import Relocation, recorded_source_root
@@ -186,6 +187,10 @@ def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) ->
         env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", "")
     env["REPROFLOW_STORE"] = store.url
     env["REPROFLOW_REPLAY_OF"] = rec.run_id
+    if prepared.deferred_dirs:
+        env[REPLAY_MAKE_DIRS_ENV] = json.dumps(prepared.deferred_dirs)
+    else:
+        env.pop(REPLAY_MAKE_DIRS_ENV, None)
     # a replay started inside `reproflow record -- CMD` is a run of its own, not part of that one
     env.pop("REPROFLOW_RUN_ID", None)
     env["PYTHONUNBUFFERED"] = "1"

@@ -213,7 +213,8 @@ def verify_inputs(
     restored there from its stored copy, else copied from its original path when that still
     hashes as recorded (reading the user's tree, never writing it).
 
-    The state before the run is what is reproduced: a folder recorded empty is recreated empty,
+    The state before the run is what is reproduced: a folder recorded empty is recreated empty
+    (when the flow or the first task that reads it starts: ``InputCheck.deferred``),
     and an input the run itself wrote over or into (``written_by``) is never taken from its
     original path, which holds the run's outputs now: a stored copy, or the refusal naming the
     option that keeps one. Outside the source root such a folder is used in place once the
@@ -236,6 +237,12 @@ def verify_inputs(
         else:
             checks.append(_verify_in_place(item, tasks, store, allow_changed, run_tasks))
     return checks
+
+
+#: an empty folder is not made before the run starts: the flow body may make it with a plain
+#: ``mkdir()``, which fails on a folder that exists; the recorder makes it when the first task that
+#: reads it starts, if the flow has not (``REPROFLOW_REPLAY_MAKE_DIRS``)
+DEFERRED_NOTE = "recreated empty, as it was recorded, when the flow or the first task reading it makes it"
 
 
 def _empty_folder(item: PlannedInput) -> bool:
@@ -266,9 +273,8 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
             return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="restored",
                               tasks=item.tasks, location=item.uri, note="restored from the copy stored at record time")
     if found.kind == "missing" and _empty_folder(item) and is_local(item.uri):
-        os.makedirs(local_path(item.uri), exist_ok=True)
         return InputCheck(uri=item.uri, expected=item.sha256, actual=item.sha256, status="restored", tasks=item.tasks,
-                          location=item.uri, note="recreated empty, as it was recorded")
+                          location=local_path(item.uri), note=DEFERRED_NOTE, deferred=True)
     if found.sha256 == item.sha256:
         return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="ok", tasks=item.tasks,
                           location=item.uri)
@@ -352,8 +358,9 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
             return check("restored", here.sha256, "restored from the copy stored at record time" + _written_note(item))
     if _empty_folder(item):
         _clear(loc)
-        os.makedirs(loc)
-        return check("restored", item.sha256, "recreated empty, as it was recorded" + _written_note(item))
+        done = check("restored", item.sha256, DEFERRED_NOTE + _written_note(item))
+        done.deferred = True
+        return done
     theirs = hash_path(original)
     if theirs.kind != "missing" and theirs.sha256 == item.sha256:
         _clear(loc)

@@ -111,6 +111,9 @@ class InputCheck(_M):
     tasks: list[str] = Field(default_factory=list)
     note: Optional[str] = None
     location: Optional[str] = None  #: where the replay reads it (inside the restored code, or ``uri``)
+    #: an empty folder left for the run to make: the flow body may ``mkdir()`` it, else it is made
+    #: when the first task that reads it starts
+    deferred: bool = False
 
 
 class OutputCheck(_M):

@@ -61,6 +61,8 @@ class Prepared:
     choice: InterpreterChoice | None = None
     cached_python: str | None = None
     fatal: list[errors.ReproflowError] = field(default_factory=list)
+    #: empty folders left for the run to make (see ``InputCheck.deferred``), set by the input check
+    deferred_dirs: list[str] = field(default_factory=list)
 
 
 def load_run(store: Store, run_id: str) -> tuple[Run, Environment]:

@@ -194,6 +194,7 @@ def check_inputs(prepared: Prepared, st: Store, allow_changed: bool, timings: di
     t = time.perf_counter()
     checks = verify_inputs(prepared.plan.inputs, prepared.selected, st, allow_changed=allow_changed,
                            relocation=relocation, run_tasks=prepared.run.tasks)
+    prepared.deferred_dirs = [c.location for c in checks if c.deferred and c.location]
     timings["verify_inputs"] = time.perf_counter() - t
     return checks
 
