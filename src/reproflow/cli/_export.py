@@ -21,7 +21,7 @@ def _store(url: Optional[str]):  # type: ignore[no-untyped-def]
 def export_cmd(
     run_id: str = typer.Argument(..., help="Run id or unique prefix."),
     fmt: str = typer.Option(..., "--format", "-f", help="requirements, pylock, conda, dockerfile, apptainer, "
-                            "cresp, ro-crate, prov, sbom, licenses"),  # fmt: skip
+                            "cresp, ro-crate, prov, sbom, licenses, graph"),  # fmt: skip
     out: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout "
                                       "(ro-crate: a folder, or a .zip)."),  # fmt: skip
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index to look artifact hashes up "
@@ -30,6 +30,8 @@ def export_cmd(
                                 "cresp: the hash of the file this platform installs."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="pylock, requirements/cresp with --hashes: "
                                        "write the export even if some packages are on no index (listed on stderr)."),
+    pin: str = typer.Option("exact", "--pin", help="requirements: exact (==), compatible (~=) or minimum (>=) "
+                            "pins for index packages; anything but exact is said in the file's header."),
     license_: Optional[str] = typer.Option(None, "--license", help="ro-crate: the crate's license (SPDX id)."),
     store: Optional[str] = StoreOption,
 ) -> None:
@@ -46,6 +48,10 @@ def export_cmd(
         options["allow_partial"] = True
     if license_:
         options["license"] = license_
+    if pin != "exact":
+        if exporter.name != "requirements":
+            raise ExportError(f"--pin applies to the requirements export, not {exporter.name!r}; drop --pin")
+        options["pin"] = pin
     notes: list[str] = []
     result = export_run(_store(store), run_id, exporter.name, out=out, notes=notes, **options)
     for note in notes:

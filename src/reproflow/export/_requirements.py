@@ -4,8 +4,41 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
+from ..errors import ExportError
 from ._common import ExportContext, Pin
 from ._uvlock import index_urls, lock_index_pins
+
+#: ``--pin`` strategies: how an index package's recorded version becomes a specifier
+PIN_STRATEGIES = ("exact", "compatible", "minimum")
+
+_PIN_HEADER = {
+    "compatible": "pins: compatible (~=): each index package may be any later release of its recorded "
+    "series, so this file does NOT reproduce the recorded versions exactly",
+    "minimum": "pins: minimum (>=): each index package may be any release at or above its recorded "
+    "version, so this file does NOT reproduce the recorded versions exactly",
+}
+
+
+def pinned(name: str, version: str, strategy: str) -> str:
+    """The requirement for an index package under a pin strategy.
+
+    ``exact`` is ``name==V``; ``minimum`` is ``name>=V``; ``compatible`` is ``name~=V`` (PEP 440:
+    ``~=1.4.2`` allows 1.4.x from 1.4.2 on), or ``name>=V,==V.*`` for a one-part version such as
+    ``2``, where ``~=`` is not allowed.
+    """
+    if strategy == "exact":
+        return f"{name}=={version}"
+    if strategy == "minimum":
+        return f"{name}>={version}"
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        release = Version(version).release
+    except InvalidVersion:  # not PEP 440: only an exact pin can say it
+        return f"{name}=={version}"
+    if len(release) >= 2:
+        return f"{name}~={version}"
+    return f"{name}>={version},=={release[0]}.*"
 
 
 def best_index_hash(ctx: ExportContext, pin: Pin) -> str | None:
@@ -39,11 +72,20 @@ def export_requirements(ctx: ExportContext) -> str:
     whole file). Archives keep their PEP 610 hash, VCS installs become
     ``name @ git+URL@commit``, and local or editable packages become paths: those need their
     source on the installing machine (restore it from the store when a stored copy exists).
+    The ``pin`` option (``exact``, ``compatible``, ``minimum``) loosens index pins, said in the
+    header; ``hashes`` needs ``exact``.
     """
     from ._pylock import check_complete
 
     want_hashes = bool(ctx.options.get("hashes"))
+    strategy = str(ctx.options.get("pin") or "exact")
+    if strategy not in PIN_STRATEGIES:
+        raise ExportError(f"unknown pin strategy {strategy!r}; choose one of: {', '.join(PIN_STRATEGIES)}")
+    if want_hashes and strategy != "exact":
+        raise ExportError("--hashes needs exact pins (a hash names one file); drop --hashes or use --pin exact")
     lines = [f"# {line}" for line in ctx.header_lines("requirements")]
+    if strategy != "exact":
+        lines.append(f"# {_PIN_HEADER[strategy]} (VCS, archive and local lines stay exact)")
     lines.append("# install into a fresh environment: uv pip install --no-deps -r requirements.txt")
     body: list[str] = []
     notes: list[str] = []
@@ -52,7 +94,7 @@ def export_requirements(ctx: ExportContext) -> str:
         locked = lock_index_pins(ctx, pins)
         check_complete(ctx, "requirements.txt with --hashes", len(pins), locked.skipped)
     for pin in pins:
-        req = pin.requirement()
+        req = pinned(pin.name, pin.version, strategy) if pin.kind == "index" else pin.requirement()
         if pin.kind == "index" and want_hashes:
             hashes = locked.sha256s(pin.name)
             if not hashes:  # left out (allow_partial): an unhashed line would fail pip's hash mode
@@ -71,4 +113,4 @@ def export_requirements(ctx: ExportContext) -> str:
     return "\n".join(lines + body) + "\n"
 
 
-__all__ = ["best_index_hash", "export_requirements", "index_urls"]
+__all__ = ["PIN_STRATEGIES", "best_index_hash", "export_requirements", "index_urls", "pinned"]
