@@ -82,7 +82,7 @@ def test_registry_unknown_format_and_missing_extra(recorded: dict[str, Any]) -> 
 
         export_pkg._REGISTRY.pop("needs-missing", None)
     assert {"requirements", "pylock", "conda", "dockerfile", "apptainer", "cresp", "ro-crate", "prov", "sbom",
-            "licenses"} == set(formats())  # fmt: skip
+            "licenses", "graph"} == set(formats())  # fmt: skip
     import subprocess
     import sys
 

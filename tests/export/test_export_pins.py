@@ -89,3 +89,19 @@ def test_unknown_strategy_and_hashes_with_loose_pins_fail(store: Store) -> None:
         export_run(store, run_id, "requirements", pin="loose")
     with pytest.raises(ExportError, match="--hashes needs exact pins"):
         export_run(store, run_id, "requirements", pin="compatible", hashes=True)
+
+
+def test_cli_pin_bad_input_is_one_line(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reproflow export --pin`: a loose file on stdout; an unknown strategy, or --pin on another
+    format, is one error line and a non-zero exit, no traceback."""
+    from reproflow.cli import app
+    from reproflow.cli._common import run_cli
+
+    run_id = make_run(store, packages=[dist("rf-alpha", "1.0")])
+    assert run_cli(app, ["export", run_id, "--format", "requirements", "--pin", "compatible", "--store", store.url]) == 0
+    assert "rf-alpha~=1.0" in capsys.readouterr().out.splitlines()
+    for args, words in ((["--format", "requirements", "--pin", "loose"], "unknown pin strategy 'loose'"),
+                        (["--format", "conda", "--pin", "minimum"], "--pin applies to the requirements export")):  # fmt: skip
+        assert run_cli(app, ["export", run_id, *args, "--store", store.url]) != 0
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err

@@ -87,6 +87,9 @@ for _e in [
     Exporter("licenses", "reproflow.export._licenses:export_licenses",
              "license report of the recorded environment (Markdown, or JSON for a .json file)",
              "licenses.md"),
+    Exporter("graph", "reproflow.export._graph:export_graph",
+             "dependency graph of the recorded distributions: Graphviz DOT, or an SVG picture for a .svg file",
+             "graph.dot"),
 ]:  # fmt: skip
     register_exporter(_e)
 
@@ -99,7 +102,7 @@ def formats() -> dict[str, Exporter]:
 def get_exporter(fmt: str) -> Exporter:
     key = fmt.strip().lower()
     aliases = {"requirements.txt": "requirements", "rocrate": "ro-crate", "pylock.toml": "pylock",
-               "docker": "dockerfile", "singularity": "apptainer", "cyclonedx": "sbom", "license": "licenses"}  # fmt: skip
+               "docker": "dockerfile", "singularity": "apptainer", "cyclonedx": "sbom", "license": "licenses", "dot": "graph"}  # fmt: skip
     key = aliases.get(key, key)
     if key not in _REGISTRY:
         raise ExportError(
