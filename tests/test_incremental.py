@@ -32,7 +32,7 @@ def load_a(raw: Path, clean: Path) -> str:
     clean.write_text(raw.read_text().upper())
     return str(clean)
 
-@repro_task(inputs=["raw"], cache_policy=CONTENT)
+@repro_task(inputs=["raw"], cache=True)  # the shorthand for cache_policy=CONTENT
 def load_b(raw: Path, suffix: str = "!") -> str:
     return raw.read_text().strip() + suffix
 
@@ -40,7 +40,7 @@ def load_b(raw: Path, suffix: str = "!") -> str:
 def combine(clean: Path, b: str) -> str:
     return helpers.fmt(clean.read_text()) + b
 
-@repro_task(cache_policy=CONTENT)
+@repro_task(cache=CONTENT)
 def report(text: str) -> int:
     return len(text)
 
@@ -232,3 +232,20 @@ def test_key_parts_are_delimited() -> None:
     assert compose({"parameters": {"a": "bc"}}) != compose({"parameters": {"ab": "c"}})
     assert compose({"inputs": {"x": "1"}, "code": {}}) != compose({"inputs": {}, "code": {"x": "1"}})
     assert json.dumps(textwrap.dedent("x")) == '"x"'
+
+
+def test_cache_shorthand_sets_the_prefect_cache_policy() -> None:
+    """``cache=True`` is ``cache_policy=reproflow.CONTENT``; any policy passes through; both at once
+    is one clear error."""
+    from prefect.cache_policies import INPUTS
+
+    from reproflow import CONTENT, repro_task
+    from reproflow.errors import DeclarationError
+
+    def f(x: int) -> int:
+        return x
+
+    assert repro_task(cache=True)(f).cache_policy is CONTENT
+    assert repro_task(cache=INPUTS)(f).cache_policy is INPUTS
+    with pytest.raises(DeclarationError, match="one of them"):
+        repro_task(cache=True, cache_policy=INPUTS)(f)

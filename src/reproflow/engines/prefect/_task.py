@@ -386,6 +386,7 @@ def repro_task(
     store_inputs: bool | None = None,
     store_results: bool = False,
     check: bool = True,
+    cache: Any = None,
     **task_options: Any,
 ) -> Callable[[Callable[P, R]], ReproTask[P, R]]: ...
 
@@ -401,6 +402,7 @@ def repro_task(
     store_inputs: bool | None = None,
     store_results: bool = False,
     check: bool = True,
+    cache: Any = None,
     **task_options: Any,
 ) -> ReproTask[P, R] | Callable[[Callable[P, R]], ReproTask[P, R]]:
     """Prefect's ``@task`` that records every task run's provenance.
@@ -417,8 +419,18 @@ def repro_task(
         store_inputs: also store a copy of each input in the store, for replay elsewhere.
         store_results: also store the pickled return value (for partial replays).
         check: run the static reproducibility checks on the task's code (once per process).
+        cache: ``True`` for ``reproflow.CONTENT`` (keyed by input content, parameters, code and the
+            environment), or any Prefect cache policy; the same as ``cache_policy=``.
         **task_options: any ``prefect.task`` option.
     """
+    if cache is not None and cache is not False:
+        if "cache_policy" in task_options:
+            raise errors.DeclarationError("@repro_task(cache=..., cache_policy=...): pass one of them, not both")
+        if cache is True:
+            from ._cache import CONTENT
+
+            cache = CONTENT
+        task_options["cache_policy"] = cache
     opts = RecordOptions(
         store=os.fspath(store) if store is not None else None,
         seed=seed,
