@@ -9,6 +9,7 @@ Prefect version."""
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pathlib
 import shutil
@@ -160,28 +161,80 @@ def test_reproflow_record_snakemake_joins_and_a_failed_job_fails_the_run(
     assert [(e.src, e.dst, e.how) for e in edges(run)] == [(sort.task_run_id, finish.task_run_id, "data")]
 
 
-def test_a_snakemake_run_replays_task_by_task_or_names_the_job_it_cannot_call(
-        snakemake_env: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Snakemake run plans task by task by default (no Snakemake needed to replay); its shell:
-    job is replayable from the command `reproflow job` recorded, and a script: job, which the
-    record holds neither a function nor a command for, is refused by name in the plan."""
-    import json
+@pytest.fixture(scope="module")
+def recorded_repo(snakemake_env: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The pipeline as a git repository (its data on disk but not committed, as data usually is),
+    run once by Snakemake: the one recording the replay tests share."""
+    work = tmp_path_factory.mktemp("smk-replay")
+    repo, store = work / "repo", work / "store"
+    shutil.copytree(PIPELINE, repo, ignore=shutil.ignore_patterns("results", ".reproflow", ".snakemake", "__pycache__"))
+    (repo / ".gitignore").write_text("data/\nresults/\n.snakemake/\n__pycache__/\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "pipeline"]):
+        subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=repo, check=True,
+                       capture_output=True)
+    proc = _snakemake(snakemake_env, repo, store)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {"repo": repo, "store": Store(store), "run": _only_run(Store(store))}
 
+
+def _replay(run_id: str, store: Store, cwd: pathlib.Path, cache: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROFLOW_")}
+    env.update(COLUMNS="200", REPROFLOW_CACHE_DIR=str(cache))
+    return subprocess.run([sys.executable, "-m", "reproflow", "replay", run_id, "--store", store.url, *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
+
+
+def test_a_snakemake_run_plans_task_by_task_with_a_snakemake_command_for_every_job(
+        recorded_repo: dict[str, object], tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Snakemake run plans task by task by default, and every job (the script: ones too, which
+    record neither a function nor a command) is replayable: the plan has no problems."""
     from reproflow.cli import app
     from reproflow.cli._common import run_cli
 
-    smk_dir, smk_store = tmp_path / "smk", tmp_path / "smk-store"
-    shutil.copytree(PIPELINE, smk_dir, ignore=shutil.ignore_patterns("results", ".reproflow", ".snakemake"))
-    proc = _snakemake(snakemake_env, smk_dir, smk_store)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    run = _only_run(Store(smk_store))
+    run, store = recorded_repo["run"], recorded_repo["store"]
+    assert isinstance(run, Run) and isinstance(store, Store)
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
-    code = run_cli(app, ["replay", run.run_id, "--store", str(smk_store), "--dry-run", "--json"])
+    code = run_cli(app, ["replay", run.run_id, "--store", store.url, "--dry-run", "--json"])
     out, err = capsys.readouterr()
     plan = json.loads(out)["plan"]
-    assert code == 1 and plan["replay_engine"] == "tasks", err
-    assert ("cannot replay the run task by task: task 'clean' has no recorded function to call and no recorded "
-            "command to run") in plan["problems"], plan["problems"]
-    assert not any("'load'" in p for p in plan["problems"])  # the shell: job runs its recorded command
+    assert code == 0 and plan["replay_engine"] == "tasks" and not plan["problems"], (err, plan["problems"])
+
+
+def test_snakemake_run_replays_job_by_job_from_another_folder(
+        recorded_repo: dict[str, object], tmp_path: pathlib.Path, shared_cache_dir: pathlib.Path) -> None:
+    """``reproflow replay RUN_ID --store URL`` in an empty folder: each recorded job (shell:,
+    script: and run: rules alike) re-runs alone, in DAG order, through the rebuilt environment's
+    Snakemake (its rule only, its outputs forced), and every one reproduces. No recorded
+    interpreter path is run; the jobs' own hooks do not write into the user's store."""
+    run, store = recorded_repo["run"], recorded_repo["store"]
+    assert isinstance(run, Run) and isinstance(store, Store)
+    proc = _replay(run.run_id, store, tmp_path, shared_cache_dir, "--json")
+    where = f"exit {proc.returncode}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+    assert proc.returncode == 0, where
+    result = json.loads(proc.stdout)
+    assert result["verdict"] == "reproduced", where
+    verdicts = collections.Counter((t["task_name"], t["verdict"]) for t in result["tasks"])
+    assert verdicts == {("load", "reproduced"): 1, ("clean", "reproduced"): 1, ("stat", "reproduced"): 4,
+                        ("report", "reproduced"): 1}, where
+    assert len(store.run_ids()) == 2  # the recording and its replay, nothing from the jobs' hooks
+
+
+def test_snakemake_replay_refuses_a_changed_input_before_anything_runs(
+        recorded_repo: dict[str, object], tmp_path: pathlib.Path, shared_cache_dir: pathlib.Path) -> None:
+    """One changed byte in the recorded raw data: the replay stops in one line naming the file,
+    before any job runs, and records no run."""
+    run, store, repo = recorded_repo["run"], recorded_repo["store"], recorded_repo["repo"]
+    assert isinstance(run, Run) and isinstance(store, Store) and isinstance(repo, pathlib.Path)
+    raw = repo / "data" / "measurements.csv"
+    before = raw.read_bytes()
+    runs_before = set(store.run_ids())
+    raw.write_bytes(before + b"\n")
+    try:
+        proc = _replay(run.run_id, store, tmp_path, tmp_path / "no-cache")
+    finally:
+        raw.write_bytes(before)
+    assert proc.returncode != 0 and "measurements.csv" in proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert set(store.run_ids()) == runs_before  # no replay run was opened: no job ran

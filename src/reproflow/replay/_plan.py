@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,62 @@ def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[lis
     return [t for t in final if t.task_run_id in chosen], label
 
 
+#: the first word of a command built for the replay that stands for the replay environment's
+#: Python (the runner puts its own interpreter there; no recorded interpreter path is run)
+REPLAY_PYTHON = "{replay-python}"
+
+_RULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _portable_path(value: object, what: str, label: str, refuse: Callable[..., Exception]) -> str:
+    """A recorded path that goes on a command line: relative, inside the working directory,
+    never read as an option (records are untrusted)."""
+    if (not isinstance(value, str) or not value or os.path.isabs(value) or value.startswith("-")
+            or any(c in value for c in "\0\n\r") or ".." in Path(value).parts):
+        raise refuse(f"task {label!r} recorded {what} {value!r}, which is not a relative path inside its "
+                     "working directory, so it cannot be replayed", task=label)
+    return value
+
+
+def snakemake_command(run: Run, task: TaskRecord,
+                      refuse: Callable[..., Exception] = errors.TaskReplayRefused.because) -> list[str] | None:
+    """The command that re-runs one recorded Snakemake job (``reproflow.snakemake``), in the
+    restored working directory, with the replay environment's Snakemake: that job's rule only,
+    forced, its recorded outputs as targets (files from upstream jobs are taken as they are).
+
+    Works for every rule kind (``shell:``, ``script:``, ``run:``): none of them records an
+    interpreter path that is run. None for a task Snakemake did not record.
+
+    Raises:
+        ``refuse``: the recorded rule, an output or the Snakefile is not safe on a command line.
+    """
+    info = task.engine_info
+    if task.engine != "snakemake" or "rule" not in info:
+        return None
+    from ..recorder._dag import task_label
+
+    label = task_label(task)
+    rule = info.get("rule")
+    if not isinstance(rule, str) or not _RULE.match(rule):
+        raise refuse(f"task {label!r} recorded the Snakemake rule {rule!r}, which is not a rule name",
+                     task=label)
+    outputs = info.get("output")
+    if not isinstance(outputs, list) or not outputs:
+        raise refuse(f"task {label!r} recorded no output files of its Snakemake job to re-run it for",
+                     task=label)
+    targets = [_portable_path(o, "the output", label, refuse) for o in outputs]
+    cmd = [REPLAY_PYTHON, "-m", "snakemake", "--cores", "1", "--force", "--allowed-rules", rule]
+    argv = run.record.engine_info.get("argv")
+    if isinstance(argv, list):
+        words = [str(a) for a in argv]
+        for i, word in enumerate(words):
+            if word in ("-s", "--snakefile") and i + 1 < len(words):
+                cmd += ["--snakefile", _portable_path(words[i + 1], "the Snakefile", label, refuse)]
+            elif word.startswith("--snakefile="):
+                cmd += ["--snakefile", _portable_path(word.split("=", 1)[1], "the Snakefile", label, refuse)]
+    return [*cmd, "--", *targets]
+
+
 def recorded_command(task: TaskRecord) -> str | list[str] | None:
     """The command a task ran, when its record holds one: ``engine_info["command"]`` (a shell
     line, or an argument list), else ``engine_info["argv"]`` (``reproflow job -- CMD``), e.g. a
@@ -170,7 +227,7 @@ def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = Tru
     for t in selected:
         label = task_label(t)
         if not t.function or t.function.startswith("?"):
-            command = recorded_command(t)
+            command = snakemake_command(run, t, refuse) or recorded_command(t)
             if command is None:
                 raise refuse(f"task {label!r} has no recorded function to call and no recorded command to run",
                              task=label)
@@ -575,4 +632,4 @@ def plan_loaded(
 
 
 __all__ = ["ENGINES", "TASK_BY_TASK_ENGINES", "PartialItem", "Prepared", "choose_engine", "dag_order", "load_run",
-           "partial_sources", "plan_loaded", "prepare", "recorded_command", "select_tasks"]
+           "partial_sources", "plan_loaded", "prepare", "recorded_command", "select_tasks", "snakemake_command"]

@@ -32,7 +32,9 @@ import json
 import os
 import pickle
 import runpy
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -326,9 +328,21 @@ def _run_command(run: Any, item: dict[str, Any], cwd: str | None) -> None:
         for name, paths in io[which].items():
             values[name] = paths[0] if len(paths) == 1 else list(paths)
     command = item["command"]
+    env, scratch = None, None
+    if isinstance(command, list) and command[:1] == ["{replay-python}"]:  # _plan.REPLAY_PYTHON
+        # a command the replay built (a Snakemake job): this environment's Python; what the
+        # engine's own hooks record again goes to a scratch store, not the user's
+        command = [sys.executable, *command[1:]]
+        scratch = tempfile.mkdtemp(prefix="reproflow-nested-")
+        env = {k: v for k, v in os.environ.items() if k != "REPROFLOW_RUN_ID"}
+        env["REPROFLOW_STORE"] = os.path.join(scratch, "store")
 
     def run_command(**_files: Any) -> None:
-        proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd or None, check=False)
+        try:
+            proc = subprocess.run(command, shell=isinstance(command, str), cwd=cwd or None, check=False, env=env)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         if proc.returncode != 0:
             raise RuntimeError(f"the command exited {proc.returncode}: {command}")
 
