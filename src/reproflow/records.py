@@ -436,6 +436,9 @@ class RunEnd(Record):
     error: Optional[ErrorInfo] = None
     n_tasks: Optional[int] = None
     exit_code: Optional[int] = None  #: the command's exit status, for ``reproflow record -- CMD``
+    #: since 1.3: normalised names of the distributions whose modules the run's process had
+    #: imported at its end; None where not known (runs joined from other processes, older records)
+    imported_distributions: Optional[list[str]] = None
 
 
 class RunSummary(Record):

@@ -125,6 +125,7 @@ def make_run(
     engine: str = "prefect",
     argv: list[str] | None = None,
     cwd: str = "/src/project",
+    imported: list[str] | None = None,
 ) -> str:
     """Write a complete run into ``store`` and return its run id.
 
@@ -228,7 +229,8 @@ def make_run(
     for t in tasks:
         store.write_task(t)
     store.write_run_end(
-        RunEnd(run_id=run_id, status=status, ended_at=started + dt.timedelta(seconds=6), n_tasks=len(tasks))  # type: ignore[arg-type]
+        RunEnd(run_id=run_id, status=status, ended_at=started + dt.timedelta(seconds=6), n_tasks=len(tasks),
+               imported_distributions=imported)  # type: ignore[arg-type]
     )
     return run_id
 

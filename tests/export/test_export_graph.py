@@ -90,3 +90,26 @@ def test_graph_of_real_installed_distributions(store: Store) -> None:
     assert isinstance(text, str)
     targets = {e.get_destination().strip('"') for e in _parse(text).get_edges() if e.get_source().strip('"') == "requests"}
     assert targets == {"idna", "certifi", "urllib3", "charset-normalizer"}
+
+
+def test_only_imported_and_the_imported_highlight(store: Store, tmp_path: pathlib.Path) -> None:
+    """With the run's imported distributions recorded: --only-imported leaves the others out of
+    any export (said in the header), and the graph marks imported nodes (DOT penwidth, SVG class)."""
+    from reproflow.errors import ExportError
+
+    packages = [dist("rf-alpha", "1.0", requires=["rf-beta"]), dist("rf-beta", "2.0"), dist("rf-devtool", "9.0")]
+    run_id = make_run(store, packages=packages, imported=["rf-alpha", "rf-beta"])
+    text = export_run(store, run_id, "requirements", only_imported=True)
+    assert isinstance(text, str)
+    assert [ln for ln in text.splitlines() if not ln.startswith("#")] == ["rf-alpha==1.0", "rf-beta==2.0"]
+    assert "# only the 2 distributions the run imported (of 3 installed)" in text
+    nodes = {n.get_name().strip('"'): n for n in _parse(str(export_run(store, run_id, "graph"))).get_nodes()}
+    assert nodes["rf-alpha"].get("penwidth") == "3" and nodes["rf-devtool"].get("penwidth") is None
+    export_run(store, run_id, "graph", out=tmp_path / "g.svg")
+    root = ET.fromstring((tmp_path / "g.svg").read_text(encoding="utf-8"))
+    marked = {g.find("{http://www.w3.org/2000/svg}text").text for g in root.iter("{http://www.w3.org/2000/svg}g")
+              if "imported" in (g.get("class") or "").split()}  # fmt: skip
+    assert marked == {"rf-alpha", "rf-beta"}
+    old = make_run(store, packages=packages)  # no imported set recorded (older record)
+    with pytest.raises(ExportError, match="no record of the distributions it imported"):
+        export_run(store, old, "requirements", only_imported=True)

@@ -32,6 +32,31 @@ def canonical_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
+def imported_distributions(modules: Iterable[str] | None = None) -> list[str]:
+    """Normalised names of the distributions that provide the modules imported so far
+    (``sys.modules`` by default), through ``importlib.metadata.packages_distributions()``.
+
+    Modules no distribution provides (the standard library, the user's own scripts) count for
+    nothing; a top-level package two distributions share names both. An editable install's
+    RECORD lists only its ``.pth`` hook, so a top-level module found in no RECORD counts for the
+    distribution of the same name where one is installed.
+    """
+    import importlib.metadata as md
+
+    provides = md.packages_distributions()
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    names: set[str] = set()
+    for top in {m.partition(".")[0] for m in list(sys.modules if modules is None else modules)}:
+        if top in provides:
+            names.update(canonical_name(d) for d in provides[top])
+        elif top not in stdlib and not top.startswith("_"):
+            try:
+                names.add(canonical_name(md.distribution(top).metadata["Name"]))
+            except (md.PackageNotFoundError, TypeError):
+                pass
+    return sorted(names)
+
+
 def capture_environment(
     environ: Mapping[str, str] | None = None,
     fingerprint: Callable[[str], str] | None = None,

@@ -32,6 +32,8 @@ def export_cmd(
                                        "write the export even if some packages are on no index (listed on stderr)."),
     pin: str = typer.Option("exact", "--pin", help="requirements: exact (==), compatible (~=) or minimum (>=) "
                             "pins for index packages; anything but exact is said in the file's header."),
+    only_imported: bool = typer.Option(False, "--only-imported", help="Only the distributions the run imported "
+                                       "(dev tools and unused packages left out)."),
     license_: Optional[str] = typer.Option(None, "--license", help="ro-crate: the crate's license (SPDX id)."),
     store: Optional[str] = StoreOption,
 ) -> None:
@@ -48,6 +50,8 @@ def export_cmd(
         options["allow_partial"] = True
     if license_:
         options["license"] = license_
+    if only_imported:
+        options["only_imported"] = True
     if pin != "exact":
         if exporter.name != "requirements":
             raise ExportError(f"--pin applies to the requirements export, not {exporter.name!r}; drop --pin")

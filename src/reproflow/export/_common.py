@@ -112,7 +112,23 @@ class ExportContext:
         if run.context is None:  # pragma: no cover - load_run always loads it
             raise ExportError(f"run {run_id} has no process context; it cannot be exported")
         env = store.get_model_blob(run.context.environment_blob, Environment)
+        if options.get("only_imported"):
+            imported = run.end.imported_distributions if run.end is not None else None
+            if imported is None:
+                raise ExportError(
+                    f"run {run.run_id} has no record of the distributions it imported (it is still running, "
+                    f"ran its tasks in other processes, or was recorded before schema 1.3); drop --only-imported"
+                )
+            keep = set(imported)
+            kept = [d for d in env.distributions if canonicalize_name(d.name) in keep]
+            options["_installed_count"] = len(env.distributions)
+            env = env.model_copy(update={"distributions": kept})
         return cls(store=store, run=run, environment=env, options=options)
+
+    def imported(self) -> set[str] | None:
+        """Normalised names of the distributions the run imported, or None where not recorded."""
+        names = self.run.end.imported_distributions if self.run.end is not None else None
+        return None if names is None else set(names)
 
     @property
     def context(self) -> ProcessContext:
@@ -158,6 +174,9 @@ class ExportContext:
         if git.available and git.commit:
             dirty = " with uncommitted changes" if git.dirty else ""
             lines.append(f"code at commit {git.commit}{dirty}")
+        if self.options.get("only_imported"):
+            lines.append(f"only the {len(self.environment.distributions)} distributions the run imported "
+                         f"(of {self.options['_installed_count']} installed): dev tools and unused packages left out")  # fmt: skip
         return lines
 
     # ------------------------------------------------------------------ data

@@ -86,13 +86,19 @@ def to_dot(ctx: ExportContext) -> str:
     lines.append("digraph dependencies {")
     lines.append("  rankdir=LR;")
     lines.append('  node [shape=box, style="rounded,filled", fontname="Helvetica", fillcolor="#ffffff"];')
+    imported = ctx.imported()
+    if imported is not None:
+        lines.append("  // thick border: imported by the run")
     for pin in pins:
         color, origin = ORIGINS[pin.kind]
+        used = ""
+        if imported is not None:
+            used = ', penwidth=3, imported="true"' if pin.normalized in imported else ', imported="false"'
         label = f"{pin.name}\n{pin.version}"
         if pin.kind != "index":
             label += f"\n({origin})"
         lines.append(f"  {_dot_id(pin.normalized)} [label={_dot_id(label)}, fillcolor={_dot_id(color)}, "
-                     f"origin={_dot_id(pin.kind)}];")  # fmt: skip
+                     f"origin={_dot_id(pin.kind)}{used}];")  # fmt: skip
     for e in edges(ctx, pins):
         style = ' [style=dashed, label="extra"]' if e.extra else ""
         lines.append(f"  {_dot_id(e.source)} -> {_dot_id(e.target)}{style};")
@@ -123,6 +129,7 @@ def _layers(names: list[str], deps: dict[str, set[str]]) -> dict[str, int]:
 def to_svg(ctx: ExportContext) -> str:
     """A picture with no scripts and no external references: dependents left of what they use."""
     pins = ctx.pins()
+    imported = ctx.imported() or set()
     graph_edges = edges(ctx, pins)
     deps: dict[str, set[str]] = {}
     for e in graph_edges:
@@ -138,7 +145,7 @@ def to_svg(ctx: ExportContext) -> str:
         rows[col] = row + 1
         pos[pin.normalized] = (margin + col * (width + gap_x), margin + 40 + row * (height + gap_y))
     total_w = margin * 2 + (top + 1) * (width + gap_x)
-    total_h = margin * 2 + 60 + max(rows.values(), default=1) * (height + gap_y) + 20 * len(ORIGINS)
+    total_h = margin * 2 + 60 + max(rows.values(), default=1) * (height + gap_y) + 20 * (len(ORIGINS) + 1)
 
     def parts() -> Iterator[str]:
         yield (f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{total_h}" '
@@ -154,8 +161,11 @@ def to_svg(ctx: ExportContext) -> str:
         for pin in pins:
             x, y = pos[pin.normalized]
             color, origin = ORIGINS[pin.kind]
-            yield (f'<g class="{pin.kind}"><title>{escape(pin.requirement())} ({origin})</title>'
-                   f'<rect x="{x}" y="{y}" width="{width}" height="{height}" rx="5" fill="{color}" stroke="#333"/>'
+            used = pin.normalized in imported
+            yield (f'<g class="{pin.kind}{" imported" if used else ""}"><title>{escape(pin.requirement())} '
+                   f'({origin}{", imported by the run" if used else ""})</title>'
+                   f'<rect x="{x}" y="{y}" width="{width}" height="{height}" rx="5" fill="{color}" stroke="#333" '
+                   f'stroke-width="{3 if used else 1}"/>'
                    f'<text x="{x + 6}" y="{y + 14}">{escape(pin.name)}</text>'
                    f'<text x="{x + 6}" y="{y + 28}" fill="#555">{escape(pin.version)}</text></g>')  # fmt: skip
         y = total_h - 20 * len(ORIGINS)
@@ -163,6 +173,9 @@ def to_svg(ctx: ExportContext) -> str:
             yield (f'<rect x="{margin}" y="{y - 10}" width="14" height="12" fill="{color}" stroke="#333"/>'
                    f'<text x="{margin + 20}" y="{y}">{escape(kind)}: {escape(origin)}</text>')  # fmt: skip
             y += 20
+        if imported:
+            yield (f'<rect x="{margin}" y="{y - 10}" width="14" height="12" fill="#fff" stroke="#333" stroke-width="3"/>'
+                   f'<text x="{margin + 20}" y="{y}">thick border: imported by the run</text>')  # fmt: skip
         yield "</svg>"
 
     return "\n".join(parts()) + "\n"

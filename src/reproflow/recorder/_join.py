@@ -125,7 +125,7 @@ def close_shared_run(
     the_store = store if isinstance(store, Store) else get_store(store)
     if error is None and status != "COMPLETED" and exit_code is not None:
         error = ErrorInfo(type="exit", message=f"the command exited with status {exit_code}")
-    finish_run(the_store, run_id, status, error, exit_code=exit_code)
+    finish_run(the_store, run_id, status, error, exit_code=exit_code, in_process=False)
 
 
 def child_env(run_id: str, store: Store, base: dict[str, str] | None = None) -> dict[str, str]:

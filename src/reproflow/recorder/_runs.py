@@ -251,13 +251,29 @@ def owns_run(run_id: str) -> bool:
 
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None,
-               exit_code: int | None = None) -> RunEnd:
-    """Write ``end.json`` and the run's index entry (both once)."""
+               exit_code: int | None = None, in_process: bool = True) -> RunEnd:
+    """Write ``end.json`` and the run's index entry (both once).
+
+    ``in_process``: the run's tasks ran in this process, so the distributions it imported are
+    recorded (False for runs joined from other processes, whose imports this one cannot see).
+    """
     _liveness.release(run_id)
+    imported = _imported() if in_process else None
     n_tasks = len({name.split(".")[0] for name in store.ls(store.path("runs", run_id, "tasks")) if name.endswith(".json")})
-    end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code)
+    end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code,
+                 imported_distributions=imported)
     store.write_run_end(end, _summary(store, run_id, end))
     return end
+
+
+def _imported() -> list[str] | None:
+    """The imported distributions, or None: recording never breaks the run."""
+    try:
+        from ..capture.environment import imported_distributions
+
+        return imported_distributions()
+    except Exception:  # noqa: BLE001 - a broken metadata folder must not fail the run's end
+        return None
 
 
 def _summary(store: Store, run_id: str, end: RunEnd) -> RunSummary:
