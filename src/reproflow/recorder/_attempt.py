@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import errors
 from ._declare import data_uri as _uri
-from ._declare import RETURN, Declaration, iter_data_values
+from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture._files import changed_in_tree, hash_path, is_local, local_path, stat_signature
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
@@ -70,6 +70,30 @@ class _Spec:
     opts: RecordOptions
     signature: inspect.Signature
     function: str  #: module:qualname
+
+
+def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, outputs: Iterable[str] | None = None,
+              opts: RecordOptions | None = None) -> _Spec:
+    """What every engine's decorator records about a task function: its declarations, options,
+    signature and ``module:qualname``; the options are checked here, once, for every engine.
+
+    Raises:
+        DeclarationError: ``fn`` is not callable, or a declaration or the seed is invalid.
+    """
+    if not callable(fn):
+        raise errors.DeclarationError(f"@repro_task needs a function, got {fn!r}")
+    opts = opts or RecordOptions()
+    if opts.seed is not None:
+        from ._seeds import validate_seed
+
+        validate_seed(opts.seed, "@repro_task(seed=...)")
+    return _Spec(
+        fn=fn,
+        decl=declare(fn, inputs, outputs),
+        opts=opts,
+        signature=inspect.signature(fn),
+        function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
+    )
 
 
 _findings_cache: dict[Any, list[Finding]] = {}
@@ -209,6 +233,17 @@ class _Attempt:
         return None
 
     # ------------------------------------------------------------------ after
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a synchronous task body as this attempt: inputs before, result or error after."""
+        self.begin()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self.failure(exc)
+            raise
+        self.success(result)
+        return result
+
     def success(self, result: Any, *, has_result: bool = True) -> None:
         outputs = self._collect_outputs(result if has_result else None)
         result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)

@@ -11,14 +11,12 @@ are the recording ones of the Prefect decorator plus ``name``, ``retries``,
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from .. import errors
-from ._attempt import RecordOptions, _Spec
-from ._declare import declare
+from ._attempt import RecordOptions, task_spec
 
 try:  # Python 3.11+
     from typing import ParamSpec
@@ -35,20 +33,7 @@ class PlainTask(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], *, inputs: Iterable[str] | None = None, outputs: Iterable[str] | None = None,
                  record_options: RecordOptions | None = None, name: str | None = None, retries: int = 0,
                  retry_delay_seconds: float | list[float] = 0, tags: Iterable[str] = ()) -> None:
-        if not callable(fn):
-            raise errors.DeclarationError(f"@repro_task needs a function, got {fn!r}")
-        opts = record_options or RecordOptions()
-        if opts.seed is not None:
-            from ._seeds import validate_seed
-
-            validate_seed(opts.seed, "@repro_task(seed=...)")
-        self._rf_spec = _Spec(
-            fn=fn,
-            decl=declare(fn, inputs, outputs),
-            opts=opts,
-            signature=inspect.signature(fn),
-            function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
-        )
+        self._rf_spec = task_spec(fn, inputs=inputs, outputs=outputs, opts=record_options)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "task")
         self.task_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"

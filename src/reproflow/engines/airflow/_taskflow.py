@@ -86,16 +86,7 @@ def recorded(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             args, kwargs = _materialized(args), {k: _materialized_one(v) for k, v in kwargs.items()}
             rec = _attempt_or_none(spec, args, kwargs)
-            if rec is None:
-                return func(*args, **kwargs)
-            rec.begin()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                rec.failure(exc)
-                raise
-            rec.success(result)
-            return result
+            return func(*args, **kwargs) if rec is None else rec.call(func, args, kwargs)
 
         wrapper._rf_spec = spec  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
@@ -106,26 +97,12 @@ def recorded(
 
 
 def _spec(fn: Callable[..., Any], **opts: Any) -> Any:
-    from ...recorder._declare import declare
-    from ...recorder._attempt import RecordOptions, _Spec
-    from ...errors import DeclarationError
+    from ...recorder._attempt import RecordOptions, task_spec
 
-    if not callable(fn):
-        raise DeclarationError(f"@repro_task needs a function, got {fn!r}")
-    if opts["seed"] is not None:
-        from ...recorder._seeds import validate_seed
-
-        validate_seed(opts["seed"], "@repro_task(seed=...)")
     store = opts["store"]
-    return _Spec(
-        fn=fn,
-        decl=declare(fn, opts["inputs"], opts["outputs"]),
-        opts=RecordOptions(store=os.fspath(store) if store is not None else None, seed=opts["seed"],
-                           strict=opts["strict"], store_inputs=opts["store_inputs"],
-                           store_results=opts["store_results"], check=opts["check"]),
-        signature=inspect.signature(fn),
-        function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
-    )
+    return task_spec(fn, inputs=opts["inputs"], outputs=opts["outputs"], opts=RecordOptions(
+        store=os.fspath(store) if store is not None else None, seed=opts["seed"], strict=opts["strict"],
+        store_inputs=opts["store_inputs"], store_results=opts["store_results"], check=opts["check"]))
 
 
 # ----------------------------------------------------------------------------- identities

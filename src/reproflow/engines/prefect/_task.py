@@ -24,12 +24,13 @@ from typing import Any, Generic, TypeVar, overload
 from prefect.tasks import Task, _generate_task_key
 
 from ... import errors
-from ...recorder._declare import declare, is_data_value
+from ...recorder._declare import is_data_value
 from ...recorder._runs import env_seed, get_store, owns_run, source_file
 from ._flowrun import FlowPlace, ensure_prefect_run, place_of
 from ...store._writer import writer
 from ...values._valuehash import hash_or_reason
 from ...recorder._attempt import (
+    task_spec,
     RecordOptions,
     _Attempt,
     _content_parts,
@@ -158,16 +159,7 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         rec = _prefect_attempt(spec, args, kwargs)
-        if rec is None:
-            return fn(*args, **kwargs)
-        rec.begin()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            rec.failure(exc)
-            raise
-        rec.success(result)
-        return result
+        return fn(*args, **kwargs) if rec is None else rec.call(fn, args, kwargs)
 
     return wrapper
 
@@ -255,20 +247,7 @@ class ReproTask(Task[P, R], Generic[P, R]):
         record_options: RecordOptions | None = None,
         **task_kwargs: Any,
     ) -> None:
-        if not callable(fn):
-            raise errors.DeclarationError(f"@repro_task needs a function, got {fn!r}")
-        opts = record_options or RecordOptions()
-        if opts.seed is not None:
-            from ...recorder._seeds import validate_seed
-
-            validate_seed(opts.seed, "@repro_task(seed=...)")
-        spec = _Spec(
-            fn=fn,
-            decl=declare(fn, inputs, outputs),
-            opts=opts,
-            signature=inspect.signature(fn),
-            function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
-        )
+        spec = task_spec(fn, inputs=inputs, outputs=outputs, opts=record_options)
         hooks = [h for h in (task_kwargs.pop("on_completion", None) or []) if h is not _cache_hook]
         super().__init__(fn=_make_wrapper(spec), on_completion=hooks, **task_kwargs)
         self._rf_spec = spec
