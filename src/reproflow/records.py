@@ -73,6 +73,9 @@ class DataRef(_Model):
     declared: bool = False  #: named in inputs=/outputs= or Annotated, rather than inferred
     stored_blob: Optional[str] = None  #: sha256 of a stored copy (tar for directories)
     reason: Optional[str] = None  #: why it was not hashed (kind "unhashed"), secrets scrubbed
+    #: an input the task opened for reading without naming it (seen by reproflow's audit hook;
+    #: schema 1.3): replay verifies it like any input; declare it to keep the point
+    undeclared: Optional[bool] = None
 
 
 class ErrorInfo(_Model):

@@ -12,6 +12,7 @@ no-source            10      no snapshot of the code was stored
 unpinned-local       10 each local or editable package without a stored source (max 20)
 inputs-not-hashed    10      an input has no SHA-256 (missing, or an object not hashed)
 inputs-not-stored    5       inputs are hashed but no copy was stored
+undeclared-inputs    5       a task opened a file for reading that it did not declare
 unseeded-randomness  10/5    per RPF1xx rule found: 10 for an error, 5 for a warning (max 20)
 findings             10/5    per other rule found: 10 for an error, 5 for a warning (max 20)
 gpu-nondeterminism   5       a GPU was present: kernels may be nondeterministic
@@ -293,6 +294,21 @@ def _inputs(ri: ReportInput) -> list[Check]:
     else:
         checks.append(Check(code="inputs-not-stored", title="Inputs stored", status="pass",
                             reason="every hashed input has a stored copy or is in the source snapshot" if refs else "no inputs"))  # fmt: skip
+    undeclared = {}
+    for t in ri.run.final_tasks():
+        for r in t.inputs:
+            if r.undeclared:
+                undeclared.setdefault(r.uri, f"{r.uri} (read by {t.task_name})")
+    if undeclared:
+        checks.append(Check(code="undeclared-inputs", title="Inputs declared", status="fail", points_lost=5,
+                            reason=f"{len(undeclared)} file(s) read by a task that did not declare them: "
+                            "recorded and verified by replay, but invisible in the task's signature",
+                            details=[undeclared[u] for u in sorted(undeclared)][:20],
+                            fix="declare it: pass its path to the task as a parameter and name that parameter in "
+                            "@repro_task(inputs=[...])"))  # fmt: skip
+    else:
+        checks.append(Check(code="undeclared-inputs", title="Inputs declared", status="pass",
+                            reason="no task read a file it did not declare"))  # fmt: skip
     return checks
 
 

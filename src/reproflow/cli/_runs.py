@@ -207,7 +207,8 @@ def show_cmd(
     for t in finals:
         for arrow, refs in (("in", t.inputs), ("out", t.outputs)):
             for r in refs:
-                data.add_row(labels[t.task_run_id], arrow, r.param or "", _short(r.sha256, 12),
+                param = "(undeclared)" if r.undeclared else (r.param or "")
+                data.add_row(labels[t.task_run_id], arrow, param, _short(r.sha256, 12),
                              "" if r.size is None else str(r.size), _relative(r.uri, rec.cwd))
     if data.row_count:
         console.print(data)

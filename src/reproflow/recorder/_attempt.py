@@ -205,6 +205,32 @@ class _Attempt:
             from ._seeds import apply_seed
 
             apply_seed(self.seed)
+        from ..capture import _reads
+
+        self._reads, self._reads_token = _reads.start()  # files the body opens, for undeclared_inputs
+
+    def _stop_watching(self) -> list[DataRef]:
+        """Stop watching opens; the files the body read without naming them, hashed now."""
+        token = getattr(self, "_reads_token", None)
+        if token is None:
+            return []
+        from ..capture import _reads
+
+        _reads.stop(token)
+        self._reads_token = None
+        try:
+            known = [_uri(item) for _, item, _ in self._pending_out] + [r.uri for r in self.inputs]
+            known = [local_path(u) for u in known if is_local(u)]
+            exclude = [self.store.root] if self.store.is_local else []
+            refs = []
+            for path in _reads.undeclared_reads(self._reads, known, exclude=exclude):
+                ref = self._hash(path, "", declared=False)
+                ref.param, ref.undeclared = None, True
+                refs.append(ref)
+            return refs
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            logging.getLogger("reproflow").debug("undeclared reads not recorded: %r", exc)
+            return []
 
     def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
         uri = _uri(value)
@@ -245,6 +271,7 @@ class _Attempt:
         return result
 
     def success(self, result: Any, *, has_result: bool = True) -> None:
+        self.inputs += self._stop_watching()
         outputs = self._collect_outputs(result if has_result else None)
         result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
         inline = None
@@ -264,6 +291,7 @@ class _Attempt:
                     result_blob=result_blob)
 
     def failure(self, exc: BaseException) -> None:
+        self.inputs += self._stop_watching()
         outputs = self._collect_outputs(None)
         self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
         error = ErrorInfo(

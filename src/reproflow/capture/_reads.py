@@ -1,0 +1,144 @@
+"""Files a running task opened for reading that it never declared: undeclared inputs.
+
+A Python audit hook (:func:`sys.addaudithook`, installed once per process on the first recorded
+task) watches the ``open`` event. It attributes each open to the task attempt running in the
+current context (a :mod:`contextvars` variable the attempt recorder sets around the body, so tasks
+in threads or asyncio tasks are told apart); with no task running it returns after one lookup.
+After the task, :func:`undeclared_reads` leaves out what is not data (the interpreter, the standard
+library and site-packages, code files, reproflow's own files, the store and reproflow's cache,
+``/proc``, ``/sys``, ``/dev``, directories, files the task opened for writing) and what the task
+already named, and returns the rest, in the order first read.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+import threading
+from collections.abc import Iterable
+
+#: Suffixes of code the source snapshot and the environment capture already cover.
+CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
+_SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/")
+
+
+class Reads:
+    """The paths one task attempt opened: for reading, and for writing (in first-seen order)."""
+
+    __slots__ = ("read", "written")
+
+    def __init__(self) -> None:
+        self.read: dict[str, None] = {}
+        self.written: set[str] = set()
+
+
+_current: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("reproflow_reads", default=None)
+_installed = False
+_install_lock = threading.Lock()
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _hook(event: str, args: tuple) -> None:
+    if event != "open":
+        return
+    reads = _current.get()
+    if reads is None:
+        return
+    try:
+        path, mode, flags = args
+        if isinstance(path, int):
+            return  # an open file descriptor: the path was seen when it was opened
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        path = os.fspath(path)
+        if isinstance(mode, str):
+            writes = any(c in mode for c in "wax+")
+        else:
+            writes = bool((flags or 0) & _WRITE_FLAGS)
+        if writes:
+            reads.written.add(os.path.abspath(path))
+        elif path not in reads.read:
+            reads.read[path] = None
+    except Exception:  # noqa: BLE001 - an audit hook must never break the open it watches
+        return
+
+
+def start() -> tuple[Reads, contextvars.Token]:
+    """Begin watching the opens of the task attempt running in this context."""
+    global _installed
+    if not _installed:
+        with _install_lock:
+            if not _installed:
+                sys.addaudithook(_hook)
+                _installed = True
+    reads = Reads()
+    return reads, _current.set(reads)
+
+
+def stop(token: contextvars.Token) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # set in another context (should not happen): stop watching here anyway
+        _current.set(None)
+
+
+_ignored_roots: tuple[str, ...] | None = None
+
+
+def _ignored() -> tuple[str, ...]:
+    """Folders whose files are never data: the interpreter, its libraries, reproflow itself."""
+    global _ignored_roots
+    if _ignored_roots is None:
+        import sysconfig
+
+        from ._digest import cache_dir
+
+        roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))), str(cache_dir())}  # fmt: skip
+        for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+            try:
+                roots.add(sysconfig.get_path(name))
+            except KeyError:
+                pass
+        import site
+
+        try:
+            roots.update(site.getsitepackages())
+            roots.add(site.getusersitepackages())
+        except AttributeError:  # a virtualenv's old site module
+            pass
+        _ignored_roots = tuple(sorted({os.path.realpath(r).rstrip("/") + "/" for r in roots if r}))
+    return _ignored_roots
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == r.rstrip("/") or path.startswith(r) for r in roots)
+
+
+def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[str] = ()) -> list[str]:
+    """The files in ``reads`` that are data the task did not name: absolute real paths.
+
+    ``known`` are the paths the task declared or had inferred (inputs and outputs; a folder
+    covers its files); ``exclude`` are further folders to leave out (the store's root)."""
+    known_roots = [os.path.realpath(p).rstrip("/") + "/" for p in known]
+    skip = _ignored() + tuple(os.path.realpath(p).rstrip("/") + "/" for p in exclude if p)
+    written = {os.path.realpath(p) for p in reads.written}
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in list(reads.read):
+        path = os.path.realpath(raw)
+        if path in seen or path in written:
+            continue
+        seen.add(path)
+        if path.startswith(_SYSTEM_DIRS) or path.endswith(CODE_SUFFIXES):
+            continue
+        if _under(path, skip) or _under(path, known_roots):
+            continue
+        if not os.path.isfile(path):  # a directory, a pipe, or gone by now
+            continue
+        out.append(path)
+    return out
+
+
+__all__ = ["Reads", "start", "stop", "undeclared_reads"]

@@ -1,0 +1,66 @@
+"""The audit hook behind undeclared inputs (capture/_reads.py): what counts as a read of data,
+and which task attempt it belongs to."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from reproflow.capture import _reads
+
+
+def test_reads_are_data_files_only(tmp_path: Path) -> None:
+    """Data read is kept; a written file, a folder, code, the standard library, site-packages,
+    /proc and a path the task named are left out."""
+    data, named, out, folder = tmp_path / "data.csv", tmp_path / "named.csv", tmp_path / "out.txt", tmp_path / "d"
+    data.write_text("x")
+    named.write_text("y")
+    folder.mkdir()
+    (folder / "inside.txt").write_text("z")
+    (tmp_path / "helper.py").write_text("")
+    reads, token = _reads.start()
+    try:
+        data.read_text()
+        named.read_text()
+        (folder / "inside.txt").read_text()
+        (tmp_path / "helper.py").read_text()
+        out.write_text("w")
+        out.read_text()  # read back what it wrote: still its own output
+        os.listdir(folder)
+        Path(json.__file__).read_text()  # the standard library
+        Path("/proc/self/status").read_text()
+        fd = os.open(data, os.O_RDONLY)
+        os.close(fd)
+    finally:
+        _reads.stop(token)
+    data.read_text()  # after the task: not watched
+    found = _reads.undeclared_reads(reads, [str(named), str(folder)])
+    assert found == [os.path.realpath(data)]
+
+
+def test_reads_belong_to_the_attempt_of_their_thread(tmp_path: Path) -> None:
+    """Two tasks in two threads at once each see only their own reads."""
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    for f in files:
+        f.write_text(f.name)
+    seen: dict[str, list[str]] = {}
+    barrier = threading.Barrier(2)
+
+    def task(mine: Path) -> None:
+        reads, token = _reads.start()
+        try:
+            barrier.wait()
+            mine.read_text()
+            barrier.wait()
+        finally:
+            _reads.stop(token)
+        seen[mine.name] = _reads.undeclared_reads(reads, [])
+
+    threads = [threading.Thread(target=task, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {f.name: [os.path.realpath(f)] for f in files}
