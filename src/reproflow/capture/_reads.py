@@ -121,19 +121,32 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
 
     ``known`` are the paths the task declared or had inferred (inputs and outputs; a folder
     covers its files); ``exclude`` are further folders to leave out (the store's root)."""
-    known_roots = [os.path.realpath(p).rstrip("/") + "/" for p in known]
+    if not reads.read:
+        return []
+    known = list(known)
+    known_abs = {os.path.abspath(p) for p in known}
+    # cheap first pass on the paths as opened: what the task named, wrote, or is code or /proc
+    candidates = []
+    for raw in reads.read:
+        path = os.path.abspath(raw)
+        if path in known_abs or path in reads.written or path.startswith(_SYSTEM_DIRS) or path.endswith(CODE_SUFFIXES):
+            continue
+        candidates.append(path)
+    if not candidates:
+        return []
+    known_roots = tuple({p.rstrip("/") + "/" for p in known_abs} | {os.path.realpath(p).rstrip("/") + "/" for p in known})
     skip = _ignored() + tuple(os.path.realpath(p).rstrip("/") + "/" for p in exclude if p)
     written = {os.path.realpath(p) for p in reads.written}
     out: list[str] = []
     seen: set[str] = set()
-    for raw in list(reads.read):
+    for raw in candidates:
         path = os.path.realpath(raw)
         if path in seen or path in written:
             continue
         seen.add(path)
         if path.startswith(_SYSTEM_DIRS) or path.endswith(CODE_SUFFIXES):
             continue
-        if _under(path, skip) or _under(path, known_roots):
+        if _under(raw, known_roots) or _under(path, skip) or _under(path, known_roots):
             continue
         if not os.path.isfile(path):  # a directory, a pipe, or gone by now
             continue
