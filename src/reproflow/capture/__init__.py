@@ -82,6 +82,9 @@ def _prefetch() -> None:
         import threadpoolctl  # noqa: F401
 
         cpu_info(refresh=True)
+        from .environment import provided_by
+
+        provided_by()  # what a run's end maps its imported modules through
     except Exception as exc:  # noqa: BLE001
         import logging
 

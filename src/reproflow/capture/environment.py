@@ -15,6 +15,7 @@ import platform
 import re
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -32,6 +33,23 @@ def canonical_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
+_provides: dict[str, list[str]] | None = None
+_provides_lock = threading.Lock()
+
+
+def provided_by() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()``, once per process: it reads every installed
+    distribution's RECORD (about 0.2-0.5 s with 200 installed), so the capture's prefetch thread
+    computes it early and a run's end only looks names up in it."""
+    global _provides
+    with _provides_lock:
+        if _provides is None:
+            import importlib.metadata as md
+
+            _provides = {k: list(v) for k, v in md.packages_distributions().items()}
+        return _provides
+
+
 def imported_distributions(modules: Iterable[str] | None = None) -> list[str]:
     """Normalised names of the distributions that provide the modules imported so far
     (``sys.modules`` by default), through ``importlib.metadata.packages_distributions()``.
@@ -43,7 +61,7 @@ def imported_distributions(modules: Iterable[str] | None = None) -> list[str]:
     """
     import importlib.metadata as md
 
-    provides = md.packages_distributions()
+    provides = provided_by()
     stdlib = getattr(sys, "stdlib_module_names", frozenset())
     names: set[str] = set()
     for top in {m.partition(".")[0] for m in list(sys.modules if modules is None else modules)}:
