@@ -107,6 +107,10 @@ def current(*, force: bool = False, pools: list[ThreadpoolInfo] | None = None) -
     when the loaded set changed since the last call (or with ``force``). ``pools``:
     threadpoolctl's view when the caller just asked it (the hardware capture does)."""
     global _last
+    # What the capture itself imports loads shared libraries (the hash cache's sqlite3, the ELF
+    # reader): load them before the map is read, or every process's first task would find them
+    # new and capture again.
+    from . import _files, _ospkg  # noqa: F401
     with _lock:
         gen = generation()
         if _last is not None and not force and gen is not None and gen == _last[0]:
