@@ -146,6 +146,9 @@ def git_repo(dest: Path) -> Path:
     shutil.copytree(PIPELINE, dest, ignore=shutil.ignore_patterns("results", ".reproflow", "__pycache__"))
     for dag_file in EXTRA_DAGS.glob("*.py"):
         shutil.copy(dag_file, dest / dag_file.name)
+    # data is not committed, as usual: a replay reads it where the run read it and verifies it
+    # (committed, it would be restored from the recorded source instead)
+    (dest / ".gitignore").write_text((dest / ".gitignore").read_text() + "data/\n")
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "pipeline"]):
         subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args], cwd=dest, check=True,
                        capture_output=True)

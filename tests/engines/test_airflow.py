@@ -136,21 +136,25 @@ def test_same_tasks_shape_and_data_as_the_prefect_flow(airflow_run: dict[str, An
 
 
 
-def test_replays_from_another_folder_with_only_the_store(airflow_run: dict[str, Any], tmp_path: Path) -> None:
-    """``reproflow replay RUN_ID --store URL`` in an empty folder: the DAG's tasks re-run task by
-    task in DAG order, without Airflow, and every one reproduces."""
+def test_a_changed_input_is_refused_before_anything_runs(airflow_run: dict[str, Any], tmp_path: Path) -> None:
+    """One byte of the DAG's raw CSV changed where the run read it: ``reproflow replay RUN_ID
+    --store URL`` from an empty folder refuses in one line naming the file, before any task runs
+    (no replay run is recorded). The file is put back for the tests after it."""
     run = _only_run(airflow_run["store"])
+    raw = next(Path(ref.uri) for t in run.final_tasks() for ref in t.inputs if ref.uri.endswith(".csv"))
+    original = raw.read_bytes()
+    before = set(airflow_run["store"].run_ids())
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPROFLOW_")}
-    proc = subprocess.run([sys.executable, "-m", "reproflow", "replay", run.run_id, "--store", airflow_run["store"].url,
-                           "--json"], cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
-                          timeout=1500)
-    where = f"exit {proc.returncode}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
-    assert proc.returncode == 0, where
-    result = json.loads(proc.stdout)
-    assert result["verdict"] == "reproduced", where
-    verdicts = Counter((t["task_name"], t["verdict"]) for t in result["tasks"])
-    assert verdicts == {("load", "reproduced"): 1, ("clean", "reproduced"): 1, ("stat", "reproduced"): 4,
-                        ("report", "reproduced"): 1}, where
+    try:
+        raw.write_bytes(original.replace(b"1", b"2", 1))
+        proc = subprocess.run([sys.executable, "-m", "reproflow", "replay", run.run_id, "--store",
+                               airflow_run["store"].url], cwd=tmp_path, env={**env, "COLUMNS": "200"},
+                              capture_output=True, text=True, timeout=900)
+    finally:
+        raw.write_bytes(original)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert str(raw) in proc.stderr and "changed" in proc.stderr, proc.stderr[-3000:]
+    assert set(airflow_run["store"].run_ids()) == before  # no replay run: nothing ran
 
 
 def test_the_dag_run_replays_task_by_task_to_reproduced(airflow_run: dict[str, Any], shared_cache_dir: Path,
