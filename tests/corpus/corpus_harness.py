@@ -114,7 +114,12 @@ def task_verdicts(result: dict[str, Any]) -> dict[str, set[str]]:
 def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
     """Assert the replay's outcome is the one the shape expects (never a false "reproduced")."""
     exp = shape.expect
-    where = f"[{shape.name}] exit {code}\nstdout: {out[-3000:]}\nstderr: {err[-3000:]}"
+    summary = ""
+    if isinstance(result, dict):  # the verdicts first: the JSON's tail is mostly output hashes
+        rows = [f"{t.get('task_name')}[{t.get('map_index')}]: {t.get('verdict')} {t.get('reason') or t.get('cause') or ''}"
+                for t in result.get("tasks", [])]
+        summary = f"verdict {result.get('verdict')}: " + "; ".join(rows) + "\n"
+    where = f"[{shape.name}] exit {code}\n{summary}stdout: {out[-3000:]}\nstderr: {err[-3000:]}"
     assert "Traceback (most recent call last)" not in err, where
     assert code == exp.get("exit", 0), where
     if exp["verdict"] == "refused":
