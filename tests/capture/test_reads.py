@@ -8,18 +8,25 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from reproflow.capture import _reads
 
 
-def test_reads_are_data_files_only(tmp_path: Path) -> None:
+def test_reads_are_data_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Data read is kept; a written file, a folder, code, the standard library, site-packages,
-    /proc and a path the task named are left out."""
+    /proc, the machine's configuration (/etc: mimetypes under fsspec reads /etc/mime.types), a
+    dotfile of the home and a path the task named are left out."""
     data, named, out, folder = tmp_path / "data.csv", tmp_path / "named.csv", tmp_path / "out.txt", tmp_path / "d"
     data.write_text("x")
     named.write_text("y")
     folder.mkdir()
     (folder / "inside.txt").write_text("z")
     (tmp_path / "helper.py").write_text("")
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]")
+    monkeypatch.setenv("HOME", str(home))
     reads, token = _reads.start()
     try:
         data.read_text()
@@ -31,6 +38,10 @@ def test_reads_are_data_files_only(tmp_path: Path) -> None:
         os.listdir(folder)
         Path(json.__file__).read_text()  # the standard library
         Path("/proc/self/status").read_text()
+        (home / ".aws" / "credentials").read_text()  # a tool's own configuration (boto3's)
+        for system_file in ("/etc/hostname", "/etc/mime.types", "/etc/passwd"):
+            if os.path.isfile(system_file):
+                Path(system_file).read_bytes()
         fd = os.open(data, os.O_RDONLY)
         os.close(fd)
     finally:

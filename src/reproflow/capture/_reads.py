@@ -6,7 +6,8 @@ current context (a :mod:`contextvars` variable the attempt recorder sets around 
 in threads or asyncio tasks are told apart); with no task running it returns after one lookup.
 After the task, :func:`undeclared_reads` leaves out what is not data (the interpreter, the standard
 library and site-packages, code files, reproflow's own files, the store and reproflow's cache,
-``/proc``, ``/sys``, ``/dev``, directories, files the task opened for writing) and what the task
+``/proc``, ``/sys``, ``/dev``, the machine's configuration and shared files (``/etc``,
+``/usr/share``, ...), the home's dotfiles, directories, files the task opened for writing) and what the task
 already named, and returns the rest, in the order first read.
 """
 
@@ -21,6 +22,11 @@ from collections.abc import Iterable
 #: Suffixes of code the source snapshot and the environment capture already cover.
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
 _SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/")
+#: The machine's configuration and shared system files, read by libraries for themselves
+#: (``/etc/mime.types`` by :mod:`mimetypes` under fsspec, ``/etc/ssl`` by every HTTPS client,
+#: time zones, locales): never pipeline data.
+_MACHINE_DIRS = ("/etc/", "/usr/share/", "/usr/lib/", "/usr/lib64/", "/usr/local/share/", "/usr/local/lib/", "/lib/",
+                 "/lib64/", "/var/lib/", "/var/cache/", "/run/")
 
 
 class Reads:
@@ -108,8 +114,16 @@ def _ignored() -> tuple[str, ...]:
             roots.add(site.getusersitepackages())
         except AttributeError:  # a virtualenv's old site module
             pass
+        roots.update(_MACHINE_DIRS)
         _ignored_roots = tuple(sorted({os.path.realpath(r).rstrip("/") + "/" for r in roots if r}))
     return _ignored_roots
+
+
+def _home_dotfile(path: str) -> bool:
+    """A file under a dot-folder or dotfile of the home (``~/.aws/credentials``, ``~/.netrc``,
+    ``~/.config/...``): a tool's own configuration, never data, and often a secret."""
+    home = os.path.realpath(os.path.expanduser("~")).rstrip("/")
+    return path.startswith(home + "/.")
 
 
 def _under(path: str, roots: Iterable[str]) -> bool:
@@ -146,7 +160,7 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
         seen.add(path)
         if path.startswith(_SYSTEM_DIRS) or path.endswith(CODE_SUFFIXES):
             continue
-        if _under(raw, known_roots) or _under(path, skip) or _under(path, known_roots):
+        if _under(raw, known_roots) or _under(path, skip) or _under(path, known_roots) or _home_dotfile(path):
             continue
         if not os.path.isfile(path):  # a directory, a pipe, or gone by now
             continue
