@@ -75,6 +75,12 @@ def test_a_signed_url_leaves_no_credential_in_any_record(store_dir: pathlib.Path
                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
                  "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}.items():
         monkeypatch.setenv(k, v)
+    import s3fs
+
+    # an S3 filesystem cached by earlier tests (their moto endpoint) would answer instead of the
+    # dead endpoint set above: the URL would come back "missing", not unhashed
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setattr(s3fs.S3FileSystem, "cachable", False)
     sig, cred = os.urandom(32).hex(), "AKIA" + os.urandom(8).hex().upper()
     url = f"s3://bucket/data.csv?X-Amz-Signature={sig}&X-Amz-Credential={cred}%2F20261202%2Fus-east-1%2Fs3"
     store = store_dir
