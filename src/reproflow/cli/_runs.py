@@ -330,4 +330,5 @@ def _library_summary(tree: Tree, libs: Any) -> None:
     for lib in libs.libraries:
         if lib.roles:
             owner = f" ({lib.package} {lib.package_version})" if lib.package else " (unknown origin)"
-            node.add(Text(f"{'/'.join(lib.roles)}: {library_key(lib)} {lib.version or ''}{owner}"))
+            version = f" {lib.version}" if lib.version else ""
+            node.add(Text(f"{'/'.join(lib.roles)}: {library_key(lib)}{version}{owner}"))
