@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
 import sys
 import textwrap
@@ -92,21 +93,12 @@ def _states(tasks: dict[str, Any]) -> dict[str, str]:
     return {name: t.state for name, t in tasks.items()}
 
 
-@pytest.fixture
-def fresh_capture() -> Any:
-    """The process's cached capture is dropped afterwards (a test changes the environment)."""
-    yield
-    import reproflow.capture as capture
-
-    capture.clear_cache()
-
-
-def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store: Store,
-                                                  monkeypatch: pytest.MonkeyPatch, fresh_capture: None) -> None:
+def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store: Store) -> None:
     """Four tasks under CONTENT: a second run reuses all four (CACHED records naming the first run);
     new bytes under the same path re-run exactly the tasks downstream of it; a helper function
-    change re-runs the task that calls it; a package upgrade re-runs every task. Before each
-    re-run, `status` names the reason."""
+    change re-runs the task that calls it; a changed parameter default is named. Before each
+    re-run, `status` names the reason. (A package upgrade: the test after this one, in a real
+    environment.)"""
     first, tasks = _run(project, store, "v1")
     assert set(_states(tasks).values()) == {"COMPLETED"}
     assert all(t.cache is not None for t in tasks.values())
@@ -150,14 +142,6 @@ def test_content_cache_reruns_exactly_what_changed(project: pathlib.Path, store:
     reasons = status_reasons(store, fourth)
     assert any("parameter default changed: suffix" in r for r in reasons["load_b"])
 
-    # a package upgraded in the environment: every task
-    _upgrade_a_package(monkeypatch)
-    reasons = status_reasons(store, fourth)
-    assert set(reasons) == {"load_a", "load_b", "combine", "report"}
-    assert any("package changed: prefect" in r for r in reasons["report"])
-    _, tasks = _run(project, store, "v1")
-    assert set(_states(tasks).values()) == {"COMPLETED"}
-
 
 def _cli_status(store: Store, run_id: str) -> tuple[int, dict[str, Any]]:
     """`reproflow status RUN_ID --json` through the CLI: its exit code and its JSON."""
@@ -179,22 +163,196 @@ def status_reasons(store: Store, run_id: str) -> dict[str, list[str]]:
     return {row.task_name: row.reasons for row in stale_tasks(store, run_id) if row.stale}
 
 
-def _upgrade_a_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment as the capture layer reads it, with Prefect one version newer."""
-    import reproflow.capture as capture
+# --------------------------------------------------------------------- a real package upgrade
 
-    real = capture.capture_environment
+PROBE_BACKEND = '''
+"""A PEP 517 backend that needs nothing installed: the wheel holds rf_upgrade_probe.py."""
+import base64, hashlib, pathlib, re, zipfile
 
-    def upgraded(*args: Any, **kwargs: Any) -> Any:
-        env = real(*args, **kwargs)
-        for dist in env.distributions:
-            if dist.name.lower() == "prefect":
-                dist.version = dist.version + ".post1"
-        return env
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    version = re.search(r'version = "(.+)"', pathlib.Path("pyproject.toml").read_text()).group(1)
+    info = f"rf_upgrade_probe-{version}.dist-info"
+    files = {
+        "rf_upgrade_probe.py": pathlib.Path("rf_upgrade_probe.py").read_bytes(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: rf-upgrade-probe\\nVersion: {version}\\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: probe\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    lines = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}"
+             for p, d in files.items()]
+    files[f"{info}/RECORD"] = ("\\n".join(lines + [f"{info}/RECORD,,"]) + "\\n").encode()
+    name = f"rf_upgrade_probe-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(pathlib.Path(wheel_directory) / name, "w") as whl:
+        for path, data in files.items():
+            whl.writestr(path, data)
+    return name
+'''
 
-    monkeypatch.setattr(capture, "capture_environment", upgraded)
-    capture.clear_cache()
-    monkeypatch.setattr("reproflow.analysis._status.capture_environment", upgraded, raising=False)
+UPGRADE_FLOW = '''
+from pathlib import Path
+from prefect import flow
+from reproflow import CONTENT, repro_task
+
+@repro_task(inputs=["raw"], outputs=["clean"], cache_policy=CONTENT)
+def load_a(raw: Path, clean: Path) -> str:
+    clean.write_text(raw.read_text().upper())
+    return str(clean)
+
+@repro_task(inputs=["raw"], cache=True)
+def load_b(raw: Path) -> str:
+    return raw.read_text().strip() + "!"
+
+@repro_task(inputs=["clean"], cache_policy=CONTENT)
+def combine(clean: Path, b: str) -> str:
+    return clean.read_text().strip() + b
+
+@repro_task(cache=CONTENT)
+def report(text: str) -> int:
+    return len(text)
+
+@flow
+def pipeline() -> int:
+    a = load_a(Path("a.txt"), Path("a_clean.txt"))
+    b = load_b(Path("b.txt"))
+    return report(combine(Path(a), b))
+
+if __name__ == "__main__":
+    state = pipeline(return_state=True)
+    print(state.state_details.flow_run_id)
+'''
+
+
+def _probe_source(folder: pathlib.Path, version: str, body: str) -> pathlib.Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = []
+        build-backend = "probe_backend"
+        backend-path = ["."]
+
+        [project]
+        name = "rf-upgrade-probe"
+        version = "{version}"
+        """))
+    (folder / "probe_backend.py").write_text(PROBE_BACKEND)
+    (folder / "rf_upgrade_probe.py").write_text(body)
+    return folder
+
+
+@pytest.fixture
+def upgrade_env(tmp_path: pathlib.Path) -> dict[str, Any]:
+    """A real virtual environment (uv) holding only rf-upgrade-probe 1.0, installed with uv from
+    a local find-links folder (as from an index) of wheels built by `uv build`; reproflow,
+    Prefect and the rest come from this test environment's site-packages through a `.pth` file
+    (no second Prefect install). Offline: nothing is downloaded."""
+    import subprocess
+    import sysconfig
+
+    from reproflow.replay._uv import find_uv
+
+    uv = find_uv()
+    uv_env = {"UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_OFFLINE": "1", "UV_NO_CONFIG": "1"}
+    env = {**os.environ, **uv_env}
+    wheels = tmp_path / "wheels"
+    for version, body in (("1.0", "VALUE = 1\n"), ("1.1", "VALUE = 2\n")):
+        src = _probe_source(tmp_path / f"probe-{version}", version, body)
+        subprocess.run([uv, "build", "-q", "--wheel", "--out-dir", str(wheels), str(src)],
+                       env=env, check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True, timeout=300)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    parents = sorted({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+    (pathlib.Path(site) / "_rf_test_parent.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents) + "\n")
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "b.txt").write_text("beta\n")
+    (folder / "flow.py").write_text(UPGRADE_FLOW)
+    out = {"uv": uv, "uv_env": uv_env, "python": str(python), "wheels": str(wheels), "folder": folder,
+           "src_1_1": tmp_path / "probe-1.1"}
+    _uv_pip(out, "install", "--no-index", "--find-links", str(wheels), "rf-upgrade-probe==1.0")
+    return out
+
+
+def _uv_pip(ctx: dict[str, Any], *args: str) -> None:
+    import subprocess
+
+    done = subprocess.run([ctx["uv"], "pip", *args, "--python", ctx["python"]], env={**os.environ, **ctx["uv_env"]},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def _in_env(ctx: dict[str, Any], *args: str) -> Any:
+    import subprocess
+
+    env = {**os.environ, "COLUMNS": "250"}  # the status table unwrapped; the store from REPROFLOW_STORE
+    return subprocess.run([ctx["python"], *args], cwd=ctx["folder"], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _flow_run(ctx: dict[str, Any], store: Store) -> tuple[str, dict[str, Any]]:
+    done = _in_env(ctx, "flow.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    return run_id, {t.task_name: t for t in store.load_run(run_id).final_tasks()}
+
+
+def _env_status(ctx: dict[str, Any], *args: str) -> tuple[int, Any]:
+    """`reproflow status` run by the environment's own Python, in the flow's folder."""
+    done = _in_env(ctx, "-m", "reproflow", "status", *args)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return done.returncode, json.loads(done.stdout) if "--json" in args else done.stdout
+
+
+@pytest.mark.slow
+def test_a_real_package_upgrade_reruns_every_task(upgrade_env: dict[str, Any], store: Store) -> None:
+    """In a real venv, the 4-task flow runs as `python flow.py`. Re-run with nothing changed:
+    all four CACHED (the control). `uv pip install` upgrades rf-upgrade-probe 1.0 -> 1.1 (a
+    package no task imports): `reproflow status` exits 1 naming that upgrade for every task,
+    and the next run re-executes all four. The same version installed again from another origin
+    (its source folder), and then again with other files: each is named by status and
+    invalidates every task; once re-run, status is fresh again (exit 0) and a run is CACHED."""
+    ctx = upgrade_env
+    first, tasks = _flow_run(ctx, store)
+    assert set(_states(tasks).values()) == {"COMPLETED"}
+    second, tasks = _flow_run(ctx, store)
+    assert set(_states(tasks).values()) == {"CACHED"}
+    assert {t.cache.reused_run_id for t in tasks.values()} == {first}
+    code, data = _env_status(ctx, "--json")
+    assert (code, data["run_id"], data["stale"]) == (0, second, 0)
+
+    _uv_pip(ctx, "install", "--no-index", "--find-links", ctx["wheels"], "rf-upgrade-probe==1.1")
+    code, table = _env_status(ctx)
+    assert code == 1 and "4 of 4 task(s) stale" in table
+    assert table.count("package changed: rf-upgrade-probe 1.0 -> 1.1") == 4, table
+    code, data = _env_status(ctx, "--json")
+    assert code == 1 and data["stale"] == 4
+    for row in data["tasks"]:
+        assert "package changed: rf-upgrade-probe 1.0 -> 1.1" in row["reasons"], row
+    third, tasks = _flow_run(ctx, store)
+    assert set(_states(tasks).values()) == {"COMPLETED"}
+    assert _env_status(ctx, "--json")[0] == 0
+
+    # the same version from another origin: its source folder (a non-editable local install)
+    _uv_pip(ctx, "install", "--reinstall", str(ctx["src_1_1"]))
+    code, data = _env_status(ctx, "--json")
+    url = ctx["src_1_1"].as_uri()
+    assert code == 1 and data["stale"] == 4
+    for row in data["tasks"]:
+        assert f"package changed: rf-upgrade-probe 1.1 (installed from an index, now from {url})" in row["reasons"], row
+    _, tasks = _flow_run(ctx, store)
+    assert set(_states(tasks).values()) == {"COMPLETED"}
+    assert _env_status(ctx, "--json")[0] == 0  # what the run recorded is what status sees now
+
+    # the same version and origin, other files (the folder edited, installed again)
+    (ctx["src_1_1"] / "rf_upgrade_probe.py").write_text("VALUE = 3\n")
+    _uv_pip(ctx, "install", "--reinstall", str(ctx["src_1_1"]))
+    code, data = _env_status(ctx, "--json")
+    assert code == 1 and data["stale"] == 4
+    for row in data["tasks"]:
+        assert f"package changed: rf-upgrade-probe 1.1 (installed again with other files, from {url})" in row["reasons"], row
 
 
 def test_prefect_inputs_policy_serves_stale_result_content_does_not(tmp_path: pathlib.Path, store: Store) -> None:

@@ -123,7 +123,9 @@ class Distribution(_Model):
     license_classifiers: list[str] = Field(default_factory=list)
     summary: Optional[str] = None
     source_blob: Optional[str] = None  #: sha256 of a stored source archive (local/editable)
-    record_hashes: Optional[str] = None  #: sha256 over its RECORD file, where present
+    #: sha256 over the files its RECORD lists (capture.environment.installed_files_digest), for
+    #: a non-editable install from a file, folder or VCS URL: part of the environment identity
+    record_hashes: Optional[str] = None
 
 
 class PythonInfo(_Model):

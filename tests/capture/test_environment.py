@@ -154,15 +154,18 @@ def test_environment_identity(env: Environment) -> None:
     assert environment_identity(other_py) != environment_identity(env)
     editable = env.model_copy(deep=True)
     for d in editable.distributions:
-        d.source_blob = "0" * 64  # an editable install's stored snapshot does not change the venv
+        d.source_blob = "0" * 64  # a stored snapshot is not what the venv holds
+        d.record_hashes = "0" * 64  # an editable install's RECORD lists only its hook
     local = [d for d in editable.distributions if d.direct_url and d.direct_url.kind == "dir"]
     assert local and all(d.direct_url and d.direct_url.editable for d in local)
     assert environment_identity(editable) == environment_identity(env)
     copied = editable.model_copy(deep=True)
     plain = next(d for d in copied.distributions if d.direct_url is None)
+    assert environment_identity(copied) == environment_identity(env)  # from an index: name and version
     plain.direct_url = DirectUrl(url="file:///src/x", kind="dir")
     with_content = environment_identity(copied)
-    plain.source_blob = "1" * 64  # a non-editable local install: its content counts
+    assert with_content != environment_identity(env)  # another origin
+    plain.record_hashes = "1" * 64  # a non-editable direct install: what it installed counts
     assert environment_identity(copied) != with_content
     moved = env.model_copy(deep=True)
     moved.sys_path = ["/elsewhere"]
@@ -224,3 +227,26 @@ def test_index_configuration_keeps_the_default_index_unless_replaced(
     env = {"HOME": str(home), "XDG_CONFIG_DIRS": str(tmp_path / "none"), **environ}
     indexes, _ = index_configuration(env)
     assert indexes == expected
+
+
+def test_installed_files_digest_is_what_was_installed() -> None:
+    """The digest of a RECORD covers each installed file's path and hash in any order; bytecode,
+    launchers outside site-packages (they name the venv's interpreter) and the installer's
+    bookkeeping are left out; another file hash changes it."""
+    from reproflow.capture.environment import installed_files_digest
+
+    record = (
+        "probe.py,sha256=AAA,10\n"
+        '"odd,name.py",sha256=BBB,3\n'
+        "probe-1.0.dist-info/METADATA,sha256=CCC,40\n"
+        "probe-1.0.dist-info/RECORD,,\n"
+    )
+    digest = installed_files_digest(record)
+    shuffled = "".join(reversed(record.splitlines(keepends=True)))
+    noise = (record + "__pycache__/probe.cpython-311.pyc,sha256=XYZ,99\n../../../bin/probe,sha256=QQQ,200\n"
+             "probe-1.0.dist-info/INSTALLER,sha256=uv,3\nprobe-1.0.dist-info/direct_url.json,sha256=DU,50\n"
+             "probe-1.0.dist-info/REQUESTED,,\n")
+    assert digest is not None and installed_files_digest(shuffled) == digest == installed_files_digest(noise)
+    assert installed_files_digest(record.replace("AAA", "AAB")) != digest
+    assert installed_files_digest(record.replace("odd,name", "odd,other")) != digest
+    assert installed_files_digest(None) is None and installed_files_digest("") is None

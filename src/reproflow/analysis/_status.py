@@ -8,7 +8,8 @@ Each task that ran under ``reproflow.CONTENT`` keeps its key's parts in its reco
 - ``code changed``: the syntax tree of the task's function or of a project function it calls;
 - ``parameter default changed``: a parameter that took its default, whose default (a literal)
   is now different;
-- ``package changed``: the environment identity, naming each distribution that changed;
+- ``package changed``: the environment identity, naming each distribution that changed (its
+  version, where it was installed from, or the files a direct install put there);
 - ``upstream task stale``: a task it consumed (recorded or matched DAG edge) is stale.
 
 A task recorded without a content key cannot be judged, and is reported as not cached.
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..capture import capture_environment, environment_identity
-from ..records import CacheKey, Environment, ProcessContext, Run
+from ..capture.environment import canonical_name, distribution_pin
+from ..records import CacheKey, Distribution, Environment, ProcessContext, Run
 from ..store import Store
 
 
@@ -147,14 +149,33 @@ class _Environments:
         before = self.recorded(context)
         if before is None:
             return ["package changed: the environment differs from the recorded one"]
-        old = {d.name.lower(): d.version for d in before.distributions}
-        new = {d.name.lower(): d.version for d in now.distributions}
-        out = [f"package changed: {n} {old[n]} -> {new[n]}" for n in sorted(old.keys() & new.keys()) if old[n] != new[n]]
-        out += [f"package changed: {n} {new[n]} installed" for n in sorted(new.keys() - old.keys())]
-        out += [f"package changed: {n} {old[n]} removed" for n in sorted(old.keys() - new.keys())]
+        old = {canonical_name(d.name): d for d in before.distributions}
+        new = {canonical_name(d.name): d for d in now.distributions}
+        out = []
+        for n in sorted(old.keys() & new.keys()):
+            a, b = old[n], new[n]
+            if a.version != b.version:
+                out.append(f"package changed: {n} {a.version} -> {b.version}")
+                continue
+            pa, pb = distribution_pin(a), distribution_pin(b)
+            if pa[2] != pb[2]:
+                out.append(f"package changed: {n} {b.version} (installed from {_origin(a)}, now from {_origin(b)})")
+            elif pa[3] != pb[3]:
+                out.append(f"package changed: {n} {b.version} (installed again with other files, from {_origin(b)})")
+        out += [f"package changed: {n} {new[n].version} installed" for n in sorted(new.keys() - old.keys())]
+        out += [f"package changed: {n} {old[n].version} removed" for n in sorted(old.keys() - new.keys())]
         if before.python.version != now.python.version:
             out.insert(0, f"package changed: Python {before.python.version} -> {now.python.version}")
-        return out or ["package changed: a package's origin or build differs"]
+        return out or ["package changed: the environment differs from the recorded one"]
+
+
+def _origin(d: Distribution) -> str:
+    u = d.direct_url
+    if u is None:
+        return "an index"
+    if u.vcs:
+        return f"{u.url}@{u.commit_id or u.requested_revision or '?'}"
+    return f"{u.url} (editable)" if u.editable else u.url
 
 
 def stale_tasks(store: Store, run_id: str) -> list[TaskStatus]:

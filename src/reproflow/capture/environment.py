@@ -103,26 +103,35 @@ def capture_environment(
     )
 
 
+def distribution_pin(d: Distribution) -> list[Any]:
+    """What :func:`environment_identity` counts of one distribution: ``[name, version, origin,
+    content]`` (origin: PEP 610 URL, editable flag, VCS commit, archive hash, empty from an
+    index; content: the installed files' digest of a non-editable direct install)."""
+    origin: list[Any] = []
+    content = None
+    if d.direct_url is not None:
+        u = d.direct_url
+        origin = [u.url, u.editable, u.vcs, u.commit_id, u.archive_hash]
+        if not u.editable:
+            content = d.record_hashes
+    return [canonical_name(d.name), d.version, origin, content]
+
+
 def environment_identity(env: Environment) -> str:
     """SHA-256 identity of what a rebuilt virtual environment must contain.
 
     Covers the interpreter (implementation and full version) and, sorted by normalised name, each
     distribution's name, version and origin (PEP 610 URL, editable flag, VCS commit, archive
-    hash): two environments with the same identity can share one built venv. A package copied
-    into the venv from a local folder (a non-editable ``dir`` install) also counts its stored
-    source snapshot, since the venv holds that code; an editable one does not (the venv only
-    points at its folder). Environment variables, paths and platform are left out.
+    hash): two environments with the same identity can share one built venv. A package installed
+    from a file, a folder or a VCS URL (not from an index, where a name and version stand for one
+    build) also counts what it installed: the digest of its ``RECORD``
+    (:func:`installed_files_digest`), so a rebuilt package of the same version installed again
+    changes the identity; an editable one does not (the venv only points at its folder; the
+    project's code is keyed where it is used). Environment variables, paths and platform are
+    left out. Computed from the environment alone, so ``reproflow status`` gets the same identity
+    from the environment it runs in.
     """
-    pins = []
-    for d in env.distributions:
-        origin: list[Any] = []
-        content = None
-        if d.direct_url is not None:
-            u = d.direct_url
-            origin = [u.url, u.editable, u.vcs, u.commit_id, u.archive_hash]
-            if u.kind == "dir" and not u.editable:
-                content = d.source_blob
-        pins.append([canonical_name(d.name), d.version, origin, content])
+    pins = [distribution_pin(d) for d in env.distributions]
     pins.sort(key=lambda p: (p[0], p[1]))
     payload = {"python": [env.python.implementation, env.python.version], "pins": pins}
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
@@ -223,16 +232,51 @@ def _distribution(dist: Any) -> Distribution | None:
         return None
     license_classifiers = [c for c in headers.get("classifier", ()) if c.startswith("License ::")]
     installer = read("INSTALLER")
+    direct_url = _direct_url(read("direct_url.json"))
+    installed = None
+    if direct_url is not None and not direct_url.editable:
+        installed = installed_files_digest(read("RECORD"))
     return Distribution(
         name=name,
         version=version,
-        direct_url=_direct_url(read("direct_url.json")),
+        direct_url=direct_url,
+        record_hashes=installed,
         installer=(installer.strip() or None) if installer else None,
         requires=headers.get("requires-dist", []),
         license=_license(headers, license_classifiers),
         license_classifiers=license_classifiers,
         summary=_first(headers, "summary") or None,
     )
+
+
+#: Lines of a RECORD that say nothing about the installed code: who installed it and how.
+_BOOKKEEPING = ("INSTALLER", "REQUESTED", "RECORD", "direct_url.json", "uv_cache.json")
+
+
+def installed_files_digest(record: str | None) -> str | None:
+    """SHA-256 over what a distribution installed, from its ``RECORD`` (None without one).
+
+    Each listed file's path and hash, sorted. Left out: compiled bytecode (its bytes embed
+    timestamps), files outside site-packages (``../../../bin/tool``: launchers whose first line
+    names the venv's own interpreter) and the installer's bookkeeping in the ``.dist-info``
+    folder (``INSTALLER``, ``REQUESTED``, ``direct_url.json``, the ``RECORD`` itself). So the
+    same build installed again, by pip or uv, into this venv or another, gives the same digest,
+    and a rebuilt one with other contents does not.
+    """
+    if not record:
+        return None
+    import csv
+
+    entries = []
+    for row in csv.reader(record.splitlines()):
+        if not row or not row[0] or row[0].endswith((".pyc", ".pyo")) or row[0].startswith(".."):
+            continue
+        head, _, base = row[0].rpartition("/")
+        if head.endswith(".dist-info") and base in _BOOKKEEPING:
+            continue
+        entries.append(f"{row[0]}\0{row[1] if len(row) > 1 else ''}")
+    entries.sort()
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 #: First read of a METADATA file; the header block nearly always ends inside it.
@@ -529,8 +573,10 @@ def _read_uv_toml(path: str) -> _IndexConf:
 __all__ = [
     "canonical_name",
     "capture_environment",
+    "distribution_pin",
     "distributions",
     "environment_identity",
+    "installed_files_digest",
     "index_configuration",
     "local_dir",
     "parse_headers",
