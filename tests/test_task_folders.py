@@ -7,8 +7,10 @@ folder, which other tasks fill too. Runs as plain Python (the same recorder as u
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import reproflow
@@ -82,3 +84,49 @@ def _tree_of(files: dict[str, bytes], tmp_path: Path) -> str | None:
     for name, data in files.items():
         (d / name).write_bytes(data)
     return hash_local(d).sha256
+
+
+_a_open, _b_open = threading.Event(), threading.Event()
+
+
+@repro_task
+def write_a(out_dir: Path) -> None:
+    with open(out_dir / "part-a.txt", "w") as fh:  # created empty; its content comes later
+        _a_open.set()
+        assert _b_open.wait(30)
+        fh.write("A")
+
+
+@repro_task
+def write_b(out_dir: Path, a_done: threading.Event) -> None:
+    with open(out_dir / "part-b.txt", "w") as fh:
+        _b_open.set()
+        assert a_done.wait(30)
+        fh.write("B")
+
+
+def test_tasks_writing_into_one_folder_at_once_record_only_their_own_files(store: Store, tmp_path: Path) -> None:
+    """Two tasks fill one folder at the same time (a ``.map`` into ``results/``): each sees the
+    other's file appear, empty while it is being written. Each task's outputs are the files it
+    wrote, never the other's half-written one (a flaky "differs" at replay when the empty
+    snapshot was compared), and a folder read while a sibling writes into it leaves the
+    sibling's half-written file out. Deterministic: the events order every step."""
+    out = tmp_path / "results"
+    out.mkdir()
+    a_done = threading.Event()
+    _a_open.clear()
+    _b_open.clear()
+    with reproflow.record("one folder at once") as run:
+        ta = threading.Thread(target=contextvars.copy_context().run, args=(write_a, out))
+        ta.start()
+        assert _a_open.wait(30)  # part-a.txt exists, empty, while write_b starts and reads the folder
+        tb = threading.Thread(target=contextvars.copy_context().run, args=(write_b, out, a_done))
+        tb.start()
+        ta.join(30)  # write_a ended while part-b.txt was still empty
+        a_done.set()
+        tb.join(30)
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    assert [(Path(r.uri).name, r.sha256) for r in tasks["write_a"].outputs] == [("part-a.txt", _sha(b"A"))]
+    assert [(Path(r.uri).name, r.sha256) for r in tasks["write_b"].outputs] == [("part-b.txt", _sha(b"B"))]
+    folder_in = next(r for r in tasks["write_b"].inputs if r.param == "out_dir")
+    assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])

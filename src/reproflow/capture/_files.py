@@ -21,7 +21,7 @@ import stat
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._digest import EMPTY_TREE, cache_dir, open_cache_db, tree_digest
@@ -195,8 +195,10 @@ def walk_files(root: str) -> Iterator[tuple[str, str]]:
     yield from out
 
 
-def hash_local(path: str | os.PathLike[str]) -> DataRef:
-    """DataRef of a local file or directory (``kind="missing"`` if it does not exist)."""
+def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | None = None) -> DataRef:
+    """DataRef of a local file or directory (``kind="missing"`` if it does not exist).
+
+    ``skip``: for a directory, files left out of its tree (given their absolute path)."""
     p = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(p)
@@ -206,6 +208,8 @@ def hash_local(path: str | os.PathLike[str]) -> DataRef:
         entries: list[tuple[str, str]] = []
         total = 0
         for rel, full in walk_files(p):
+            if skip is not None and skip(full):
+                continue
             digest, size = sha256_file(full)
             entries.append((rel, digest))
             total += size

@@ -9,6 +9,13 @@ library and site-packages, code files, reproflow's own files, the store and repr
 ``/proc``, ``/sys``, ``/dev``, the machine's configuration and shared files (``/etc``,
 ``/usr/share``, ...), the home's dotfiles, directories, files the task opened for writing) and what the task
 already named, and returns the rest, in the order first read.
+
+The same hook tells which task wrote a file. Tasks that run at the same time and write into one
+folder (a ``.map`` into ``results/``) each see the others' files appear; a file another watched
+attempt of this process opened for writing is that attempt's (:func:`written_by_another`), and
+while that attempt runs its content is in flux (:func:`in_flight`): a folder read then leaves it
+out, and a task's outputs never include it. The registry keeps a path's writer until no attempt
+that ran beside it is still running.
 """
 
 from __future__ import annotations
@@ -32,17 +39,24 @@ _MACHINE_DIRS = ("/etc/", "/usr/share/", "/usr/lib/", "/usr/lib64/", "/usr/local
 class Reads:
     """The paths one task attempt opened: for reading, and for writing (in first-seen order)."""
 
-    __slots__ = ("read", "written")
+    __slots__ = ("read", "written", "seq", "ended")
 
     def __init__(self) -> None:
         self.read: dict[str, None] = {}
         self.written: set[str] = set()
+        self.seq = 0  #: start order among the attempts of this process
+        self.ended: int | None = None  #: the start counter when it ended (None while it runs)
 
 
 _current: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("reproflow_reads", default=None)
 _installed = False
 _install_lock = threading.Lock()
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+#: Absolute path -> the attempt that last opened it for writing (see :func:`done`).
+_writers: dict[str, Reads] = {}
+_running: set[Reads] = set()
+_registry_lock = threading.Lock()
+_counter = 0
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -63,7 +77,9 @@ def _hook(event: str, args: tuple) -> None:
         else:
             writes = bool((flags or 0) & _WRITE_FLAGS)
         if writes:
-            reads.written.add(os.path.abspath(path))
+            full = os.path.abspath(path)
+            reads.written.add(full)
+            _writers[full] = reads  # one store: atomic under the GIL
         elif path not in reads.read:
             reads.read[path] = None
     except Exception:  # noqa: BLE001 - an audit hook must never break the open it watches
@@ -78,15 +94,61 @@ def start() -> tuple[Reads, contextvars.Token]:
             if not _installed:
                 sys.addaudithook(_hook)
                 _installed = True
+    global _counter
     reads = Reads()
+    with _registry_lock:
+        _counter += 1
+        reads.seq = _counter
+        _running.add(reads)
     return reads, _current.set(reads)
 
 
 def stop(token: contextvars.Token) -> None:
+    """Stop attributing opens to the attempt (its outputs are collected next, then :func:`done`)."""
     try:
         _current.reset(token)
     except ValueError:  # set in another context (should not happen): stop watching here anyway
         _current.set(None)
+
+
+def done(reads: Reads) -> None:
+    """The attempt has recorded its outputs: its writes stay known while an attempt that ran
+    beside it still runs (that one may find them in a folder it reads or writes into)."""
+    with _registry_lock:
+        _running.discard(reads)
+        if reads.ended is None:
+            reads.ended = _counter
+        if not _running:
+            _writers.clear()
+            return
+        oldest = min(r.seq for r in _running)
+        stale = [p for p, r in list(_writers.items()) if r.ended is not None and r.ended < oldest]
+        for p in stale:
+            _writers.pop(p, None)
+
+
+def _writer(path: str) -> Reads | None:
+    full = os.path.abspath(path)
+    hit = _writers.get(full)
+    if hit is None and os.path.realpath(full) != full:
+        hit = _writers.get(os.path.realpath(full))
+    return hit
+
+
+def written_by_another(path: str, reads: Reads | None) -> bool:
+    """Whether another watched attempt of this process opened ``path`` for writing (and this
+    one did not): a file a task running beside ``reads`` wrote, not ``reads``'s own output."""
+    if reads is not None and os.path.abspath(path) in reads.written:
+        return False
+    writer = _writer(path)
+    return writer is not None and writer is not reads
+
+
+def in_flight(path: str) -> bool:
+    """Whether an attempt that is still running opened ``path`` for writing: its content may
+    be half written."""
+    writer = _writer(path)
+    return writer is not None and writer.ended is None
 
 
 _ignored_roots: tuple[str, ...] | None = None
@@ -168,4 +230,4 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
     return out
 
 
-__all__ = ["Reads", "start", "stop", "undeclared_reads"]
+__all__ = ["Reads", "done", "in_flight", "start", "stop", "undeclared_reads", "written_by_another"]

@@ -25,7 +25,7 @@ from typing import Any
 from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
-from ..capture._files import changed_in_tree, hash_path, is_local, local_path, stat_signature
+from ..capture._files import changed_in_tree, hash_local, hash_path, is_local, local_path, stat_signature
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._urls import strip_credentials
@@ -181,7 +181,7 @@ class _Attempt:
                 if is_out:
                     self._pending_out.append((name, item, True))
                     continue
-                ref = self._hash(item, name, declared=is_in)
+                ref = self._hash(item, name, declared=is_in, skip_in_flight=True)
                 if ref.kind == "missing" and not is_in:
                     self._pending_out.append((name, item, False))  # a path the task will create
                     continue
@@ -232,12 +232,20 @@ class _Attempt:
             logging.getLogger("reproflow").debug("undeclared reads not recorded: %r", exc)
             return []
 
-    def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
+    def _hash(self, value: Any, param: str, *, declared: bool, skip_in_flight: bool = False) -> DataRef:
+        """The DataRef of one data value; ``skip_in_flight``: a folder read before the body
+        leaves out the files that tasks running beside this one are writing (half written,
+        they are not what this task could rely on; see ``capture._reads.in_flight``)."""
         uri = _uri(value)
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
         try:
-            ref = hash_path(uri)
+            if skip_in_flight and is_local(uri):
+                from ..capture._reads import in_flight
+
+                ref = hash_local(local_path(uri), skip=in_flight)
+            else:
+                ref = hash_path(uri)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             # e.g. a presigned URL (s3://b/k?X-Amz-Signature=...) fsspec cannot open, a backend
             # without credentials here: recorded as unhashed, with the reason, and the task runs
@@ -271,6 +279,19 @@ class _Attempt:
         return result
 
     def success(self, result: Any, *, has_result: bool = True) -> None:
+        try:
+            self._success(result, has_result)
+        finally:
+            self._done_watching()
+
+    def _done_watching(self) -> None:
+        reads = getattr(self, "_reads", None)
+        if reads is not None:
+            from ..capture import _reads
+
+            _reads.done(reads)
+
+    def _success(self, result: Any, has_result: bool) -> None:
         self.inputs += self._stop_watching()
         outputs = self._collect_outputs(result if has_result else None)
         result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
@@ -291,6 +312,12 @@ class _Attempt:
                     result_blob=result_blob)
 
     def failure(self, exc: BaseException) -> None:
+        try:
+            self._failure(exc)
+        finally:
+            self._done_watching()
+
+    def _failure(self, exc: BaseException) -> None:
         self.inputs += self._stop_watching()
         outputs = self._collect_outputs(None)
         self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
@@ -326,13 +353,21 @@ class _Attempt:
     def _written_into(self, name: str, item: Any, before: Any, after: Any) -> list[DataRef]:
         """What the task changed in an inferred input: the files it wrote into (or removed
         from) a folder, each its own output, so the task's verdict compares what this task
-        wrote and not the whole folder, which other tasks fill too; else the path itself."""
+        wrote and not the whole folder, which other tasks fill too; else the path itself.
+
+        A file that another task running beside this one opened for writing is that task's
+        output, not this one's (it may even be half written now): left out. A file whose
+        writer the audit hook did not see (a subprocess, a C library) counts as this task's."""
         changed = changed_in_tree(before, after)
         if changed is None:
             return [self._hash(item, name, declared=False)]
+        from ..capture._reads import written_by_another
+
         root = os.path.abspath(local_path(os.fspath(_uri(item))))
         written, removed = changed
-        refs = [self._hash(os.path.join(root, *rel.split("/")), name, declared=False) for rel in written]
+        mine = getattr(self, "_reads", None)
+        paths = [os.path.join(root, *rel.split("/")) for rel in written]
+        refs = [self._hash(p, name, declared=False) for p in paths if not written_by_another(p, mine)]
         refs += [DataRef(uri=os.path.join(root, *rel.split("/")), kind="missing", param=name) for rel in removed]
         return refs
 
