@@ -74,7 +74,7 @@ def verdict_rows(tasks: Any) -> list[dict[str, Any]]:
             "map_index": "" if v.map_index is None else v.map_index,
             "verdict": v.verdict,
             "outputs": f"{sum(o.match for o in v.outputs)}/{len(v.outputs)} match" if v.outputs else "-",
-            "result": ("no stable hash" if v.verdict == "unverified" else "n/a") if v.result_match is None
+            "result": ("no stable hash" if v.verdict == "unverified" and v.result_unhashable else "n/a") if v.result_match is None
             else ("match" if v.result_match else "differs"),
             "cause": "; ".join(causes) or (v.error or ""),
         })
@@ -210,7 +210,7 @@ def replay_flow(
                     "; ".join(v.causes))
     ok = sum(v.verdict == "reproduced" for v in result.tasks)
     n_unverified = result.counts.get("unverified", 0)
-    unchecked = f", {n_unverified} unverified (no stable hash of the return value)" if n_unverified else ""
+    unchecked = f", {n_unverified} unverified (nothing compared them; see why above)" if n_unverified else ""
     summary = (f"reproflow: replay of {result.run_id}: {result.verdict}, {ok}/{len(result.tasks)} task runs "
                f"reproduced{unchecked}")
     _publish(result.run_id, store, plan=seen.get("plan"), table=verdict_rows(result.tasks),

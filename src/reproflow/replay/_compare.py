@@ -144,7 +144,10 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     n_params, o_params = Counter(r.param for r in n.outputs), Counter(r.param for r in o.outputs)
     by_param = {r.param: r for r in n.outputs if r.param and n_params[r.param] == 1}
     move = relocation.path if relocation is not None else (lambda u: u)
+    legacy = legacy_folder_outputs(o)
     for ref in o.outputs:
+        if ref in legacy:
+            continue
         keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
         got = new_outputs.get(keys[0]) or new_outputs.get(keys[1])
         if got is None and elsewhere and not ref.declared and ref.param not in (None, "return"):
@@ -171,11 +174,32 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         if v.result_match is None and unhashable:
             v.verdict, v.result_unhashable = "unverified", unhashable
             v.causes.append(unverified_cause(unhashable))
+        elif legacy:
+            v.verdict = "unverified"
+            v.causes += [legacy_folder_cause(ref.uri) for ref in legacy]
         else:
             v.verdict = "reproduced"
     else:
         v.verdict = "differs"
     return v
+
+
+def legacy_folder_outputs(o: TaskRecord) -> list[DataRef]:
+    """Outputs of a record made before reproflow recorded a folder's new files one by one: a
+    task that wrote into a folder it was passed (an inferred input) recorded the whole folder
+    as its output, with the files other tasks had put there (or were putting there at the same
+    time). What this task wrote cannot be told apart from the rest, so such an output is never
+    compared (neither "differs" nor "reproduced"); today's records never hold one: a folder
+    read before the task is recorded as the files written into it."""
+    folders_read = {_output_key(r.uri) for r in o.inputs if r.kind == "directory" and not r.declared}
+    return [r for r in o.outputs if r.kind == "directory" and not r.declared and r.param not in (None, "return")
+            and _output_key(r.uri) in folders_read]
+
+
+def legacy_folder_cause(uri: str) -> str:
+    return (f"folder {uri} was recorded whole, as an older reproflow did (before it recorded the files each task "
+            "wrote into a folder): what this task wrote cannot be told from the rest, so nothing compared it; "
+            "record the run again to compare it")
 
 
 def unverified_cause(what: str) -> str:
@@ -292,4 +316,5 @@ def explain(
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
-__all__ = ["compare_task", "environment_drift", "explain", "match_tasks", "unverified_cause"]
+__all__ = ["compare_task", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_outputs", "match_tasks",
+           "unverified_cause"]

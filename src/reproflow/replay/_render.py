@@ -107,7 +107,7 @@ def verdict_table(result: ReplayResult) -> Table:
     for v in result.tasks:
         name = (f"{v.subflow}/" if v.subflow else "") + v.task_name + (f"[{v.map_index}]" if v.map_index is not None else "")
         outs = f"{sum(o.match for o in v.outputs)}/{len(v.outputs)}" if v.outputs else "-"
-        if v.verdict == "unverified":
+        if v.verdict == "unverified" and v.result_unhashable:
             rh = "[yellow]no stable hash[/]"
         elif v.result_match is None:
             rh = "[dim]n/a[/]"
@@ -127,13 +127,18 @@ def summary_line(result: ReplayResult) -> str:
     n = len(result.tasks)
     ok = sum(v.verdict == "reproduced" for v in result.tasks)
     unverified = [v.task_name for v in result.tasks if v.verdict == "unverified"]
-    unchecked = (f", {len(unverified)} unverified (no stable hash of the return value, nothing compared it: "
-                 f"{', '.join(dict.fromkeys(unverified))}; see reproflow.register_hasher)") if unverified else ""
+    # a return value with no stable hash (the usual case), or a folder output an older reproflow recorded whole
+    hashless = all(v.result_unhashable for v in result.tasks if v.verdict == "unverified")
+    why, hint = (("no stable hash of the return value", "; see reproflow.register_hasher") if hashless
+                 else ("see the likely causes", ""))
+    unchecked = (f", {len(unverified)} unverified ({why}, nothing compared it: "
+                 f"{', '.join(dict.fromkeys(unverified))}{hint})") if unverified else ""
     if result.verdict == "reproduced":
         return f"[bold green]reproduced[/]: {ok}/{n} task runs match{unchecked} (replay run {result.replay_run_id})"
     if result.verdict == "unverified":
+        what = "returned values with no stable hash" if hashless else "could not be compared (see the likely causes)"
         return (f"[bold yellow]unverified[/]: nothing differs, but nothing could be compared either: {n} task run(s) "
-                f"returned values with no stable hash ({', '.join(dict.fromkeys(unverified))}); see reproflow.register_hasher")
+                f"{what} ({', '.join(dict.fromkeys(unverified))}){hint}")
     if result.verdict == "reproduced-with-changed-inputs":
         return (f"[bold yellow]not a reproduction[/]: {ok}/{n} task runs match{unchecked}, but inputs changed "
                 "(--allow-changed-inputs)")
