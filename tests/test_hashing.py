@@ -36,7 +36,7 @@ def test_file_hash_matches_hashlib(tmp_path: pathlib.Path) -> None:
 def test_unchanged_file_is_not_rehashed_but_a_changed_one_is(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The second hash of an unchanged file is served by the cache; rewriting it invalidates."""
     p = tmp_path / "f.bin"
-    p.write_bytes(b"a" * 1000)
+    p.write_bytes(b"a" * _hashing.SMALL_FILE)
     _old(p)
     first = sha256_file(p)
     calls = []
@@ -45,10 +45,34 @@ def test_unchanged_file_is_not_rehashed_but_a_changed_one_is(tmp_path: pathlib.P
     assert sha256_file(p) == first and calls == []
     _hashing.clear_memory_cache()
     assert sha256_file(p) == first and calls == []  # from the on-disk cache, across "runs"
-    p.write_bytes(b"b" * 1000)
+    p.write_bytes(b"b" * _hashing.SMALL_FILE)
     _old(p)
-    assert sha256_file(p)[0] == hashlib.sha256(b"b" * 1000).hexdigest()
+    assert sha256_file(p)[0] == hashlib.sha256(b"b" * _hashing.SMALL_FILE).hexdigest()
     assert len(calls) == 1
+
+
+def test_small_files_are_cached_in_memory_only(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file under SMALL_FILE bytes is hashed once per process and never looked up in or
+    written to SQLite (hashing it costs what the lookup does); a racily clean file of any size
+    is not looked up either."""
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"s" * (_hashing.SMALL_FILE - 1))
+    _old(small)
+    fresh = tmp_path / "fresh.bin"
+    fresh.write_bytes(b"f" * _hashing.SMALL_FILE)
+    calls = []
+    real = _hashing._stream
+    monkeypatch.setattr(_hashing, "_stream", lambda *a: calls.append(a[0]) or real(*a))
+    lookups = []
+    real_db = _hashing._db
+    monkeypatch.setattr(_hashing, "_db", lambda: lookups.append(1) or real_db())
+    digest = sha256_file(small)
+    assert digest == (hashlib.sha256(small.read_bytes()).hexdigest(), _hashing.SMALL_FILE - 1)
+    assert sha256_file(small) == digest and calls == [str(small)]  # the second from memory
+    assert sha256_file(fresh)[0] == hashlib.sha256(fresh.read_bytes()).hexdigest()
+    _hashing.clear_memory_cache()
+    assert lookups == []  # no lookup, nothing written
+    assert sha256_file(small) == digest and calls == [str(small), str(fresh), str(small)]
 
 
 def test_racily_clean_files_are_not_cached(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +127,7 @@ def test_cache_entries_reach_sqlite_from_every_thread_in_one_connection(tmp_path
     files = []
     for i in range(40):
         p = tmp_path / f"f{i}.bin"
-        p.write_bytes(os.urandom(100 + i))
+        p.write_bytes(os.urandom(_hashing.SMALL_FILE + i))
         old = time.time() - 10
         os.utime(p, (old, old))
         files.append(p)

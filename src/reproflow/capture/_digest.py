@@ -10,9 +10,20 @@ import threading
 from pathlib import Path
 
 
+_cache_dir_memo: tuple[str | None, str | None, Path] | None = None
+
+
 def cache_dir() -> Path:
-    base = os.environ.get("REPROFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "reproflow")
-    return Path(base)
+    """``$REPROFLOW_CACHE_DIR``, else ``~/.cache/reproflow`` (worked out again only when either
+    variable changed: every hash-cache lookup asks)."""
+    global _cache_dir_memo
+    raw, home = os.environ.get("REPROFLOW_CACHE_DIR"), os.environ.get("HOME")
+    memo = _cache_dir_memo
+    if memo is not None and memo[0] == raw and memo[1] == home:
+        return memo[2]
+    found = Path(raw or os.path.join(os.path.expanduser("~"), ".cache", "reproflow"))
+    _cache_dir_memo = (raw, home, found)
+    return found
 
 
 def open_cache_db(local: threading.local, path: str, schema: str) -> sqlite3.Connection | None:

@@ -9,6 +9,10 @@
   (``$REPROFLOW_CACHE_DIR``, default ``~/.cache/reproflow``). A file whose mtime is within
   :data:`RACY_WINDOW_NS` of the moment it was hashed is not cached ("racily clean", as git calls
   it): a write in the same clock tick could keep its stat unchanged.
+* A file under :data:`SMALL_FILE` bytes is cached in memory only: reading and hashing it costs
+  no more than a SQLite lookup and a later write of its entry (1 KiB: 8 µs, a lookup 4-5 µs
+  alone, measured), and a racily clean file is not looked up at all (it cannot be there). A task
+  that writes small files then pays their bytes and one stat each.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..records import MAX_DIR_ENTRIES, DataRef
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 100_000_000  # 0.1 s
+SMALL_FILE = 16 << 10
 PROGRESS_MIN_BYTES = 512 << 20
 
 _mem: dict[tuple[Any, ...], str] = {}
@@ -59,10 +64,15 @@ def _key(path: str, st: os.stat_result) -> tuple[Any, ...]:
     return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _cached(path: str, st: os.stat_result) -> str | None:
+def _on_disk(st: os.stat_result, now_ns: int) -> bool:
+    """Whether a file's hash belongs in the on-disk cache: not small, not racily clean."""
+    return st.st_size >= SMALL_FILE and now_ns - st.st_mtime_ns >= RACY_WINDOW_NS
+
+
+def _cached(path: str, st: os.stat_result, on_disk: bool = True) -> str | None:
     key = _key(path, st)
     hit = _mem.get(key)
-    if hit is not None:
+    if hit is not None or not on_disk:
         return hit
     with _db_lock:
         conn = _db()
@@ -88,6 +98,8 @@ def _remember(path: str, st: os.stat_result, digest: str, started_ns: int) -> No
     key = _key(path, st)
     with _mem_lock:
         _mem[key] = digest
+    if st.st_size < SMALL_FILE:
+        return  # hashing it again is as cheap as the lookup
     with _db_lock:
         _pending.append((*key, digest))
         if len(_pending) >= PENDING_MAX:
@@ -135,10 +147,10 @@ def sha256_file(path: str | os.PathLike[str], *, progress: bool | None = None) -
     """SHA-256 hex digest and size of a local file, streamed; cached by stat."""
     p = os.path.abspath(os.fspath(path))
     st = os.stat(p)
-    hit = _cached(p, st)
+    started = time.time_ns()
+    hit = _cached(p, st, _on_disk(st, started))
     if hit is not None:
         return hit, st.st_size
-    started = time.time_ns()
     digest = _stream(p, st.st_size, progress)
     st_after = os.stat(p)
     if _key(p, st_after) == _key(p, st):
@@ -281,4 +293,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]
