@@ -309,7 +309,8 @@ def _env_status(ctx: dict[str, Any], *args: str) -> tuple[int, Any]:
 @pytest.mark.slow
 def test_a_real_package_upgrade_reruns_every_task(upgrade_env: dict[str, Any], store: Store) -> None:
     """In a real venv, the 4-task flow runs as `python flow.py`. Re-run with nothing changed:
-    all four CACHED (the control). `uv pip install` upgrades rf-upgrade-probe 1.0 -> 1.1 (a
+    all four CACHED (the control), each naming the task run it reused, and the run's summary
+    artifact in Prefect says so. `uv pip install` upgrades rf-upgrade-probe 1.0 -> 1.1 (a
     package no task imports): `reproflow status` exits 1 naming that upgrade for every task,
     and the next run re-executes all four. The same version installed again from another origin
     (its source folder), and then again with other files: each is named by status and
@@ -320,8 +321,17 @@ def test_a_real_package_upgrade_reruns_every_task(upgrade_env: dict[str, Any], s
     second, tasks = _flow_run(ctx, store)
     assert set(_states(tasks).values()) == {"CACHED"}
     assert {t.cache.reused_run_id for t in tasks.values()} == {first}
+    firsts = {t.task_name: t.task_run_id for t in store.load_run(first).final_tasks()}
+    assert {n: t.cache.reused_task_run_id for n, t in tasks.items()} == firsts
     code, data = _env_status(ctx, "--json")
     assert (code, data["run_id"], data["stale"]) == (0, second, 0)
+    # the Prefect UI: the run's provenance artifact says what was reused, and from where
+    import httpx
+
+    resp = httpx.post(f"{os.environ['PREFECT_API_URL']}/artifacts/filter", timeout=30,
+                      json={"artifacts": {"flow_run_id": {"any_": [second]}, "key": {"any_": ["reproflow-provenance"]}}})
+    resp.raise_for_status()
+    assert f"**Reused** (reproflow.CONTENT cache): 4 of 4 task runs; 4 from `{first}`" in resp.json()[0]["data"]
 
     _uv_pip(ctx, "install", "--no-index", "--find-links", ctx["wheels"], "rf-upgrade-probe==1.1")
     code, table = _env_status(ctx)
@@ -381,6 +391,52 @@ def test_prefect_inputs_policy_serves_stale_result_content_does_not(tmp_path: pa
     assert both(src) == ["one\n", "one\n"]
     src.write_text("two\n")
     assert both(src) == ["one\n", "two\n"]
+
+
+
+def test_a_file_read_without_being_declared_is_in_the_key(tmp_path: pathlib.Path, store: Store) -> None:
+    """A task opens a file by a name written in its body (no parameter, no declaration): the
+    recorder finds the read, and the next key includes that file's content. Unchanged, the task
+    is served from the cache; new bytes, `status` names the file and the task re-runs with the
+    new value (it used to be served the old result)."""
+    from prefect import flow
+
+    from reproflow import CONTENT, repro_task
+
+    factor = tmp_path / "factor.txt"
+    factor.write_text("2\n")
+    where = str(factor)
+
+    @repro_task(cache_policy=CONTENT)
+    def scale(x: int, tag: str) -> int:
+        with open(where) as fh:
+            return x * int(fh.read())
+
+    @flow
+    def scaled(tag: str) -> int:
+        return scale(10, tag)
+
+    def run() -> tuple[int, Any]:
+        state = scaled(uuid_tag, return_state=True)
+        task = store.load_run(str(state.state_details.flow_run_id)).final_tasks()[0]
+        return state.result(), task
+
+    uuid_tag = uuid.uuid4().hex  # this test's own keys in the session's Prefect result storage
+    value, task = run()
+    assert (value, task.state) == (20, "COMPLETED")
+    assert [r.uri for r in task.inputs if r.undeclared] == [where]
+    value, task = run()
+    assert (value, task.state) == (20, "CACHED")
+    assert status_reasons(store, task.run_id) == {}
+
+    factor.write_text("3\n")
+    assert status_reasons(store, task.run_id) == {
+        "scale": [f"input changed: {where} (new content; read without being declared)"]}
+    value, task = run()
+    assert (value, task.state) == (30, "COMPLETED")
+    value, task = run()
+    assert (value, task.state) == (30, "CACHED")
+    assert status_reasons(store, task.run_id) == {}
 
 
 def test_key_parts_are_delimited() -> None:

@@ -310,7 +310,9 @@ TaskState = Literal["COMPLETED", "FAILED", "CACHED", "RETRYING"]
 
 class CacheKey(BaseModel):
     """The parts of a ``reproflow.CONTENT`` cache key, kept so ``reproflow status`` can tell
-    which part changed. ``key`` is the SHA-256 of the canonical JSON of the other parts."""
+    which part changed. ``key`` is the SHA-256 of the canonical JSON of the other parts and, once
+    the task was seen to read files it did not declare, of those files (the record's inputs marked
+    ``undeclared``)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -4,7 +4,7 @@ Each task that ran under ``reproflow.CONTENT`` keeps its key's parts in its reco
 (``TaskRecord.cache``). Status recomputes each part from what is on disk and installed now:
 
 - ``input changed``: an input file's or folder's SHA-256 (stat-keyed, so unchanged files are
-  not read again);
+  not read again), a file the task read without declaring it included;
 - ``code changed``: the syntax tree of the task's function or of a project function it calls;
 - ``parameter default changed``: a parameter that took its default, whose default (a literal)
   is now different;
@@ -54,7 +54,8 @@ def _show_label(lbl: str) -> str:
     return f"{_show(path)}:{qual}" if path else lbl
 
 
-def _input_reasons(parts: CacheKey) -> list[str]:
+def _input_reasons(parts: CacheKey, undeclared: dict[str, str]) -> list[str]:
+    """Inputs of the key, then the files the task read without declaring them (in its key too)."""
     from ..capture._files import hash_path
 
     out = []
@@ -67,6 +68,17 @@ def _input_reasons(parts: CacheKey) -> list[str]:
         if now != recorded:
             what = "missing now" if now == "missing" else "new content"
             out.append(f"input changed: {_show(uri)} ({what})")
+    for uri, recorded in sorted(undeclared.items()):
+        if uri in parts.inputs:
+            continue
+        try:
+            ref = hash_path(uri)
+            now = ref.sha256 or ref.kind
+        except Exception as exc:  # noqa: BLE001 - as above
+            now = f"unreadable ({type(exc).__name__})"
+        if now != recorded:
+            what = "missing now" if now == "missing" else "new content"
+            out.append(f"input changed: {_show(uri)} ({what}; read without being declared)")
     return out
 
 
@@ -191,7 +203,8 @@ def stale_tasks(store: Store, run_id: str) -> list[TaskStatus]:
         parts = task.cache
         row = TaskStatus(task.task_run_id, task.task_name, task.state, parts is not None, False)
         if parts is not None:
-            row.reasons = (_input_reasons(parts) + _code_reasons(parts) + _default_reasons(parts)
+            undeclared = {r.uri: r.sha256 or r.kind for r in task.inputs if r.undeclared}
+            row.reasons = (_input_reasons(parts, undeclared) + _code_reasons(parts) + _default_reasons(parts)
                            + envs.reasons(parts, task.context))
         rows[task.task_run_id] = row
     for task in tasks:  # start order: an upstream task is judged before its consumers

@@ -12,7 +12,9 @@ lines. The content key is the SHA-256 of the canonical JSON of:
   environment part); line numbers, comments and parameter defaults are left out (defaults are
   in ``parameters``);
 - ``environment``: the environment identity (interpreter and every distribution's version and
-  origin), so a package upgrade invalidates every key.
+  origin), so a package upgrade invalidates every key;
+- ``undeclared``: the files the task read without declaring them the last time it ran with the
+  other parts the same, hashed now (see ``_with_reads``).
 
 JSON quotes every string and delimits every list and mapping, so two different sets of parts
 can never serialise to the same bytes. The parts are kept in the task's record
@@ -311,7 +313,51 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
     main = label(fn, _project_file(fn) or (source_file(fn) or "?"))
     fields = {"function": main, "code": code, "environment": context.environment_hash,
               "parameters": param_hashes, "defaults": defaults, "inputs": data}
-    return CacheKey(key=compose(fields), **fields)
+    return CacheKey(key=_with_reads(store, fields), **fields)
+
+
+def _fields(parts: CacheKey) -> dict[str, Any]:
+    return {"function": parts.function, "code": parts.code, "environment": parts.environment,
+            "parameters": parts.parameters, "defaults": parts.defaults, "inputs": parts.inputs}
+
+
+def _reads_path(store: Any, base: str) -> str:
+    return str(store.path("cache", "reads", f"{base}.json"))
+
+
+def _with_reads(store: Any, fields: dict[str, Any]) -> str:
+    """The key: the parts known before the run (``base``), and the files the task read without
+    declaring them the last time it ran with this ``base``, as they are now.
+
+    Which files a body opens is known only after it ran, so the last completed run under the
+    same ``base`` left their list and hashes (:func:`remember_origin`). Unchanged, the key is the
+    one that run's result was stored under; one of them changed, it is a new key (a miss: the
+    task runs, and leaves the list for the next time). No list yet: ``base`` itself. A list is
+    untrusted input: it can only lead to ``base`` or to the key of its own files' hashes now.
+    """
+    from .. import errors
+    from ..capture._files import hash_path
+
+    base = compose(fields)
+    try:
+        last = json.loads(store.read_bytes(_reads_path(store, base)))
+        reads = last["reads"]
+        if not isinstance(reads, dict) or not all(isinstance(u, str) for u in reads):
+            return base
+    except (errors.ReproflowError, ValueError, OSError, KeyError, TypeError):
+        return base
+    if not reads:
+        return base
+    now: dict[str, str] = {}
+    for uri in sorted(reads):
+        try:
+            ref = hash_path(uri)
+            now[uri] = ref.sha256 or ref.kind
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be read now is a change
+            now[uri] = f"unreadable ({type(exc).__name__})"
+    if now == reads and last.get("key") == base:
+        return base  # the run that stored the result had no list yet
+    return compose({**fields, "undeclared": now})
 
 
 def remember(task_run_id: str, parts: CacheKey) -> None:
@@ -331,14 +377,19 @@ def _index_path(store: Any, key: str) -> str:
 
 
 def remember_origin(store: Any, record: TaskRecord) -> None:
-    """After a COMPLETED run under the content key: which run and task run produced it."""
+    """After a COMPLETED run under the content key: which run and task run produced it, and the
+    files it read without declaring them (for the next key under the same parts)."""
     if record.cache is None or record.state != "COMPLETED":
         return
     from .. import errors
 
     data = json.dumps({"run_id": record.run_id, "task_run_id": record.task_run_id, "task_name": record.task_name})
+    reads = {r.uri: r.sha256 or r.kind for r in record.inputs if r.undeclared}
     try:
         store.write_bytes(_index_path(store, record.cache.key), data.encode())
+        base = compose(_fields(record.cache))
+        if reads or record.cache.key != base:  # a list, or one to replace (an empty list: base)
+            store.write_bytes(_reads_path(store, base), json.dumps({"key": record.cache.key, "reads": reads}).encode())
     except errors.ReproflowError as exc:  # recording never breaks the user's task
         logger.debug("reproflow: cache origin not written: %s", exc)
 
