@@ -80,8 +80,8 @@ def _hook(event: str, args: tuple) -> None:
             full = os.path.abspath(path)
             reads.written.add(full)
             _writers[full] = reads  # one store: atomic under the GIL
-        elif path not in reads.read:
-            reads.read[path] = None
+        elif path not in reads.read and not path.endswith(CODE_SUFFIXES) and not path.startswith(_SYSTEM_DIRS):
+            reads.read[path] = None  # (code and /proc, /sys, /dev are never data: left out here, cheaply)
     except Exception:  # noqa: BLE001 - an audit hook must never break the open it watches
         return
 
