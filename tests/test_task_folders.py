@@ -7,6 +7,7 @@ folder, which other tasks fill too. Runs as plain Python (the same recorder as u
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -129,4 +130,44 @@ def test_tasks_writing_into_one_folder_at_once_record_only_their_own_files(store
     assert [(Path(r.uri).name, r.sha256) for r in tasks["write_a"].outputs] == [("part-a.txt", _sha(b"A"))]
     assert [(Path(r.uri).name, r.sha256) for r in tasks["write_b"].outputs] == [("part-b.txt", _sha(b"B"))]
     folder_in = next(r for r in tasks["write_b"].inputs if r.param == "out_dir")
+    assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])
+
+
+@repro_task
+async def awrite_a(out_dir: Path, a_open: asyncio.Event, b_open: asyncio.Event) -> None:
+    with open(out_dir / "part-a.txt", "w") as fh:
+        a_open.set()
+        await b_open.wait()
+        fh.write("A")
+
+
+@repro_task
+async def awrite_b(out_dir: Path, b_open: asyncio.Event, a_done: asyncio.Event) -> None:
+    with open(out_dir / "part-b.txt", "w") as fh:
+        b_open.set()
+        await a_done.wait()
+        fh.write("B")
+
+
+def test_async_tasks_writing_into_one_folder_at_once_record_only_their_own_files(store: Store, tmp_path: Path) -> None:
+    """The same with async tasks on one event loop: their inputs are hashed in a worker thread,
+    but their bodies' opens are watched in their own asyncio task, so each write is told apart."""
+    out = tmp_path / "results"
+    out.mkdir()
+
+    async def both() -> None:
+        a_open, b_open, a_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        ta = asyncio.ensure_future(awrite_a(out, a_open, b_open))
+        await asyncio.wait_for(a_open.wait(), 30)
+        tb = asyncio.ensure_future(awrite_b(out, b_open, a_done))
+        await asyncio.wait_for(ta, 30)
+        a_done.set()
+        await asyncio.wait_for(tb, 30)
+
+    with reproflow.record("async, one folder at once") as run:
+        asyncio.run(both())
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    assert [(Path(r.uri).name, r.sha256) for r in tasks["awrite_a"].outputs] == [("part-a.txt", _sha(b"A"))]
+    assert [(Path(r.uri).name, r.sha256) for r in tasks["awrite_b"].outputs] == [("part-b.txt", _sha(b"B"))]
+    folder_in = next(r for r in tasks["awrite_b"].inputs if r.param == "out_dir")
     assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])

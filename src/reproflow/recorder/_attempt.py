@@ -152,7 +152,11 @@ class _Attempt:
         self.store: Store = get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
-    def begin(self) -> None:
+    def begin(self, *, watch: bool = True) -> None:
+        """Hash the inputs and capture the context, before the body; then watch the body's
+        opens in this context (``watch=False``: the caller calls :meth:`watch` where the body
+        runs: an async task's wrapper runs ``begin`` in a worker thread, whose context the body
+        never sees)."""
         from ..capture import get_context
 
         spec = self.spec
@@ -206,15 +210,28 @@ class _Attempt:
             from ._seeds import apply_seed
 
             apply_seed(self.seed)
-        self._reads, self._reads_token = _reads.start()  # files the body opens, for undeclared_inputs
+        if watch:
+            self.watch()
+
+    def watch(self) -> None:
+        """Attribute the files opened in the calling context to this attempt, from now on:
+        reads for undeclared inputs, writes to tell its outputs from a sibling's."""
+        self._reads, self._reads_token = _reads.start()
+
+    def unwatch(self) -> None:
+        """Stop attributing opens to this attempt; called in the context that called :meth:`watch`
+        (success and failure call it too, for callers that ran the body where they run)."""
+        token = getattr(self, "_reads_token", None)
+        if token is not None:
+            _reads.stop(token)
+            self._reads_token = None
 
     def _stop_watching(self) -> list[DataRef]:
         """Stop watching opens; the files the body read without naming them, hashed now."""
-        token = getattr(self, "_reads_token", None)
-        if token is None:
+        if getattr(self, "_reads", None) is None or getattr(self, "_reads_checked", False):
             return []
-        _reads.stop(token)
-        self._reads_token = None
+        self.unwatch()
+        self._reads_checked = True
         # The common case, cheaply: the body opened for reading only what it declared, spelled as
         # recorded (absolute paths). Naming the outputs and resolving paths cost more than the
         # rest of watching (issue 13: at most 2% of a 100-task run).

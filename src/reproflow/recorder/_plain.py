@@ -205,14 +205,17 @@ async def _call_plain_async(task: Any, args: tuple[Any, ...], kwargs: dict[str, 
             attempt += 1
             rec = _attempt(task, run, task_run_id, attempt, args, kwargs)
             try:
-                await asyncio.to_thread(rec.begin)
+                await asyncio.to_thread(rec.begin, watch=False)
+                rec.watch()  # in this asyncio task's context, where the body runs
                 result = await spec.fn(*args, **kwargs)
             except Exception as exc:
+                rec.unwatch()
                 await asyncio.to_thread(rec.failure, exc)
                 if attempt <= len(delays) and not _is_strict_violation(exc):
                     await asyncio.sleep(delays[attempt - 1])
                     continue
                 raise
+            rec.unwatch()
             await asyncio.to_thread(rec.success, result)
             run.remember(result, task_run_id)
             return result

@@ -127,12 +127,15 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
             rec = _prefect_attempt(spec, args, kwargs)
             if rec is None:
                 return await fn(*args, **kwargs)
-            await asyncio.to_thread(rec.begin)
+            await asyncio.to_thread(rec.begin, watch=False)
+            rec.watch()  # in this asyncio task's context, where the body runs
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
+                rec.unwatch()
                 await asyncio.to_thread(rec.failure, exc)
                 raise
+            rec.unwatch()
             await asyncio.to_thread(rec.success, result)
             return result
 
