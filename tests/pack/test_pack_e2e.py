@@ -3,6 +3,10 @@ their dependencies, built with uv), packed with `reproflow pack`, then the recor
 its environment and its store are deleted ("another machine") and the pack is replayed with an
 empty uv cache, an empty env cache, and every index pointed at an unreachable address
 (``UV_OFFLINE=1``): the environment is rebuilt from the pack's wheels alone.
+
+The environment also holds a small package that exists only as an sdist (on a find-links folder
+of the test's, gone at replay) and builds with setuptools: the pack must bring the sdist and its
+build backend, or the offline rebuild fails.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ FLOW = textwrap.dedent(
 
     @repro_task(inputs=["src"])
     def summarize(src: Path, n: int) -> dict:
+        import rf_sdistonly  # installed from an sdist: the replay's environment built it offline
+
         z = np.load(src)
-        return {"n": n, "min": round(float(z.min()), 6), "max": round(float(z.max()), 6)}
+        return {"n": n, "min": round(float(z.min()), 6), "max": round(float(z.max()), 6), "tag": rf_sdistonly.TAG}
 
 
     @flow
@@ -60,6 +66,39 @@ FLOW = textwrap.dedent(
         print(numbers())
     '''
 )
+
+
+#: a package published only as an sdist, built with setuptools (not the hatchling reproflow's own
+#: editable install already brings into the pack)
+SDIST_NAME, SDIST_VERSION = "rf_sdistonly", "1.0"
+
+
+def _sdist(folder: Path) -> Path:
+    """``rf_sdistonly-1.0.tar.gz``: a one-module setuptools project, and nothing else in ``folder``."""
+    import io
+
+    files = {
+        "pyproject.toml": textwrap.dedent(f"""\
+            [build-system]
+            requires = ["setuptools>=61"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{SDIST_NAME}"
+            version = "{SDIST_VERSION}"
+            """),
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {SDIST_NAME}\nVersion: {SDIST_VERSION}\n",
+        f"{SDIST_NAME}.py": 'TAG = "built from an sdist"\n',
+    }
+    folder.mkdir(parents=True)
+    path = folder / f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{SDIST_NAME}-{SDIST_VERSION}/{name}")
+            info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -95,8 +134,9 @@ def packed(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     py = str(venv / "bin" / "python")
     extras = _project_extras()
     project = f"{ROOT}[prefect]" if "prefect" in extras else str(ROOT)  # Prefect may be an extra
-    proc = subprocess.run([uv, "pip", "install", "-q", "--python", py, *index_config().args, "-e", project, "numpy"],
-                          capture_output=True, text=True)
+    sdists = _sdist(tmp / "sdists").parent
+    proc = subprocess.run([uv, "pip", "install", "-q", "--python", py, *index_config().args, "--find-links", str(sdists),
+                           "-e", project, "numpy", f"{SDIST_NAME}=={SDIST_VERSION}"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     repo = tmp / "repo"
     (repo / "data").mkdir(parents=True)
@@ -114,14 +154,18 @@ def packed(prefect_api_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     (run_id,) = Store(store).run_ids()
     out = tmp / "out"
     packs = {}
+    # the sdist's folder is one more find-links location of this machine's index configuration
+    pack_env = {**os.environ, "PIP_FIND_LINKS": " ".join([*index_config().find_links, str(sdists)])}
     for name, extra in (("full", []), ("again", []), ("small", ["--no-wheels"])):
-        proc = _cli("pack", run_id[:8], "-o", str(out / f"{name}.tar"), "--store", str(store), "--json", *extra)
+        proc = _cli("pack", run_id[:8], "-o", str(out / f"{name}.tar"), "--store", str(store), "--json", *extra,
+                    env=pack_env)
         assert proc.returncode == 0, proc.stderr[-4000:]
         packs[name] = json.loads(proc.stdout)
     # another machine: nothing of the recording is left but the pack files
     shutil.rmtree(repo)
     shutil.rmtree(venv)
     shutil.rmtree(store)
+    shutil.rmtree(sdists)
     yield {"run_id": run_id, "out": out, "reports": packs, "tmp": tmp}
 
 
@@ -169,6 +213,10 @@ def test_pack_holds_the_run_its_crate_and_a_wheel_per_pin(packed: dict[str, Any]
     assert any(n.startswith("dists/numpy-") and n.endswith(".whl") for n in names)
     assert any(d["name"] == "prefect" for d in manifest["dists"])
     assert any(d["build_only"] for d in manifest["dists"]), "the editable reproflow's build backend is packed"
+    sdist = [d for d in manifest["dists"] if d["name"] == "rf-sdistonly"]
+    assert [(d["file"], d["build_only"]) for d in sdist] == [(f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz", False)]
+    backend = {d["name"] for d in manifest["dists"] if d["build_only"]}
+    assert {"setuptools", "wheel"} <= backend, "the sdist's build backend is packed"
     top = reports["full"]["largest"][0]
     assert top["size"] == max(m["size"] for m in manifest["members"].values())
 
@@ -183,6 +231,7 @@ def test_pack_replays_offline_to_reproduced(packed: dict[str, Any], monkeypatch:
     assert result["verdict"] == "reproduced", result
     assert {t["task_name"]: t["verdict"] for t in result["tasks"]} == {"standardize": "reproduced",
                                                                        "summarize": "reproduced"}
+    # summarize imported the sdist-only package, built offline from the pack's sdist and setuptools
     assert result["environment"]["reused"] is False and "--no-index" in result["plan"]["index"]
 
 
