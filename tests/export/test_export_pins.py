@@ -105,3 +105,19 @@ def test_cli_pin_bad_input_is_one_line(store: Store, capsys: pytest.CaptureFixtu
         assert run_cli(app, ["export", run_id, *args, "--store", store.url]) != 0
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err
+
+
+def test_only_imported_file_is_what_pip_installs(store: Store, tmp_path: pathlib.Path) -> None:
+    """--only-imported, read by real pip: the imported distributions at their recorded versions,
+    and nothing of the dev tool the run did not import (which no index here has: pip would
+    fail on it)."""
+    index, _ = build_index(tmp_path / "index", RELEASES)
+    packages = [dist("rf-alpha", "1.0", requires=["rf-beta"]), dist("rf-beta", "2.0"), dist("rf-devtool", "9.0")]
+    run_id = make_run(store, packages=packages, imported=["rf-alpha", "rf-beta"])
+    target = tmp_path / "requirements.txt"
+    export_run(store, run_id, "requirements", out=target, only_imported=True)
+    assert _pip_would_install(target, index, tmp_path) == {"rf-alpha": "1.0", "rf-beta": "2.0"}
+    full = tmp_path / "all.txt"
+    export_run(store, run_id, "requirements", out=full)
+    with pytest.raises(subprocess.CalledProcessError):  # the check can fail: rf-devtool is on no index
+        _pip_would_install(full, index, tmp_path)
