@@ -71,9 +71,8 @@ def _missing_reason() -> str | None:
         return f"no Debian interpreter at {DEBIAN_PYTHON}"
     missing = [p for p in PACKAGES if p not in _installed()]
     if missing:
-        how = ("as root, .ci/run installs them" if os.geteuid() == 0 and shutil.which("apt-get")
-               else "they need root and apt-get, which this machine lacks" if shutil.which("apt-get") is None
-               or os.geteuid() != 0 else "")  # fmt: skip
+        can = os.geteuid() == 0 and shutil.which("apt-get") is not None
+        how = "as root, .ci/run installs them" if can else "that needs root and apt-get"
         return f"Debian packages not installed: {' '.join(missing)} (apt-get install -y {' '.join(missing)}; {how})"
     return None
 
@@ -99,8 +98,11 @@ def debian_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     uv = find_uv_bin()
     subprocess.run([uv, "venv", "-q", "--python", DEBIAN_PYTHON, "--system-site-packages", str(venv)], check=True,
                    capture_output=True, timeout=300)  # fmt: skip
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "-e", str(REPO)], check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
+    from reproflow.replay._uv import index_config
+
+    done = subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *index_config().args,
+                           "-e", str(REPO)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
     (folder / "pipeline.py").write_text(PIPELINE)
     store_url = str(folder / "store")
     openblas = _package_folder("libopenblas0-pthread", "libblas.so.3")
