@@ -10,7 +10,7 @@ import time
 import pytest
 
 from reproflow.capture import _files as _hashing
-from reproflow.capture._files import hash_local, hash_path, sha256_file, tree_digest
+from reproflow.capture._files import hash_local, hash_local_signed, hash_path, sha256_file, stat_signature, tree_digest
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +141,31 @@ def test_cache_entries_reach_sqlite_from_every_thread_in_one_connection(tmp_path
     with sqlite3.connect(db) as conn:
         rows = dict(conn.execute("SELECT path, sha256 FROM h").fetchall())
     assert {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}.items() <= rows.items()
+
+
+@pytest.mark.parametrize("size", [0, 1, 1024, _hashing.SMALL_FILE, _hashing.CHUNK - 1, _hashing.CHUNK, _hashing.CHUNK + 1])
+def test_every_size_hashes_as_hashlib_does(tmp_path: pathlib.Path, size: int) -> None:
+    """Small files are read in one call, larger ones streamed: the same digest either way."""
+    p = tmp_path / "f.bin"
+    data = os.urandom(size)
+    p.write_bytes(data)
+    assert sha256_file(p) == (hashlib.sha256(data).hexdigest(), size)
+
+
+def test_a_file_that_grew_after_its_stat_is_hashed_to_its_end(tmp_path: pathlib.Path) -> None:
+    """The one-read path asks for one byte more than the stat said: a file that grew since is
+    read to its end, not cut at its old size."""
+    p = tmp_path / "f.bin"
+    data = os.urandom(5000)
+    p.write_bytes(data)
+    assert _hashing._stream(str(p), 1000, None) == hashlib.sha256(data).hexdigest()
+    assert _hashing._stream(str(p), 9000, None) == hashlib.sha256(data).hexdigest()  # it shrank
+
+
+def test_hash_local_signed_gives_the_stat_signature_it_hashed_by(tmp_path: pathlib.Path) -> None:
+    """A file's signature is stat_signature's; a folder or a missing path has none (ask stat_signature)."""
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"x")
+    ref, sig = hash_local_signed(p)
+    assert ref.sha256 == hashlib.sha256(b"x").hexdigest() and sig == stat_signature(str(p)) is not None
+    assert hash_local_signed(tmp_path)[1] is None and hash_local_signed(tmp_path / "nope")[1] is None

@@ -247,21 +247,19 @@ def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path)
     flag = tmp_path / "writing"
     script = textwrap.dedent(
         f"""
-        import builtins, os, time
+        import os, time
         import reproflow.store as st
         store = st.Store({str(root)!r})
         data = os.urandom(1 << 20)
-        orig_open = builtins.open
-        def slow_open(path, mode="r", *a, **k):
-            fh = orig_open(path, mode, *a, **k)
-            if "w" in mode and "/.tmp-" in str(path):
-                fh.write(data)
-                fh.flush()
-                orig_open({str(flag)!r}, "w").close()
+        orig_write = os.write
+        def slow_write(fd, buf):
+            if "/.tmp-" in os.readlink(f"/proc/self/fd/{{fd}}"):
+                orig_write(fd, data)
+                open({str(flag)!r}, "w").close()
                 while True:
                     time.sleep(1)  # killed here, half-way through the atomic write
-            return fh
-        builtins.open = slow_open
+            return orig_write(fd, buf)
+        os.write = slow_write
         store.put_blob(data * 4)
         """
     )

@@ -146,23 +146,43 @@ def clear_memory_cache() -> None:
 def sha256_file(path: str | os.PathLike[str], *, progress: bool | None = None) -> tuple[str, int]:
     """SHA-256 hex digest and size of a local file, streamed; cached by stat."""
     p = os.path.abspath(os.fspath(path))
-    st = os.stat(p)
+    return _sha256_stat(p, os.stat(p), progress)
+
+
+def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tuple[str, int]:
+    """:func:`sha256_file` of an absolute path whose ``os.stat`` the caller just took."""
     started = time.time_ns()
-    hit = _cached(p, st, _on_disk(st, started))
+    on_disk = _on_disk(st, started)
+    hit = _cached(p, st, on_disk)
     if hit is not None:
         return hit, st.st_size
     digest = _stream(p, st.st_size, progress)
-    st_after = os.stat(p)
-    if _key(p, st_after) == _key(p, st):
-        _remember(p, st, digest, started)
+    if started - st.st_mtime_ns >= RACY_WINDOW_NS:  # else it is not remembered: no second stat
+        st_after = os.stat(p)
+        if _key(p, st_after) == _key(p, st):
+            _remember(p, st, digest, started)
     return digest, st.st_size
 
 
 def _stream(path: str, size: int, progress: bool | None) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(min(CHUNK, size + 1))  # a small file needs no 1 MiB buffer (zeroed per call)
-    view = memoryview(buf)
     show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
+    if size < CHUNK and not show:
+        # One open, one read and one close: a file object would add an fstat and a second
+        # read to find the end, and each call lets another of Prefect's task threads run.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            data = os.read(fd, size + 1)
+            if len(data) == size:
+                return hashlib.sha256(data).hexdigest()
+            h = hashlib.sha256(data)  # it changed since its stat: read to its end
+            while chunk := os.read(fd, CHUNK):
+                h.update(chunk)
+            return h.hexdigest()
+        finally:
+            os.close(fd)
+    h = hashlib.sha256()
+    buf = bytearray(min(CHUNK, size + 1))
+    view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
         if not show:
             while n := fh.readinto(buf):
@@ -211,11 +231,19 @@ def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | No
     """DataRef of a local file or directory (``kind="missing"`` if it does not exist).
 
     ``skip``: for a directory, files left out of its tree (given their absolute path)."""
+    return hash_local_signed(path, skip=skip)[0]
+
+
+def hash_local_signed(path: str | os.PathLike[str], *,
+                      skip: Callable[[str], bool] | None = None) -> tuple[DataRef, tuple[Any, ...] | None]:
+    """:func:`hash_local`, and for a file its :func:`stat_signature` from the stat the hash was
+    keyed by (one stat fewer for a caller that watches the file); None for a folder or a
+    missing path (ask :func:`stat_signature`)."""
     p = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        return DataRef(uri=p, kind="missing")
+        return DataRef(uri=p, kind="missing"), None
     if stat.S_ISDIR(st.st_mode):
         entries: list[tuple[str, str]] = []
         total = 0
@@ -227,9 +255,9 @@ def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | No
             total += size
         names = sorted(rel for rel, _ in entries) if len(entries) <= MAX_DIR_ENTRIES else None
         return DataRef(uri=p, kind="directory", sha256=tree_digest(entries), size=total, n_files=len(entries),
-                       entries=names)
-    digest, size = sha256_file(p)
-    return DataRef(uri=p, kind="file", sha256=digest, size=size)
+                       entries=names), None
+    digest, size = _sha256_stat(p, st)
+    return DataRef(uri=p, kind="file", sha256=digest, size=size), _key(p, st)
 
 
 def is_local(uri: str) -> bool:
@@ -293,4 +321,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "hash_local", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]

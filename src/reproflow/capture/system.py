@@ -42,7 +42,13 @@ _last: tuple[Any, frozenset[str], SystemLibraries] | None = None  # (generation,
 
 # ----------------------------------------------------------------------------- change signal
 class _Loader:
-    """``dl_iterate_phdr`` through ctypes, stopped at the first object: (adds, subs)."""
+    """``dl_iterate_phdr`` through ctypes, stopped at the first object: (adds, subs).
+
+    Called through ``PyDLL``, which keeps the GIL: the callback is Python and needs it anyway,
+    and a call that let it go would wait for it inside the loader's lock, while a thread that
+    holds the GIL and imports an extension module (``dlopen``) waits for that lock: a deadlock.
+    Keeping it also spares a thread switch at the end of every task.
+    """
 
     def __init__(self) -> None:
         import ctypes
@@ -52,7 +58,7 @@ class _Loader:
                         ("phnum", ctypes.c_uint16), ("adds", ctypes.c_ulonglong), ("subs", ctypes.c_ulonglong)]  # fmt: skip
 
         callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p)
-        self.fn = ctypes.CDLL(None).dl_iterate_phdr
+        self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
         self.fn.restype = ctypes.c_int
         self.value: tuple[int, int] | None = None
