@@ -91,7 +91,7 @@ def meter_reproflow() -> None:
     from reproflow.store import Store
 
     _task._prefect_attempt = _metered(_task._prefect_attempt)
-    for name in ("begin", "success", "failure"):
+    for name in ("begin", "success", "failure", "_publish"):  # _publish: the record, built on the writer thread
         setattr(_task._Attempt, name, _metered(getattr(_task._Attempt, name)))
     for name in ("write_task", "write_map"):
         setattr(Store, name, _metered(getattr(Store, name)))

@@ -171,3 +171,31 @@ def test_async_tasks_writing_into_one_folder_at_once_record_only_their_own_files
     assert [(Path(r.uri).name, r.sha256) for r in tasks["awrite_b"].outputs] == [("part-b.txt", _sha(b"B"))]
     folder_in = next(r for r in tasks["awrite_b"].inputs if r.param == "out_dir")
     assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])
+
+
+@repro_task
+def append_line(log: Path, line: str) -> None:
+    with open(log, "a") as fh:
+        fh.write(line + "\n")
+
+
+def test_an_inferred_input_file_changed_in_place_is_also_an_output(store: Store, tmp_path: Path) -> None:
+    """A file passed as a path and rewritten by the task is an input (its bytes before, from the
+    stat it was hashed by) and an output (its bytes after); one the task left alone is only an
+    input."""
+    log = tmp_path / "log.txt"
+    log.write_text("first\n")
+    with reproflow.record("in-place") as run:
+        append_line(log, "second")
+        byte_len(log)
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    appended, read = tasks["append_line"], tasks["byte_len"]
+    assert [(r.param, r.sha256) for r in appended.inputs] == [("log", _sha(b"first\n"))]
+    assert [(r.param, r.sha256, r.declared) for r in appended.outputs] == [("log", _sha(b"first\nsecond\n"), False)]
+    assert [(r.param, r.sha256) for r in read.inputs] == [("path", _sha(b"first\nsecond\n"))]
+    assert read.outputs == []
+
+
+@repro_task
+def byte_len(path: Path) -> int:
+    return len(path.read_bytes())

@@ -26,7 +26,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads
-from ..capture._files import changed_in_tree, hash_local, hash_path, is_local, local_path, stat_signature
+from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._urls import strip_credentials
@@ -140,7 +140,12 @@ class _Attempt:
         subflow: str | None = None,
         subflow_run_id: str | None = None,
         engine_info: dict[str, Any] | None = None,
+        defer_write: bool = False,
     ) -> None:
+        """``defer_write``: the engine waits for :func:`reproflow.store._writer.writer` before
+        the run's end record (and the process does at exit), so the record may be built and
+        written on the writer thread when this process owns the run and the store is not
+        strict (a strict store's caller must see a failed write)."""
         self.spec = spec
         self.args, self.kwargs = args, kwargs
         self.run_id, self.task_run_id, self.attempt = run_id, task_run_id, attempt
@@ -149,6 +154,7 @@ class _Attempt:
         self.tags, self.map_index = list(tags), map_index
         self.subflow, self.subflow_run_id = subflow, subflow_run_id
         self.engine_info = dict(engine_info or {})
+        self.defer_write = defer_write
         self.store: Store = get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
@@ -174,27 +180,28 @@ class _Attempt:
         strict = spec.opts.strict if spec.opts.strict is not None else env_flag(STRICT_ENV)
         self.seed = spec.opts.seed if spec.opts.seed is not None else env_seed()
         self.inputs: list[DataRef] = []
-        self._pending_out: list[tuple[str, Any, bool]] = []  # (param, value, declared)
-        self._watch: list[tuple[str, Any, Any]] = []  # inferred inputs: (param, value, stat)
+        self._pending_out: list[tuple[str, Any, str, bool]] = []  # (param, value, uri, declared)
+        self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else env_flag(STORE_INPUTS_ENV)
         make_dirs = replay_dirs()
         for name, value in params.items():
             is_in, is_out = name in spec.decl.inputs, name in spec.decl.outputs
             for item in iter_data_values(value, declared=is_in or is_out):
+                uri = _uri(item)
                 if make_dirs:
-                    _make_deferred_dir(item, make_dirs)
+                    _make_deferred_dir(uri, make_dirs)
                 if is_out:
-                    self._pending_out.append((name, item, True))
+                    self._pending_out.append((name, item, uri, True))
                     continue
-                ref = self._hash(item, name, declared=is_in, skip_in_flight=True)
+                ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True)
                 if ref.kind == "missing" and not is_in:
-                    self._pending_out.append((name, item, False))  # a path the task will create
+                    self._pending_out.append((name, item, uri, False))  # a path the task will create
                     continue
                 if store_inputs and ref.kind in ("file", "directory"):
                     ref.stored_blob = self._store_copy(ref)
                 self.inputs.append(ref)
-                if not is_in:
-                    self._watch.append((name, item, stat_signature(_uri(item))))
+                if not is_in:  # the stat the file was hashed by is its "before"
+                    self._watch.append((name, item, uri, sig if sig is not None else stat_signature(uri)))
         if strict:
             problems = [f"{f.code} {f.message} ({f.path}:{f.line})" for f in self.findings if f.severity != "info"]
             if context.git.available and context.git.dirty:
@@ -239,7 +246,7 @@ class _Attempt:
         if all(p in declared for p in self._reads.read):
             return []
         try:
-            known = [_uri(item) for _, item, _ in self._pending_out] + [r.uri for r in self.inputs]
+            known = [uri for _, _, uri, _ in self._pending_out] + [r.uri for r in self.inputs]
             known = [local_path(u) for u in known if is_local(u)]
             exclude = [self.store.root] if self.store.is_local else []
             refs = []
@@ -252,18 +259,25 @@ class _Attempt:
             logging.getLogger("reproflow").debug("undeclared reads not recorded: %r", exc)
             return []
 
-    def _hash(self, value: Any, param: str, *, declared: bool, skip_in_flight: bool = False) -> DataRef:
-        """The DataRef of one data value; ``skip_in_flight``: a folder read before the body
-        leaves out the files that tasks running beside this one are writing (half written,
-        they are not what this task could rely on; see ``capture._reads.in_flight``)."""
-        uri = _uri(value)
+    def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
+        """The DataRef of one data value (a path, an fsspec URL)."""
+        return self._hash_signed(_uri(value), param, declared=declared)[0]
+
+    def _hash_signed(self, uri: str, param: str, *, declared: bool,
+                     skip_in_flight: bool = False) -> tuple[DataRef, Any]:
+        """The DataRef of the data value at ``uri`` (as ``data_uri`` gives it), and for a local
+        file the stat signature it was hashed by (else None). ``skip_in_flight``: a folder read
+        before the body leaves out the files that tasks running beside this one are writing
+        (half written, they are not what this task could rely on; see ``capture._reads.in_flight``)."""
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
+        sig = None
         try:
-            if skip_in_flight and is_local(uri):
-                from ..capture._reads import in_flight
-
-                ref = hash_local(local_path(uri), skip=in_flight)
+            if is_local(uri):
+                skip = None
+                if skip_in_flight:
+                    from ..capture._reads import in_flight as skip
+                ref, sig = hash_local_signed(local_path(uri), skip=skip)
             else:
                 ref = hash_path(uri)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
@@ -274,7 +288,7 @@ class _Attempt:
         if "://" in ref.uri:  # a URL that could be hashed (a presigned one whose store is reachable
             ref.uri = strip_credentials(ref.uri)  # here) keeps no signature or password either
         ref.param, ref.declared = param, declared
-        return ref
+        return ref, sig
 
     def _store_copy(self, ref: DataRef) -> str | None:
         if ref.kind == "file" and ref.sha256:
@@ -316,7 +330,7 @@ class _Attempt:
         inline = None
         if has_result:
             typed = to_typed_json(result)
-            if len(canonical_json(typed)) <= MAX_INLINE_JSON:
+            if _fits_inline(typed):
                 inline = scrub_json(typed, self.store.fingerprint)
         result_blob = None
         if has_result and self.spec.opts.store_results:
@@ -348,8 +362,8 @@ class _Attempt:
 
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []
-        for name, item, declared in self._pending_out:
-            ref = self._hash(item, name, declared=declared)
+        for name, _, uri, declared in self._pending_out:
+            ref = self._hash_signed(uri, name, declared=declared)[0]
             if ref.kind != "missing" or declared:
                 outputs.append(ref)
         returned: list[DataRef] = []
@@ -358,17 +372,17 @@ class _Attempt:
             for item in iter_data_values(result, declared=declared):
                 returned.append(self._hash(item, RETURN, declared=declared))
         named = {os.path.normpath(r.uri) for r in returned if is_local(r.uri)}
-        for name, item, before in self._watch:  # inferred inputs changed in place are outputs too
+        for name, _, uri, before in self._watch:  # inferred inputs changed in place are outputs too
             if before is None:
                 continue
-            after = stat_signature(_uri(item))
+            after = stat_signature(uri)
             if after == before:
                 continue
-            outputs += [r for r in self._written_into(name, item, before, after)
+            outputs += [r for r in self._written_into(name, uri, before, after)
                         if os.path.normpath(r.uri) not in named]
         return outputs + returned
 
-    def _written_into(self, name: str, item: Any, before: Any, after: Any) -> list[DataRef]:
+    def _written_into(self, name: str, uri: str, before: Any, after: Any) -> list[DataRef]:
         """What the task changed in an inferred input: the files it wrote into (or removed
         from) a folder, each its own output, so the task's verdict compares what this task
         wrote and not the whole folder, which other tasks fill too; else the path itself.
@@ -378,10 +392,10 @@ class _Attempt:
         writer the audit hook did not see (a subprocess, a C library) counts as this task's."""
         changed = changed_in_tree(before, after)
         if changed is None:
-            return [self._hash(item, name, declared=False)]
+            return [self._hash_signed(uri, name, declared=False)[0]]
         from ..capture._reads import written_by_another
 
-        root = os.path.abspath(local_path(os.fspath(_uri(item))))
+        root = os.path.abspath(local_path(uri))
         written, removed = changed
         mine = getattr(self, "_reads", None)
         paths = [os.path.join(root, *rel.split("/")) for rel in written]
@@ -397,7 +411,7 @@ class _Attempt:
         typed: dict[str, Any] = {}
         for k, v in self.params.items():
             enc = to_typed_json(v)
-            if len(canonical_json(enc)) > MAX_INLINE_JSON:
+            if not _fits_inline(enc):
                 enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
             typed[k] = enc
         self._typed = scrub_mapping(typed, self.store.fingerprint)
@@ -405,15 +419,18 @@ class _Attempt:
 
     def _write(self, state: str, **fields: Any) -> None:
         ended = utcnow()
+        duration = time.perf_counter() - self.t0
         try:  # the shared libraries mapped now, when the task loaded some (numpy imported inside it)
             from ..capture import context_at_task_end
 
             self.context_digest = context_at_task_end(self.store, self.context_digest)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             logging.getLogger("reproflow").debug("system libraries not captured again: %r", exc)
+        # The parameters are read now, on the task's thread: once it returns, its caller may
+        # change them (and their secrets must be known before the next task's error is scrubbed).
         typed = self._typed_params()
         per, combined = hash_mapping(self.params)
-        record = TaskRecord(
+        values: dict[str, Any] = dict(
             run_id=self.run_id,
             task_run_id=self.task_run_id,
             attempt=self.attempt,
@@ -421,10 +438,10 @@ class _Attempt:
             task_key=self.task_key,
             function=self.spec.function,
             function_file=source_file(self.spec.fn),
-            state=state,  # type: ignore[arg-type]
+            state=state,
             started_at=self.started_at,
             ended_at=ended,
-            duration_s=time.perf_counter() - self.t0,
+            duration_s=duration,
             parameters=typed,
             parameter_hashes=per,
             parameters_hash=combined,
@@ -434,7 +451,7 @@ class _Attempt:
             seed=self.seed,
             findings=self.findings,
             tags=self.tags,
-            engine=self.engine,  # type: ignore[arg-type]
+            engine=self.engine,
             map_index=self.map_index,
             subflow=self.subflow,
             subflow_run_id=self.subflow_run_id,
@@ -442,20 +459,66 @@ class _Attempt:
             cache=_content_parts(self.task_run_id),
             **fields,
         )
+        # A CONTENT cache key is remembered before the task returns (a later task may hit it).
+        if values["cache"] is None and self.defer_write and not self.store.strict and owns_run(self.run_id):
+            writer().submit(self._publish, values)  # built and written there; waited for before the run's end
+        else:
+            self._publish(values)
+
+    def _publish(self, values: dict[str, Any]) -> None:
+        """Build the TaskRecord from what :meth:`_write` gathered and write it."""
+        record = TaskRecord(**values)
         if record.cache is not None:
             from ._content import remember_origin
 
             remember_origin(self.store, record)
-        if self.engine == "prefect" and not self.store.strict and owns_run(self.run_id):
-            writer().submit(self.store.write_task, record)  # waited for before the run's end
-        else:
-            self.store.write_task(record)
+        self.store.write_task(record)
 
 
-def _make_deferred_dir(item: Any, make_dirs: frozenset[str]) -> None:
-    """In a replay: make an empty folder the recorded task read, if the flow has not (see
-    ``REPLAY_MAKE_DIRS_ENV``)."""
-    uri = _uri(item)
+def _fits_inline(typed: Any) -> bool:
+    """Whether typed JSON's canonical bytes are at most MAX_INLINE_JSON long. An upper bound is
+    tried first, so a small value (a path, a number) is not encoded only to be measured."""
+    try:
+        if _json_bound(typed, MAX_INLINE_JSON) <= MAX_INLINE_JSON:
+            return True
+    except RecursionError:
+        pass
+    return len(canonical_json(typed)) <= MAX_INLINE_JSON
+
+
+def _json_bound(obj: Any, limit: int) -> int:
+    """An upper bound of the length of ``canonical_json(obj)``; anything above ``limit`` once
+    it is known to exceed it (or for a value this bound does not know)."""
+    if isinstance(obj, str):
+        return 6 * len(obj) + 2  # a character is at most 6 bytes of JSON (\u001f), 4 of UTF-8
+    if obj is None or isinstance(obj, bool):
+        return 5
+    if isinstance(obj, int):
+        return obj.bit_length() // 3 + 2  # digits <= bits * log10(2) + 1, and a sign
+    if isinstance(obj, float):
+        return 32
+    if isinstance(obj, dict):
+        total = 2
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                return limit + 1
+            total += 6 * len(k) + 4 + _json_bound(v, limit - total)
+            if total > limit:
+                return limit + 1
+        return total
+    if isinstance(obj, (list, tuple)):
+        total = 2
+        for v in obj:
+            total += _json_bound(v, limit - total) + 1
+            if total > limit:
+                return limit + 1
+        return total
+    return limit + 1
+
+
+def _make_deferred_dir(uri: str, make_dirs: frozenset[str]) -> None:
+    """In a replay: make an empty folder the recorded task read (``uri`` as ``data_uri`` gives
+    it), if the flow has not (see ``REPLAY_MAKE_DIRS_ENV``)."""
     if "://" in uri and not uri.startswith("file://"):
         return
     path = os.path.realpath(local_path(uri))

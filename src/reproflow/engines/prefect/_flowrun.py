@@ -100,9 +100,8 @@ def _place_of_context(ctx: Any) -> FlowPlace:
         place = _place_from_api(ctx.flow_run, name)  # a worker: the parent ran in another process
     else:
         root = root_context(ctx)
-        if root is ctx:
-            return FlowPlace(flow_run_id)
-        place = FlowPlace(str(root.flow_run.id), name, flow_run_id)
+        # a top-level flow run is its own run (remembered too: each of its tasks asks)
+        place = FlowPlace(flow_run_id) if root is ctx else FlowPlace(str(root.flow_run.id), name, flow_run_id)
     with _lock:
         _places[flow_run_id] = place
     return place

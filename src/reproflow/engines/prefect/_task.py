@@ -77,6 +77,7 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
         tags=sorted(task_run.tags or []),
         subflow=place.subflow,
         subflow_run_id=place.subflow_run_id,
+        defer_write=True,  # the flow end hook waits for the writer before end.json
     )
 
 
