@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="reproflow-prefect-home-")
@@ -52,21 +53,44 @@ def _bytecode_cache() -> Iterator[None]:
         mp.undo()
 
 
+def _is_xdist_worker() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the process that runs the session (the only one, or xdist's controller before it starts
+    its workers): one real `prefect server start` (SQLite, loopback) for every test of every
+    worker, and one replay-environment cache folder for all of them. Workers inherit both through
+    the environment. The server is started here and waited for in :func:`prefect_harness`, so
+    collection runs while it boots."""
+    if _is_xdist_worker() or config.option.collectonly or getattr(config.option, "help", False):
+        return
+    if not os.environ.get("REPROFLOW_TEST_PREFECT_API_URL"):
+        home = pathlib.Path(tempfile.mkdtemp(prefix="reproflow-test-server-"))
+        server = running_prefect_server(home, timeout=300, wait=False)
+        url = server.__enter__()
+        os.environ["REPROFLOW_TEST_PREFECT_API_URL"] = url
+        os.environ["REPROFLOW_TEST_SERVER_LOG"] = str(home / "server.log")
+        config.add_cleanup(lambda: (server.__exit__(None, None, None), os.environ.pop("REPROFLOW_TEST_PREFECT_API_URL", None),
+                                    shutil.rmtree(home, ignore_errors=True)))
+    if not os.environ.get("REPROFLOW_TEST_SHARED_CACHE"):
+        cache = tempfile.mkdtemp(prefix="reproflow-test-cache-")
+        os.environ["REPROFLOW_TEST_SHARED_CACHE"] = cache
+        config.add_cleanup(lambda: (os.environ.pop("REPROFLOW_TEST_SHARED_CACHE", None),
+                                    shutil.rmtree(cache, ignore_errors=True)))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for the whole session (entering it costs ~9 s), or the server
-    already running at ``$REPROFLOW_TEST_PREFECT_API_URL`` (on a loaded machine a fresh one can
-    take longer than the harness waits)."""
-    url = os.environ.get("REPROFLOW_TEST_PREFECT_API_URL")
-    if url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+    """The session's one real Prefect server (started by :func:`pytest_configure`, shared by the
+    xdist workers), or the server already running at ``$REPROFLOW_TEST_PREFECT_API_URL``; waits
+    until it answers /health."""
+    url = os.environ["REPROFLOW_TEST_PREFECT_API_URL"]
+    log = os.environ.get("REPROFLOW_TEST_SERVER_LOG")
+    _wait_healthy(url, timeout=300, log=pathlib.Path(log) if log else None)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield
-        return
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+    with temporary_settings({PREFECT_API_URL: url}):
         yield
 
 
@@ -89,17 +113,18 @@ def _subprocesses_share_the_api(prefect_harness: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+def shared_cache_dir() -> pathlib.Path:
     """One ``REPROFLOW_CACHE_DIR`` for every test that replays into a rebuilt environment (the
-    corpus, the docs pages, the Prefect deployment test, replay modules).
+    corpus, the docs pages, the Prefect deployment test, replay modules), in every xdist worker.
 
     A rebuilt environment's folder is named by what it holds: the validated pins, local sources
     by content hash, and the Python version (``replay/_envbuild.py::env_key``). Every recording
     of the suite runs in this same virtual environment, so every replay asks for the same
-    folder: shared, it is built once per session instead of once per module (each build installs
-    ~200 distributions). The one test that must see a build from nothing
-    (tests/replay/test_replay_e2e.py) keeps a cache of its own."""
-    return tmp_path_factory.mktemp("reproflow-cache")
+    folder: shared, it is built once per session instead of once per module or worker (each
+    build installs ~200 distributions; a file lock keeps two workers from building it at once).
+    The one test that must see a build from nothing (tests/replay/test_replay_e2e.py) keeps a
+    cache of its own."""
+    return pathlib.Path(os.environ["REPROFLOW_TEST_SHARED_CACHE"])
 
 
 @pytest.fixture(scope="session")
@@ -140,15 +165,13 @@ def _reset_memory_fs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running_prefect_server(home: pathlib.Path, timeout: float = 180) -> Iterator[str]:
+def running_prefect_server(home: pathlib.Path, timeout: float = 180, wait: bool = True) -> Iterator[str]:
     """A real `prefect server start` (SQLite under ``home``, loopback, a free port) until the
-    block ends; yields its API URL once /health answers."""
+    block ends; yields its API URL once /health answers (at once with ``wait=False``: the caller
+    waits with :func:`_wait_healthy`)."""
     import socket
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,18 +192,8 @@ def running_prefect_server(home: pathlib.Path, timeout: float = 180) -> Iterator
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((home / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"prefect server did not become healthy in {timeout:.0f} s")
+        if wait:
+            _wait_healthy(api, timeout, proc=proc, log=home / "server.log")
         yield api
     finally:
         proc.terminate()
@@ -189,6 +202,27 @@ def running_prefect_server(home: pathlib.Path, timeout: float = 180) -> Iterator
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _wait_healthy(api: str, timeout: float, proc: Any = None, log: pathlib.Path | None = None) -> None:
+    """Until the Prefect API at ``api`` answers /health; a server that exits or stays silent
+    fails with the end of its log."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:] if log else f"prefect server at {api} exited")
+        time.sleep(0.5)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise RuntimeError(f"prefect server at {api} did not become healthy in {timeout:.0f} s\n{tail}")
 
 
 @pytest.fixture(scope="session")

@@ -95,7 +95,8 @@ def test_ordinary_values_pass(value: str) -> None:
     assert first_reason("SETTING", value) is None
 
 
-@pytest.mark.parametrize("name", ["GITHUB_SHA", "CI_COMMIT_SHA", "INVOCATION_ID", "IMAGE_DIGEST", "BUILD_UUID"])
+@pytest.mark.parametrize("name", ["GITHUB_SHA", "CI_COMMIT_SHA", "INVOCATION_ID", "IMAGE_DIGEST", "BUILD_UUID",
+                                  "PYTEST_XDIST_TESTRUNUID"])
 def test_identifier_names_keep_random_looking_values(name: str) -> None:
     """Commit SHAs and ids under identifier names are kept; the same value under another name is not."""
     sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"

@@ -330,8 +330,9 @@ def high_entropy(name: str, value: str) -> str | None:
     if len(value) < _ENTROPY_MIN_LEN:
         return None
     parts = _name_parts(name)
-    if parts and parts[-1] in _ID_WORDS:
-        return None  # GITHUB_SHA, CI_COMMIT_SHA, INVOCATION_ID: random-looking, not secret
+    if parts and (parts[-1] in _ID_WORDS or parts[-1].endswith(("UUID", "UID"))):
+        # GITHUB_SHA, CI_COMMIT_SHA, INVOCATION_ID, PYTEST_XDIST_TESTRUNUID: random-looking, not secret
+        return None
     chars = set(value)
     if chars <= _HEX_CHARS:
         plugin, reason = "HexHighEntropyString", "high-entropy:hex"
