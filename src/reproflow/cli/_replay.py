@@ -20,6 +20,22 @@ EngineOption: Any = typer.Option(
          "(the default for Prefect runs).",
 )
 
+# Options that `replay` and `probe` share, defined once.
+DryRunOption: Any = typer.Option(False, "--dry-run", help="Print the plan and stop.")
+PythonOption: Any = typer.Option(None, "--python", show_default=False,
+                                 help="Interpreter to build the environment with (when one is rebuilt).")
+TaskOption: Any = typer.Option(None, "--task", show_default=False,
+                               help="Only this task's runs, from their recorded inputs.")
+FromOption: Any = typer.Option(None, "--from", show_default=False, help="This task and everything downstream.")
+AllowChangedOption: Any = typer.Option(False, "--allow-changed-inputs",
+                                       help="Go on when an input changed (marked in the verdict; exit 1).")
+KeepOption: Any = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner logs).")
+WorkDirOption: Any = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False)
+NoEnvCacheOption: Any = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder.")
+ParamOption: Any = typer.Option(
+    None, "--param", show_default=False,
+    help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).")
+
 
 def _on_plan(dry_run: bool, show: bool) -> Any:
     from ..replay._render import plan_renderable
@@ -68,17 +84,17 @@ def register(app: typer.Typer) -> None:
     def replay_cmd(
         run_id: str = typer.Argument(..., help="The run to replay (a unique prefix is enough), or a pack file from `reproflow pack`."),
         store: Optional[str] = StoreOption,
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+        dry_run: bool = DryRunOption,
         in_place: bool = typer.Option(False, "--in-place", help="Use the current environment (no rebuild); report its drift."),
         twice: bool = typer.Option(False, "--twice", help="Run it twice in the same environment and name the tasks that are nondeterministic by themselves (the determinism probe)."),
-        python: Optional[str] = typer.Option(None, "--python", help="Interpreter to build the environment with.", show_default=False),
-        task: Optional[str] = typer.Option(None, "--task", help="Replay only this task's runs, from their recorded inputs.", show_default=False),
-        from_task: Optional[str] = typer.Option(None, "--from", help="Replay this task and everything downstream.", show_default=False),
-        allow_changed_inputs: bool = typer.Option(False, "--allow-changed-inputs", help="Go on when an input changed (marked in the verdict; exit 1)."),
-        keep: bool = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner log)."),
-        work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
-        no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
-        param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
+        python: Optional[str] = PythonOption,
+        task: Optional[str] = TaskOption,
+        from_task: Optional[str] = FromOption,
+        allow_changed_inputs: bool = AllowChangedOption,
+        keep: bool = KeepOption,
+        work_dir: Optional[str] = WorkDirOption,
+        no_env_cache: bool = NoEnvCacheOption,
+        param: Optional[list[str]] = ParamOption,
         engine: Optional[str] = EngineOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -122,15 +138,15 @@ def register(app: typer.Typer) -> None:
         run_id: str = typer.Argument(..., help="The run to probe (a unique prefix is enough)."),
         store: Optional[str] = StoreOption,
         rebuild: bool = typer.Option(False, "--rebuild", help="Run in the recorded environment rebuilt with uv, not the current one."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
-        python: Optional[str] = typer.Option(None, "--python", help="Interpreter to build the environment with (with --rebuild).", show_default=False),
-        task: Optional[str] = typer.Option(None, "--task", help="Probe only this task's runs, from their recorded inputs.", show_default=False),
-        from_task: Optional[str] = typer.Option(None, "--from", help="Probe this task and everything downstream.", show_default=False),
-        allow_changed_inputs: bool = typer.Option(False, "--allow-changed-inputs", help="Go on when an input changed."),
-        keep: bool = typer.Option(False, "--keep", help="Keep the work folder (restored code, runner logs)."),
-        work_dir: Optional[str] = typer.Option(None, "--work-dir", help="Work folder to use (kept).", show_default=False),
-        no_env_cache: bool = typer.Option(False, "--no-env-cache", help="Build a throwaway environment in the work folder."),
-        param: Optional[list[str]] = typer.Option(None, "--param", help="NAME=VALUE: a parameter redacted as a secret when recorded (repeat; else $REPROFLOW_PARAM_NAME).", show_default=False),
+        dry_run: bool = DryRunOption,
+        python: Optional[str] = PythonOption,
+        task: Optional[str] = TaskOption,
+        from_task: Optional[str] = FromOption,
+        allow_changed_inputs: bool = AllowChangedOption,
+        keep: bool = KeepOption,
+        work_dir: Optional[str] = WorkDirOption,
+        no_env_cache: bool = NoEnvCacheOption,
+        param: Optional[list[str]] = ParamOption,
         engine: Optional[str] = EngineOption,
         as_json: bool = JsonOption,
     ) -> None:
