@@ -75,3 +75,26 @@ def test_reads_belong_to_the_attempt_of_their_thread(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert seen == {f.name: [os.path.realpath(f)] for f in files}
+
+
+def test_a_writer_is_known_while_an_attempt_beside_it_runs(tmp_path: Path) -> None:
+    """Which attempt wrote a file: known to the attempts that ran beside the writer (its file
+    may appear in a folder they read or write into), in flight until the writer is done, and
+    forgotten once no attempt that ran beside it still runs."""
+    for left in list(_reads._running):  # attempts the tests above started by hand and never ended
+        _reads.done(left)
+    fa = tmp_path / "a.txt"
+    ra, ta = _reads.start()
+    fa.write_text("A")
+    _reads.stop(ta)
+    rb, tb = _reads.start()  # starts while A has not recorded its outputs yet
+    _reads.stop(tb)
+    assert _reads.in_flight(str(fa)) and _reads.written_by_another(str(fa), rb)
+    assert not _reads.written_by_another(str(fa), ra)  # its own
+    _reads.done(ra)
+    assert not _reads.in_flight(str(fa)) and _reads.written_by_another(str(fa), rb)
+    _reads.done(rb)
+    rc, tc = _reads.start()  # nothing that ran beside A runs now: A's write is forgotten
+    _reads.stop(tc)
+    assert not _reads.written_by_another(str(fa), rc)
+    _reads.done(rc)

@@ -57,6 +57,7 @@ _writers: dict[str, Reads] = {}
 _running: set[Reads] = set()
 _registry_lock = threading.Lock()
 _counter = 0
+_scanned_oldest = 0
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -121,7 +122,11 @@ def done(reads: Reads) -> None:
         if not _running:
             _writers.clear()
             return
+        global _scanned_oldest
         oldest = min(r.seq for r in _running)
+        if oldest == _scanned_oldest:
+            return  # nothing became stale: that depends on the oldest running attempt alone
+        _scanned_oldest = oldest  # one scan each time it moves (a long task beside many: none)
         stale = [p for p, r in list(_writers.items()) if r.ended is not None and r.ended < oldest]
         for p in stale:
             _writers.pop(p, None)
