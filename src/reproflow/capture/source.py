@@ -331,6 +331,8 @@ def extract_source(archive: bytes, dest: str, *, label: str = "source archive") 
                 tar.extractall(dest)  # noqa: S202 - every member was validated above
         except tarfile.TarError as exc:  # FilterError and friends
             raise UnsafeArchive(f"refusing to extract {label}: {exc}") from exc
+        except OSError as exc:  # a name this file system cannot hold (too long, ...), a full disk
+            raise UnsafeArchive(f"cannot extract {label} into {dest}: {exc.strerror or exc}") from exc
 
 
 def _clean(name: str, label: str, member: str | None = None) -> str:
@@ -338,7 +340,7 @@ def _clean(name: str, label: str, member: str | None = None) -> str:
     if not name or name.startswith("/") or "\\" in name or "\0" in name or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive.for_member(label, member or name)
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
+    if ".." in parts or any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
         raise UnsafeArchive.for_member(label, member or name)
     return "/".join(parts)
 

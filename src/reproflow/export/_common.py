@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
@@ -95,6 +96,52 @@ def _looks_like_archive(path: str) -> bool:
     return path.endswith((".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"))
 
 
+_ARCHIVE_HASH = re.compile(r"^[a-z0-9]{2,16}=[0-9a-f]{32,128}$")
+
+
+def export_problems(run: Run, env: Environment) -> list[str]:
+    """One line per record field that would go unsafely into an exported file (a Dockerfile's
+    ``RUN`` line, an Apptainer ``%post`` script, a requirements line, a label): pins that are no
+    PEP 508 name, PEP 440 version or plain URL, a commit that is no git object name, a Python
+    version that is no version, and text with a control character (a newline would start a new
+    instruction). Empty: nothing found."""
+    from ..replay._envbuild import pin_problem
+    from ..values import _untrusted as u
+
+    assert run.context is not None
+    ctx, rec, py, plat = run.context, run.record, env.python, env.platform
+    checks: list[str | None] = [
+        u.python_version_problem(py.version, "recorded Python version"),
+        u.implementation_problem(py.implementation, "recorded Python implementation"),
+        *(u.text_problem(v, f"platform {k}") for k, v in plat.model_dump().items()),
+        u.text_problem(rec.flow_name, "flow name"),
+        u.text_problem(rec.entrypoint, "flow entrypoint"),
+        u.module_problem(rec.module),
+        u.hashseed_problem(rec.pythonhashseed),
+        u.text_problem(ctx.git.root, "git root"),
+        u.text_problem(ctx.source.root, "source snapshot root"),
+        u.cuda_problem(ctx.hardware.cuda_driver_version),
+    ]
+    if ctx.git.available:
+        checks += [u.commit_problem(ctx.git.commit), u.word_problem(ctx.git.remote_url, "git remote URL"),
+                   u.text_problem(ctx.git.diff_blob, "git diff blob")]
+    checks += [u.text_problem(p, "sys.path entry") for p in env.sys_path]
+    checks += [u.url_problem(x, "index URL") for x in [*env.index_urls, *env.find_links]]
+    for dist in env.distributions:
+        checks.append(pin_problem(dist))
+        du = dist.direct_url
+        if du is None or du.vcs:
+            continue
+        if du.url.startswith("file://"):
+            checks.append(u.local_path_problem(du.url, f"{dist.name}: local URL"))
+        else:
+            checks.append(u.url_problem(du.url, f"{dist.name}: archive URL"))
+        if du.archive_hash is not None and not _ARCHIVE_HASH.match(du.archive_hash):
+            checks.append(f"{dist.name}: archive hash {u.show(du.archive_hash)} is not algorithm=hex")
+        checks.append(u.text_problem(dist.source_blob, f"{dist.name}: source blob"))
+    return list(dict.fromkeys(c for c in checks if c))
+
+
 @dataclasses.dataclass
 class ExportContext:
     """A run with everything exporters read, loaded once."""
@@ -112,6 +159,11 @@ class ExportContext:
         if run.context is None:  # pragma: no cover - load_run always loads it
             raise ExportError(f"run {run_id} has no process context; it cannot be exported")
         env = store.get_model_blob(run.context.environment_blob, Environment)
+        problems = export_problems(run, env)
+        if problems:  # a record is untrusted: nothing it says may become a command or a line
+            from ..errors import UnsafeRecord
+
+            raise UnsafeRecord.because(problems[0])
         if options.get("only_imported"):
             imported = run.end.imported_distributions if run.end is not None else None
             if imported is None:

@@ -16,6 +16,8 @@ import posixpath
 import re
 import shlex
 
+from ..errors import UnsafeRecord
+from ..values._untrusted import text_problem
 from ._common import ExportContext, Pin
 
 #: Environment variables that change numerical results or hashing, copied when recorded.
@@ -71,6 +73,9 @@ def _env(ctx: ExportContext) -> dict[str, str]:
     for name in NUMERICS_ENV:
         var = ctx.environment.env_vars.get(name)
         if var is not None and not var.redacted and var.value is not None:
+            problem = text_problem(var.value, f"environment variable {name}")
+            if problem:  # a newline would start a new instruction of the recipe
+                raise UnsafeRecord.because(problem)
             out[name] = var.value
     seed = ctx.run.record.pythonhashseed
     if seed and "PYTHONHASHSEED" not in out:
@@ -209,7 +214,7 @@ def export_dockerfile(ctx: ExportContext) -> str:
         lines.append("COPY . /app")
     for pin, path in in_app:
         flag = "-e " if pin.kind == "editable" else ""
-        lines.append(f"RUN uv pip install --no-cache --no-deps {flag}{path}")
+        lines.append(f"RUN uv pip install --no-cache --no-deps {flag}{shlex.quote(path)}")
     cmd = ctx.launch_command(code_dir=APP)
     if cmd:
         lines.append("CMD " + json.dumps(cmd))
@@ -262,11 +267,11 @@ def export_apptainer(ctx: ExportContext) -> str:
         reqs = " \\\n        ".join(shlex.quote(p.requirement()) for p in remote)
         post.append(f"uv pip install --python {VENV}/bin/python --no-cache --no-deps \\\n        {reqs}")
     if repo and commit:
-        post.append(f"git clone {shlex.quote(repo)} /app")
-        post.append(f"git -C /app checkout --detach {commit}")
+        post.append(f"git clone -- {shlex.quote(repo)} /app")
+        post.append(f"git -C /app checkout --detach {shlex.quote(commit)}")
     for pin, path in in_app:
         flag = "-e " if pin.kind == "editable" else ""
-        post.append(f"uv pip install --python {VENV}/bin/python --no-cache --no-deps {flag}{path}")
+        post.append(f"uv pip install --python {VENV}/bin/python --no-cache --no-deps {flag}{shlex.quote(path)}")
     out.append("%post")
     out += [f"    {line}" for line in post]
     out.append("")

@@ -124,6 +124,22 @@ def pin_problem(dist: Distribution) -> str | None:
             return f"{dist.name}: VCS URL {du.url!r} is not a plain URL"
         if du.commit_id and not _VCS_REF.match(du.commit_id):
             return f"{dist.name}: VCS commit {du.commit_id!r} is not a plain revision"
+    elif du is not None:
+        from urllib.parse import urlparse
+
+        from ..values._untrusted import local_path_problem, text_problem
+
+        try:
+            urlparse(du.url)
+        except ValueError:
+            return f"{dist.name}: URL {du.url[:200]!r} is not a URL"
+        problem = text_problem(du.url, f"{dist.name}: URL")
+        if not problem and du.url.startswith("file://"):
+            problem = local_path_problem(_file_path(du.url), f"{dist.name}: local path")
+        if problem:
+            return problem
+    if dist.source_blob is not None and not re.fullmatch(r"[0-9a-f]{64}", dist.source_blob):
+        return f"{dist.name}: stored source digest {dist.source_blob[:80]!r} is not a SHA-256 hex digest"
     return None
 
 

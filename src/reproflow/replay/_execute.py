@@ -17,19 +17,11 @@ from ..records import RunRecord, TaskRecord
 from ..recorder._runs import REPLAY_MAKE_DIRS_ENV
 from ..store import Store, parse_record
 from ._plan import Prepared
+from ._guard import split_entrypoint
 from ._relocate import Relocation, recorded_source_root
 
 Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
 RUNNER_NAME = "reproflow_replay_runner.py"
-
-
-def split_entrypoint(entrypoint: str) -> tuple[str, str | None]:
-    """("path/to/file.py", "qualname") from "path/to/file.py:qualname"; a script recorded by
-    ``reproflow.record()`` is a file alone: ("path/to/script.py", None)."""
-    path, sep, qual = entrypoint.rpartition(":")
-    if sep and path and qual and all(part.isidentifier() or part == "<locals>" for part in qual.split(".")):
-        return path, qual
-    return entrypoint, None
 
 
 def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation | None = None) -> dict[str, Any]:
@@ -140,7 +132,14 @@ def _moved_file(path: str | None, source_root: Path, relocation: Relocation) -> 
     if not path:
         return None
     moved = Path(relocation.path(path)) if os.path.isabs(path) else source_root / path
-    return str(moved) if moved.is_file() else None
+    # the runner executes this file: only ever one of the restored code (a record is untrusted)
+    real, root = os.path.realpath(moved), os.path.realpath(source_root)
+    if not real.startswith(root + os.sep):
+        return None
+    try:
+        return str(moved) if moved.is_file() else None
+    except (OSError, ValueError):  # a name the file system cannot hold
+        return None
 
 
 def _command_io(task: TaskRecord, relocation: Relocation) -> dict[str, dict[str, list[str]]]:

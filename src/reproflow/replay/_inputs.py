@@ -260,15 +260,15 @@ def _written_note(item: PlannedInput) -> str:
 def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, allow_changed: bool,
                      run_tasks: list[TaskRecord]) -> InputCheck:
     """An input outside the source root: verified where it is; restored there only if missing."""
-    from ..capture._files import hash_path, is_local, local_path
+    from ..capture._files import is_local, local_path
 
     assert item.sha256 is not None
-    found = hash_path(item.uri)
+    found = _hash(item.uri)
     if found.kind == "missing" and item.stored_copy and is_local(item.uri):
         ref = _stored_blob(tasks, item.uri)
         assert ref is not None and ref.stored_blob is not None
         restore_copy(store, ref.stored_blob, local_path(item.uri), ref.kind)
-        found = hash_path(item.uri)
+        found = _hash(item.uri)
         if found.sha256 == item.sha256:
             return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="restored",
                               tasks=item.tasks, location=item.uri, note="restored from the copy stored at record time")
@@ -286,7 +286,7 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
         ref = _stored_blob(tasks, item.uri)
         assert ref is not None and ref.stored_blob is not None
         restore_copy(store, ref.stored_blob, local_path(item.uri), ref.kind)
-        found = hash_path(item.uri)
+        found = _hash(item.uri)
         if found.sha256 == item.sha256:
             return InputCheck(uri=item.uri, expected=item.sha256, actual=found.sha256, status="restored",
                               tasks=item.tasks, location=item.uri,
@@ -296,7 +296,7 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
     if item.written_by and found.kind == "directory" and is_local(item.uri):
         folder = local_path(item.uri)
         ours = written_files(run_tasks, folder)
-        if ours is not None and _tree_without(folder, set(ours)) == item.sha256:
+        if ours is not None and _tree_without(folder, set(ours)) == item.sha256 and _as_written(run_tasks, ours):
             for path in ours:  # the run's own outputs: the replay writes them again
                 if os.path.isfile(path) and not os.path.islink(path):
                     os.unlink(path)
@@ -311,6 +311,38 @@ def _verify_in_place(item: PlannedInput, tasks: list[TaskRecord], store: Store, 
         raise _refusal(item, actual)
     return InputCheck(uri=item.uri, expected=item.sha256, actual=actual, status="missing" if actual is None else "changed",
                       tasks=item.tasks, location=item.uri, note="allowed by --allow-changed-inputs")
+
+
+def _as_written(run_tasks: list[TaskRecord], paths: list[str]) -> bool:
+    """Whether every one of ``paths`` that exists holds what the run last wrote there.
+
+    The replay removes such files before the run writes them again; a record is untrusted, so a
+    file that is not byte for byte what the record says the run wrote (someone's own file
+    named as an output) is never removed: the folder is then refused as changed.
+    """
+    from ..capture._files import sha256_file
+
+    for path in paths:
+        if os.path.islink(path) or not os.path.lexists(path):
+            continue
+        if not os.path.isfile(path):
+            return False
+        last = _last_written(run_tasks, path)
+        if last is None or sha256_file(path)[0] != last:
+            return False
+    return True
+
+
+def _hash(uri: str) -> DataRef:
+    """Hash an input where it is; what cannot be read (permissions, a special file) is one
+    line, never a traceback."""
+    from ..capture._files import hash_path
+
+    try:
+        return hash_path(uri)
+    except (OSError, ValueError) as exc:
+        raise InputChanged(f"input {uri} cannot be read ({type(exc).__name__}: {exc}); check it, or replay "
+                           "with --task to leave the task that reads it out", uri=uri, expected="", actual=None) from exc
 
 
 def _last_written(run_tasks: list[TaskRecord], uri: str) -> str | None:
@@ -336,12 +368,12 @@ def _tree_without(folder: str, skip: set[str]) -> str:
 def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store, relocation: Relocation,
                       allow_changed: bool) -> InputCheck:
     """An input inside the source root, checked (and if need be put) in the restored code."""
-    from ..capture._files import hash_path, local_path
+    from ..capture._files import local_path
 
     assert item.sha256 is not None
     original = local_path(item.uri)
     loc = local_path(relocation.path(item.uri))
-    here = hash_path(loc)
+    here = _hash(loc)
 
     def check(status: str, found: str | None, note: str | None = None) -> InputCheck:
         return InputCheck(uri=item.uri, expected=item.sha256, actual=found, status=status,  # type: ignore[arg-type]
@@ -353,7 +385,7 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
     if ref is not None and ref.stored_blob is not None:
         _clear(loc)
         restore_copy(store, ref.stored_blob, loc, ref.kind)
-        here = hash_path(loc)
+        here = _hash(loc)
         if here.sha256 == item.sha256:
             return check("restored", here.sha256, "restored from the copy stored at record time" + _written_note(item))
     if _empty_folder(item):
@@ -361,11 +393,11 @@ def _verify_relocated(item: PlannedInput, tasks: list[TaskRecord], store: Store,
         done = check("restored", item.sha256, DEFERRED_NOTE + _written_note(item))
         done.deferred = True
         return done
-    theirs = hash_path(original)
+    theirs = _hash(original)
     if theirs.kind != "missing" and theirs.sha256 == item.sha256:
         _clear(loc)
         _copy(original, loc)
-        here = hash_path(loc)
+        here = _hash(loc)
         if here.sha256 == item.sha256:
             return check("restored", here.sha256, f"copied from {original} (read only)")
     # nothing has it as recorded: report what the user can see (their file), else the restored one
@@ -433,6 +465,13 @@ def restore_copy(store: Store, digest: str, dest: str, kind: str) -> None:
 
 def _extract_tar(data: bytes, dest: str, digest: str) -> None:
     """Extract a stored directory tar: regular files and folders only, never outside ``dest``."""
+    try:
+        _extract_members(data, dest, digest)
+    except (OSError, tarfile.TarError, EOFError) as exc:  # a name too long, a damaged tar
+        raise UnsafeArchive(f"cannot extract stored input sha256:{digest[:12]}: {exc}") from exc
+
+
+def _extract_members(data: bytes, dest: str, digest: str) -> None:
     root = os.path.realpath(dest)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         for member in tar.getmembers():
@@ -443,6 +482,7 @@ def _extract_tar(data: bytes, dest: str, digest: str) -> None:
                 or ".." in name.replace("\\", "/").split("/")
                 or not (target == root or target.startswith(root + os.sep))
                 or not (member.isfile() or member.isdir())
+                or (member.isfile() and target == root)
             ):
                 raise UnsafeArchive.for_member(f"stored input sha256:{digest[:12]}", name)
             if member.isdir():

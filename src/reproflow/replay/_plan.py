@@ -20,6 +20,7 @@ from ..values._scrub import REDACTED, is_redacted
 from ..values._typed import has_opaque, opaque_marker
 from ..records import Environment, ProcessContext, Run, TaskRecord
 from ..store import Store
+from ._guard import record_problems
 from ._envbuild import EnvPlan, cached_env, env_key, plan_environment
 from ._inputs import external_inputs, mark_written
 from ._models import PlannedTask, ReplayPlan
@@ -474,6 +475,10 @@ def plan_loaded(
 
     # --- what to run
     selected, plan.partial = select_tasks(run, task, from_task)
+    # a record is untrusted: fields that would become a path, a command word or a variable
+    unsafe = [errors.UnsafeRecord.because(what) for what in record_problems(run, env, selected)]
+    plan.problems[:0] = [str(e) for e in unsafe]
+    fatal[:0] = unsafe
     partial: list[PartialItem] | None = None
     try:
         plan.replay_engine = choose_engine(rec.engine, engine, plan.partial)

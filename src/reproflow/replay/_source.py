@@ -82,7 +82,10 @@ def _git(args: list[str], cwd: str | Path, stdin: bytes | None = None) -> subpro
 
 
 def _has_commit(root: str, commit: str) -> bool:
-    if not os.path.isdir(root):
+    from ..values._untrusted import commit_problem, local_path_problem
+
+    # a record is untrusted: a "commit" such as --output=FILE must never reach git as an option
+    if commit_problem(commit) or local_path_problem(root, "git root") or not os.path.isdir(root):
         return False
     proc = _git(["cat-file", "-e", f"{commit}^{{commit}}"], root)
     return proc.returncode == 0

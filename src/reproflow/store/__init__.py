@@ -565,10 +565,11 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         if digest in self._known_blobs:
             return True
+        path = self.blob_path(digest)  # a digest that is no digest is refused, never "the store is offline"
         if self._offline():
             return False
         try:
-            found = bool(self._bounded(self.fs.exists, self.blob_path(digest)))
+            found = bool(self._bounded(self.fs.exists, path))
         except Exception as exc:  # noqa: BLE001
             if not self.strict:
                 self._went_offline(exc)
