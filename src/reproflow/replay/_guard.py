@@ -25,7 +25,6 @@ from ..values._untrusted import (
     show,
     text_problem,
 )
-from ._relocate import recorded_source_root, relative_to_root
 
 
 def split_entrypoint(entrypoint: str) -> tuple[str, str | None]:
@@ -40,8 +39,8 @@ def split_entrypoint(entrypoint: str) -> tuple[str, str | None]:
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _entrypoint_problem(entrypoint: str | None, root: str | None) -> str | None:
-    """The flow's file: relative inside the restored code, or absolute inside the recorded root."""
+def _entrypoint_problem(entrypoint: str | None) -> str | None:
+    """The flow's file: relative inside the restored code, or a plain absolute path."""
     if entrypoint is None:
         return None
     problem = text_problem(entrypoint, "flow entrypoint")
@@ -49,24 +48,23 @@ def _entrypoint_problem(entrypoint: str | None, root: str | None) -> str | None:
         return problem
     path, _ = split_entrypoint(entrypoint)
     if path.startswith("/"):
-        if local_path_problem(path, "flow entrypoint") or relative_to_root(path, root) is None:
-            return f"flow entrypoint {entrypoint!r} is a file outside the recorded code ({root})"
-        return None
+        # a flow defined outside the recorded code (an installed package) is recorded by its
+        # absolute path and imported by its module; the path itself must be a plain one
+        return local_path_problem(path, "flow entrypoint")
     return relative_path_problem(path, "flow entrypoint")
 
 
-def _task_problems(task: TaskRecord, root: str | None) -> Iterable[str]:
+def _task_problems(task: TaskRecord) -> Iterable[str]:
     label = f"task {task.task_name[:80]!r}"
     yield from filter(None, [function_problem(task.function, f"{label}: function")])
     if task.function_file is not None:
-        if task.function_file.startswith("/"):
-            if local_path_problem(task.function_file, f"{label}: function file") or \
-                    relative_to_root(task.function_file, root) is None:
-                yield f"{label}: function file {task.function_file[:200]!r} is outside the recorded code"
-        else:
-            problem = relative_path_problem(task.function_file, f"{label}: function file")
-            if problem:
-                yield problem
+        # recorded absolute (the function may live in an installed package): the runner loads
+        # it only from inside the restored code (see replay._execute._moved_file), else imports
+        # the function's module
+        check = local_path_problem if task.function_file.startswith("/") else relative_path_problem
+        problem = check(task.function_file, f"{label}: function file")
+        if problem:
+            yield problem
     for what, digest in (("stored result", task.result_blob), ("context", task.context),
                          *(("stored input copy", r.stored_blob) for r in task.inputs)):
         if digest is not None and not _DIGEST.match(digest):
@@ -92,13 +90,12 @@ def record_problems(run: Run, env: Environment, selected: Iterable[TaskRecord]) 
     assert run.context is not None
     ctx, rec = run.context, run.record
     out: list[str] = []
-    root = recorded_source_root(ctx)
     checks = [
         local_path_problem(ctx.source.root, "source snapshot root"),
         local_path_problem(ctx.git.root, "git root") if ctx.git.available else None,
         commit_problem(ctx.git.commit) if ctx.git.available and not ctx.source.blob else None,
         local_path_problem(rec.cwd, "working folder"),
-        _entrypoint_problem(rec.entrypoint, root),
+        _entrypoint_problem(rec.entrypoint),
         module_problem(rec.module),
         hashseed_problem(rec.pythonhashseed),
         python_version_problem(env.python.version, "recorded Python version"),
@@ -110,7 +107,7 @@ def record_problems(run: Run, env: Environment, selected: Iterable[TaskRecord]) 
             checks.append(f"the {what} blob digest {show(digest)} is not a SHA-256 hex digest")
     out += [c for c in checks if c]
     for task in selected:
-        out += _task_problems(task, root)
+        out += _task_problems(task)
     return list(dict.fromkeys(out))
 
 
