@@ -167,7 +167,7 @@ def _output_parents(prepared: Prepared, relocation: Relocation) -> None:
     made them (``out_dir.mkdir()`` before the first task), and they all existed when the task ran."""
     for t in prepared.selected:
         for ref in t.outputs:
-            if "://" in ref.uri and not ref.uri.startswith(("file://", "local://")):
+            if ref.kind == "unhashed" or "://" in ref.uri and not ref.uri.startswith(("file://", "local://")):
                 continue
             path = relocation.path(ref.uri)
             for scheme in ("file://", "local://"):

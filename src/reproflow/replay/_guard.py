@@ -71,10 +71,12 @@ def _task_problems(task: TaskRecord) -> Iterable[str]:
             yield f"{label}: the {what} blob digest {show(digest)} is not a SHA-256 hex digest"
     for which, refs in (("input", task.inputs), ("output", task.outputs)):
         for ref in refs:
-            problem = local_path_problem(ref.uri, f"{label}: {which}")
+            # a value reproflow could not hash (a signed URL, ...) is reported, never read or made
+            check = text_problem if ref.kind == "unhashed" else local_path_problem
+            problem = check(ref.uri, f"{label}: {which}")
             if problem:
                 yield problem
-            elif ref.uri.replace("file://", "").replace("local://", "").rstrip("/") == "":
+            elif ref.kind != "unhashed" and ref.uri.replace("file://", "").replace("local://", "").rstrip("/") == "":
                 yield f"{label}: {which} {ref.uri!r} is the whole file system"
 
 
