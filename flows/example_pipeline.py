@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Annotated
 
-from prefect import flow, unmapped
+# With no PREFECT_API_URL, Prefect starts a temporary API server for the script. It gives up if the
+# server is not up within 20 s, which a busy machine can exceed, and its telemetry heartbeat can
+# meet a locked SQLite database and print a traceback: wait longer, send no telemetry (a setting
+# of yours wins).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from reproflow import Input, Output, repro_task
+from prefect import flow, unmapped  # noqa: E402
+
+from reproflow import Input, Output, repro_task  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
