@@ -126,7 +126,8 @@ def export_problems(run: Run, env: Environment) -> list[str]:
         checks += [u.commit_problem(ctx.git.commit), u.word_problem(ctx.git.remote_url, "git remote URL"),
                    u.text_problem(ctx.git.diff_blob, "git diff blob")]
     checks += [u.text_problem(p, "sys.path entry") for p in env.sys_path]
-    checks += [u.url_problem(x, "index URL") for x in [*env.index_urls, *env.find_links]]
+    for x in [*env.index_urls, *env.find_links]:  # a URL, or a folder of distribution files
+        checks.append(u.url_problem(x, "index URL") and u.local_path_problem(x, "index URL or folder"))
     for dist in env.distributions:
         checks.append(pin_problem(dist))
         du = dist.direct_url
