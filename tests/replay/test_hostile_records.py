@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hostile_fields import HOSTILE  # the kinds of hostile value the whole-record sweep draws from too
 from replay_records import environment, local_dist, write_run
 
 from reproflow import errors
@@ -40,16 +41,6 @@ from reproflow.replay._envbuild import env_key, pin_problem, plan_environment
 from reproflow.replay._source import restore_source
 from reproflow.store import Store
 
-#: Kinds of hostile value: path escapes, installer options, shell and URL tricks, odd bytes.
-HOSTILE = [
-    "..", ".", "../..", "/", "/etc/passwd", "../../../../tmp/rf-pwned", "./../x", "a/../../b",
-    "--index-url=http://127.0.0.1:9/simple", "--extra-index-url", "-e.", "-r/etc/passwd", "-",
-    "--", "--upload-pack=touch /tmp/rf-pwned", "ext::sh -c touch% /tmp/rf-pwned",
-    "x; rm -rf /", "$(touch /tmp/rf-pwned)", "`id`", "|cat", ">x", "&&x", "a\nb", "a\x00b",
-    "name with space", "file:///etc/passwd", "http://127.0.0.1:9/evil.whl",
-    "git+https://127.0.0.1:9/x.git@--exec", "C:\\Windows\\x", "\\\\server\\share", "~/x",
-    "%2e%2e%2f", "\u202eexe", "*", "?", "[a]", "{a,b}", "", " ", "a" * 300,
-]
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
