@@ -80,6 +80,24 @@ def pytest_configure(config: pytest.Config) -> None:
                                     shutil.rmtree(cache, ignore_errors=True)))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The heaviest modules first: ordered by how many of their tests are marked ``slow`` (they
+    build environments, start servers, run flows), each module's tests in their own order.
+
+    xdist hands whole modules to its workers in collection order (``--dist loadfile``); with the
+    top-level modules collected last, a fresh clone's run ended with minutes in which one worker
+    still ran a heavy module and the others had nothing left (longest first is the classic cure)."""
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    weight: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(module(item), index)
+        weight[module(item)] = weight.get(module(item), 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: (-weight[module(item)], first[module(item)]))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """The session's one real Prefect server (started by :func:`pytest_configure`, shared by the

@@ -13,7 +13,7 @@ from reproflow import repro_task
 from reproflow.cli import app
 from reproflow.store import Store
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 @repro_task
