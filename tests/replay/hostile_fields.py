@@ -270,31 +270,27 @@ def _ctx(key: str) -> Setter:
     return set_
 
 
-def _source_member(spec: Spec, v: str) -> None:
+def _source_tar(spec: Spec, extra: tarfile.TarInfo, data: bytes = b"") -> bytes:
+    """The recorded source files as a snapshot archive, with one more member after them."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in sorted(spec.source_files.items()):
+        for name, content in sorted(spec.source_files.items()):
             info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        info = tarfile.TarInfo(v)
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
-    spec.source_tar = buf.getvalue()
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        extra.size = len(data)
+        tar.addfile(extra, io.BytesIO(data) if data else None)
+    return buf.getvalue()
+
+
+def _source_member(spec: Spec, v: str) -> None:
+    spec.source_tar = _source_tar(spec, tarfile.TarInfo(v), b"x")
 
 
 def _link_member(spec: Spec, v: str) -> None:
-    _source_member(spec, "ok.txt")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in sorted(spec.source_files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        info = tarfile.TarInfo("results")
-        info.type, info.linkname = tarfile.SYMTYPE, v
-        tar.addfile(info)
-    spec.source_tar = buf.getvalue()
+    info = tarfile.TarInfo("results")
+    info.type, info.linkname = tarfile.SYMTYPE, v
+    spec.source_tar = _source_tar(spec, info)
 
 
 def _stored_input(spec: Spec, v: str) -> None:
