@@ -89,6 +89,14 @@ def _hook(event: str, args: tuple) -> None:
 
 def start() -> tuple[Reads, contextvars.Token]:
     """Begin watching the opens of the task attempt running in this context."""
+    reads = register()
+    return reads, _current.set(reads)
+
+
+def register() -> Reads:
+    """A new attempt, known as running, whose opens are attributed to it only where
+    :func:`enter` says (a generator task's body runs step by step, between its consumer's
+    code: each step is entered and left)."""
     global _installed
     if not _installed:
         with _install_lock:
@@ -101,7 +109,12 @@ def start() -> tuple[Reads, contextvars.Token]:
         _counter += 1
         reads.seq = _counter
         _running.add(reads)
-    return reads, _current.set(reads)
+    return reads
+
+
+def enter(reads: Reads) -> contextvars.Token:
+    """Attribute the opens of this context to ``reads`` until :func:`stop` with the token."""
+    return _current.set(reads)
 
 
 def stop(token: contextvars.Token) -> None:
@@ -235,4 +248,4 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
     return out
 
 
-__all__ = ["Reads", "done", "in_flight", "start", "stop", "undeclared_reads", "written_by_another"]
+__all__ = ["Reads", "done", "enter", "in_flight", "register", "start", "stop", "undeclared_reads", "written_by_another"]

@@ -8,6 +8,7 @@ all record through it; nothing here imports an engine.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,10 +221,30 @@ class _Attempt:
         if watch:
             self.watch()
 
-    def watch(self) -> None:
+    def watch(self, *, steps: bool = False) -> None:
         """Attribute the files opened in the calling context to this attempt, from now on:
-        reads for undeclared inputs, writes to tell its outputs from a sibling's."""
-        self._reads, self._reads_token = _reads.start()
+        reads for undeclared inputs, writes to tell its outputs from a sibling's.
+
+        ``steps=True``: only while a :meth:`step` runs. A generator task's body runs one item at
+        a time, and its consumer's code (the flow body reading the items) runs between them in
+        the same context: what the consumer opens is not the task's."""
+        if steps:
+            self._reads, self._reads_token = _reads.register(), None
+        else:
+            self._reads, self._reads_token = _reads.start()
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """One step of a body watched with ``watch(steps=True)``: its opens are this attempt's."""
+        reads = getattr(self, "_reads", None)
+        if reads is None or getattr(self, "_reads_checked", False):
+            yield
+            return
+        token = _reads.enter(reads)
+        try:
+            yield
+        finally:
+            _reads.stop(token)
 
     def unwatch(self) -> None:
         """Stop attributing opens to this attempt; called in the context that called :meth:`watch`

@@ -110,10 +110,30 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
                 async for item in fn(*args, **kwargs):
                     yield item
                 return
-            await asyncio.to_thread(rec.begin)
+            await asyncio.to_thread(rec.begin, watch=False)
+            rec.watch(steps=True)  # the body's opens, step by step, where it runs (not the consumer's)
+            agen = fn(*args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
             try:
-                async for item in fn(*args, **kwargs):
-                    yield item
+                while True:
+                    with rec.step():
+                        try:
+                            if thrown is not None:
+                                exc, thrown = thrown, None
+                                item = await agen.athrow(exc)
+                            else:
+                                item = await agen.asend(sent)
+                        except StopAsyncIteration:
+                            break
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        with rec.step():
+                            await agen.aclose()
+                        raise
+                    except BaseException as exc:  # thrown into the wrapper: into the body
+                        thrown = exc
             except BaseException as exc:
                 await asyncio.to_thread(rec.failure, exc)
                 raise
@@ -149,9 +169,10 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
             rec = _prefect_attempt(spec, args, kwargs)
             if rec is None:
                 return (yield from fn(*args, **kwargs))
-            rec.begin()
+            rec.begin(watch=False)
+            rec.watch(steps=True)  # the body's opens, step by step (not the consumer's between items)
             try:
-                value = yield from fn(*args, **kwargs)
+                value = yield from _stepped(rec, fn(*args, **kwargs))
             except BaseException as exc:
                 rec.failure(exc)
                 raise
@@ -166,6 +187,31 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
         return fn(*args, **kwargs) if rec is None else rec.call(fn, args, kwargs)
 
     return wrapper
+
+
+def _stepped(rec: _Attempt, gen: Any) -> Any:
+    """``yield from gen``, each step of ``gen`` (sent values and thrown exceptions forwarded) in
+    ``rec.step()``: the consumer's code between two items is not the task's."""
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        with rec.step():
+            try:
+                if thrown is not None:
+                    exc, thrown = thrown, None
+                    item = gen.throw(exc)
+                else:
+                    item = gen.send(sent)
+            except StopIteration as stop:
+                return stop.value
+        try:
+            sent = yield item
+        except GeneratorExit:
+            with rec.step():
+                gen.close()
+            raise
+        except BaseException as exc:  # thrown into the wrapper: into the body
+            thrown = exc
 
 
 def _may_hit_cache(task: Task[Any, Any]) -> bool:
