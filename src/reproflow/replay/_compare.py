@@ -19,7 +19,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..values._typed import from_typed_json, hash_mapping, stable_hash
 from ..records import DataRef, Environment, Hardware, Run, TaskRecord
@@ -110,7 +110,8 @@ def _output_key(uri: str) -> str:
 
 
 def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
-                 elsewhere: dict[str, DataRef] | None = None) -> TaskVerdict:
+                 elsewhere: dict[str, DataRef] | None = None, *,
+                 runs: tuple[list[TaskRecord], list[TaskRecord]] | None = None) -> TaskVerdict:
     """The verdict for one pair (causes are added by :func:`explain`).
 
     With ``relocation``, a recorded output inside the source root is matched to the replayed
@@ -123,6 +124,10 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     the others' files too (the folder changed while they ran); such a file, not among the
     replayed task's own outputs, is compared with what the replay wrote there (``elsewhere``:
     every output of the replayed run by place).
+
+    ``runs`` (every final task record of the original run and of the replay) lets an old
+    whole-folder output (:func:`legacy_folder_outputs`) be compared where that is sound (see
+    :func:`legacy_folder_check`); without it, such an output leaves the task ``unverified``.
     """
     v = TaskVerdict(
         task_name=o.task_name,
@@ -144,9 +149,15 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     n_params, o_params = Counter(r.param for r in n.outputs), Counter(r.param for r in o.outputs)
     by_param = {r.param: r for r in n.outputs if r.param and n_params[r.param] == 1}
     move = relocation.path if relocation is not None else (lambda u: u)
-    legacy = legacy_folder_outputs(o)
+    legacy: list[tuple[DataRef, str]] = []  # (old whole-folder output, why it cannot be compared)
+    old_folders = legacy_folder_outputs(o)
     for ref in o.outputs:
-        if ref in legacy:
+        if ref in old_folders:
+            check = legacy_folder_check(o, n, ref, runs, move)
+            if isinstance(check, str):
+                legacy.append((ref, check))
+            else:
+                v.outputs.append(check)
             continue
         keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
         got = new_outputs.get(keys[0]) or new_outputs.get(keys[1])
@@ -176,7 +187,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             v.causes.append(unverified_cause(unhashable))
         elif legacy:
             v.verdict = "unverified"
-            v.causes += [legacy_folder_cause(ref.uri) for ref in legacy]
+            v.causes += [legacy_folder_cause(ref.uri, why) for ref, why in legacy]
         else:
             v.verdict = "reproduced"
     else:
@@ -196,10 +207,88 @@ def legacy_folder_outputs(o: TaskRecord) -> list[DataRef]:
             and _output_key(r.uri) in folders_read]
 
 
-def legacy_folder_cause(uri: str) -> str:
+def legacy_folder_cause(uri: str, why: str = "") -> str:
     return (f"folder {uri} was recorded whole, as an older reproflow did (before it recorded the files each task "
-            "wrote into a folder): what this task wrote cannot be told from the rest, so nothing compared it; "
-            "record the run again to compare it")
+            f"wrote into a folder), and cannot be compared soundly{': ' + why if why else ''}; nothing compared "
+            "it: record the run again to compare it")
+
+
+def _under_folder(uri: str, folder: str) -> bool:
+    key = _output_key(uri)
+    return key == folder or key.startswith(folder.rstrip("/") + "/")
+
+
+def _overlap(a: TaskRecord, b: TaskRecord) -> bool:
+    return a.started_at < b.ended_at and b.started_at < a.ended_at
+
+
+def _label(t: TaskRecord) -> str:
+    return t.task_name + (f"[{t.map_index}]" if t.map_index is not None else "")
+
+
+def legacy_folder_check(o: TaskRecord, n: TaskRecord | None, ref: DataRef,
+                        runs: tuple[list[TaskRecord], list[TaskRecord]] | None,
+                        move: Any = None) -> OutputCheck | str:
+    """Compare an old whole-folder output where that is sound, else say why not.
+
+    The old record holds the folder's tree hash when the task ended: what was in it before, with
+    the task's changes, and with whatever other tasks running at the same time had put there
+    (maybe half written). The replay records, for the same task, the folder's tree before it
+    (hash and file names) and the files it wrote or removed. The folder's state at the task's
+    end in the replay is therefore known exactly when:
+
+    - no other task of the recorded run wrote into the folder while this one ran (else the old
+      hash may hold its files, complete or not), nor did one in the replay;
+    - every file the folder held before the task in the replay was written by a replayed task
+      that ended before this one started (its hash is known), and those hashes give the tree
+      hash the replay recorded for the folder before the task (so nothing else wrote into it).
+
+    Then that state's tree hash is compared with the old one; otherwise the reason is returned."""
+    from ..capture._digest import tree_digest
+
+    if runs is None or n is None:
+        return "the other tasks of the runs were not at hand to tell whether that is sound"
+    move = move or (lambda u: u)
+    original, replayed = runs
+    old_dir, new_dir = _output_key(ref.uri), _output_key(move(ref.uri))
+    for side, tasks, me, folder in (("recorded run", original, o, old_dir), ("replay", replayed, n, new_dir)):
+        for t in tasks:
+            if t.task_run_id != me.task_run_id and _overlap(t, me) and any(_under_folder(r.uri, folder) for r in t.outputs):
+                return f"task {_label(t)} wrote into it at the same time in the {side}"
+    before = next((r for r in n.inputs if r.kind == "directory" and _output_key(r.uri) == new_dir), None)
+    if before is None or before.sha256 is None:
+        return "the replay recorded no state of it before the task"
+    names = before.entries if before.entries is not None else ([] if before.n_files == 0 else None)
+    if names is None:
+        return "it held too many files before the task for their names to be recorded"
+    known: dict[str, tuple[Any, str]] = {}  # relative name -> (ended_at, sha256) of its last writer before n
+    for t in replayed:
+        if t.task_run_id == n.task_run_id or t.ended_at > n.started_at:
+            continue
+        for r in t.outputs:
+            if r.kind in ("file", "missing") and _under_folder(r.uri, new_dir) and _output_key(r.uri) != new_dir:
+                rel = os.path.relpath(_output_key(r.uri), new_dir).replace(os.sep, "/")
+                if rel not in known or known[rel][0] <= t.ended_at:
+                    known[rel] = (t.ended_at, r.sha256 if r.kind == "file" else "")
+    state: dict[str, str] = {}
+    for rel in names:
+        digest = known.get(rel, (None, ""))[1]
+        if not digest:
+            return f"it held {rel} before the task, which no task of the replay wrote, so its hash is not known"
+        state[rel] = digest
+    if tree_digest(sorted(state.items())) != before.sha256:
+        return "what it held before the task in the replay is not what the replayed tasks wrote into it"
+    for r in n.outputs:
+        if _under_folder(r.uri, new_dir) and _output_key(r.uri) != new_dir:
+            rel = os.path.relpath(_output_key(r.uri), new_dir).replace(os.sep, "/")
+            if r.kind == "missing":
+                state.pop(rel, None)
+            elif r.kind == "file" and r.sha256:
+                state[rel] = r.sha256
+            else:
+                return f"the replay recorded {rel} as {r.kind}, not as a file's hash"
+    actual = tree_digest(sorted(state.items()))
+    return OutputCheck(uri=ref.uri, param=ref.param, expected=ref.sha256, actual=actual, match=actual == ref.sha256)
 
 
 def unverified_cause(what: str) -> str:
@@ -316,5 +405,6 @@ def explain(
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
-__all__ = ["compare_task", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_outputs", "match_tasks",
+__all__ = ["compare_task", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_check",
+           "legacy_folder_outputs", "match_tasks",
            "unverified_cause"]

@@ -164,7 +164,8 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
         pairs, extra = match_tasks(prepared.selected, new.final_tasks(), order_o, dag_order(new), by_position=partial,
                                    relocation=relocation)
         matched.append({o.task_run_id: n for o, n in pairs})
-        verdicts.append([compare_task(o, n, relocation) for o, n in pairs])
+        runs = (original.final_tasks(), new.final_tasks())
+        verdicts.append([compare_task(o, n, relocation, runs=runs) for o, n in pairs])
         extras.append(extra)
 
     old_env = prepared.environment

@@ -313,7 +313,8 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     pairs, extra = match_tasks(prepared.selected, new_tasks, dag_order(original), dag_order(new_run),
                                by_position=partial, relocation=relocation)
     written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
-    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written) for o, n in pairs]
+    runs = (original.final_tasks(), new_tasks)
+    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs) for o, n in pairs]
     for n in extra:
         verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index, subflow=n.subflow,
                                     replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
