@@ -77,3 +77,34 @@ def test_installed_entry_point_usage_errors() -> None:
         assert proc.returncode == 2 and "Traceback" not in shown and shown.count("Usage: reproflow") == 1
     proc = _installed("--version")
     assert proc.returncode == 0 and proc.stdout == f"reproflow {version('reproflow')}\n" and proc.stderr == ""
+
+
+#: What the CLI's start must not load: the record models, the store (fsspec), the analysis, replay
+#: and export layers, and Prefect. Each command imports its own when it runs. (pydantic itself
+#: is not listed: typer loads it for the help of a command group, `runs --help`.)
+HEAVY_MODULES = ("fsspec", "prefect", "reproflow.records", "reproflow.store", "reproflow.analysis",
+                 "reproflow.replay._replay", "reproflow.export", "reproflow.recorder._dag")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["runs", "--help"], ["replay", "--help"],
+                                  ["export", "--help"]], ids=" ".join)
+def test_cli_start_imports_no_heavy_module(args: list[str]) -> None:
+    """`reproflow --version` and the help of each command load none of the heavy layers: the
+    CLI's start is what every command, `replay` included, waits for (0.8 s before, when every
+    command module imported its implementation at start)."""
+    code = (
+        "import sys\n"
+        "from reproflow.cli._common import run_cli\n"
+        "from reproflow.cli import app\n"
+        f"code = run_cli(app, {args!r})\n"
+        f"heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in {HEAVY_MODULES!r}))\n"
+        "print('HEAVY', heavy, code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "100"})
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY")]
+    assert line == ["HEAVY [] 0"], proc.stderr[-3000:]
+    if args == ["--version"]:  # the version alone does not even need pydantic
+        check = code.replace("heavy = sorted(m for m in sys.modules if", "heavy = sorted(m for m in sys.modules if m == 'pydantic' or")
+        proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+        assert [ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY")] == ["HEAVY [] 0"], proc.stderr[-3000:]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import typer
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING
 
-from ..analysis._api import list_runs, load_run, open_store
+import typer
+
 from ._common import JsonOption, StoreOption, console, console_err, print_json
-from ..recorder._dag import edges, task_label, upstream_labels
-from ..records import Environment, Run
+
+if TYPE_CHECKING:  # imported where used: `reproflow --version` and other commands do not load them
+    from rich.tree import Tree
+
+    from ..records import Environment, Run
 
 runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 
@@ -45,6 +46,10 @@ def list_cmd(
                                         "Default: the newest 50 in the table, all with --json."),
 ) -> None:
     """Recorded runs, newest first: flow, status, start time, git state."""
+    from rich.table import Table
+
+    from ..analysis._api import list_runs
+
     problems: list[str] = []
     runs = list_runs(store, problems=problems)
     for problem in problems:  # one bad run never hides the others
@@ -139,6 +144,8 @@ def _relative(uri: str, cwd: Optional[str]) -> str:
 
 
 def run_json(run: Run, env: Optional[Environment]) -> dict[str, Any]:
+    from ..recorder._dag import edges
+
     data = run.model_dump(mode="json")
     data["status"] = run.status
     data["edges"] = [e.__dict__ for e in edges(run)]
@@ -155,6 +162,14 @@ def show_cmd(
     libraries: bool = typer.Option(False, "--libraries", help="List every shared library the run loaded."),
 ) -> None:
     """One run: its tasks with DAG edges and data hashes, environment, hardware, system libraries and git."""
+    from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from ..analysis._api import load_run, open_store
+    from ..recorder._dag import task_label, upstream_labels
+    from ..records import Environment
+
     s = open_store(store)
     run = load_run(run_id, s)
     env = s.get_model_blob(run.context.environment_blob, Environment) if run.context else None
@@ -288,6 +303,7 @@ def publish_cmd(
     Uses the Prefect API in PREFECT_API_URL: for runs recorded with REPROFLOW_ARTIFACTS=off or
     while the API was down. Publishing again updates the same artifacts (no duplicates).
     """
+    from ..analysis._api import load_run, open_store
     from ..engines.prefect._artifacts import publish_run_artifacts
     from ..errors import ExportError
 
@@ -314,6 +330,8 @@ __all__ = ["register", "run_json"]
 
 def _library_summary(tree: Tree, libs: Any) -> None:
     """One node: how many shared libraries, from where, and the BLAS/LAPACK/OpenMP/CUDA ones."""
+    from rich.text import Text
+
     if libs is None:
         return
     node = tree.add("system libraries")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from ._common import JsonOption, StoreOption, console, print_json
 
@@ -29,6 +28,8 @@ def status_cmd(
         print_json({"run_id": st.resolve_run_id(run_id), "stale": len(stale),
                     "tasks": [r.to_json() for r in rows]})
     else:
+        from rich.table import Table
+
         table = Table(title=f"reproflow status: {len(stale)} of {len(rows)} task(s) stale")
         for col in ("task", "recorded", "now", "why"):
             table.add_column(col)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from ._common import JsonOption, StoreOption, console, print_json
 from ..errors import StoreUnreachable
@@ -31,6 +30,8 @@ def sync_cmd(
     elif not reports or all(not (r.uploaded or r.already_present or r.remaining) for r in reports):
         console.print("nothing to sync: no spooled records")
     else:
+        from rich.table import Table
+
         table = Table(title="reproflow sync")
         for col in ("store", "uploaded", "already there", "still spooled"):
             table.add_column(col)
