@@ -14,7 +14,8 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "backends": ["local", "s3"],        # stores to record into (default: local only)
       "runs": 1,                          # how many times to run flow.py before replaying the last run
       "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
-      "env": {"REPROFLOW_STORE_INPUTS": "1"}   # extra environment for recording (python flow.py)
+      "env": {"REPROFLOW_STORE_INPUTS": "1"},  # extra environment for recording (python flow.py)
+      "replay_states": {"weight": "COMPLETED"}   # the state each replayed task (every map index) ended in
     }
 
 ``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
@@ -132,6 +133,9 @@ def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
     got = task_verdicts(result)
     for name, verdict in exp.get("tasks", {}).items():
         assert got.get(name) == {verdict}, f"task {name}: {got.get(name)} != {verdict}\n{where}"
+    for name, state in exp.get("replay_states", {}).items():
+        states = {t.get("replay_state") for t in result.get("tasks", []) if t["task_name"] == name}
+        assert states == {state}, f"task {name} ended {states} in the replay, not {state}\n{where}"
     if exp["verdict"] == "reproduced":
         bad = {n: v for n, v in got.items() if v - {"reproduced", "unverified"}}
         assert not bad, f"{bad}\n{where}"

@@ -124,3 +124,21 @@ def test_explain_leaves_unverified_alone_and_names_it_upstream() -> None:
     explain(verdicts, _run([fit, pred]), [], [])
     assert verdicts[0].verdict == "unverified" and not any("nondeterminism" in c for c in verdicts[0].causes)
     assert any("upstream task(s) fit returned a value with no stable hash" in c for c in verdicts[1].causes)
+
+
+def test_a_replayed_task_served_from_a_cache_is_unverified() -> None:
+    """A replayed task that ended CACHED did not run again (Prefect's cache policy served the
+    stored result): nothing was recomputed, so it is never "reproduced", even with equal hashes.
+    A recorded CACHED task that ran again in the replay is compared as usual."""
+    o = task("a", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:r")
+    o.state = "CACHED"
+    ran = task("b", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:r")
+    assert compare_task(o, ran).verdict == "reproduced"
+    served = task("b", 0, "c", name="t", outputs=[_out("/d/x", "aa")], result_hash="sha256:r")
+    served.state = "CACHED"
+    v = compare_task(o, served)
+    assert v.verdict == "unverified"
+    assert any("cache" in c and "did not run" in c for c in v.causes), v.causes
+    differs = task("b", 0, "c", name="t", result_hash="sha256:other")
+    differs.state = "CACHED"
+    assert compare_task(o, differs).verdict == "differs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 
 from replay_records import T0, write_run
 
@@ -34,3 +35,20 @@ def test_find_new_run_ranks_by_start_then_id(store: Store) -> None:
         "cccccccc-0000-4000-8000-000000000000"
     )
     assert _find_new_run(store, set(store.run_ids()), original) is None
+
+
+def test_the_replay_runs_every_task_again_not_from_prefects_cache(store: Store, tmp_path: pathlib.Path) -> None:
+    """A task with a Prefect cache policy (``cache_policy=INPUTS``, ``cache_key_fn``) would be
+    served its stored result in the replay, which then compares the record with itself: the
+    runner's environment makes Prefect recompute every task (``PREFECT_TASKS_REFRESH_CACHE``),
+    and keeps the results it persists in the replay's work folder, away from the user's cache."""
+    from types import SimpleNamespace
+
+    from reproflow.replay._execute import runner_env
+
+    run = SimpleNamespace(record=RunRecord(run_id="r1", flow_name="f", context="c", started_at=T0), run_id="r1")
+    prepared = SimpleNamespace(run=run, deferred_dirs=[])
+    env = runner_env(prepared, store, str(tmp_path / "venv" / "bin" / "python"), False,  # type: ignore[arg-type]
+                     work_dir=tmp_path / "work")
+    assert env["PREFECT_TASKS_REFRESH_CACHE"] == "true"
+    assert env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] == str(tmp_path / "work" / "prefect-results")

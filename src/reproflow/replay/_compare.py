@@ -182,7 +182,10 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         v.verdict = "reproduced" if same_error else "differs"
     elif all(x.match for x in v.outputs) and v.result_match is not False:
         unhashable = n.result_unhashable or o.result_unhashable
-        if v.result_match is None and unhashable:
+        if n.state == "CACHED":
+            v.verdict = "unverified"
+            v.causes.append(SERVED_FROM_CACHE)
+        elif v.result_match is None and unhashable:
             v.verdict, v.result_unhashable = "unverified", unhashable
             v.causes.append(unverified_cause(unhashable))
         elif legacy:
@@ -193,6 +196,12 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     else:
         v.verdict = "differs"
     return v
+
+
+#: a replayed task that ended CACHED: the replay asks Prefect to recompute every task, but a task
+#: declared with ``refresh_cache=False`` is still served its stored result
+SERVED_FROM_CACHE = ("the replay was served its cached result (the task sets refresh_cache=False): it did not run "
+                     "again, so nothing was recomputed; drop refresh_cache=False to compare it")
 
 
 def legacy_folder_outputs(o: TaskRecord) -> list[DataRef]:

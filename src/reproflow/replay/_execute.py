@@ -175,7 +175,8 @@ def _output_parents(prepared: Prepared, relocation: Relocation) -> None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
-def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) -> dict[str, str]:
+def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool, *,
+               work_dir: Path | None = None) -> dict[str, str]:
     rec = prepared.run.record
     env = dict(os.environ)
     for var in ("VIRTUAL_ENV", "PYTHONHOME", "__PYVENV_LAUNCHER__", "PYTHONSTARTUP"):
@@ -195,6 +196,13 @@ def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool) ->
     env["PYTHONUNBUFFERED"] = "1"
     # Prefect's temporary server (no PREFECT_API_URL) gives up after 20 s on a busy machine.
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # A task with a cache policy (``cache_policy=INPUTS``, ``cache_key_fn``, reproflow.CONTENT)
+    # would be served the result the recorded run stored, and the replay would compare the record
+    # with itself: every task runs again (the result is written again under its key), and what
+    # Prefect persists goes to the work folder, not to the user's ~/.prefect/storage.
+    env["PREFECT_TASKS_REFRESH_CACHE"] = "true"
+    if work_dir is not None:
+        env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(work_dir / "prefect-results")
     if rec.seed is not None:
         env["REPROFLOW_SEED"] = str(rec.seed)
     else:
@@ -235,7 +243,7 @@ def run_runner(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=runner_env(prepared, store, python, in_place),
+            env=runner_env(prepared, store, python, in_place, work_dir=work_dir),
             cwd=str(work_dir),
         )
         new_id: str | None = None
