@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 
 
@@ -414,6 +414,10 @@ class RunRecord(Record):
     flow_run_name: Optional[str] = None
     entrypoint: Optional[str] = None  #: "relative/path.py:function" under the source root
     module: Optional[str] = None  #: "package.module:function", where importable
+    #: the module the process ran as ``__main__`` with ``python -m NAME`` (since schema 1.4):
+    #: replay runs it as a module again, so its relative imports work and its classes hash as
+    #: ``__main__``'s did
+    main_module: Optional[str] = None
     parameters: dict[str, Any] = Field(default_factory=dict)  #: typed JSON (see values.py)
     #: stable hash of each parameter (as TaskRecord.parameter_hashes; since schema 1.1)
     parameter_hashes: dict[str, str] = Field(default_factory=dict)

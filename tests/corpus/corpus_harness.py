@@ -15,7 +15,8 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "runs": 1,                          # how many times to run flow.py before replaying the last run
       "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
       "env": {"REPROFLOW_STORE_INPUTS": "1"},  # extra environment for recording (python flow.py)
-      "replay_states": {"weight": "COMPLETED"}   # the state each replayed task (every map index) ended in
+      "replay_states": {"weight": "COMPLETED"},  # the state each replayed task (every map index) ended in
+      "argv": ["-m", "pipeline.main", "7"]     # run `python ARGV...` instead of `python flow.py`
     }
 
 ``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
@@ -41,7 +42,7 @@ SHAPES = Path(__file__).resolve().parent / "shapes"
 
 
 def shape_names() -> list[str]:
-    return sorted(p.name for p in SHAPES.iterdir() if (p / "flow.py").is_file())
+    return sorted(p.name for p in SHAPES.iterdir() if (p / "expect.json").is_file())
 
 
 @dataclass
@@ -72,14 +73,16 @@ def make_repo(shape: Shape, dest: Path) -> Path:
     return dest
 
 
-def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, list_runs: Any) -> tuple[str, str]:
-    """Run ``python flow.py`` in ``repo`` with the store in ``REPROFLOW_STORE``; return the new run
-    id and the script's output. ``list_runs`` gives the store's run ids (before and after)."""
+def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, list_runs: Any,
+           argv: list[str] | None = None) -> tuple[str, str]:
+    """Run ``python flow.py`` (or ``python ARGV...``) in ``repo`` with the store in
+    ``REPROFLOW_STORE``; return the new run id and the script's output. ``list_runs`` gives the
+    store's run ids (before and after)."""
     before = set(list_runs())
-    proc = subprocess.run([sys.executable, "flow.py"], cwd=repo, env={**os.environ, **(env or {}),
+    proc = subprocess.run([sys.executable, *(argv or ["flow.py"])], cwd=repo, env={**os.environ, **(env or {}),
                           "REPROFLOW_STORE": store_url}, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"python flow.py failed ({proc.returncode}):\n{output[-4000:]}"
+    assert proc.returncode == 0, f"python {' '.join(argv or ['flow.py'])} failed ({proc.returncode}):\n{output[-4000:]}"
     new = set(list_runs()) - before
     assert len(new) == 1, f"expected one new top-level run, got {sorted(new)}:\n{output[-2000:]}"
     return new.pop(), output

@@ -126,6 +126,8 @@ def make_run(
     argv: list[str] | None = None,
     cwd: str = "/src/project",
     imported: list[str] | None = None,
+    module: str | None = None,
+    main_module: str | None = None,
 ) -> str:
     """Write a complete run into ``store`` and return its run id.
 
@@ -160,6 +162,8 @@ def make_run(
             run_id=run_id,
             flow_name=flow_name,
             entrypoint=entrypoint,
+            module=module,
+            main_module=main_module,
             parameters=typed,
             parameters_hash=params_hash,
             started_at=started,

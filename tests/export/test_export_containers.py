@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -67,6 +68,37 @@ def test_launcher_calls_the_flow_with_recorded_parameters(recorded: dict[str, An
     flows.mkdir()
     (flows / "demo.py").write_text("def demo_flow(n, label):\n    print(f'ran n={n} label={label}')\n")
     out = subprocess.run([sys.executable, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ran n=3 label=x"
+
+
+@pytest.mark.parametrize(("entrypoint", "module", "main_module"), [
+    ("pipeline/main.py:demo_flow", "pipeline.main:demo_flow", "pipeline.main"),  # python -m pipeline.main
+    ("src/pipeline/main.py:demo_flow", "pipeline.main:demo_flow", None),         # a src-layout package's flow
+])
+def test_launcher_imports_a_package_flow_by_its_module(store: Store, tmp_path: pathlib.Path, entrypoint: str,
+                                                        module: str, main_module: str | None) -> None:
+    """A flow in a package (relative imports) is imported by its module name, not loaded from its
+    file (where ``from .helpers import ...`` fails): the image's command runs it, checked with the
+    same argv and the Dockerfile's PYTHONPATH."""
+    import sys
+
+    run_id = make_run(store, entrypoint=entrypoint, module=module, main_module=main_module)
+    text = export_run(store, run_id, "dockerfile")
+    assert isinstance(text, str)
+    cmd = json.loads(_instr(_parse_docker(text), "CMD")[0])
+    assert cmd[3:5] == ["pipeline.main", "demo_flow"]
+    top_in_app = "/app/src" if entrypoint.startswith("src/") else "/app"
+    path = re.search(r'PYTHONPATH="([^"]*)"', text)
+    assert path is not None and top_in_app in path.group(1).split(":"), text
+    assert f"{top_in_app}/pipeline" not in path.group(1).split(":"), text  # a package's folder is not a top
+    pkg = tmp_path / entrypoint.rsplit("/", 1)[0]
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def show(n, label):\n    return f'ran n={n} label={label}'\n")
+    (pkg / "main.py").write_text("from .helpers import show\ndef demo_flow(n, label):\n    print(show(n, label))\n")
+    top = tmp_path / "src" if entrypoint.startswith("src/") else tmp_path
+    out = subprocess.run([sys.executable, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(top)})
     assert out.stdout.strip() == "ran n=3 label=x"
 
 

@@ -368,6 +368,9 @@ def test_exported_command_is_what_was_run(store: Any) -> None:
     rid = make_run(store, argv=["run.py", "-n", "2"], cwd="/src/project/jobs")
     doc = tomli.loads(str(export_run(store, rid, "cresp")))
     assert doc["execution"]["command"] == "cd jobs && python run.py -n 2"
+    rid = make_run(store, entrypoint="pipeline/main.py:flow", module="pipeline.main:flow", main_module="pipeline.main",
+                   argv=["/src/project/pipeline/main.py", "3"])  # ran as `python -m pipeline.main 3`
+    assert tomli.loads(str(export_run(store, rid, "cresp")))["execution"]["command"] == "python -m pipeline.main 3"
     rid = make_run(store, argv=["-c"])  # nothing reusable: the flow's file
     assert tomli.loads(str(export_run(store, rid, "cresp")))["execution"]["command"] == "python flows/demo.py"
 

@@ -346,6 +346,7 @@ FIELDS: dict[str, tuple[str, Setter]] = {
     "run.entrypoint": ("replay", lambda s, v: s.run.__setitem__("entrypoint", v + ":pipeline")),
     "run.entrypoint (whole)": ("replay", _run("entrypoint")),
     "run.module": ("replay", lambda s, v: (s.run.__setitem__("module", v), s.run.__setitem__("entrypoint", None))),
+    "run.main_module": ("replay", _run("main_module")),
     "run.cwd": ("replay", _run("cwd")),
     "run.argv": ("replay", lambda s, v: s.run.__setitem__("argv", [v, "--x", v])),
     "run.pythonhashseed": ("replay", _run("pythonhashseed")),

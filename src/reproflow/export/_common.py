@@ -117,6 +117,7 @@ def export_problems(run: Run, env: Environment) -> list[str]:
         u.text_problem(rec.flow_name, "flow name"),
         u.text_problem(rec.entrypoint, "flow entrypoint"),
         u.module_problem(rec.module),
+        u.module_problem(rec.main_module, "main module", qualname=False),
         u.hashseed_problem(rec.pythonhashseed),
         u.text_problem(ctx.git.root, "git root"),
         u.text_problem(ctx.source.root, "source snapshot root"),
@@ -307,13 +308,34 @@ class ExportContext:
         return out
 
     def launch_command(self, *, code_dir: str | None = None) -> list[str] | None:
-        """An exec-form command that calls the flow with its recorded parameters, or None."""
+        """An exec-form command that calls the flow with its recorded parameters, or None.
+
+        A flow whose module is importable under its recorded name (a package's module, or one run
+        as ``python -m NAME``) is imported by that name, so that its relative imports work; a
+        flow script is loaded from its file."""
         ep = self.entrypoint()
         if ep is None:
             return None
         params, _ = self.plain_parameters(code_dir=code_dir)
         path, func = ep
+        module = self.importable_module()
+        if module is not None:
+            return ["python", "-c", MODULE_LAUNCHER, module, func, json.dumps(params, sort_keys=True)]
         return ["python", "-c", LAUNCHER, path, func, json.dumps(params, sort_keys=True)]
+
+    def importable_module(self) -> str | None:
+        """The flow's module name where the entrypoint's file is that module's file under the
+        code's root (``src/pkg/flows.py`` and ``pkg.flows``), else None."""
+        rec, ep = self.run.record, self.entrypoint()
+        module = rec.module.partition(":")[0] if rec.module else None
+        if not module or ep is None or os.path.isabs(ep[0]):
+            return None
+        rel = ep[0].replace(os.sep, "/")
+        stem = module.replace(".", "/")
+        for tail in (stem + ".py", stem + "/__init__.py"):
+            if rel == tail or rel.endswith("/" + tail):
+                return module
+        return None
 
     # ------------------------------------------------------------------ base images
     def debian_codename(self) -> str:
@@ -387,6 +409,10 @@ class ExportContext:
 LAUNCHER = (
     "import json,runpy,sys; f,n,p=sys.argv[1:4]; "
     "ns=runpy.run_path(f, run_name='__reproflow__'); ns[n](**json.loads(p))"
+)
+MODULE_LAUNCHER = (
+    "import importlib,json,sys; m,n,p=sys.argv[1:4]; "
+    "getattr(importlib.import_module(m), n)(**json.loads(p))"
 )
 
 

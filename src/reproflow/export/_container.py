@@ -103,7 +103,8 @@ def python_path(ctx: ExportContext, code_dir: str = APP) -> list[str]:
         rel = ep[0] if not os.path.isabs(ep[0]) else ctx.relative_to_root(ep[0])
         if rel is not None:
             folder = posixpath.dirname(rel.replace(os.sep, "/"))
-            out.append(posixpath.join(code_dir, folder) if folder else code_dir)
+            if ctx.importable_module() is None:  # a script's folder is first on its sys.path; a module's is not
+                out.append(posixpath.join(code_dir, folder) if folder else code_dir)
             module = rec.module.partition(":")[0] if rec.module else ""
             suffix = module.replace(".", "/") + ".py"
             if module and rel.replace(os.sep, "/").endswith(suffix):

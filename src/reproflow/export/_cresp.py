@@ -127,7 +127,8 @@ def export_cresp(ctx: ExportContext) -> str:
 
 def _command(ctx: ExportContext) -> str | None:
     """The command line that was run, from the repository root where cresp.toml sits: the
-    recorded argv (``python <script> <args>``, or a console script by name), else the flow's file
+    recorded argv (``python <script> <args>``, ``python -m <module> <args>``, or a console script
+    by name), else the flow's file
     when the argv says nothing reusable (``python -c``, an interactive session)."""
     import shlex
 
@@ -139,6 +140,8 @@ def _command(ctx: ExportContext) -> str | None:
         rel_cwd = ctx.relative_to_root(cwd)
         if rel_cwd not in (None, "."):
             prefix = f"cd {shlex.quote(rel_cwd)} && "
+    if argv and rec.main_module:  # ``python -m NAME ARGS``: argv[0] was the module's file
+        return prefix + shlex.join(["python", "-m", rec.main_module, *argv[1:]])
     if argv and argv[0] not in ("", "-c", "-"):
         first = argv[0]
         if os.path.isabs(first) and cwd:

@@ -114,9 +114,25 @@ def entry_of(fn: Any, root: str | None) -> tuple[str | None, str | None]:
             rel = path
         entry = f"{rel.replace(os.sep, '/')}:{fn.__qualname__}"
     mod = getattr(fn, "__module__", None)
+    if mod == "__main__":
+        mod = main_module_of(path)
     if mod and mod != "__main__" and "<locals>" not in fn.__qualname__:
         module = f"{mod}:{fn.__qualname__}"
     return entry, module
+
+
+def main_module_of(path: str | None) -> str | None:
+    """The module name ``__main__`` was run as (``python -m pkg.main``: ``pkg.main``) when
+    ``path`` is its file; None for a script run as ``python flow.py``, or another file."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    main_file = getattr(main, "__file__", None)
+    if not name or name == "__main__" or not path or not main_file:
+        return None
+    try:
+        return name if os.path.samefile(main_file, path) else None
+    except OSError:
+        return None
 
 
 def start_run(
@@ -168,8 +184,11 @@ def open_run_record(
     digest, context = get_context(store, entry_file=entry_file)
     if fn is not None:
         entry, module = entry_of(fn, context.source.root)
+        fn_module = getattr(inspect.unwrap(fn), "__module__", None)
+        main_module = main_module_of(source_file(fn)) if fn_module == "__main__" else None
     else:
         entry, module = _script_entry(entry_file, context.source.root), None
+        main_module = main_module_of(entry_file)
     typed = scrub_mapping({k: to_typed_json(v) for k, v in parameters.items()}, store.fingerprint)
     per, phash = hash_mapping(parameters)
     record = RunRecord(
@@ -178,6 +197,7 @@ def open_run_record(
         flow_run_name=flow_run_name,
         entrypoint=entry,
         module=module,
+        main_module=main_module,
         parameters=typed,
         parameter_hashes=per,
         parameters_hash=phash,

@@ -28,15 +28,17 @@ def _entry_paths(prepared: Prepared, source_root: Path, relocation: Relocation |
     """Where the flow's file is in the restored source and what goes on sys.path."""
     rec = prepared.run.record
     move = relocation.path if relocation is not None else (lambda p: p)
-    out: dict[str, Any] = {"sys_path": [], "entry_file": None, "callable": None, "module_name": None}
-    module_name = rec.module.partition(":")[0] if rec.module else None
+    out: dict[str, Any] = {"sys_path": [], "entry_file": None, "callable": None, "module_name": None,
+                           "main_module": rec.main_module}
+    module_name = rec.module.partition(":")[0] if rec.module else rec.main_module
     out["module_name"] = module_name
     if rec.entrypoint:
         rel, qual = split_entrypoint(rec.entrypoint)
         out["callable"] = qual
         path = Path(move(rel)) if os.path.isabs(rel) else source_root / rel
         out["entry_file"] = str(path)
-        out["sys_path"].append(str(path.parent))
+        if not rec.main_module:  # a script's folder is first on its sys.path; a module's is not
+            out["sys_path"].append(str(path.parent))
         if module_name and not os.path.isabs(rel):
             suffix = module_name.replace(".", "/") + ".py"
             rel_posix = rel.replace(os.sep, "/")

@@ -99,6 +99,7 @@ def record_problems(run: Run, env: Environment, selected: Iterable[TaskRecord]) 
         local_path_problem(rec.cwd, "working folder"),
         _entrypoint_problem(rec.entrypoint),
         module_problem(rec.module),
+        module_problem(rec.main_module, "main module", qualname=False),
         hashseed_problem(rec.pythonhashseed),
         python_version_problem(env.python.version, "recorded Python version"),
         implementation_problem(env.python.implementation, "recorded Python implementation"),

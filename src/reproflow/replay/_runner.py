@@ -71,6 +71,10 @@ def _load_entry_module(spec: dict[str, Any]) -> Any:
     """The module holding the flow, loaded from the restored source."""
     entry = spec.get("entry_file")
     module_name = spec.get("module_name")
+    if spec.get("main_module"):
+        # ran as ``python -m NAME``: imported as NAME (its relative imports need the package),
+        # its classes hashed as ``__main__``'s were
+        _reproflow("reproflow.values._valuehash", "reproflow._valuehash").mark_script_module(spec["main_module"])
     if module_name:
         try:
             mod = importlib.import_module(module_name)
@@ -143,7 +147,10 @@ def _run_script(spec: dict[str, Any], result: dict[str, Any]) -> int:
     result["started_at"] = time.time()
     _write(spec["result_file"], result)
     try:
-        runpy.run_path(entry, run_name="__main__")
+        if spec.get("main_module"):  # ``python -m NAME``: run as a module of its package again
+            runpy.run_module(spec["main_module"], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(entry, run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         result["state"] = "COMPLETED" if code == 0 else "FAILED"

@@ -159,13 +159,16 @@ def function_problem(value: object, what: str) -> str | None:
     return None
 
 
-def module_problem(value: object, what: str = "flow module") -> str | None:
-    """``package.module`` or ``package.module:function`` of a recorded flow."""
+def module_problem(value: object, what: str = "flow module", *, qualname: bool = True) -> str | None:
+    """``package.module`` or ``package.module:function`` of a recorded flow (``package.module``
+    alone with ``qualname=False``)."""
     if value is None:
         return None
     if not isinstance(value, str):
         return f"{what} {show(value)} is not a module name"
     module, sep, qual = value.partition(":")
+    if sep and not qualname:
+        return f"{what} {show(value)} is not a module name (package.module)"
     if not _MODULE.match(module) or (sep and not _QUALNAME.match(qual)):
         return f"{what} {show(value)} is not a module name (package.module:function)"
     return None
