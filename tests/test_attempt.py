@@ -32,3 +32,50 @@ def test_values_at_the_inline_limit() -> None:
     assert _fits_inline(at) and not _fits_inline(at + "a")
     assert _fits_inline({"__rf__": "path", "v": "/data/in/00001.bin"})
     assert not _fits_inline(["x" * 1000] * 20)
+
+
+def _signatures() -> list[Any]:
+    def plain(a, b, c=3, d=None):  # type: ignore[no-untyped-def]
+        return a
+
+    def no_params():  # type: ignore[no-untyped-def]
+        return 0
+
+    def var(a, *rest, k=1, **more):  # type: ignore[no-untyped-def]
+        return a
+
+    def kw_only(a, *, b=2):  # type: ignore[no-untyped-def]
+        return a
+
+    def pos_only(a, /, b=2):  # type: ignore[no-untyped-def]
+        return a
+
+    return [plain, no_params, var, kw_only, pos_only]
+
+
+_CALLS = [((), {}), ((1,), {}), ((1, 2), {}), ((1, 2, 3, 4), {}), ((1, 2, 3, 4, 5), {}), ((), {"a": 1, "b": 2}),
+          ((1,), {"b": 2, "d": 4}), ((1,), {"a": 2}), ((1, 2), {"zz": 1}), ((1, 2), {"c": None}), ((), {"b": 1}),
+          ((1,), {"rest": 2, "k": 5, "x": 1})]
+
+
+def test_binding_plain_parameters_is_inspects_binding() -> None:
+    """bind_arguments gives what Signature.bind_partial + apply_defaults gives (the same names, values
+    and order), and the same TypeError where inspect refuses a call, for every kind of signature."""
+    import inspect
+
+    import pytest
+
+    from reproflow.recorder._attempt import bind_arguments, task_spec
+
+    for fn in _signatures():
+        spec = task_spec(fn)
+        for args, kwargs in _CALLS:
+            try:
+                bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+            except TypeError:
+                with pytest.raises(TypeError):
+                    bind_arguments(spec, args, kwargs)
+                continue
+            bound.apply_defaults()
+            got = bind_arguments(spec, args, kwargs)
+            assert list(got.items()) == list(bound.arguments.items()), (fn.__name__, args, kwargs)

@@ -62,9 +62,10 @@ def test_back_pressure_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(mod, "MAX_PENDING", 2)
     w = mod.RecordWriter()
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     out: list[int] = []
-    w.submit(gate.wait)  # the thread is busy until the gate opens
+    w.submit(lambda: (started.set(), gate.wait()))  # the thread is busy until the gate opens
+    assert started.wait(30)
     w.submit(out.append, 1)
     w.submit(out.append, 2)  # the queue (size 2) is full now
     blocked = threading.Thread(target=w.submit, args=(out.append, 3))
@@ -74,6 +75,25 @@ def test_back_pressure_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> None
     gate.set()
     blocked.join(timeout=30)
     assert w.flush(timeout=30) == [] and out == [1, 2, 3]
+
+
+def test_writes_gather_into_batches_and_flush_does_not_wait_for_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Submitted writes wait for the batch (one wake-up of the thread per batch, not per record);
+    flush() takes them at once, whatever the batch wait, and a blocked submit() does too."""
+    import reproflow.store._writer as mod
+
+    monkeypatch.setattr(mod, "BATCH_S", 3600.0)
+    w = mod.RecordWriter()
+    ran: list[int] = []
+    for i in range(10):
+        w.submit(ran.append, i)
+    time.sleep(0.2)
+    assert ran == []  # still gathering
+    assert w.flush(timeout=30) == [] and ran == list(range(10))
+    monkeypatch.setattr(mod, "MAX_PENDING", 3)
+    for i in range(10, 20):  # the fourth submit finds the queue full: the thread takes it now
+        w.submit(ran.append, i)
+    assert w.flush(timeout=30) == [] and ran == list(range(20))
 
 
 @repro_task

@@ -137,6 +137,10 @@ def resolve_root(
     return top if result.returncode == 0 and top else start
 
 
+#: absolute entry file -> its folder (a relative one depends on the working folder: not kept)
+_entry_dirs: dict[str, str] = {}
+
+
 def get_context(
     store: Store,
     *,
@@ -156,7 +160,11 @@ def get_context(
         life of the process; thread-safe; a forked child captures again.
     """
     global capture_count
-    entry_dir = os.path.dirname(os.path.abspath(entry_file)) if entry_file else None
+    entry_dir = _entry_dirs.get(entry_file) if entry_file else None
+    if entry_file and entry_dir is None:
+        entry_dir = os.path.dirname(os.path.abspath(entry_file))
+        if os.path.isabs(entry_file):  # once per file: every task run asks
+            _entry_dirs[entry_file] = entry_dir
     with _lock:
         if os.getpid() != _pid:
             _after_fork_in_child()

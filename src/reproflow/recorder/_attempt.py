@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import logging
 import os
+import pathlib
 import pickle
 import tarfile
 import tempfile
@@ -31,6 +32,7 @@ from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_l
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._urls import strip_credentials
+from ._recordjson import task_record_bytes
 from ._runs import (
     STORE_INPUTS_ENV,
     STRICT_ENV,
@@ -72,6 +74,42 @@ class _Spec:
     opts: RecordOptions
     signature: inspect.Signature
     function: str  #: module:qualname
+    #: (name, default or _NOT_SET) of every parameter, in order, when all of them are plain
+    #: (positional-or-keyword): :func:`bind_arguments` binds those without ``inspect``; else None
+    plain_params: tuple[tuple[str, Any], ...] | None = None
+
+
+def _plain_params(signature: inspect.Signature) -> tuple[tuple[str, Any], ...] | None:
+    out = []
+    for p in signature.parameters.values():
+        if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return None
+        out.append((p.name, _NOT_SET if p.default is inspect.Parameter.empty else p.default))
+    return tuple(out)
+
+
+def bind_arguments(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``signature.bind_partial(*args, **kwargs)`` with ``apply_defaults()``: its arguments in
+    signature order. Plain parameters are bound here, once per task run: ``inspect`` costs
+    10-20 µs a call (issue 16); anything else (``*args``, keyword-only, an unknown keyword, too
+    many arguments) goes to ``inspect``, which also raises its errors."""
+    plain = spec.plain_params
+    if plain is not None and len(args) <= len(plain):
+        out: dict[str, Any] = {}
+        for (name, _), value in zip(plain, args):
+            out[name] = value
+        used = 0
+        for name, default in plain[len(args):]:
+            if name in kwargs:
+                out[name] = kwargs[name]
+                used += 1
+            elif default is not _NOT_SET:
+                out[name] = default
+        if used == len(kwargs):  # no keyword was unknown or given twice
+            return out
+    bound = spec.signature.bind_partial(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, outputs: Iterable[str] | None = None,
@@ -89,12 +127,14 @@ def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, ou
         from ._seeds import validate_seed
 
         validate_seed(opts.seed, "@repro_task(seed=...)")
+    signature = inspect.signature(fn)
     return _Spec(
         fn=fn,
         decl=declare(fn, inputs, outputs),
         opts=opts,
-        signature=inspect.signature(fn),
+        signature=signature,
         function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
+        plain_params=_plain_params(signature),
     )
 
 
@@ -169,14 +209,13 @@ class _Attempt:
         spec = self.spec
         self.started_at = utcnow()
         self.t0 = time.perf_counter()
-        bound = spec.signature.bind_partial(*self.args, **self.kwargs)
-        bound.apply_defaults()
-        params = dict(bound.arguments)
+        params = bind_arguments(spec, self.args, self.kwargs)
         var_kw = spec.decl.var_kw
         if var_kw and isinstance(params.get(var_kw), dict):
             params.update(params.pop(var_kw))
         self.params = params
-        self.context_digest, context = get_context(self.store, entry_file=source_file(spec.fn))
+        self.function_file = source_file(spec.fn)
+        self.context_digest, context = get_context(self.store, entry_file=self.function_file)
         self.findings = _findings_for(spec.fn) if spec.opts.check else []
         strict = spec.opts.strict if spec.opts.strict is not None else env_flag(STRICT_ENV)
         self.seed = spec.opts.seed if spec.opts.seed is not None else env_seed()
@@ -432,7 +471,9 @@ class _Attempt:
         typed: dict[str, Any] = {}
         for k, v in self.params.items():
             enc = to_typed_json(v)
-            if not _fits_inline(enc):
+            if type(enc) in _SHORT_JSON or (type(v) in _PATH_TYPES and len(enc["v"]) <= _SHORT_PATH):
+                pass  # a number, a bool, None or a path of a usual length: short, without measuring
+            elif not _fits_inline(enc):
                 enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
             typed[k] = enc
         self._typed = scrub_mapping(typed, self.store.fingerprint)
@@ -458,7 +499,7 @@ class _Attempt:
             task_name=self.task_name,
             task_key=self.task_key,
             function=self.spec.function,
-            function_file=source_file(self.spec.fn),
+            function_file=self.function_file,
             state=state,
             started_at=self.started_at,
             ended_at=ended,
@@ -488,12 +529,23 @@ class _Attempt:
 
     def _publish(self, values: dict[str, Any]) -> None:
         """Build the TaskRecord from what :meth:`_write` gathered and write it."""
+        data = task_record_bytes(values)  # the same bytes as the validated record's, without pydantic
+        if data is not None:
+            self.store.write_task_bytes(values["run_id"], values["task_run_id"], values["attempt"], data)
+            return
         record = TaskRecord(**values)
         if record.cache is not None:
             from ._content import remember_origin
 
             remember_origin(self.store, record)
         self.store.write_task(record)
+
+
+#: typed JSON that is always far below MAX_INLINE_JSON (an int above 2**53 is a tagged dict)
+_SHORT_JSON = frozenset({int, float, bool, type(None)})
+#: paths whose typed JSON is ``{"__rf__": "path", "v": str}``; one this long is surely short
+_PATH_TYPES = frozenset({pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath})
+_SHORT_PATH = MAX_INLINE_JSON // 6 - 64
 
 
 def _fits_inline(typed: Any) -> bool:

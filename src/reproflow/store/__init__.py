@@ -142,9 +142,10 @@ def resolve_store_url(url: str | os.PathLike[str] | None = None, environ: Any = 
     return raw
 
 
-def canonical_json(obj: Any) -> bytes:
-    """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def canonical_json(obj: Any, *, allow_nan: bool = True) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no spaces, UTF-8 (``allow_nan=False``: a non-finite
+    float raises ValueError instead of becoming ``NaN``/``Infinity``)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan).encode()
 
 
 def model_bytes(model: BaseModel) -> bytes:
@@ -705,11 +706,19 @@ class Store:
         return wrote
 
     def task_path(self, record: TaskRecord) -> str:
-        name = f"{_safe_id(record.task_run_id)}.{record.attempt}.json"
-        return posixpath.join(self.run_dir(record.run_id), "tasks", name)
+        return self._task_path(record.run_id, record.task_run_id, record.attempt)
+
+    def _task_path(self, run_id: str, task_run_id: str, attempt: int) -> str:
+        return posixpath.join(self.run_dir(run_id), "tasks", f"{_safe_id(task_run_id)}.{attempt}.json")
 
     def write_task(self, record: TaskRecord) -> None:
         self.write_record_bytes(self.task_path(record), model_bytes(record), create_only=True)
+
+    def write_task_bytes(self, run_id: str, task_run_id: str, attempt: int, data: bytes) -> None:
+        """:meth:`write_task` of a record already encoded: ``data`` must be ``model_bytes`` of a
+        valid TaskRecord with these ids (the recorder builds it without pydantic, see
+        ``reproflow.recorder._recordjson``)."""
+        self.write_record_bytes(self._task_path(run_id, task_run_id, attempt), data, create_only=True)
 
     def write_map(self, record: MapRecord) -> None:
         """Write one ``map`` call's ordered task-run ids (``runs/<id>/maps/<map_id>.json``)."""

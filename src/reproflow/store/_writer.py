@@ -17,55 +17,88 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("reproflow")
 
-#: Pending writes before ``submit`` blocks (back-pressure on a store slower than the tasks).
+#: Queued writes before ``submit`` blocks (back-pressure on a store slower than the tasks).
 MAX_PENDING = 1024
+#: How long the thread lets submitted writes gather before it takes them, while nobody waits for
+#: them (``flush``, a blocked ``submit``): one wake-up of the thread per batch instead of one per
+#: record, each wake-up a hand-over of the GIL among Prefect's task threads (issue 16). A flush
+#: cuts the wait short, so a flow's end never waits for it.
+BATCH_S = 0.05
+#: A batch this large is taken at once.
+BATCH_MAX = 256
 
 
 class RecordWriter:
-    """One daemon thread draining a bounded queue of write calls; ``flush`` waits for it."""
+    """One daemon thread draining a bounded queue of write calls in batches; ``flush`` waits for it."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.Queue(MAX_PENDING)
         self._cond = threading.Condition()
-        self._pending = 0
+        self._jobs: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._pending = 0  #: submitted and not finished (queued or running)
         self._thread: threading.Thread | None = None
         self._errors: list[BaseException] = []
+        self._idle = False  #: the thread waits for work with nothing queued
+        self._waiters = 0  #: flush() calls and blocked submit() calls waiting now
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the writer thread (blocks while MAX_PENDING calls are queued)."""
         with self._cond:
+            if len(self._jobs) >= MAX_PENDING:
+                self._waiters += 1
+                try:
+                    self._cond.notify_all()  # take the queue now, not after the batch wait
+                    self._cond.wait_for(lambda: len(self._jobs) < MAX_PENDING)
+                finally:
+                    self._waiters -= 1
+            self._jobs.append((fn, args))
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="reproflow-writer", daemon=True)
                 self._thread.start()
-        self._queue.put((fn, args))
+            elif self._idle:
+                self._idle = False
+                self._cond.notify_all()
 
     def _loop(self) -> None:
         while True:
-            fn, args = self._queue.get()
-            try:
-                fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - reported by flush(), never lost silently
-                log.error("reproflow: a record could not be written: %s: %s", type(exc).__name__, exc)
-                with self._cond:
-                    self._errors.append(exc)
-            finally:
-                with self._cond:
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._cond.notify_all()
+            with self._cond:
+                while not self._jobs:
+                    self._idle = True
+                    self._cond.wait()
+                self._idle = False
+                if not self._waiters and len(self._jobs) < BATCH_MAX:
+                    self._cond.wait(BATCH_S)  # let more gather; flush() and a blocked submit() notify
+                batch = list(self._jobs)
+                self._jobs.clear()
+                self._cond.notify_all()  # room for blocked submitters
+            for fn, args in batch:
+                try:
+                    fn(*args)
+                except BaseException as exc:  # noqa: BLE001 - reported by flush(), never lost silently
+                    log.error("reproflow: a record could not be written: %s: %s", type(exc).__name__, exc)
+                    with self._cond:
+                        self._errors.append(exc)
+            with self._cond:
+                self._pending -= len(batch)
+                if self._pending == 0:
+                    self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> list[BaseException]:
         """Wait until every submitted write is done; return (and forget) the errors they raised."""
         with self._cond:
-            self._cond.wait_for(lambda: self._pending == 0, timeout)
+            self._waiters += 1
+            try:
+                self._cond.notify_all()  # the thread takes what is queued now
+                self._cond.wait_for(lambda: self._pending == 0, timeout)
+            finally:
+                self._waiters -= 1
             errors, self._errors = self._errors, []
         return errors
 
