@@ -142,3 +142,26 @@ def test_a_replayed_task_served_from_a_cache_is_unverified() -> None:
     differs = task("b", 0, "c", name="t", result_hash="sha256:other")
     differs.state = "CACHED"
     assert compare_task(o, differs).verdict == "differs"
+
+
+def test_an_output_recorded_without_a_hash_is_unverified_never_reproduced() -> None:
+    """An output recorded without a hash (still being written when the task ended, or written
+    beside a sibling's subprocess by a writer nobody saw) compares nothing: with no hash on
+    either side the verdict was "reproduced" (None == None), with a hash on one side "differs".
+    Both are false: the task is unverified, the cause quoting the recorded reason; what else
+    differs still differs."""
+    why = "it changed while it was hashed: still being written"
+    gap = DataRef(uri="/d/results/part-a.bin", kind="unhashed", param="out_dir", reason=why)
+    mine = DataRef(uri="/d/results/part-b.bin", kind="file", sha256="bb", param="out_dir")
+    o = task("a", 0, "c", name="t", outputs=[mine, gap], result_hash="sha256:r")
+    for replayed in (gap, DataRef(uri=gap.uri, kind="file", sha256="aa", param="out_dir")):
+        v = compare_task(o, task("b", 0, "c", name="t", outputs=[mine, replayed], result_hash="sha256:r"))
+        assert v.verdict == "unverified", v
+        assert [c.uri for c in v.outputs] == [mine.uri]
+        assert any("/d/results/part-a.bin has no hash in the recorded run" in c and why in c for c in v.causes), v.causes
+    n = task("b", 0, "c", name="t", outputs=[mine, DataRef(uri=gap.uri, kind="unhashed", param="out_dir", reason="x")],
+             result_hash="sha256:r")
+    v = compare_task(task("a", 0, "c", name="t", outputs=[mine, _out(gap.uri, "aa")], result_hash="sha256:r"), n)
+    assert v.verdict == "unverified" and any("has no hash in the replay" in c for c in v.causes)
+    differs = task("b", 0, "c", name="t", outputs=[_out(mine.uri, "zz"), gap], result_hash="sha256:r")
+    assert compare_task(o, differs).verdict == "differs"

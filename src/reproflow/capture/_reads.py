@@ -16,6 +16,16 @@ attempt of this process opened for writing is that attempt's (:func:`written_by_
 while that attempt runs its content is in flux (:func:`in_flight`): a folder read then leaves it
 out, and a task's outputs never include it. The registry keeps a path's writer until no attempt
 that ran beside it is still running.
+
+Writers the hook on ``open`` cannot see: a subprocess (``subprocess.Popen``, ``os.system``,
+``os.posix_spawn``, ``os.exec*``, ``os.spawn*``, ``os.fork``) and a C library writing by itself.
+The hook notes which attempt started a subprocess, when, and the arguments it passed; a file one
+of those arguments names (its absolute path, its path from the working folder, or its name) is
+that attempt's (:func:`claimed_by`), in flight while it runs. sqlite3 names its database when it
+connects (``sqlite3.connect``): a write of that file and its journals. A file changed by a writer
+nothing names, while another attempt that ran beside this one started a subprocess, has no known
+writer (:func:`unseen_writer_beside`): a task records it without a hash rather than a snapshot
+that may be half written.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable
 
 #: Suffixes of code the source snapshot and the environment capture already cover.
@@ -39,13 +50,17 @@ _MACHINE_DIRS = ("/etc/", "/usr/share/", "/usr/lib/", "/usr/lib64/", "/usr/local
 class Reads:
     """The paths one task attempt opened: for reading, and for writing (in first-seen order)."""
 
-    __slots__ = ("read", "written", "seq", "ended")
+    __slots__ = ("read", "written", "seq", "ended", "spawned", "argv", "cwds", "name")
 
     def __init__(self) -> None:
         self.read: dict[str, None] = {}
         self.written: set[str] = set()
         self.seq = 0  #: start order among the attempts of this process
         self.ended: int | None = None  #: the start counter when it ended (None while it runs)
+        self.spawned: float | None = None  #: wall time of its first subprocess (or fork), if any
+        self.argv: list[str] = []  #: the arguments of its subprocesses (at most _MAX_ARGV)
+        self.cwds: set[str] = set()  #: their working folders
+        self.name = ""  #: the task's name, for messages
 
 
 _current: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("reproflow_reads", default=None)
@@ -56,12 +71,20 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _writers: dict[str, Reads] = {}
 _running: set[Reads] = set()
 _registry_lock = threading.Lock()
+#: Attempts that started a subprocess, while an attempt that ran beside them still runs.
+_spawners: set[Reads] = set()
+_SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork",
+                           "os.forkpty"})
+_MAX_ARGV = 256
+_SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
 _counter = 0
 _scanned_oldest = 0
 
 
 def _hook(event: str, args: tuple) -> None:
     if event != "open":
+        if event in _SPAWN_EVENTS or event == "sqlite3.connect":
+            _other(event, args)
         return
     reads = _current.get()
     if reads is None:
@@ -84,6 +107,62 @@ def _hook(event: str, args: tuple) -> None:
         elif path not in reads.read and not path.endswith(CODE_SUFFIXES) and not path.startswith(_SYSTEM_DIRS):
             reads.read[path] = None  # (code and /proc, /sys, /dev are never data: left out here, cheaply)
     except Exception:  # noqa: BLE001 - an audit hook must never break the open it watches
+        return
+
+
+def _strings(value: object) -> list[str]:
+    """The strings in a subprocess's argument (a string, bytes, a path, or a list of them)."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        value = [value]
+    out = []
+    try:
+        for item in value:  # type: ignore[union-attr]
+            if isinstance(item, (str, bytes, os.PathLike)):
+                text = os.fsdecode(os.fspath(item))
+                out.append(text[:4096])
+    except TypeError:
+        pass
+    return out
+
+
+def _other(event: str, args: tuple) -> None:
+    """A subprocess started, or a sqlite database opened, by the watched attempt."""
+    reads = _current.get()
+    if reads is None:
+        return
+    try:
+        if event == "sqlite3.connect":
+            db = args[0] if args else None
+            if isinstance(db, (str, bytes, os.PathLike)):
+                name = os.fsdecode(os.fspath(db))
+                if name and name != ":memory:" and not name.startswith("file:"):
+                    full = os.path.abspath(name)
+                    for side in _SQLITE_SIDE:  # the database and the journals sqlite writes beside it
+                        reads.written.add(full + side)
+                        _writers[full + side] = reads
+            return
+        if reads.spawned is None:
+            reads.spawned = time.time()
+        _spawners.add(reads)  # one add: atomic under the GIL
+        if event == "subprocess.Popen":  # (executable, args, cwd, env)
+            strings = _strings(args[0]) + _strings(args[1]) if len(args) > 1 else []
+            cwd = args[2] if len(args) > 2 else None
+            reads.cwds.add(os.path.abspath(os.fsdecode(os.fspath(cwd))) if cwd else os.getcwd())
+        elif event == "os.system":  # (command,)
+            strings = _strings(args[0]) if args else []
+            reads.cwds.add(os.getcwd())
+        elif event == "os.spawn":  # (mode, path, args, env)
+            strings = _strings(args[1]) + _strings(args[2]) if len(args) > 2 else []
+            reads.cwds.add(os.getcwd())
+        elif event in ("os.posix_spawn", "os.exec"):  # (path, argv, env)
+            strings = _strings(args[0]) + _strings(args[1]) if len(args) > 1 else []
+            reads.cwds.add(os.getcwd())
+        else:  # a fork: the child can write anything, and names nothing
+            strings = []
+        room = _MAX_ARGV - len(reads.argv)
+        if room > 0:
+            reads.argv.extend(strings[:room])
+    except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
         return
 
 
@@ -134,6 +213,7 @@ def done(reads: Reads) -> None:
             reads.ended = _counter
         if not _running:
             _writers.clear()
+            _spawners.clear()
             return
         global _scanned_oldest
         oldest = min(r.seq for r in _running)
@@ -143,6 +223,8 @@ def done(reads: Reads) -> None:
         stale = [p for p, r in list(_writers.items()) if r.ended is not None and r.ended < oldest]
         for p in stale:
             _writers.pop(p, None)
+        for r in [r for r in list(_spawners) if r.ended is not None and r.ended < oldest]:
+            _spawners.discard(r)
 
 
 def _writer(path: str) -> Reads | None:
@@ -163,10 +245,69 @@ def written_by_another(path: str, reads: Reads | None) -> bool:
 
 
 def in_flight(path: str) -> bool:
-    """Whether an attempt that is still running opened ``path`` for writing: its content may
-    be half written."""
+    """Whether an attempt that is still running opened ``path`` for writing, or started a
+    subprocess that may be writing it (one that names it, or, when no writer of it is known,
+    any subprocess started before the file last changed): its content may be half written."""
     writer = _writer(path)
-    return writer is not None and writer.ended is None
+    if writer is not None:
+        return writer.ended is None
+    if not _spawners:
+        return False
+    claimer = claimed_by(path)
+    if claimer is not None:
+        return claimer.ended is None
+    return any(r.ended is None and _changed_since(path, r.spawned) for r in list(_spawners))
+
+
+def _changed_since(path: str, when: float | None) -> bool:
+    """Whether ``path`` last changed (or was removed) after ``when`` (a little before it: file
+    times are coarser than the clock)."""
+    if when is None:
+        return False
+    try:
+        return os.stat(path).st_mtime >= when - 0.05
+    except OSError:
+        return True
+
+
+def claimed_by(path: str) -> Reads | None:
+    """The attempt whose subprocess's arguments name ``path`` (its absolute path, its path from
+    that subprocess's working folder, or its file name with an extension, at least 5
+    characters), started before ``path`` last changed, while an attempt that ran beside that one
+    runs; None when none or more than one does. (A path named as an input, unchanged since, is
+    not claimed.)"""
+    if not _spawners:
+        return None
+    full = os.path.abspath(path)
+    base = os.path.basename(full)
+    found = None
+    for r in list(_spawners):
+        if not r.argv or not _changed_since(full, r.spawned):
+            continue
+        names = {full} | {os.path.relpath(full, c) for c in r.cwds if full.startswith(c.rstrip("/") + "/")}
+        hit = any(n in a for a in r.argv for n in names) or (
+            len(base) >= 5 and "." in base and any(base in a for a in r.argv))
+        if hit:
+            if found is not None and found is not r:
+                return None
+            found = r
+    return found
+
+
+def unseen_writer_beside(path: str, reads: Reads | None) -> Reads | None:
+    """For a file that changed while the attempt ``reads`` ran, with no writer the hook saw and
+    no subprocess naming it: another attempt, running beside ``reads`` (at some point), that
+    started a subprocess before the file last changed: its process may have written the file,
+    maybe not to its end. None when there is none (the file is taken as ``reads``'s own)."""
+    if not _spawners:
+        return None
+    for r in list(_spawners):
+        if r is reads:
+            continue
+        beside = reads is None or r.ended is None or r.ended >= reads.seq
+        if beside and _changed_since(path, r.spawned):
+            return r
+    return None
 
 
 _ignored_roots: tuple[str, ...] | None = None
@@ -248,4 +389,4 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
     return out
 
 
-__all__ = ["Reads", "done", "enter", "in_flight", "register", "start", "stop", "undeclared_reads", "written_by_another"]
+__all__ = ["Reads", "claimed_by", "done", "enter", "in_flight", "register", "start", "unseen_writer_beside", "stop", "undeclared_reads", "written_by_another"]

@@ -271,6 +271,7 @@ class _Attempt:
             self._reads, self._reads_token = _reads.register(), None
         else:
             self._reads, self._reads_token = _reads.start()
+        self._reads.name = self.task_name + (f"[{self.map_index}]" if self.map_index is not None else "")
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
@@ -423,14 +424,14 @@ class _Attempt:
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []
         for name, _, uri, declared in self._pending_out:
-            ref = self._hash_signed(uri, name, declared=declared)[0]
+            ref = self._hash_output(uri, name, declared=declared)
             if ref.kind != "missing" or declared:
                 outputs.append(ref)
         returned: list[DataRef] = []
         if result is not None:
             declared = RETURN in self.spec.decl.outputs
             for item in iter_data_values(result, declared=declared):
-                returned.append(self._hash(item, RETURN, declared=declared))
+                returned.append(self._hash_output(_uri(item), RETURN, declared=declared))
         named = {os.path.normpath(r.uri) for r in returned if is_local(r.uri)}
         for name, _, uri, before in self._watch:  # inferred inputs changed in place are outputs too
             if before is None:
@@ -453,15 +454,57 @@ class _Attempt:
         changed = changed_in_tree(before, after)
         if changed is None:
             return [self._hash_signed(uri, name, declared=False)[0]]
-        from ..capture._reads import written_by_another
-
         root = os.path.abspath(local_path(uri))
         written, removed = changed
         mine = getattr(self, "_reads", None)
-        paths = [os.path.join(root, *rel.split("/")) for rel in written]
-        refs = [self._hash(p, name, declared=False) for p in paths if not written_by_another(p, mine)]
-        refs += [DataRef(uri=os.path.join(root, *rel.split("/")), kind="missing", param=name) for rel in removed]
+        refs: list[DataRef] = []
+        for rel, gone in [(rel, False) for rel in written] + [(rel, True) for rel in removed]:
+            path = os.path.join(root, *rel.split("/"))
+            whose = self._whose(path, mine)
+            if whose == "another":
+                continue
+            if whose:
+                refs.append(DataRef(uri=path, kind="unhashed", param=name, declared=False, reason=whose))
+            elif gone:
+                refs.append(DataRef(uri=path, kind="missing", param=name))
+            else:
+                refs.append(self._hash_output(path, name, declared=False))
         return refs
+
+    @staticmethod
+    def _whose(path: str, mine: Any) -> str | None:
+        """Who changed ``path`` (a file in a folder this task was passed), by what the audit hook
+        saw: None for this task; "another" for a task running beside it (a file it opened for
+        writing, or one its subprocess's arguments name: its output, maybe half written now);
+        else, when no writer is known and a task beside this one started a subprocess, why
+        nothing can say which task wrote it. A writer nothing saw (a C library in this task)
+        counts as this task's when no task beside it started a subprocess."""
+        from ..capture import _reads as reads
+
+        if reads.written_by_another(path, mine):
+            return "another"
+        if mine is not None and os.path.abspath(path) in mine.written:
+            return None
+        claimer = reads.claimed_by(path)
+        if claimer is not None:
+            return None if claimer is mine else "another"
+        other = reads.unseen_writer_beside(path, mine)
+        if other is None:
+            return None
+        return (f"it changed while task {other.name or '?'}, running beside this one, ran a subprocess, and no "
+                "writer of it was seen (a subprocess or a C library writes where the audit hook on open cannot "
+                "see): which task wrote it, and whether it was complete, is unknown, so no hash of it is kept")
+
+    def _hash_output(self, uri: str, param: str, *, declared: bool) -> DataRef:
+        """An output's DataRef; a file whose stat changed while it was hashed is still being
+        written (by a process the task did not wait for): recorded without a hash, with the reason."""
+        ref, sig = self._hash_signed(uri, param, declared=declared)
+        if ref.kind == "file" and sig is not None and stat_signature(uri) != sig:
+            return DataRef(uri=ref.uri, kind="unhashed", param=param, declared=declared,
+                           reason="it changed while it was hashed: still being written when the task ended (by a "
+                                  "subprocess, a C library or another process the task did not wait for), so no "
+                                  "hash of it is kept")
+        return ref
 
     def _typed_params(self) -> dict[str, Any]:
         """The parameters as typed JSON, secrets redacted (computed once per attempt)."""

@@ -150,6 +150,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     by_param = {r.param: r for r in n.outputs if r.param and n_params[r.param] == 1}
     move = relocation.path if relocation is not None else (lambda u: u)
     legacy: list[tuple[DataRef, str]] = []  # (old whole-folder output, why it cannot be compared)
+    unhashed: list[str] = []  # why an output could not be compared (no hash on one side)
     old_folders = legacy_folder_outputs(o)
     for ref in o.outputs:
         if ref in old_folders:
@@ -165,6 +166,10 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])
         if got is None and ref.param and o_params[ref.param] == 1:
             got = by_param.get(ref.param)
+        if ref.kind == "unhashed" or (got is not None and got.kind == "unhashed"):
+            side, why = ("recorded run", ref.reason) if ref.kind == "unhashed" else ("replay", got.reason)  # type: ignore[union-attr]
+            unhashed.append(f"output {ref.uri} has no hash in the {side}, so nothing compared it: {why or 'no reason recorded'}")
+            continue
         v.outputs.append(OutputCheck(
             uri=ref.uri, param=ref.param, expected=ref.sha256,
             actual=got.sha256 if got is not None else None,
@@ -188,9 +193,9 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         elif v.result_match is None and unhashable:
             v.verdict, v.result_unhashable = "unverified", unhashable
             v.causes.append(unverified_cause(unhashable))
-        elif legacy:
+        elif legacy or unhashed:
             v.verdict = "unverified"
-            v.causes += [legacy_folder_cause(ref.uri, why) for ref, why in legacy]
+            v.causes += [legacy_folder_cause(ref.uri, why) for ref, why in legacy] + unhashed
         else:
             v.verdict = "reproduced"
     else:
