@@ -99,6 +99,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Replay a recorded run in a rebuilt environment and compare its outputs task by task."""
+        if not (dry_run or twice or python or task or from_task or no_env_cache) and engine in (None, "prefect"):
+            # First of all, before the record models and the store are imported: start the runner
+            # the previous replay of this run used (a guess; used only if the plan agrees, and
+            # handed the spec only once every check has passed).
+            from ..replay._warm import speculate
+
+            if not _pack_file(run_id, store):
+                speculate(run_id, store, in_place=in_place)
         from ..replay._secrets import parse_params
 
         options: dict[str, Any] = dict(python=python, task=task, from_task=from_task,

@@ -14,11 +14,11 @@ from typing import Any
 
 from ..errors import ReplayExecutionError
 from ..records import RunRecord, TaskRecord
-from ..recorder._runs import REPLAY_MAKE_DIRS_ENV
 from ..store import Store, parse_record
 from ._plan import Prepared
 from ._guard import split_entrypoint
 from ._relocate import Relocation, recorded_source_root
+from ._warm import PREFECT_FLOW_MODULES, claim, runner_environ
 
 Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
 RUNNER_NAME = "reproflow_replay_runner.py"
@@ -179,39 +179,20 @@ def _output_parents(prepared: Prepared, relocation: Relocation) -> None:
 
 def runner_env(prepared: Prepared, store: Store, python: str, in_place: bool, *,
                work_dir: Path | None = None) -> dict[str, str]:
+    """The runner's environment (see :func:`reproflow.replay._warm.runner_environ`)."""
     rec = prepared.run.record
-    env = dict(os.environ)
-    for var in ("VIRTUAL_ENV", "PYTHONHOME", "__PYVENV_LAUNCHER__", "PYTHONSTARTUP"):
-        env.pop(var, None)
-    if not in_place:
-        env.pop("PYTHONPATH", None)
-        env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
-        env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", "")
-    env["REPROFLOW_STORE"] = store.url
-    env["REPROFLOW_REPLAY_OF"] = rec.run_id
-    if prepared.deferred_dirs:
-        env[REPLAY_MAKE_DIRS_ENV] = json.dumps(prepared.deferred_dirs)
-    else:
-        env.pop(REPLAY_MAKE_DIRS_ENV, None)
-    # a replay started inside `reproflow record -- CMD` is a run of its own, not part of that one
-    env.pop("REPROFLOW_RUN_ID", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    # Prefect's temporary server (no PREFECT_API_URL) gives up after 20 s on a busy machine.
-    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    # A task with a cache policy (``cache_policy=INPUTS``, ``cache_key_fn``, reproflow.CONTENT)
-    # would be served the result the recorded run stored, and the replay would compare the record
-    # with itself: every task runs again (the result is written again under its key), and what
-    # Prefect persists goes to the work folder, not to the user's ~/.prefect/storage.
-    env["PREFECT_TASKS_REFRESH_CACHE"] = "true"
-    if work_dir is not None:
-        env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(work_dir / "prefect-results")
-    if rec.seed is not None:
-        env["REPROFLOW_SEED"] = str(rec.seed)
-    else:
-        env.pop("REPROFLOW_SEED", None)
-    if rec.pythonhashseed is not None:
-        env["PYTHONHASHSEED"] = rec.pythonhashseed
-    return env
+    return runner_environ(python, in_place=in_place, store_url=store.url, replay_of=rec.run_id, seed=rec.seed,
+                          pythonhashseed=rec.pythonhashseed, make_dirs=prepared.deferred_dirs,
+                          results_dir=work_dir / "prefect-results" if work_dir is not None else None)
+
+
+def early_modules(prepared: Prepared) -> tuple[str, ...] | None:
+    """What a runner started before the checks may import while it waits (Prefect and the
+    recorder, for a recorded Prefect flow run again), or None: not started early."""
+    rec = prepared.run.record
+    if prepared.partial is None and rec.engine == "prefect" and (rec.entrypoint or rec.module):
+        return PREFECT_FLOW_MODULES
+    return None
 
 
 def run_runner(
@@ -239,13 +220,20 @@ def run_runner(
     before = set(store.run_ids()) if store.exists() else set()
     t0 = time.time()
     report("tasks", "starting the flow", 0, total)
+    env = runner_env(prepared, store, python, in_place, work_dir=work_dir)
+    modules = early_modules(prepared)
+    # a runner started early (it has imported Prefect meanwhile) is handed the spec only now,
+    # every check passed; else one is started now
+    warm = claim(python, modules) if modules else None
+    if warm is not None and not warm.go(spec_path, env):
+        warm = None
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
+        proc = warm.proc if warm is not None else subprocess.Popen(
             [python, str(runner), str(spec_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=runner_env(prepared, store, python, in_place, work_dir=work_dir),
+            env=env,
             cwd=str(work_dir),
         )
         new_id: str | None = None
@@ -255,6 +243,12 @@ def run_runner(
             if new_id:
                 done = len({n.split(".")[0] for n in store.ls(store.path("runs", new_id, "tasks")) if n.endswith(".json")})
                 report("tasks", "running tasks", min(done, total), total)
+    if warm is not None:  # its log and Prefect's results, written in its own folder, join the work folder
+        warm.close()
+        shutil.move(str(warm.log_path), log_path)
+        if warm.results_dir.exists():
+            shutil.move(str(warm.results_dir), work_dir / "prefect-results")
+        shutil.rmtree(warm.folder, ignore_errors=True)
     result: dict[str, Any] = {}
     try:
         result = json.loads(result_file.read_text())
@@ -315,4 +309,4 @@ def current_python() -> str:
     return sys.executable
 
 
-__all__ = ["run_runner", "runner_env", "write_spec"]
+__all__ = ["early_modules", "run_runner", "runner_env", "write_spec"]

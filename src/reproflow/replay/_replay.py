@@ -23,13 +23,14 @@ from ..records import Environment, Run
 from ..store import Store
 from ._compare import compare_task, environment_drift, explain, library_drift, match_tasks
 from ._envbuild import build_environment, env_cache_root
-from ._execute import run_runner
+from ._execute import early_modules, run_runner, runner_env
 from ._inputs import verify_inputs
 from ._models import EnvironmentInfo, InputCheck, ReplayResult, TaskVerdict
 from ._plan import Prepared, dag_order, prepare
 from ._relocate import Relocation, recorded_source_root
 from ._source import restore_source
 from ._uv import IndexConfig, find_uv, index_config
+from ._warm import ensure, save_hint, stop_all
 
 Progress = Callable[[str, str, int, int], None]  # (phase, description, completed, total)
 
@@ -118,6 +119,20 @@ def replay(
         ReproflowError: the run cannot be replayed (unknown id, newer schema, Python not
             available, a pin that no longer resolves, a changed input, ...), one line each.
     """
+    try:
+        return _replay(run_id, store, dry_run=dry_run, in_place=in_place, python=python, task=task,
+                       from_task=from_task, allow_changed_inputs=allow_changed_inputs, keep=keep, work_dir=work_dir,
+                       env_cache=env_cache, cache_dir=cache_dir, progress=progress, on_plan=on_plan, params=params,
+                       index=index, engine=engine)
+    finally:
+        stop_all()  # a runner started early and not handed its spec (a check failed) ends here
+
+
+def _replay(run_id: str, store: str | os.PathLike[str] | Store | None, *, dry_run: bool, in_place: bool,
+            python: str | None, task: str | None, from_task: str | None, allow_changed_inputs: bool, keep: bool,
+            work_dir: str | os.PathLike[str] | None, env_cache: bool, cache_dir: str | os.PathLike[str] | None,
+            progress: Progress | None, on_plan: Callable[[Prepared], None] | None, params: Mapping[str, str] | None,
+            index: IndexConfig | None, engine: str | None) -> ReplayResult:
     timings: dict[str, float] = {}
     t0, wall0 = time.perf_counter(), time.time()
     st = store if isinstance(store, Store) else Store(store)
@@ -133,7 +148,34 @@ def replay(
         return result
     if prepared.fatal:
         raise prepared.fatal[0]
+    _start_early(prepared, st, run_id, store, in_place=in_place, cache_dir=cache_dir)
+    return _replay_planned(prepared, st, result, timings, t0, wall0, in_place=in_place, env_cache=env_cache,
+                           cache_dir=cache_dir, allow_changed_inputs=allow_changed_inputs, keep=keep,
+                           work_dir=work_dir, progress=progress, index=index)
 
+
+def _start_early(prepared: Prepared, st: Store, run_id: str, store: object, *, in_place: bool,
+                 cache_dir: str | os.PathLike[str] | None) -> None:
+    """When the environment is there already, start its runner now: it imports Prefect while
+    the code is restored and the inputs are hashed, and waits for them (see ``_warm``). Leave a
+    hint for the next replay of the same run to start it even before the plan."""
+    python = sys.executable if in_place else prepared.cached_python
+    modules = early_modules(prepared)
+    if python is None or modules is None:
+        return
+    env = runner_env(prepared, st, python, in_place)
+    ensure(python, env, modules)
+    if isinstance(store, (str, type(None))):
+        rec = prepared.run.record
+        save_hint(run_id, store, python=python, in_place=in_place, store_url=st.url, replay_of=rec.run_id,
+                  seed=rec.seed, pythonhashseed=rec.pythonhashseed, modules=modules,
+                  cache_dir=str(cache_dir) if cache_dir else None)
+
+
+def _replay_planned(prepared: Prepared, st: Store, result: ReplayResult, timings: dict[str, float], t0: float,
+                    wall0: float, *, in_place: bool, env_cache: bool, cache_dir: str | os.PathLike[str] | None,
+                    allow_changed_inputs: bool, keep: bool, work_dir: str | os.PathLike[str] | None,
+                    progress: Progress | None, index: IndexConfig | None) -> ReplayResult:
     with workspace(work_dir, keep) as (wd, kept):
         # 1. the code, and 2. the inputs (checked there when inside the source root), before
         # anything is built or run

@@ -476,5 +476,130 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+#: the first argument of a runner started early (see :mod:`reproflow.replay._warm`)
+WAIT = "--wait"
+#: files in the flow's working folder that Prefect reads settings from when it is imported
+PREFECT_SETTINGS_FILES = (".env", "prefect.toml")
+
+
+def _shadowed(before: set[str], spec: dict[str, Any]) -> list[str]:
+    """Top-level modules imported early (not in ``before``) that a file or package of the
+    restored code would have provided instead, had they been imported after its folders were put
+    first on ``sys.path`` (a project's own ``yaml.py``)."""
+    loaded = {m.partition(".")[0] for m in sys.modules} - {m.partition(".")[0] for m in before}
+    found: list[str] = []
+    for folder in spec.get("sys_path", []):
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            full = os.path.join(folder, name)
+            if name.endswith((".py", ".pyc", ".so", ".pyd")):
+                top = name.partition(".")[0]
+            elif os.path.isfile(os.path.join(full, "__init__.py")):
+                top = name
+            else:
+                continue
+            if top in loaded:
+                found.append(top)
+    return sorted(set(found))
+
+
+def _early_start_differs(before: set[str], spec: dict[str, Any]) -> str | None:
+    """Why importing before the spec came could differ from a runner started after it, or None."""
+    if spec.get("mode", "flow") != "flow":
+        return f"mode {spec.get('mode')}"
+    shadowed = _shadowed(before, spec)
+    if shadowed:
+        return "the restored code has modules of its own named " + ", ".join(shadowed)
+    cwd = spec.get("cwd") or ""
+    for name in PREFECT_SETTINGS_FILES:
+        if os.path.exists(os.path.join(cwd, name)):
+            return f"{name} in the working folder"
+    try:
+        with open(os.path.join(cwd, "pyproject.toml"), encoding="utf-8", errors="replace") as fh:
+            if "tool.prefect" in fh.read():
+                return "[tool.prefect] in pyproject.toml"
+    except OSError:
+        pass
+    return None
+
+
+def _temporary_server() -> None:
+    """Start the temporary Prefect server that the flow's first call would start (no API URL in
+    Prefect's settings, its temporary server allowed), while the replay checks: that start (a
+    new process importing Prefect's server) is most of a replay's time without a server. The
+    same server, by Prefect's own means: the flow's client finds it running. Any failure leaves it
+    to the flow's first call, as without an early start."""
+    try:
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings()
+        if settings.api.url or not settings.server.ephemeral.enabled:
+            return
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()
+    except Exception:  # noqa: BLE001 - the flow's call starts it, and reports its own error
+        pass
+
+
+def wait(modules: list[str]) -> int:
+    """A runner started before the replay's checks are done: import ``modules`` (Prefect and the
+    recorder, the slow part of starting), then wait for one line on stdin.
+
+    Nothing of the recorded code is imported or run before that line comes, and it comes only
+    after every check passed; end of input (the replay stopped) ends this process having run
+    nothing. The line is JSON: ``{"spec": PATH, "env": {NAME: VALUE or null}}``, the variables
+    the parent sets only then. When importing early could have changed what the run imports (a
+    module of the restored code shadowing one imported here, a Prefect settings file in the
+    working folder, a run that does not call a flow), the runner starts afresh instead, as a
+    runner started after the checks would have run.
+    """
+    before = set(sys.modules)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the run imports it again and reports its own error
+            pass
+    server = None
+    if "prefect" in modules:
+        import threading
+
+        server = threading.Thread(target=_temporary_server, name="reproflow-early-server", daemon=True)
+        server.start()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the replay stopped before its checks passed: run nothing (a server started ends at exit)
+    if server is not None:
+        server.join()  # the flow's first call to the API finds it running
+    order = json.loads(line)
+    for key, value in order.get("env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    sys.stdin.close()
+    os.close(0)
+    os.open(os.devnull, os.O_RDONLY)  # fd 0 again: the run reads an empty stdin, as when started after
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
+    with open(order["spec"], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    why = _early_start_differs(before, spec)
+    if why is not None:
+        print(f"reproflow: the early-started runner starts afresh ({why})", file=sys.stderr, flush=True)
+        early = sys.modules.get("prefect.server.api.server")
+        if early is not None:  # the fresh runner starts its own, where the flow runs
+            try:
+                early.SubprocessASGIServer().stop()
+            except Exception:  # noqa: BLE001
+                pass
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), order["spec"]], dict(os.environ))
+    return main([order["spec"]])
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == [WAIT]:
+        sys.exit(wait(sys.argv[2:]))
     sys.exit(main())
