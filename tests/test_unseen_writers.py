@@ -163,6 +163,43 @@ def test_a_sqlite_database_a_sibling_writes_is_that_tasks(store: Store, tmp_path
 
 
 @repro_task
+def write_with_libc(out_dir: Path, flags: Path) -> None:
+    """Writes part-a.bin with the C library's stdio, as a C extension would: no Python open."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.fwrite.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    libc.fflush.argtypes = libc.fclose.argtypes = [ctypes.c_void_p]
+    fh = libc.fopen(str(out_dir / "part-a.bin").encode(), b"wb")
+    for step, data in enumerate((b"A1", b"A2", b"A3"), 1):
+        libc.fwrite(data, 1, len(data), fh)
+        libc.fflush(fh)
+        if step < 3:
+            (flags / f"written{step}").touch()
+            _wait_for(flags / f"go{step}")
+    libc.fclose(fh)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open files are read from /proc (Linux)")
+def test_a_file_a_c_library_beside_still_holds_open_is_recorded_without_a_hash(store: Store, tmp_path: Path) -> None:
+    """A C library writing by itself (no Python open, no subprocess, nothing names the file):
+    B saw part-a.bin change, and it was still open for writing in this process when B ended, so
+    B records it without a hash (it recorded the half-written A1A2 before); A, which closed it,
+    records it, complete."""
+    with reproflow.record("libc beside") as run:
+        _beside_a_slow_writer(tmp_path, lambda o, f: [], start_a=write_with_libc)
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    b_out = {Path(r.uri).name: r for r in tasks["write_b"].outputs}
+    assert (b_out["part-a.bin"].kind, b_out["part-a.bin"].sha256) == ("unhashed", None)
+    assert "still open for writing" in (b_out["part-a.bin"].reason or "")
+    assert b_out["part-b.bin"].sha256 == _sha(b"B")
+    a_out = [(Path(r.uri).name, r.kind, r.sha256) for r in tasks["write_with_libc"].outputs if r.param == "out_dir"]
+    assert a_out == [("part-a.bin", "file", _sha(b"A1A2A3"))]
+
+
+@repro_task
 def write_one(out_dir: Path) -> None:
     (out_dir / "one.txt").write_text("one")
 

@@ -294,6 +294,51 @@ def claimed_by(path: str) -> Reads | None:
     return found
 
 
+def _processes() -> list[str]:
+    """This process and its child processes (their ``/proc`` folders; Linux only)."""
+    out, todo = [], ["self"]
+    while todo and len(out) < 256:
+        pid = todo.pop()
+        out.append(f"/proc/{pid}")
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                    todo += fh.read().split()
+        except OSError:
+            continue
+    return out
+
+
+def open_for_writing(paths: Iterable[str]) -> set[str]:
+    """The ``paths`` that this process or one of its child processes holds open for writing now
+    (a C library, or a subprocess, still writing them): read from ``/proc`` (Linux); elsewhere,
+    or where ``/proc`` cannot be read, none."""
+    wanted = {os.path.realpath(p): p for p in paths}
+    found: set[str] = set()
+    if not wanted or not os.path.isdir("/proc/self/fd"):
+        return found
+    for proc in _processes():
+        try:
+            fds = os.listdir(f"{proc}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{proc}/fd/{fd}")
+            except OSError:
+                continue
+            if target not in wanted:
+                continue
+            try:
+                with open(f"{proc}/fdinfo/{fd}", encoding="ascii") as fh:
+                    flags = next((int(line.split()[1], 8) for line in fh if line.startswith("flags:")), 0)
+            except (OSError, ValueError):
+                flags = os.O_RDWR  # unknown: take it as written
+            if flags & (os.O_WRONLY | os.O_RDWR):
+                found.add(wanted[target])
+    return found
+
+
 def unseen_writer_beside(path: str, reads: Reads | None) -> Reads | None:
     """For a file that changed while the attempt ``reads`` ran, with no writer the hook saw and
     no subprocess naming it: another attempt, running beside ``reads`` (at some point), that
@@ -389,4 +434,4 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
     return out
 
 
-__all__ = ["Reads", "claimed_by", "done", "enter", "in_flight", "register", "start", "unseen_writer_beside", "stop", "undeclared_reads", "written_by_another"]
+__all__ = ["Reads", "claimed_by", "done", "enter", "in_flight", "open_for_writing", "register", "start", "unseen_writer_beside", "stop", "undeclared_reads", "written_by_another"]

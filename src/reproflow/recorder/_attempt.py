@@ -458,9 +458,21 @@ class _Attempt:
         written, removed = changed
         mine = getattr(self, "_reads", None)
         refs: list[DataRef] = []
-        for rel, gone in [(rel, False) for rel in written] + [(rel, True) for rel in removed]:
+        changed = [(rel, False) for rel in written] + [(rel, True) for rel in removed]
+        whose_of = {rel: self._whose(os.path.join(root, *rel.split("/")), mine) for rel, _ in changed}
+        unseen = [os.path.join(root, *rel.split("/")) for rel, gone in changed if not gone and whose_of[rel] is None
+                  and not (mine is not None and os.path.abspath(os.path.join(root, *rel.split("/"))) in mine.written)]
+        if unseen:  # no writer seen: one still holding it open (a C library, a subprocess) is not done
+            from ..capture._reads import open_for_writing
+
+            for path in open_for_writing(unseen):
+                whose_of[os.path.relpath(path, root).replace(os.sep, "/")] = (
+                    "it was still open for writing (in this process or a subprocess) when the task ended, by a "
+                    "writer the audit hook on open cannot see (a C library, a subprocess): it may be half written, "
+                    "so no hash of it is kept")
+        for rel, gone in changed:
             path = os.path.join(root, *rel.split("/"))
-            whose = self._whose(path, mine)
+            whose = whose_of[rel]
             if whose == "another":
                 continue
             if whose:
