@@ -16,7 +16,10 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
       "env": {"REPROFLOW_STORE_INPUTS": "1"},  # extra environment for recording (python flow.py)
       "replay_states": {"weight": "COMPLETED"},  # the state each replayed task (every map index) ended in
-      "argv": ["-m", "pipeline.main", "7"]     # run `python ARGV...` instead of `python flow.py`
+      "argv": ["-m", "pipeline.main", "7"],    # run `python ARGV...` instead of `python flow.py`
+      "record_exit": 1,                   # python flow.py's exit code (default 0: a flow that fails exits 1)
+      "flow_state": "FAILED",             # how the recorded run and the replay's flow run both ended
+      "causes": {"jitter": "nondeterminism"}  # a piece of one of the likely causes named for the task
     }
 
 ``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
@@ -74,15 +77,16 @@ def make_repo(shape: Shape, dest: Path) -> Path:
 
 
 def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, list_runs: Any,
-           argv: list[str] | None = None) -> tuple[str, str]:
+           argv: list[str] | None = None, exit_code: int = 0) -> tuple[str, str]:
     """Run ``python flow.py`` (or ``python ARGV...``) in ``repo`` with the store in
     ``REPROFLOW_STORE``; return the new run id and the script's output. ``list_runs`` gives the
-    store's run ids (before and after)."""
+    store's run ids (before and after); ``exit_code`` is the one the script must end with."""
     before = set(list_runs())
     proc = subprocess.run([sys.executable, *(argv or ["flow.py"])], cwd=repo, env={**os.environ, **(env or {}),
                           "REPROFLOW_STORE": store_url}, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"python {' '.join(argv or ['flow.py'])} failed ({proc.returncode}):\n{output[-4000:]}"
+    assert proc.returncode == exit_code, (f"python {' '.join(argv or ['flow.py'])} exited {proc.returncode}, "
+                                          f"not {exit_code}:\n{output[-4000:]}")
     new = set(list_runs()) - before
     assert len(new) == 1, f"expected one new top-level run, got {sorted(new)}:\n{output[-2000:]}"
     return new.pop(), output
@@ -139,6 +143,12 @@ def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
     for name, state in exp.get("replay_states", {}).items():
         states = {t.get("replay_state") for t in result.get("tasks", []) if t["task_name"] == name}
         assert states == {state}, f"task {name} ended {states} in the replay, not {state}\n{where}"
+    for name, piece in exp.get("causes", {}).items():
+        causes = [c for t in result.get("tasks", []) if t["task_name"] == name for c in t.get("causes", [])]
+        assert any(piece in c for c in causes), f"task {name}: no cause names {piece!r}: {causes}\n{where}"
+    if "flow_state" in exp:
+        ended = (result.get("recorded_state"), result.get("flow_state"))
+        assert ended == (exp["flow_state"], exp["flow_state"]), f"recorded, replayed ended {ended}\n{where}"
     if exp["verdict"] == "reproduced":
         bad = {n: v for n, v in got.items() if v - {"reproduced", "unverified"}}
         assert not bad, f"{bad}\n{where}"

@@ -93,7 +93,7 @@ def test_shape_replays_to_an_honest_verdict(name: str, backend: str, corpus_env:
     run_id = ""
     for _ in range(int(shape.expect.get("runs", 1))):
         run_id, _out = record(repo, url, shape.expect.get("env"), list_runs=_run_ids(url),
-                              argv=shape.expect.get("argv"))
+                              argv=shape.expect.get("argv"), exit_code=int(shape.expect.get("record_exit", 0)))
     if shape.expect.get("after_record"):
         subprocess.run([sys.executable, "-c", "from pathlib import Path; " + shape.expect["after_record"]],
                        cwd=repo, check=True)

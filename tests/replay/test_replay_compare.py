@@ -165,3 +165,46 @@ def test_an_output_recorded_without_a_hash_is_unverified_never_reproduced() -> N
     assert v.verdict == "unverified" and any("has no hash in the replay" in c for c in v.causes)
     differs = task("b", 0, "c", name="t", outputs=[_out(mine.uri, "zz"), gap], result_hash="sha256:r")
     assert compare_task(o, differs).verdict == "differs"
+
+
+def test_environment_variables_a_task_reads_are_named_not_blamed_on_nondeterminism() -> None:
+    """A task that reads an environment variable (with a default, so no check flags it) gave
+    another result because the variable is set otherwise in the replay: the likely cause names
+    the variable and both values, and never says "same code, inputs and environment"."""
+    from reproflow.checks import environment_names_read
+    from reproflow.records import EnvVar
+
+    source = '''import os
+from os import environ, getenv
+
+LIMIT = os.getenv("TOP_LIMIT")
+
+
+class Steps:
+    def scale(self, xs):
+        factor = int(os.environ.get("SCALE", "1")) + int(environ["OFFSET"]) + len(getenv("LABEL") or "")
+        return [x * factor for x in xs]
+
+
+def other():
+    return os.environ["UNRELATED"]
+'''
+    assert environment_names_read(source, "Steps.scale") == ["LABEL", "OFFSET", "SCALE", "TOP_LIMIT"]
+    assert environment_names_read(source, "other") == ["TOP_LIMIT", "UNRELATED"]
+    assert environment_names_read(source, "missing") == ["TOP_LIMIT"]
+    assert environment_names_read("def f(:\n", "f") == []
+
+    o = task("a", 0, "c", name="scale", result_hash="sha256:r")
+    v = compare_task(o, task("b", 0, "c", name="scale", result_hash="sha256:s"))
+    old = {"SCALE": EnvVar(value="2"), "OFFSET": EnvVar(value="0"), "TOKEN": EnvVar(redacted=True, fingerprint="f1")}
+    new = {"OFFSET": EnvVar(value="0"), "TOKEN": EnvVar(redacted=True, fingerprint="f2")}
+    from reproflow.replay._compare import environment_causes
+
+    causes = environment_causes(["OFFSET", "SCALE", "TOKEN"], old, new)
+    assert causes[0] == ("environment variable SCALE, which the task reads, was '2' when recorded and is unset in the "
+                         "replay: set it as recorded and replay again")
+    assert "TOKEN" in causes[1] and "secret" in causes[1] and len(causes) == 2
+    explain([v], Run(record=RunRecord(run_id="a", flow_name="f", context="c"), tasks=[o]), [], [],
+            env_causes={o.task_run_id: causes})
+    assert v.causes[:2] == causes
+    assert not any("nondeterminism" in c for c in v.causes), v.causes

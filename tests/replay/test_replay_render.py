@@ -64,3 +64,37 @@ def test_unverified_tasks_are_counted_apart_in_the_verdict_json_and_summary() ->
     bad = _result("unverified", "differs")
     assert bad.verdict == "not-reproduced" and bad.counts == {"unverified": 1, "differs": 1}
     assert "differs: t1" in summary_line(bad)
+
+
+def _ended(recorded: str, replayed: str, message: str, *verdicts: str) -> ReplayResult:
+    from reproflow.replay._models import ReplayPlan, TaskVerdict
+    from reproflow.replay._replay import conclude
+
+    plan = ReplayPlan(run_id="r", flow_name="f", status=recorded, engine="prefect", python_recorded="3.11.7",
+                      environment_hash="e")
+    result = ReplayResult(run_id="r", replay_run_id="n", verdict="dry-run", plan=plan, recorded_state=recorded,
+                          flow_state=replayed, flow_message=message)
+    conclude(result, [TaskVerdict(task_name=f"t{i}", verdict=v) for i, v in enumerate(verdicts)])  # type: ignore[arg-type]
+    return result
+
+
+def test_a_flow_that_ends_otherwise_than_recorded_is_not_reproduced() -> None:
+    """Every task matched, but the flow run did not end as recorded (the flow body raised after
+    its tasks, or a recorded failure did not happen again): not reproduced, exit 1, and the summary
+    says how each ended. A recorded failure that the replay repeats is reproduced, and the summary
+    says the run failed, both times, with the replay's error."""
+    broke = _ended("COMPLETED", "FAILED", "Flow run encountered an exception: AssertionError: too big",
+                   "reproduced", "reproduced")
+    assert broke.verdict == "not-reproduced" and not broke.reproduced and broke.exit_code == 1
+    line = summary_line(broke)
+    assert "recorded run COMPLETED" in line and "replay FAILED" in line and "AssertionError: too big" in line
+    healed = _ended("FAILED", "COMPLETED", "", "reproduced")
+    assert healed.verdict == "not-reproduced" and healed.exit_code == 1
+    assert "recorded run FAILED" in summary_line(healed) and "replay COMPLETED" in summary_line(healed)
+    same = _ended("FAILED", "FAILED", "Flow run encountered an exception: RuntimeError: over the limit",
+                  "reproduced", "reproduced")
+    assert same.verdict == "reproduced" and same.exit_code == 0
+    line = summary_line(same)
+    assert "reproduced" in line and "failed as recorded" in line and "RuntimeError: over the limit" in line
+    assert _ended("COMPLETED", "COMPLETED", "", "reproduced").verdict == "reproduced"
+    assert "failed" not in summary_line(_ended("COMPLETED", "COMPLETED", "", "reproduced"))

@@ -16,6 +16,7 @@ package costs little.
 from __future__ import annotations
 
 from ._config import CheckConfig, config_from_table, find_config
+from ._environ import environment_names_read
 from ._engine import check_function, check_paths, check_source, clear_function_cache, python_files
 from ._registry import PARSE_ERROR_CODE, Hit, Rule, all_rules, get_rule
 from ._report import render_json, render_sarif, render_text, sarif_log
@@ -31,6 +32,7 @@ __all__ = [
     "check_source",
     "clear_function_cache",
     "config_from_table",
+    "environment_names_read",
     "find_config",
     "get_rule",
     "python_files",

@@ -55,4 +55,57 @@ def undeclared_environment_variable(ctx: ModuleContext) -> Iterator[Hit]:
         yield Hit(node, f"environment variable {name_text} is a hidden input: {how} and it is not declared")
 
 
-__all__: list[str] = []
+def _reads(node: ast.AST) -> str | None:
+    """The constant name of an environment variable this node reads, by syntax alone:
+    ``os.environ["X"]``, ``environ.get("X")``, ``os.getenv("X")``, ``getenv("X")``."""
+    def environ(n: ast.AST) -> bool:
+        return (isinstance(n, ast.Attribute) and n.attr in ("environ", "environb")) or (
+            isinstance(n, ast.Name) and n.id in ("environ", "environb"))
+
+    key: ast.AST | None = None
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and environ(node.value):
+        key = node.slice
+    elif isinstance(node, ast.Call) and node.args:
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr in ("get", "pop", "setdefault") and environ(f.value):
+            key = node.args[0]
+        elif (isinstance(f, ast.Attribute) and f.attr in ("getenv", "getenvb")) or (
+                isinstance(f, ast.Name) and f.id in ("getenv", "getenvb")):
+            key = node.args[0]
+    name = const_str(key)
+    return None if name is None or isinstance(key, ast.JoinedStr) else name
+
+
+def environment_names_read(source: str, qualname: str | None) -> list[str]:
+    """Names of the environment variables a function reads (constant names only), sorted: those
+    read in the function's own body (``qualname``: ``"Class.method"``, ``"outer.<locals>.f"``)
+    and those read at the module's top level, when it is imported. Unparsable source: none.
+    The replay uses it to name a variable set otherwise than when the task was recorded."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    names: set[str] = set()
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+    def top(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, scopes):
+                continue
+            name = _reads(child)
+            if name is not None:
+                names.add(name)
+            top(child)
+
+    top(tree)
+    body: ast.AST | None = tree
+    for part in (qualname or "").split("."):
+        if part == "<locals>" or body is None:
+            continue
+        body = next((n for n in ast.iter_child_nodes(body) if isinstance(n, scopes[:3]) and n.name == part), None)
+    if body is not None and body is not tree:
+        names.update(n for n in (_reads(x) for x in ast.walk(body)) if n is not None)
+    return sorted(names)
+
+
+__all__ = ["environment_names_read"]

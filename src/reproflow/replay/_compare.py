@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..values._typed import from_typed_json, hash_mapping, stable_hash
-from ..records import DataRef, Environment, Hardware, Run, TaskRecord
+from ..records import DataRef, Environment, EnvVar, Hardware, Run, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
 from ._relocate import Relocation
 
@@ -366,13 +366,43 @@ def library_drift(store: Store, old: Run, new: Run) -> list[str]:
     return [f"system library {name}: {words}" for name, _, _, words in drift(run_libraries(store, old), run_libraries(store, new))]
 
 
+def environment_causes(names: Iterable[str], old: dict[str, EnvVar], new: dict[str, EnvVar]) -> list[str]:
+    """One cause per environment variable in ``names`` (those a task reads) that is set otherwise
+    in the replay than when the task was recorded (a secret by its keyed fingerprint)."""
+    def shown(v: EnvVar | None) -> str:
+        if v is None:
+            return "unset"
+        return "a secret value (redacted)" if v.redacted else repr(v.value)
+
+    out: list[str] = []
+    for name in names:
+        a, b = old.get(name), new.get(name)
+        if a is None and b is None:
+            continue
+        if a is not None and b is not None and (a.redacted or b.redacted):
+            if a.redacted and b.redacted and a.fingerprint == b.fingerprint:
+                continue
+            out.append(f"environment variable {name}, which the task reads, holds another secret value in the "
+                       "replay than when recorded: set it as recorded and replay again")
+            continue
+        if a is not None and b is not None and a.value == b.value:
+            continue
+        out.append(f"environment variable {name}, which the task reads, was {shown(a)} when recorded and is "
+                   f"{shown(b)} in the replay: set it as recorded and replay again")
+    return out
+
+
 def explain(
     verdicts: list[TaskVerdict],
     original: Run,
     drift: list[str],
     inputs: Iterable[InputCheck],
+    env_causes: dict[str, list[str]] | None = None,
 ) -> None:
-    """Add likely causes to every verdict that is not ``reproduced`` or ``unverified`` (in place)."""
+    """Add likely causes to every verdict that is not ``reproduced`` or ``unverified`` (in place).
+
+    ``env_causes``: per recorded task run id, the environment variables it reads that the replay
+    set otherwise (:func:`environment_causes`)."""
     from ..recorder._dag import upstream_map
 
     by_id = {t.task_run_id: t for t in original.final_tasks()}
@@ -396,6 +426,8 @@ def explain(
                               f"(recorded sha256:{(i.expected or '')[:12]}, found {('sha256:' + i.actual[:12]) if i.actual else 'nothing'})")
         upstream_bad = sorted({by_id[s].task_name for srcs in ups.get(v.original_task_run_id, {}).values()
                                for s in srcs if s in bad and s in by_id})
+        env_changed = (env_causes or {}).get(v.original_task_run_id or "", [])
+        causes += env_changed
         if upstream_bad:
             causes.append(f"upstream task(s) {', '.join(upstream_bad)} did not reproduce, so this task got different inputs")
         upstream_unchecked = sorted({by_id[s].task_name for srcs in ups.get(v.original_task_run_id, {}).values()
@@ -413,12 +445,12 @@ def explain(
             flagged = [f"{f.code} {f.message}" for f in o.findings if f.code.upper().startswith("RPF1")]
             if flagged:
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
-        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and v.verdict != "missing":
+        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
-__all__ = ["compare_task", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_check",
+__all__ = ["compare_task", "environment_causes", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_check",
            "legacy_folder_outputs", "match_tasks",
            "unverified_cause"]

@@ -181,8 +181,17 @@ class ReplayResult(_M):
     timings: dict[str, float] = Field(default_factory=dict)  #: seconds per phase
     work_dir: Optional[str] = None  #: kept with --keep
     cwd: Optional[str] = None  #: the folder the flow ran in (inside the restored code)
-    flow_state: Optional[str] = None
+    flow_state: Optional[str] = None  #: how the replay's flow run (or script) ended
     flow_message: Optional[str] = None
+    #: how the recorded run ended (a whole replay; None for --task/--from): a replay whose flow run
+    #: ends otherwise (COMPLETED against FAILED, either way) is not reproduced, whatever its tasks did
+    recorded_state: Optional[str] = None
+
+    @property
+    def flow_end_differs(self) -> bool:
+        """The recorded run and the replay's flow run did not end alike (one completed, one not)."""
+        a, b = self.recorded_state, self.flow_state
+        return bool(a and b) and (a == "COMPLETED") != (b == "COMPLETED")
 
     @property
     def exit_code(self) -> int:

@@ -133,8 +133,12 @@ def summary_line(result: ReplayResult) -> str:
                  else ("see the likely causes", ""))
     unchecked = (f", {len(unverified)} unverified ({why}, nothing compared it: "
                  f"{', '.join(dict.fromkeys(unverified))}{hint})") if unverified else ""
+    message = f": {result.flow_message}" if result.flow_message else ""
     if result.verdict == "reproduced":
-        return f"[bold green]reproduced[/]: {ok}/{n} task runs match{unchecked} (replay run {result.replay_run_id})"
+        failed = (f"; the run failed as recorded, and again in the replay{message}"
+                  if result.recorded_state and result.recorded_state != "COMPLETED" else "")
+        return (f"[bold green]reproduced[/]: {ok}/{n} task runs match{unchecked}{failed} "
+                f"(replay run {result.replay_run_id})")
     if result.verdict == "unverified":
         what = "returned values with no stable hash" if hashless else "could not be compared (see the likely causes)"
         return (f"[bold yellow]unverified[/]: nothing differs, but nothing could be compared either: {n} task run(s) "
@@ -143,7 +147,11 @@ def summary_line(result: ReplayResult) -> str:
         return (f"[bold yellow]not a reproduction[/]: {ok}/{n} task runs match{unchecked}, but inputs changed "
                 "(--allow-changed-inputs)")
     bad = [v.task_name for v in result.tasks if v.verdict not in ("reproduced", "unverified")]
-    return f"[bold red]not reproduced[/]: {ok}/{n} task runs match{unchecked}; differs: {', '.join(dict.fromkeys(bad))}"
+    differs = f"; differs: {', '.join(dict.fromkeys(bad))}" if bad else ""
+    if result.flow_end_differs:
+        return (f"[bold red]not reproduced[/]: the recorded run {result.recorded_state}, the replay {result.flow_state}"
+                f"{message}; {ok}/{n} task runs match{unchecked}{differs}")
+    return f"[bold red]not reproduced[/]: {ok}/{n} task runs match{unchecked}{differs}"
 
 
 def render_result(console: Console, result: ReplayResult) -> None:

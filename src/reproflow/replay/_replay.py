@@ -21,7 +21,7 @@ from typing import Any
 
 from ..records import Environment, Run
 from ..store import Store
-from ._compare import compare_task, environment_drift, explain, library_drift, match_tasks
+from ._compare import compare_task, environment_causes, environment_drift, explain, library_drift, match_tasks
 from ._envbuild import build_environment, env_cache_root
 from ._execute import early_modules, run_runner, runner_env
 from ._inputs import verify_inputs
@@ -194,6 +194,8 @@ def _replay_planned(prepared: Prepared, st: Store, result: ReplayResult, timings
         result.replay_run_id = outcome["run_id"]
         result.flow_state = outcome.get("state")
         result.flow_message = outcome.get("message")
+        if prepared.partial is None:  # the recorded run's end stands for the whole flow only
+            result.recorded_state = prepared.run.status
 
         # 5. compare
         t = time.perf_counter()
@@ -371,8 +373,37 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     assert original.context is not None
     result.drift = environment_drift(old_env, new_env, original.context.hardware, new_hw)
     result.drift += library_drift(st, original, new_run)
-    explain(verdicts, original, result.drift, result.inputs)
+    explain(verdicts, original, result.drift, result.inputs,
+            env_causes=_environment_causes(verdicts, original, old_env, new_env, relocation))
     conclude(result, verdicts)
+
+
+def _environment_causes(verdicts: list[TaskVerdict], original: Run, old_env: Environment | None,
+                        new_env: Environment | None, relocation: Relocation | None) -> dict[str, list[str]]:
+    """Per task run that did not reproduce: the environment variables its function reads (found
+    in the restored code) that the replay set otherwise than the recording."""
+    from ..checks import environment_names_read
+
+    if old_env is None or new_env is None or relocation is None:
+        return {}
+    by_id = {t.task_run_id: t for t in original.final_tasks()}
+    sources: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for v in verdicts:
+        o = by_id.get(v.original_task_run_id or "")
+        if v.verdict in ("reproduced", "unverified", "missing") or o is None or not o.function_file:
+            continue
+        path = os.path.join(relocation.restored_root, o.function_file)
+        if path not in sources:
+            try:
+                sources[path] = Path(path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                sources[path] = ""
+        names = environment_names_read(sources[path], (o.function or "").partition(":")[2] or None)
+        causes = environment_causes(names, old_env.env_vars, new_env.env_vars)
+        if causes:
+            out[o.task_run_id] = causes
+    return out
 
 
 def conclude(result: ReplayResult, verdicts: list[TaskVerdict]) -> None:
@@ -391,6 +422,8 @@ def conclude(result: ReplayResult, verdicts: list[TaskVerdict]) -> None:
         result.verdict = "unverified"
     else:
         result.verdict = "reproduced" if result.reproduced else "not-reproduced"
+    if result.flow_end_differs:  # the flow body raised after its tasks, or a recorded failure did not recur
+        result.reproduced, result.verdict = False, "not-reproduced"
 
 
 def verdict_counts(verdicts: Iterable[str]) -> dict[str, int]:
