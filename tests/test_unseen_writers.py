@@ -244,8 +244,10 @@ def test_the_registry_forgets_subprocess_starters_with_their_neighbours(tmp_path
     os.utime(src, (time.time() - 60, time.time() - 60))
     ra, ta = _reads.start()
     code = "import sys, shutil; shutil.copy(sys.argv[1], sys.argv[2])"
-    subprocess.run([sys.executable, "-c", code, "in.csv", str(dst)], check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-c", code, "in.csv", str(dst), "tab"], check=True, cwd=tmp_path)
     _reads.stop(ta)
+    (tmp_path / "ab").write_text("not named: 'ab' is only a piece of the argument 'tab'")
+    assert _reads.claimed_by(str(tmp_path / "ab")) is None
     assert ra.spawned is not None and ra in _reads._spawners
     rb, tb = _reads.start()
     _reads.stop(tb)

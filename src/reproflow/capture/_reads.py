@@ -284,7 +284,8 @@ def claimed_by(path: str) -> Reads | None:
     for r in list(_spawners):
         if not r.argv or not _changed_since(full, r.spawned):
             continue
-        names = {full} | {os.path.relpath(full, c) for c in r.cwds if full.startswith(c.rstrip("/") + "/")}
+        names = {full} | {rel for c in r.cwds if full.startswith(c.rstrip("/") + "/")
+                          for rel in [os.path.relpath(full, c)] if len(rel) >= 5}  # "x" is in every argument
         hit = any(n in a for a in r.argv for n in names) or (
             len(base) >= 5 and "." in base and any(base in a for a in r.argv))
         if hit:
