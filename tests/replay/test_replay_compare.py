@@ -208,3 +208,20 @@ def other():
             env_causes={o.task_run_id: causes})
     assert v.causes[:2] == causes
     assert not any("nondeterminism" in c for c in v.causes), v.causes
+
+
+def test_tasks_called_one_by_one_pair_by_the_call_not_by_position() -> None:
+    """A replay task by task (--engine tasks, --task) calls each recorded task run; a called task
+    that calls another task inside it records nested runs between the calls, which shifted a
+    pairing by position (every later task compared with its neighbour's result: "differs",
+    "nondeterminism"). With the runner's map of recorded run -> the call made for it, each pairs
+    with its own call, and the nested runs made inside a called task are not "extra"."""
+    orig = [task("a", 0, "c", name="lengths", tid="o1"), task("a", 1, "c", name="tokenize", tid="o2"),
+            task("a", 2, "c", name="double", tid="o3")]
+    new = [task("b", 0, "c", name="tokenize", tid="nested1"), task("b", 1, "c", name="lengths", tid="n1"),
+           task("b", 2, "c", name="tokenize", tid="n2"), task("b", 3, "c", name="double", tid="n3")]
+    pairs, extra = match_tasks(orig, new, {}, {}, by_position=True, calls={"o1": "n1", "o2": "n2", "o3": "n3"})
+    assert [(o.task_run_id, n.task_run_id if n else None) for o, n in pairs] == [("o1", "n1"), ("o2", "n2"), ("o3", "n3")]
+    assert extra == []
+    pairs, _ = match_tasks(orig, new[1:], {}, {}, by_position=True, calls={"o1": "n1", "o2": "n2"})
+    assert pairs[2][1] is None  # no call was made for it: missing, never someone else's run

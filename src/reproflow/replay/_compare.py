@@ -41,17 +41,24 @@ def _group_key(t: TaskRecord) -> tuple[str, str, int | None, str | None]:
 def match_tasks(
     original: list[TaskRecord], replayed: list[TaskRecord], orig_order: dict[str, tuple[int, int]],
     new_order: dict[str, tuple[int, int]], *, by_position: bool = False, relocation: Relocation | None = None,
+    calls: dict[str, str] | None = None,
 ) -> tuple[list[tuple[TaskRecord, TaskRecord | None]], list[TaskRecord]]:
     """Pair each original task run with its replayed counterpart.
 
     Args:
         by_position: pair strictly in the given order (partial replays run tasks one by one).
+        calls: with ``by_position``, the runner's map of each recorded task run to the task run
+            of the call it made for it: pairs by that, so task runs a called task made inside it
+            (a task calling a task) neither shift the pairing nor count as extra.
         relocation: the recorded source root and its restored copy: replayed parameters holding
             paths inside the copy are hashed as they would have been recorded before pairing.
 
     Returns:
         (pairs, extra): every original with its match (or None), and replayed runs left over.
     """
+    if by_position and calls:
+        by_id = {t.task_run_id: t for t in replayed}
+        return [(o, by_id.get(calls.get(o.task_run_id, ""))) for o in original], []
     if by_position:
         pairs = [(o, replayed[i] if i < len(replayed) else None) for i, o in enumerate(original)]
         return pairs, replayed[len(original):]

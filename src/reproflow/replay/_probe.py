@@ -120,6 +120,7 @@ def probe(
         result.cwd = relocation.cwd(prepared.run.record.cwd)[0]
         result.warnings += stage.warnings
         runs: list[Run] = []
+        calls: list[dict[str, str]] = []
         for n in (1, 2):
             report = _labelled(progress, n)
             outcome = execute_once(prepared, st, stage, wd / f"run{n}", in_place=in_place, progress=report,
@@ -127,8 +128,9 @@ def probe(
             result.run_ids.append(str(outcome["run_id"]))
             result.flow_states.append(outcome.get("state"))
             runs.append(st.load_run(str(outcome["run_id"])))
+            calls.append(outcome.get("calls") or {})
         t = time.perf_counter()
-        _compare_probe(result, prepared, runs[0], runs[1], st, relocation)
+        _compare_probe(result, prepared, runs[0], runs[1], st, relocation, calls=calls)
         timings["compare"] = time.perf_counter() - t
         result.work_dir = str(wd) if kept else None
     timings["total"] = time.perf_counter() - t0
@@ -153,16 +155,16 @@ def _inputs_key(t: TaskRecord) -> tuple[str, tuple[tuple[str, str | None], ...]]
 
 
 def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run, st: Store,
-                   relocation: Relocation | None = None) -> None:
+                   relocation: Relocation | None = None, calls: list[dict[str, str]] | None = None) -> None:
     original = prepared.run
     partial = prepared.partial is not None
     order_o = dag_order(original)
     verdicts: list[list[TaskVerdict]] = []
     matched: list[dict[str, TaskRecord | None]] = []
     extras: list[list[TaskRecord]] = []
-    for new in (run1, run2):
+    for i, new in enumerate((run1, run2)):
         pairs, extra = match_tasks(prepared.selected, new.final_tasks(), order_o, dag_order(new), by_position=partial,
-                                   relocation=relocation)
+                                   relocation=relocation, calls=(calls or [{}, {}])[i] if partial else None)
         matched.append({o.task_run_id: n for o, n in pairs})
         runs = (original.final_tasks(), new.final_tasks())
         verdicts.append([compare_task(o, n, relocation, runs=runs) for o, n in pairs])

@@ -200,7 +200,7 @@ def _replay_planned(prepared: Prepared, st: Store, result: ReplayResult, timings
         # 5. compare
         t = time.perf_counter()
         new_run = st.load_run(str(outcome["run_id"]))
-        _compare(result, prepared, new_run, st, relocation)
+        _compare(result, prepared, new_run, st, relocation, calls=outcome.get("calls"))
         timings["compare"] = time.perf_counter() - t
         result.work_dir = str(wd) if kept else None
     timings["total"] = time.perf_counter() - t0
@@ -350,12 +350,12 @@ def _environment(
 
 
 def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
-             relocation: Relocation | None = None) -> None:
+             relocation: Relocation | None = None, calls: dict[str, str] | None = None) -> None:
     original = prepared.run
     new_tasks = new_run.final_tasks()
     partial = prepared.partial is not None
     pairs, extra = match_tasks(prepared.selected, new_tasks, dag_order(original), dag_order(new_run),
-                               by_position=partial, relocation=relocation)
+                               by_position=partial, relocation=relocation, calls=calls if partial else None)
     written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
     runs = (original.final_tasks(), new_tasks)
     verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs) for o, n in pairs]

@@ -301,6 +301,7 @@ def _record_call(run: Any, item: dict[str, Any], obj: Any, kwargs: dict[str, Any
                      opts=RecordOptions(), signature=signature, function=item["function"])
     retries = int(getattr(obj, "retries", 0) or 0) if rf is not None else 0
     task_run_id = str(uuid.uuid4())
+    item["new_task_run_id"] = task_run_id  # also when it fails: the replay pairs the failed call
     for attempt in range(1, retries + 2):
         rec = _Attempt(spec, (), kwargs, run_id=run.run_id, task_run_id=task_run_id, attempt=attempt,
                        task_name=item["task_name"], task_key=item.get("task_key") or item["task_name"],
@@ -316,7 +317,6 @@ def _record_call(run: Any, item: dict[str, Any], obj: Any, kwargs: dict[str, Any
             raise
         rec.success(value)
         run.remember(value, task_run_id)
-        item["new_task_run_id"] = task_run_id
         return value
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -358,6 +358,7 @@ def _run_command(run: Any, item: dict[str, Any], cwd: str | None) -> None:
                                                   tuple(values), None),
                  opts=RecordOptions(check=False), signature=inspect.Signature(params), function=item.get("function") or "")
     task_run_id = str(uuid.uuid4())
+    item["new_task_run_id"] = task_run_id
     rec = _Attempt(spec, (), values, run_id=run.run_id, task_run_id=task_run_id, attempt=1,
                    task_name=item["task_name"], task_key=item.get("task_key") or item["task_name"],
                    upstream={}, engine="plain", tags=item.get("tags") or [], map_index=item.get("map_index"),
@@ -369,7 +370,6 @@ def _run_command(run: Any, item: dict[str, Any], cwd: str | None) -> None:
         rec.failure(exc)
         raise
     rec.success(None, has_result=False)
-    item["new_task_run_id"] = task_run_id
 
 
 def _param(name: str, source: dict[str, Any], values: dict[str, Any], where: str, relocation: Any = None) -> Any:
@@ -437,6 +437,8 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
                         values[item["task_run_id"]] = _record_call(run, item, obj, kwargs, upstream)
                     new_ids[item["task_run_id"]] = item.get("new_task_run_id", "")
                 except Exception as exc:
+                    if item.get("new_task_run_id"):
+                        new_ids[item["task_run_id"]] = item["new_task_run_id"]
                     if isinstance(exc, RuntimeError) and str(exc).startswith("cannot import the function"):
                         raise
                     state, message = "FAILED", f"{label}: {type(exc).__name__}: {exc}"
@@ -446,6 +448,9 @@ def _run_tasks(spec: dict[str, Any], result: dict[str, Any]) -> int:
             raise
     result["state"] = state
     result["message"] = message
+    # recorded task run -> the task run of the call made for it: the replay pairs by this, since
+    # a called task that calls tasks inside it records runs between the calls
+    result["calls"] = {k: v for k, v in new_ids.items() if v}
     return 0
 
 

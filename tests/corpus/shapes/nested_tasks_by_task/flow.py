@@ -1,0 +1,1 @@
+../nested_tasks/flow.py
