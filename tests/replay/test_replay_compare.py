@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from replay_records import environment, task
 
 from reproflow.records import DataRef, Distribution, ErrorInfo, Finding, Hardware, Run, RunRecord
 from reproflow.replay._compare import compare_task, environment_drift, explain, match_tasks
+from reproflow.values._typed import stable_hash
 from reproflow.replay._models import InputCheck
 
 
@@ -225,3 +228,27 @@ def test_tasks_called_one_by_one_pair_by_the_call_not_by_position() -> None:
     assert extra == []
     pairs, _ = match_tasks(orig, new[1:], {}, {}, by_position=True, calls={"o1": "n1", "o2": "n2"})
     assert pairs[2][1] is None  # no call was made for it: missing, never someone else's run
+
+
+def test_a_parameter_the_flow_body_computed_otherwise_is_named_not_blamed_on_nondeterminism() -> None:
+    """A task given another value than recorded by the flow body itself (a results folder named
+    after the clock) differs because of its parameter: the cause names it with both values, and
+    never says "same code, inputs and environment". A parameter fed by an upstream task that
+    differs is left to the upstream cause; an equal parameter is not named."""
+    from reproflow.values._typed import to_typed_json
+
+    def with_params(run: str, tid: str, **values: object) -> object:
+        t = task(run, 0, "c", name="write_value", tid=tid, result_hash=f"sha256:{run}")
+        t.parameters = {k: to_typed_json(v) for k, v in values.items()}
+        t.parameter_hashes = {k: stable_hash(v) or "" for k, v in values.items()}
+        return t
+
+    o = with_params("a", "o1", out_dir=Path("results/run-1450"), value=7.0)
+    n = with_params("b", "n1", out_dir=Path("results/run-1503"), value=7.0)
+    v = compare_task(o, n)  # type: ignore[arg-type]
+    assert v.verdict == "differs"
+    assert v.parameters_changed == ["parameter out_dir was Path('results/run-1450') when recorded and is "
+                                    "Path('results/run-1503') in the replay"]
+    explain([v], Run(record=RunRecord(run_id="a", flow_name="f", context="c"), tasks=[o]), [], [])  # type: ignore[list-item]
+    assert v.causes[0].startswith("parameter out_dir was Path('results/run-1450')") and "flow body" in v.causes[0]
+    assert not any("nondeterminism" in c for c in v.causes), v.causes

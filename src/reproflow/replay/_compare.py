@@ -186,6 +186,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         v.result_match = None
     else:
         v.result_match = _result_matches(o, n, relocation)
+    v.parameters_changed = parameter_changes(o, n, relocation)
     same_state = _final(o.state) == _final(n.state)
     if not same_state:
         v.verdict = "failed" if _final(n.state) == "FAILED" else "differs"
@@ -214,6 +215,37 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
 #: declared with ``refresh_cache=False`` is still served its stored result
 SERVED_FROM_CACHE = ("the replay was served its cached result (the task sets refresh_cache=False): it did not run "
                      "again, so nothing was recomputed; drop refresh_cache=False to compare it")
+
+
+def _shown(typed: Any) -> str:
+    try:
+        value = from_typed_json(typed)
+        text = f"Path({str(value)!r})" if isinstance(value, os.PathLike) else repr(value)
+    except Exception:  # noqa: BLE001 - a value this reproflow cannot rebuild is shown as stored
+        text = repr(typed)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def parameter_changes(o: TaskRecord, n: TaskRecord, relocation: Relocation | None = None) -> list[str]:
+    """The parameters the replayed task ``n`` was given otherwise than the recorded ``o``, one
+    line each with both values (a path moved into the restored code counts as the same)."""
+    back = relocation.reverse if relocation is not None and relocation.recorded_root is not None else None
+    out: list[str] = []
+    for name, h in o.parameter_hashes.items():
+        nh = n.parameter_hashes.get(name)
+        if not h or not nh or nh == h:
+            continue
+        if back is not None and name in n.parameters:
+            moved = back.typed(n.parameters[name])
+            try:
+                if moved != n.parameters[name] and stable_hash(from_typed_json(moved)) == h:
+                    continue
+            except Exception:  # noqa: BLE001 - not rebuildable here: compare as stored
+                pass
+        a = _shown(o.parameters[name]) if name in o.parameters else f"hash {h[:19]}"
+        b = _shown(n.parameters[name]) if name in n.parameters else f"hash {nh[:19]}"
+        out.append(f"parameter {name} was {a} when recorded and is {b} in the replay")
+    return out
 
 
 def legacy_folder_outputs(o: TaskRecord) -> list[DataRef]:
@@ -435,6 +467,11 @@ def explain(
                                for s in srcs if s in bad and s in by_id})
         env_changed = (env_causes or {}).get(v.original_task_run_id or "", [])
         causes += env_changed
+        fed = {p for p, srcs in ups.get(v.original_task_run_id, {}).items() if any(s in bad or s in unchecked for s in srcs)}
+        params_changed = [f"{line} (not from a task whose result differs: the flow body computed it otherwise, "
+                          "from the clock, the environment or something else that changed)"
+                          for line in v.parameters_changed if line.split(" ", 2)[1] not in fed]
+        causes += params_changed
         if upstream_bad:
             causes.append(f"upstream task(s) {', '.join(upstream_bad)} did not reproduce, so this task got different inputs")
         upstream_unchecked = sorted({by_id[s].task_name for srcs in ups.get(v.original_task_run_id, {}).values()
@@ -452,7 +489,7 @@ def explain(
             flagged = [f"{f.code} {f.message}" for f in o.findings if f.code.upper().startswith("RPF1")]
             if flagged:
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
-        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and v.verdict != "missing":
+        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
         v.causes = causes + [c for c in v.causes if c not in causes]

@@ -144,6 +144,8 @@ class TaskVerdict(_M):
     outputs: list[OutputCheck] = Field(default_factory=list)
     causes: list[str] = Field(default_factory=list)
     error: Optional[str] = None
+    #: parameters the replayed task was given otherwise than recorded, one line each
+    parameters_changed: list[str] = Field(default_factory=list)
 
 
 class EnvironmentInfo(_M):
