@@ -284,3 +284,16 @@ def test_task_parameters_fed_by_a_flow_parameter_blame_the_flow_parameter(record
     assert scale["scale[2]"]["parameter x"].derived and scale["scale[2]"]["parameter x"].note == "flow parameter xs"
     assert all(s["parameter n"].note == "flow parameter n" for s in scale.values())
     assert "parameter x" not in scale["scale[0]"] and not diff.sources
+
+
+def test_a_cache_hit_records_no_parameters_and_the_diff_does_not_call_them_changed(store: Store) -> None:
+    """A task served from Prefect's cache (CACHED) is recorded without its parameters: the diff
+    says its state changed, never that each parameter went from its value to nothing."""
+    a = make_run(store, params={"n": 3}, pid=1)
+    b = make_run(store, params={"n": 3}, pid=2, started=T0.replace(month=6))
+    train = next(t for t in store.load_run(b).final_tasks() if t.task_name == "train")
+    store.write_task(train.model_copy(update={"attempt": 2, "state": "CACHED", "parameters": {}, "parameter_hashes": {},
+                                              "parameters_hash": "cache-key:abc"}))
+    diff = diff_runs(store, a, b)
+    changes = [(c.key, c.a, c.b) for t in diff.tasks if t.task == "train" for c in t.changes]
+    assert changes == [("state", "COMPLETED", "CACHED")], changes

@@ -346,9 +346,12 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[st
         if x.state != y.state:
             changes.append(Change(key="state", a=x.state, b=y.state, derived=source is not None))
         cause = False
+        # a cache hit (CACHED) is recorded without its parameters: absent there is not recorded,
+        # not changed (its cache key stood for them)
+        unrecorded = {t.task_run_id for t in (x, y) if t.state == "CACHED" and not t.parameter_hashes}
         for p in sorted(set(x.parameter_hashes) | set(y.parameter_hashes)):
             hx, hy = x.parameter_hashes.get(p), y.parameter_hashes.get(p)
-            if hx == hy:
+            if hx == hy or (hx is None and x.task_run_id in unrecorded) or (hy is None and y.task_run_id in unrecorded):
                 continue
             # the flow parameters it may have come from: its own name first, then in order
             fed = sorted((k for k, (fa, fb) in changed_flow_params.items() if hx in fa and hy in fb), key=lambda k: k != p)
