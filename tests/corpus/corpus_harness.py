@@ -152,3 +152,48 @@ def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
     if exp["verdict"] == "reproduced":
         bad = {n: v for n, v in got.items() if v - {"reproduced", "unverified"}}
         assert not bad, f"{bad}\n{where}"
+
+
+def cases(part: int, parts: int) -> list[tuple[str, str]]:
+    """Every (shape, backend) case, dealt round-robin into ``parts`` modules (test_corpus*.py):
+    xdist runs a module on one worker (``--dist loadfile``), so the corpus is split to run on
+    all of them."""
+    every = [(name, backend) for name in shape_names() for backend in Shape.load(name).backends]
+    return every[part::parts]
+
+
+def _store(backend: str, tmp_path: Path, request: Any) -> str:
+    if backend == "local":
+        return str(tmp_path / "store")
+    srv = request.getfixturevalue("s3")["server"]
+    return f"s3://{srv.new_bucket()}/runs"
+
+
+def _run_ids(url: str) -> Any:
+    from reproflow.store import Store
+
+    def ids() -> list[str]:
+        try:
+            return list(Store(url).run_ids())
+        except Exception:  # an empty, not yet created store
+            return []
+    return ids
+
+
+def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any, monkeypatch: Any) -> None:
+    """Record the shape, replay it from an empty folder with only --store, check the verdict."""
+    shape = Shape.load(name)
+    url = _store(backend, tmp_path, request)
+    repo = make_repo(shape, tmp_path / "repo")
+    run_id = ""
+    for _ in range(int(shape.expect.get("runs", 1))):
+        run_id, _out = record(repo, url, shape.expect.get("env"), list_runs=_run_ids(url),
+                              argv=shape.expect.get("argv"), exit_code=int(shape.expect.get("record_exit", 0)))
+    if shape.expect.get("after_record"):
+        subprocess.run([sys.executable, "-c", "from pathlib import Path; " + shape.expect["after_record"]],
+                       cwd=repo, check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, result, out, err = replay(run_id, url, elsewhere, list(shape.expect.get("replay_args", [])),
+                                    capsys=capsys, monkeypatch=monkeypatch)
+    check(shape, code, result, out, err)
