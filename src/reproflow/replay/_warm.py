@@ -5,8 +5,10 @@ Python in the rebuilt environment importing Prefect (about 1 s on an idle machin
 does not depend on the checks, so it is begun early and the runner then waits (see
 ``_runner.wait``): it imports Prefect and reproflow's recorder, and nothing of the recorded code,
 until the parent sends it the spec, which the parent does only once every check has passed
-(the code restored, every input verified by its hash, the environment found). If the replay
-stops before, the runner's stdin closes and it ends having run nothing.
+(the code restored, every input verified by its hash, the environment found). Without a
+Prefect API it starts Prefect's temporary server meanwhile, as the flow's first call would.
+If the replay stops before, the runner's stdin closes and it ends having run nothing (its
+server with it).
 
 Two moments to start it:
 
@@ -31,7 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -110,7 +112,6 @@ class Warm:
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
     used: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
