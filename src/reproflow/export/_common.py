@@ -324,11 +324,13 @@ class ExportContext:
         return ["python", "-c", LAUNCHER, path, func, json.dumps(params, sort_keys=True)]
 
     def importable_module(self) -> str | None:
-        """The flow's module name where the entrypoint's file is that module's file under the
-        code's root (``src/pkg/flows.py`` and ``pkg.flows``), else None."""
+        """The flow's module name where it is a package's module (``pkg.flows``; relative imports
+        need the package) or ran as ``python -m NAME``, and the entrypoint's file is that
+        module's file under the code's root (``src/pkg/flows.py``); else None (a top-level
+        module or a script loads from its file as before)."""
         rec, ep = self.run.record, self.entrypoint()
         module = rec.module.partition(":")[0] if rec.module else None
-        if not module or ep is None or os.path.isabs(ep[0]):
+        if not module or ep is None or os.path.isabs(ep[0]) or ("." not in module and not rec.main_module):
             return None
         rel = ep[0].replace(os.sep, "/")
         stem = module.replace(".", "/")
