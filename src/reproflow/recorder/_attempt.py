@@ -457,22 +457,23 @@ class _Attempt:
         root = os.path.abspath(local_path(uri))
         written, removed = changed
         mine = getattr(self, "_reads", None)
-        refs: list[DataRef] = []
-        changed = [(rel, False) for rel in written] + [(rel, True) for rel in removed]
-        whose_of = {rel: self._whose(os.path.join(root, *rel.split("/")), mine) for rel, _ in changed}
-        unseen = [os.path.join(root, *rel.split("/")) for rel, gone in changed if not gone and whose_of[rel] is None
-                  and not (mine is not None and os.path.abspath(os.path.join(root, *rel.split("/"))) in mine.written)]
+        # every changed file once: (its path, whether it is gone), and who changed it
+        files = {os.path.join(root, *rel.split("/")): False for rel in written}
+        files.update((os.path.join(root, *rel.split("/")), True) for rel in removed)
+        whose_of = {path: self._whose(path, mine) for path in files}
+        unseen = [path for path, gone in files.items() if not gone and whose_of[path] is None
+                  and not (mine is not None and os.path.abspath(path) in mine.written)]
         if unseen:  # no writer seen: one still holding it open (a C library, a subprocess) is not done
             from ..capture._reads import open_for_writing
 
             for path in open_for_writing(unseen):
-                whose_of[os.path.relpath(path, root).replace(os.sep, "/")] = (
+                whose_of[path] = (
                     "it was still open for writing (in this process or a subprocess) when the task ended, by a "
                     "writer the audit hook on open cannot see (a C library, a subprocess): it may be half written, "
                     "so no hash of it is kept")
-        for rel, gone in changed:
-            path = os.path.join(root, *rel.split("/"))
-            whose = whose_of[rel]
+        refs: list[DataRef] = []
+        for path, gone in files.items():
+            whose = whose_of[path]
             if whose == "another":
                 continue
             if whose:
