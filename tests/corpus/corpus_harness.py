@@ -197,3 +197,22 @@ def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any,
     code, result, out, err = replay(run_id, url, elsewhere, list(shape.expect.get("replay_args", [])),
                                     capsys=capsys, monkeypatch=monkeypatch)
     check(shape, code, result, out, err)
+
+
+def corpus_test(part: int, parts: int = 3) -> Any:
+    """The corpus test of one module (test_corpus.py, _1, _2): the cases of ``part``, each
+    recording and replaying real flows (the first of a session may build the shared replay
+    environment, file-locked, on a loaded machine: up to 900 s)."""
+    import pytest
+
+    these = cases(part, parts)
+
+    @pytest.mark.slow
+    @pytest.mark.timeout(900)
+    @pytest.mark.parametrize(("name", "backend"), these, ids=[f"{n}-{b}" for n, b in these])
+    def test_shape_replays_to_an_honest_verdict(name: str, backend: str, corpus_env: dict[str, Any], tmp_path: Path,
+                                                request: Any, capsys: Any, monkeypatch: Any) -> None:
+        """Record the shape, replay it from an empty folder with only --store, check the verdict."""
+        run_case(name, backend, tmp_path, request, capsys, monkeypatch)
+
+    return test_shape_replays_to_an_honest_verdict

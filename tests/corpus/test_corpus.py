@@ -3,24 +3,6 @@ from another folder with only ``--store`` (local folder, and S3 on moto where th
 and the verdict is the right one: reproduced, unverified where nothing can be compared, or a
 refusal naming its cause; never a false "reproduced". See corpus_harness.py for a shape's files."""
 
-from __future__ import annotations
+from corpus_harness import corpus_test
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-from corpus_harness import cases, run_case
-
-# each case records and replays real flows; the first one of a session may build the replay
-# environment (shared by every worker, file-locked) on a loaded machine
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-CASES = cases(0, 3)
-
-
-@pytest.mark.parametrize(("name", "backend"), CASES, ids=[f"{n}-{b}" for n, b in CASES])
-def test_shape_replays_to_an_honest_verdict(name: str, backend: str, corpus_env: dict[str, Any], tmp_path: Path,
-                                            request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Record the shape, replay it from an empty folder with only --store, check the verdict."""
-    run_case(name, backend, tmp_path, request, capsys, monkeypatch)
+test_shape_replays_to_an_honest_verdict = corpus_test(0)
