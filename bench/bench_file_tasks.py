@@ -22,6 +22,9 @@ for the run, artifacts included, is done), and **reproflow's own CPU per task**:
 ``time.thread_time`` inside every reproflow call a task run makes (building the attempt, begin,
 success/failure, the record write on the writer thread), summed and divided by the task count;
 other processes' load does not count in it, so it is the steady figure on a busy machine.
+And the number of full garbage collections during the measured runs: ``settle`` collects
+before each run (a full collection walks Prefect's whole heap, 0.2-0.5 s, and in the rotated
+order it fell on one variant round after round), so a run pays only for one it triggers itself.
 
 By default the flows run on a temporary Prefect server (a child process). Pass ``--api-url``
 (or set ``PREFECT_API_URL``) to run against a real ``prefect server start``.
@@ -49,7 +52,7 @@ if "--api-url" in sys.argv:
 
 from prefect import flow, task  # noqa: E402
 
-from _prefect_bench import meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from _prefect_bench import full_collections, meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
 from reproflow.capture import _files as _hashing
 from reproflow import repro_task, wait_for_artifacts
 
@@ -94,8 +97,9 @@ def inputs(root: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, float, float]:
-    """(wall until the flow returns, process CPU until reproflow's work is done, reproflow CPU)."""
+def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, float, float, int]:
+    """(wall until the flow returns, process CPU until reproflow's work is done, reproflow CPU,
+    full garbage collections meanwhile)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -104,6 +108,7 @@ def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, f
         os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
         _hashing.clear_memory_cache()
     reset_own_cpu()
+    gcs = full_collections()
     c0 = time.process_time()
     t0 = time.perf_counter()
     total = FLOWS[name](srcs, dsts)
@@ -112,7 +117,7 @@ def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, f
     cpu = time.process_time() - c0
     own = own_cpu()
     assert total == 1024 * len(srcs), total
-    return wall, cpu, own
+    return wall, cpu, own, full_collections() - gcs
 
 
 def main() -> None:
@@ -135,10 +140,12 @@ def main() -> None:
         walls: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
         cpus: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
         owns: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
+        fulls: dict[tuple[str, bool], int] = {c: 0 for c in cases}
         for r in range(args.repeats):
             for case in cases[r % len(cases):] + cases[:r % len(cases)]:  # each variant takes each place in turn
                 settle(60, interval=0.5)
-                wall, cpu, own = timed(case[0], srcs, root / "out", fresh=case[1])
+                wall, cpu, own, full = timed(case[0], srcs, root / "out", fresh=case[1])
+                fulls[case] += full
                 walls[case].append(wall)
                 cpus[case].append(cpu)
                 owns[case].append(own)
@@ -146,13 +153,13 @@ def main() -> None:
         base_c = statistics.median(cpus[("@task", False)])
         print(f"\n  {n} file tasks, median of {args.repeats} alternating runs "
               f"(load average now {os.getloadavg()[0]:.1f})")
-        print(f"  {'variant':<18} {'wall s':>8} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19}")
+        print(f"  {'variant':<18} {'wall s':>8} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19} {'full GCs':>9}")
         for case in cases:
             name, fresh = case
             label = name if name == "@task" else f"{name}, {'fresh' if fresh else 'warm'}"
             w, c = statistics.median(walls[case]), statistics.median(cpus[case])
-            own = "" if name == "@task" else f"{1000 * statistics.median(owns[case]) / n:15.3f} ms"
-            print(f"  {label:<18} {w:8.3f} {w / base_w:6.3f}x {c / base_c:6.3f}x {own}")
+            own = "" if name == "@task" else f"{1000 * statistics.median(owns[case]) / n:.3f} ms"
+            print(f"  {label:<18} {w:8.3f} {w / base_w:6.3f}x {c / base_c:6.3f}x {own:>19} {fulls[case]:>9}")
         print("  walls " + "; ".join(
             f"{c[0]}{'' if c[0] == '@task' else (' fresh' if c[1] else ' warm')}: "
             + " ".join(f"{x:.2f}" for x in walls[c]) for c in cases), flush=True)
