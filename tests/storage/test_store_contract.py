@@ -216,3 +216,47 @@ def test_latest_is_the_newest_run_that_is_not_a_replay(store: Store) -> None:
     s = RunSummary.model_validate_json(only_replays.read_bytes(only_replays.path(p)))
     only_replays.write_bytes(only_replays.path(p), model_bytes(s.model_copy(update={"replay_of": "x"})))
     assert only_replays.resolve_run_id("latest") == r
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-temporary", "named-temporary"])
+def test_local_create_only_writes_are_whole_and_once(store: Store, monkeypatch: pytest.MonkeyPatch,
+                                                     unnamed: bool) -> None:
+    """A local create-only write, through Linux's unnamed temporary file (O_TMPFILE, linked
+    under its name) or the named temporary it falls back to: 16 threads racing for one name
+    leave exactly one winner, whose bytes are whole; a missing folder is made; no temporary is
+    left behind; the file has the usual permissions."""
+    import os
+
+    from reproflow.store import _tmpfile
+
+    if unnamed and not _tmpfile["ok"]:
+        pytest.skip("no O_TMPFILE or /proc/self/fd here")
+    monkeypatch.setitem(_tmpfile, "ok", unnamed)
+    path = store.path("runs", "run-t", "tasks", "one.json")  # the folders do not exist yet
+    payloads = [bytes([65 + i]) * (100_000 + i) for i in range(16)]
+    results: list[bool] = [False] * 16
+    barrier = threading.Barrier(16)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        results[i] = store.write_bytes(path, payloads[i], create_only=True)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert store.read_bytes(path) == payloads[results.index(True)]
+    assert os.listdir(os.path.dirname(path)) == ["one.json"]
+    reference = os.path.join(os.path.dirname(store.path("misc")), "reference")
+    with open(reference, "wb"):
+        pass  # a file made the usual way, for the permissions the umask leaves
+    assert os.stat(path).st_mode & 0o777 == os.stat(reference).st_mode & 0o777
+    assert _tmpfile["ok"] is unnamed  # the way asked for was the way taken
+    other = store.path("runs", "run-t", "tasks", "two.json")
+    assert store.write_bytes(other, b"{}", create_only=True) is True
+    assert store.write_bytes(other, b"[]", create_only=False) is True  # a replace, as before
+    assert store.read_bytes(other) == b"[]"
+    assert sorted(os.listdir(os.path.dirname(path))) == ["one.json", "two.json"]
+

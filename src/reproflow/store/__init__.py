@@ -104,6 +104,63 @@ def _write_new(path: str, data: bytes, durable: bool) -> None:
         raise
     os.close(fd)
 
+
+#: Linux's unnamed temporary files (``O_TMPFILE``): a record's file is written with no name and
+#: then linked under its final one, create-if-absent (``linkat`` fails when the name exists): an
+#: open, a write, a link and a close, against a named temporary's open, write, close, link and
+#: unlink (two folder changes fewer; 20 against 25-28 µs of CPU a record on the ext4 disk here,
+#: measured alone; issue 16). A crash before the link leaves no file at all. Where the
+#: filesystem or the kernel lacks it (or ``/proc`` is not mounted), the named temporary as before.
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_tmpfile = {"ok": bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd"), "root": -1}
+_tmpfile_lock = threading.Lock()
+
+
+def _root_fd() -> int:
+    """A descriptor of ``/``, opened once per process: ``os.link`` follows the ``/proc`` link
+    (``linkat`` with ``AT_SYMLINK_FOLLOW``) only when it is given a folder descriptor, and the
+    source path is absolute, so the folder itself is never used."""
+    with _tmpfile_lock:
+        if _tmpfile["root"] < 0:
+            _tmpfile["root"] = os.open("/", os.O_RDONLY | _CLOEXEC)
+        return _tmpfile["root"]
+
+
+def _link_new_tmpfile(path: str, data: bytes, durable: bool) -> bool | None:
+    """Create ``path`` holding ``data`` through an unnamed temporary file: True when created,
+    False when ``path`` exists, None when this way is not available here (the caller falls back
+    to a named temporary file, and so does every later write of this process)."""
+    folder = posixpath.dirname(path)
+    flags = _O_TMPFILE | os.O_WRONLY | _CLOEXEC
+    try:
+        fd = os.open(folder, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(folder, flags, 0o666)
+    except OSError:  # EOPNOTSUPP (this filesystem has none), EISDIR or EINVAL (an old kernel)
+        _tmpfile["ok"] = False
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
+        try:
+            os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_root_fd(), follow_symlinks=True)
+        except FileExistsError:
+            return False
+        except OSError:
+            if not os.path.isdir(folder):
+                raise  # the folder went away meanwhile: an error, as with a named temporary
+            _tmpfile["ok"] = False  # links through /proc/self/fd not possible here (EXDEV, EPERM)
+            return None
+        return True
+    finally:
+        os.close(fd)
+
+
 #: Default store location when neither an argument nor REPROFLOW_STORE says otherwise.
 DEFAULT_STORE = ".reproflow"
 STORE_ENV = "REPROFLOW_STORE"
@@ -259,6 +316,10 @@ class Store:
             if self._local:
                 if not self._marked:
                     self._mark_ignored()
+                if create_only and _tmpfile["ok"]:
+                    created = _link_new_tmpfile(path, data, self.durable)
+                    if created is not None:
+                        return created
                 tmp = posixpath.join(posixpath.dirname(path), _tmp_name())
                 _write_new(tmp, data, self.durable)
                 if create_only:
