@@ -239,9 +239,15 @@ def test_a_store_that_never_answers_is_given_up_on_once(cache_dirs: Any, s3_env:
         hole.close()
 
 
-def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnamed", [False, True], ids=["named-temporary", "unnamed-temporary"])
+def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path, unnamed: bool) -> None:
     """A process killed in the middle of writing a large blob leaves no blob under its name
-    (only a temporary file that readers and listings ignore), and the run still loads."""
+    (through a named temporary: only that temporary, which readers and listings ignore and gc
+    removes; through Linux's unnamed temporary file: nothing at all), and the run still loads."""
+    from reproflow.store import _tmpfile
+
+    if unnamed and not _tmpfile["ok"]:
+        pytest.skip("no O_TMPFILE or /proc/self/fd here")
     root = tmp_path / "store"
     run_id = write_run(Store(root), n_tasks=2)
     flag = tmp_path / "writing"
@@ -249,11 +255,13 @@ def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path)
         f"""
         import os, time
         import reproflow.store as st
+        st._tmpfile["ok"] = {unnamed!r}
         store = st.Store({str(root)!r})
         data = os.urandom(1 << 20)
         orig_write = os.write
         def slow_write(fd, buf):
-            if "/.tmp-" in os.readlink(f"/proc/self/fd/{{fd}}"):
+            target = os.readlink(f"/proc/self/fd/{{fd}}")
+            if "/.tmp-" in target or ({unnamed!r} and target.endswith(" (deleted)")):
                 orig_write(fd, data)
                 open({str(flag)!r}, "w").close()
                 while True:
@@ -273,12 +281,16 @@ def test_killed_writer_leaves_no_partial_record(cache_dirs: Any, tmp_path: Path)
     store = Store(root)
     blobs = [p for p in (root / "objects").rglob("*") if p.is_file()]
     temps = [p for p in blobs if p.name.startswith(".tmp-")]
-    assert len(temps) == 1 and temps[0].stat().st_size == 1 << 20
     names = {p.parent.name + p.name for p in blobs if not p.name.startswith(".tmp-")}
     assert all(store.get_blob(d) for d in names)  # every named blob is whole
     assert len(store.load_run(run_id).tasks) == 2
     assert [r.run_id for r in store.list_runs()] == [run_id]
-    os.utime(temps[0], (time.time() - 7200, time.time() - 7200))
     from reproflow.store._gc import gc
 
+    if unnamed:  # the half-written file had no name: nothing is left
+        assert temps == []
+        assert gc(store).temp_removed == []
+        return
+    assert len(temps) == 1 and temps[0].stat().st_size == 1 << 20
+    os.utime(temps[0], (time.time() - 7200, time.time() - 7200))
     assert gc(store).temp_removed == [str(temps[0])]
