@@ -2,7 +2,8 @@
 
 Every read and write goes through one fsspec filesystem obtained from ``url_to_fs``, so a local
 folder, ``memory://`` and ``s3://`` behave alike. Writes are atomic (a local file appears only
-complete, via write-to-temp and rename; object stores publish a PUT whole) and records are
+complete, via write-to-temp and rename, or a link of an unnamed temporary file where Linux has
+``O_TMPFILE``; object stores publish a PUT whole) and records are
 written once: one file per task attempt, so concurrent writers never rewrite a shared file.
 
 Recording never fails the user's work because the store is down: the recording writes
