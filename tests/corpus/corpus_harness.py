@@ -11,7 +11,7 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "tasks": {"write_report": "reproduced", "fit": "unverified"},   # per task name (every map index)
       "refusal": "text the refusal names", # with "refused": a piece of the one-line error
       "replay_args": ["--allow-changed-inputs"],
-      "backends": ["local", "s3"],        # stores to record into (default: local only)
+      "backends": ["local", "s3"],        # stores to record into, one case each (default: both)
       "runs": 1,                          # how many times to run flow.py before replaying the last run
       "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
       "env": {"REPROFLOW_STORE_INPUTS": "1"},  # extra environment for recording (python flow.py)
@@ -25,6 +25,10 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
 ``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
 task). Files the shape's ``.gitignore`` ignores are copied into the repository but not committed
 (data that exists on disk before the run and is not part of the recorded source).
+
+Every shape is a case on a local store folder and a case on S3 (a moto server on loopback): a
+shape leaves out ``backends``. Listing one backend (``["local"]``) is for a shape that cannot run on
+the other, with the reason in ``about``; a store that gives another verdict is a bug in reproflow.
 
 ``after_record`` is one line of Python run in the repository after recording (a user editing a
 file), to check that replay notices.
@@ -42,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 SHAPES = Path(__file__).resolve().parent / "shapes"
+#: The stores every shape is recorded into and replayed from, unless its expect.json lists others.
+BACKENDS = ("local", "s3")
 
 
 def shape_names() -> list[str]:
@@ -59,7 +65,7 @@ class Shape:
 
     @property
     def backends(self) -> list[str]:
-        return list(self.expect.get("backends", ["local"]))
+        return list(self.expect.get("backends", BACKENDS))
 
 
 def git(repo: Path, *args: str) -> str:
