@@ -236,13 +236,7 @@ def run_runner(
             env=env,
             cwd=str(work_dir),
         )
-        new_id: str | None = None
-        while proc.poll() is None:
-            time.sleep(poll_s)
-            new_id = new_id or _find_new_run(store, before, prepared.run.run_id)
-            if new_id:
-                done = len({n.split(".")[0] for n in store.ls(store.path("runs", new_id, "tasks")) if n.endswith(".json")})
-                report("tasks", "running tasks", min(done, total), total)
+        _follow(proc, store, before, prepared.run.run_id, total, progress, poll_s)
     if warm is not None:  # its log and Prefect's results, written in its own folder, join the work folder
         warm.close()
         shutil.move(str(warm.log_path), log_path)
@@ -271,6 +265,28 @@ def run_runner(
         )
     report("tasks", "flow finished", total, total)
     return result
+
+
+def _follow(proc: subprocess.Popen[bytes], store: Store, before: set[str], original: str, total: int,
+            progress: Progress | None, poll_s: float) -> None:
+    """Wait for the runner to end. With a progress callback, count the new run's task records
+    every ``poll_s`` meanwhile; without one (``--json``, the library), only wait: each count
+    lists the store (a request per poll on an object store, served while the runner competes for
+    the CPU), and a poll's sleep kept the replay waiting up to ``poll_s`` after the runner ended."""
+    if progress is None:
+        proc.wait()
+        return
+    new_id: str | None = None
+    while True:
+        try:
+            proc.wait(timeout=poll_s)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        new_id = new_id or _find_new_run(store, before, original)
+        if new_id:
+            done = len({n.split(".")[0] for n in store.ls(store.path("runs", new_id, "tasks")) if n.endswith(".json")})
+            progress("tasks", "running tasks", min(done, total), total)
 
 
 def _find_new_run(store: Store, before: set[str], original: str, newest: bool = False) -> str | None:
