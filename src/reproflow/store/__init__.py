@@ -173,6 +173,11 @@ _CHUNK = 1 << 20
 _RECENT_ITEM_MAX = 1 << 20
 _RECENT_TOTAL_MAX = 32 << 20
 _RETRY_DELAY_S = 0.5
+#: On S3 a blob up to this size is written with one create-only PUT and no existence check
+#: first: a blob already there fails the PUT (412) at the cost of the request the check would
+#: have made, and a new one saves the HEAD and the LIST (s3fs looks for a folder of that name)
+#: that the check spends on a miss. Sending this much again costs about what one round trip does.
+_PUT_UNCHECKED_MAX = 1 << 20
 STORE_TIMEOUT_ENV = "REPROFLOW_STORE_TIMEOUT_S"
 DEFAULT_STORE_TIMEOUT_S = 30.0
 _probing: set[str] = set()
@@ -258,6 +263,10 @@ class Store:
         self._local = isinstance(self.fs, LocalFileSystem)
         protocol = self.fs.protocol
         self._protocols = set(protocol) if isinstance(protocol, (tuple, list)) else {protocol}
+        #: S3 (s3fs): PUT honours If-None-Match, and an object is read in one GET when s3fs is not
+        #: asked for concurrent ranges (else it first asks the object's size: a HEAD per read).
+        self._s3 = bool(self._protocols & {"s3", "s3a"})
+        self._cat_options: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
         self._known_blobs: set[str] = set()
         self._lock = threading.Lock()
         self._spool: _spool.Spool | None = None
@@ -312,7 +321,7 @@ class Store:
             # S3 honours If-None-Match on PUT (mode="create"): one request, atomic. Elsewhere
             # check first; mode="create" still closes the race where the backend supports it.
             # Locally, os.link below is the create-if-absent check.
-            if create_only and not (self._local or self._protocols & {"s3", "s3a"}) and self.fs.exists(path):
+            if create_only and not (self._local or self._s3) and self.fs.exists(path):
                 return False
             if self._local:
                 if not self._marked:
@@ -358,7 +367,7 @@ class Store:
             if copy is not None:
                 return copy
         try:
-            return bytes(self.fs.cat_file(path))
+            return bytes(self.fs.cat_file(path, **self._cat_options))
         except FileNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -380,7 +389,7 @@ class Store:
             if all(c is not None for c in copies.values()):
                 return copies  # type: ignore[return-value]
         try:
-            out = self.fs.cat(paths, on_error="return")
+            out = self.fs.cat(paths, on_error="return", **self._cat_options)
         except Exception as exc:  # noqa: BLE001
             raise self._guard(exc) from exc
         if not isinstance(out, dict):  # a single path comes back as bytes
@@ -643,10 +652,11 @@ class Store:
         return found
 
     def put_blob(self, data: bytes) -> str:
-        """Store bytes by their SHA-256; a blob already there costs one existence check."""
+        """Store bytes by their SHA-256; a blob already there costs one existence check (on S3,
+        up to ``_PUT_UNCHECKED_MAX``, one create-only PUT that it fails)."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.blob_path(digest)
-        if not self.has_blob(digest):
+        if (self._s3 and len(data) <= _PUT_UNCHECKED_MAX and digest not in self._known_blobs) or not self.has_blob(digest):
             self.write_record_bytes(path, data, create_only=True)
             self._known_blobs.add(digest)
         elif len(data) <= _RECENT_ITEM_MAX:
