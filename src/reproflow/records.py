@@ -76,6 +76,10 @@ class DataRef(_Model):
     #: an input the task opened for reading without naming it (seen by reproflow's audit hook;
     #: schema 1.3): replay verifies it like any input; declare it to keep the point
     undeclared: Optional[bool] = None
+    #: an input file last written during the run, before the task started, by no task of the run
+    #: (the flow body, say), or a folder of only such files (schema 1.4): a replay that runs the
+    #: flow again does not check it before the run, since the run writes it again
+    written_in_run: Optional[bool] = None
 
 
 class ErrorInfo(_Model):

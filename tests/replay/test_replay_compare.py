@@ -252,3 +252,21 @@ def test_a_parameter_the_flow_body_computed_otherwise_is_named_not_blamed_on_non
     explain([v], Run(record=RunRecord(run_id="a", flow_name="f", context="c"), tasks=[o]), [], [])  # type: ignore[list-item]
     assert v.causes[0].startswith("parameter out_dir was Path('results/run-1450')") and "flow body" in v.causes[0]
     assert not any("nondeterminism" in c for c in v.causes), v.causes
+
+
+def test_an_input_the_flow_body_wrote_otherwise_is_named_not_blamed_on_nondeterminism() -> None:
+    """An input the run wrote outside any task before the task read it (the flow body's settings
+    file: not checked before the replay, which writes it again) that the replayed task read with
+    other bytes is the cause, with both hashes; an input with the same bytes is not named."""
+    def ref(sha: str, name: str = "/w/out/settings.json") -> DataRef:
+        return DataRef(uri=name, sha256=sha, param="settings", written_in_run=True)
+
+    o = task("a", 0, "c", name="scale", result_hash="sha256:1", inputs=[ref("aa" * 32), ref("cc" * 32, "/w/out/base.txt")])
+    n = task("b", 0, "c", name="scale", result_hash="sha256:2", inputs=[ref("bb" * 32), ref("cc" * 32, "/w/out/base.txt")])
+    v = compare_task(o, n)
+    assert v.verdict == "differs"
+    explain([v], _run([o]), [], [])
+    assert len([c for c in v.causes if c.startswith("input ")]) == 1
+    assert v.causes[0].startswith("input /w/out/settings.json, which the run wrote outside any task (the flow body)")
+    assert "sha256:aaaaaaaaaaaa when recorded and sha256:bbbbbbbbbbbb in the replay" in v.causes[0]
+    assert not any("nondeterminism" in c for c in v.causes), v.causes

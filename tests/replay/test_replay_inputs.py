@@ -124,3 +124,21 @@ def test_input_recorded_missing_is_unchecked(tmp_path: Path, store: Store) -> No
     tasks = [task("r", 0, "c", name="t", inputs=[ref])]
     checks = verify_inputs(external_inputs(tasks), tasks, store)
     assert checks[0].status == "unchecked"
+
+
+def test_a_file_the_run_wrote_outside_any_task_is_derived_when_the_flow_runs_again(tmp_path: Path, store: Store) -> None:
+    """An input marked written_in_run (the flow body wrote it before the task read it) is not
+    checked before a replay that runs the flow again (the flow writes it again), so a checkout
+    without it is no refusal; replayed task by task, or --task alone, it is an input as any."""
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"factor": 2}')
+    ref = file_ref(settings, "settings")
+    ref.written_in_run = True
+    raw, tasks = _tasks(tmp_path, store)
+    tasks[0].inputs.append(ref)
+    settings.unlink()  # the user's checkout no longer has it
+    assert [p.uri for p in external_inputs(tasks, flow_reruns=True)] == [str(raw)]
+    planned = external_inputs(tasks)
+    assert [p.uri for p in planned] == [str(raw), str(settings)]
+    with pytest.raises(InputChanged):
+        verify_inputs(planned, tasks, store)

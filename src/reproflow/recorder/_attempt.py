@@ -28,7 +28,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads
-from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature
+from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._urls import strip_credentials
@@ -41,6 +41,7 @@ from ._runs import (
     env_seed,
     get_store,
     owns_run,
+    run_began_ns,
     source_file,
 )
 from ..store._writer import writer
@@ -208,6 +209,7 @@ class _Attempt:
 
         spec = self.spec
         self.started_at = utcnow()
+        self.began_ns = time.time_ns()
         self.t0 = time.perf_counter()
         params = bind_arguments(spec, self.args, self.kwargs)
         var_kw = spec.decl.var_kw
@@ -386,6 +388,7 @@ class _Attempt:
 
     def _success(self, result: Any, has_result: bool) -> None:
         self.inputs += self._stop_watching()
+        self._note_written_in_run()
         outputs = self._collect_outputs(result if has_result else None)
         result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
         inline = None
@@ -412,6 +415,7 @@ class _Attempt:
 
     def _failure(self, exc: BaseException) -> None:
         self.inputs += self._stop_watching()
+        self._note_written_in_run()
         outputs = self._collect_outputs(None)
         self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
         error = ErrorInfo(
@@ -420,6 +424,28 @@ class _Attempt:
             traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-8000:],
         )
         self._write("FAILED", outputs=outputs, error=error)
+
+    def _note_written_in_run(self) -> None:
+        """Mark the input files last written after the run began and before this task did, and
+        the folders holding only such files (``DataRef.written_in_run``): the flow body wrote
+        them (or a task, whose output they are then too), so a replay that runs the flow again
+        writes them again."""
+        began = run_began_ns(self.run_id)
+        if began is None:
+            return
+        for ref in self.inputs:
+            if ref.kind not in ("file", "directory") or not is_local(ref.uri) or not ref.sha256:
+                continue
+            path = local_path(ref.uri)
+            try:
+                if ref.kind == "file":
+                    mtimes = [os.stat(path).st_mtime_ns]
+                else:  # a folder the run filled: every file in it (an empty one is recreated anyway)
+                    mtimes = [os.stat(full).st_mtime_ns for _, full in walk_files(path)]
+            except OSError:
+                continue
+            if mtimes and all(began <= m < self.began_ns for m in mtimes):
+                ref.written_in_run = True
 
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []

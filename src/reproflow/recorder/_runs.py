@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,10 @@ log = logging.getLogger("reproflow")
 _lock = threading.RLock()
 _stores: dict[tuple[int, str], Store] = {}
 _started: dict[str, str] = {}  #: run_id -> store url, runs this process started
+#: run_id -> when the run began (time.time_ns(); for a Prefect flow run, when its context was
+#: entered, before the flow body): a task's input last written after that, before the task, was
+#: written by the run itself (DataRef.written_in_run)
+_began_ns: dict[str, int] = {}
 _pid = os.getpid()
 
 REPLAY_OF_ENV = "REPROFLOW_REPLAY_OF"
@@ -89,6 +94,7 @@ def _forked() -> None:
     if os.getpid() != _pid:
         _pid = os.getpid()
         _started.clear()
+        _began_ns.clear()
 
 
 @dataclass
@@ -180,6 +186,7 @@ def open_run_record(
     another process wrote first is joined: this process neither holds its lease nor owns it."""
     from ..capture import get_context
 
+    began_ns = time.time_ns()
     entry_file = source_file(fn) if fn is not None else entry_file
     digest, context = get_context(store, entry_file=entry_file)
     if fn is not None:
@@ -217,6 +224,7 @@ def open_run_record(
         return digest, False  # a shared run another process opened first: join it
     with _lock:
         _started[run_id] = store.url
+        _began_ns.setdefault(run_id, began_ns)
     if lease:
         _liveness.hold(store, run_id)  # renewed by its own thread, never on a task's path
     return digest, created
@@ -263,6 +271,18 @@ def _version() -> str:
     from .._version import __version__
 
     return __version__
+
+
+def note_run_began(run_id: str, ns: int) -> None:
+    """When the run began, if known before its record is opened (a Prefect flow run's context is
+    entered before its body runs; the run is recorded when its first task starts)."""
+    with _lock:
+        _began_ns.setdefault(run_id, ns)
+
+
+def run_began_ns(run_id: str) -> int | None:
+    """When this process saw the run begin (time.time_ns()); None for a run it did not see begin."""
+    return _began_ns.get(run_id)
 
 
 def owns_run(run_id: str) -> bool:

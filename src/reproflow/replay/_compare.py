@@ -208,7 +208,28 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             v.verdict = "reproduced"
     else:
         v.verdict = "differs"
+    if v.verdict in ("differs", "failed"):
+        v.causes += rewritten_input_changes(o, n, move)
     return v
+
+
+def rewritten_input_changes(o: TaskRecord, n: TaskRecord, move: Any = None) -> list[str]:
+    """The input files the run wrote itself outside any task before ``o`` read them
+    (``DataRef.written_in_run``: the flow body's, not checked before the replay) that the replayed
+    task read with other contents."""
+    move = move or (lambda u: u)
+    new = {_output_key(r.uri): r for r in n.inputs}
+    out = []
+    for ref in o.inputs:
+        if not ref.written_in_run:
+            continue
+        got = new.get(_output_key(move(ref.uri))) or new.get(_output_key(ref.uri))
+        if got is None or got.sha256 == ref.sha256:
+            continue
+        found = f"sha256:{got.sha256[:12]}" if got.sha256 else "nothing"
+        out.append(f"input {ref.uri}, which the run wrote outside any task (the flow body) before this task read it, "
+                   f"held sha256:{(ref.sha256 or '')[:12]} when recorded and {found} in the replay")
+    return out
 
 
 #: a replayed task that ended CACHED: the replay asks Prefect to recompute every task, but a task
@@ -489,12 +510,13 @@ def explain(
             flagged = [f"{f.code} {f.message}" for f in o.findings if f.code.upper().startswith("RPF1")]
             if flagged:
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
-        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
+        rewritten = any(c.startswith("input ") for c in v.causes)  # compare_task's: the flow body wrote it otherwise
+        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not rewritten and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
 __all__ = ["compare_task", "environment_causes", "environment_drift", "explain", "legacy_folder_cause", "legacy_folder_check",
-           "legacy_folder_outputs", "match_tasks",
+           "legacy_folder_outputs", "match_tasks", "rewritten_input_changes",
            "unverified_cause"]

@@ -24,7 +24,8 @@ from ._models import InputCheck, PlannedInput
 from ._relocate import Relocation
 
 
-def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskRecord] = ()) -> list[PlannedInput]:
+def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskRecord] = (), *,
+                    flow_reruns: bool = False) -> list[PlannedInput]:
     """The inputs of ``tasks`` that none of them (nor ``produced_before``) wrote first.
 
     A folder counts as written first when, as a task read it, it held only files that other
@@ -36,6 +37,9 @@ def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskR
         tasks: the task runs to be replayed, in start order.
         produced_before: task runs not replayed whose outputs count as produced (unused by the
             full replay; a partial replay passes nothing, so their outputs must exist).
+        flow_reruns: the flow (or script) runs again around the tasks: a file the run wrote
+            itself outside any task before a task read it (``DataRef.written_in_run``: the flow
+            body's settings file, a file it generates) is derived too, written again by the replay.
     """
     tasks, produced_before = list(tasks), list(produced_before)
     written: set[str] = set()
@@ -48,6 +52,8 @@ def external_inputs(tasks: Iterable[TaskRecord], produced_before: Iterable[TaskR
         for ref in t.inputs:
             if _key(ref) in written or _is_folder(ref) and _tree_under(files, _key(ref)) == ref.sha256:
                 continue  # remote objects (kind "object") are verified like files
+            if flow_reruns and ref.written_in_run and ref.uri not in found:
+                continue
             cur = found.get(ref.uri)
             if cur is None:
                 if _is_folder(ref) and _filled_at_once(ref, t, by_end):

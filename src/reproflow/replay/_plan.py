@@ -559,7 +559,7 @@ def plan_loaded(
         if rec.cwd and plan.cwd is None:
             plan.risks.append(f"the run was recorded in {rec.cwd}, outside its source root {root}: the replay runs "
                               "in the restored root, so relative paths may not mean the same files")
-    plan.inputs = external_inputs(selected)
+    plan.inputs = external_inputs(selected, flow_reruns=not by_tasks)
     mark_written(plan.inputs, run.tasks)
     _plan_inputs(plan, ctx, store, root, elsewhere=elsewhere)
 

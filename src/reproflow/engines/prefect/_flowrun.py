@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ...recorder._runs import _forked, _lock, _started, finish_run, get_store, log, start_run
+from ...recorder._runs import _forked, _lock, _started, finish_run, get_store, log, note_run_began, start_run
 from ...records import ErrorInfo, RunStatus
 from ...store import Store
 from ...values._scrub import scrub_text
@@ -161,6 +161,7 @@ def ensure_prefect_run(store: Store, seed: int | None) -> str | None:
         _started[run_id] = store.url  # claim before the slow part: other threads skip
     top = root_context(ctx) if place.subflow is not None else ctx
     flow = top.flow
+    _note_began(run_id, top)
     try:
         start_run(
             store,
@@ -178,6 +179,15 @@ def ensure_prefect_run(store: Store, seed: int | None) -> str | None:
         raise
     _attach_end_hooks(flow)
     return run_id
+
+
+def _note_began(run_id: str, ctx: Any) -> None:
+    """When the flow run's context was entered (before its body ran): the files its body writes
+    before a task reads them are the run's own (``DataRef.written_in_run``)."""
+    try:
+        note_run_began(run_id, int(ctx.start_time.timestamp() * 1_000_000_000))
+    except (AttributeError, TypeError, ValueError, OverflowError):  # an older Prefect: the run's record time
+        pass
 
 
 class _HookChatter(logging.Filter):

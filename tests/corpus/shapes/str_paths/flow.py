@@ -1,0 +1,51 @@
+"""Paths as many pipelines pass them: str parameters (never a Path), files opened by a name built
+from a module constant (os.path from __file__) and from a relative str, a task returning a dict
+of the Paths it wrote, and a task writing its result to a str path it was given (nothing declared)."""
+import json
+import os
+from pathlib import Path
+
+from prefect import flow
+
+from reproflow import repro_task
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+STOPWORDS = "data/stopwords.txt"
+
+
+@repro_task
+def load(src: str) -> list[str]:
+    with open(os.path.join(DATA_DIR, src)) as fh:
+        words = fh.read().split()
+    with open(STOPWORDS) as fh:
+        stop = set(fh.read().split())
+    return [w for w in words if w not in stop]
+
+
+@repro_task
+def split(words: list[str], out_dir: str) -> dict[str, Path]:
+    os.makedirs(out_dir, exist_ok=True)
+    parts = {"short": [w for w in words if len(w) <= 4], "long": [w for w in words if len(w) > 4]}
+    paths = {}
+    for name, group in parts.items():
+        path = Path(out_dir) / f"{name}.txt"
+        path.write_text("\n".join(group) + "\n")
+        paths[name] = path
+    return paths
+
+
+@repro_task
+def summarize(paths: dict[str, Path], dst: str) -> int:
+    counts = {name: len(path.read_text().split()) for name, path in paths.items()}
+    with open(dst, "w") as fh:
+        json.dump(counts, fh, sort_keys=True)
+    return sum(counts.values())
+
+
+@flow
+def words(src: str = "words.txt", out_dir: str = "out/parts", dst: str = "out/summary.json") -> int:
+    return summarize(split(load(src), out_dir), dst)
+
+
+if __name__ == "__main__":
+    words()

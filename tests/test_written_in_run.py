@@ -1,0 +1,69 @@
+"""Input files the run wrote itself outside any task (issue 10): a flow body or script that writes
+a settings file, or generates a missing data file, before a task reads it. The recorder marks
+such an input (``DataRef.written_in_run``) by its mtime: after the run began, before the task
+did. A replay that runs the flow again writes it again, so it is derived, not an input from
+outside; a file that existed before the run is never marked. Runs as plain Python (the same
+recorder as under Prefect; the corpus shape flow_body_writes covers a Prefect flow body)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import reproflow
+from reproflow import repro_task
+from reproflow.store import Store
+
+
+@repro_task
+def read_settings(settings: Path) -> int:
+    return json.loads(settings.read_text())["factor"]
+
+
+@repro_task
+def read_named(n: int) -> int:
+    return n + int(Path("generated.txt").read_text())  # a name written inside the body: undeclared
+
+
+@repro_task
+def listing(folder: Path) -> list[str]:
+    return sorted(p.read_text() for p in folder.iterdir())
+
+
+@repro_task
+def bump(counter: Path) -> None:
+    counter.write_text(str(int(counter.read_text()) + 1))
+
+
+def test_files_the_script_wrote_before_a_task_read_them_are_marked(store: Store, tmp_path: Path,
+                                                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"factor": 3}))
+    past = time.time() - 3600
+    os.utime(old, (past, past))  # there before the run
+    counter = tmp_path / "counter.txt"
+    counter.write_text("1")
+    os.utime(counter, (past, past))
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "old.txt").write_text("old")  # a folder that held a file before the run
+    os.utime(tmp_path / "mixed" / "old.txt", (past, past))
+    with reproflow.record("body-writes") as run:
+        settings = tmp_path / "settings.json"
+        settings.write_text(json.dumps({"factor": 2}))  # the run's own, written outside any task
+        Path("generated.txt").write_text("40\n")
+        (tmp_path / "made").mkdir()
+        (tmp_path / "made" / "a.txt").write_text("a")  # a folder of only the run's files
+        (tmp_path / "mixed" / "b.txt").write_text("b")
+        listing(tmp_path / "made")
+        listing(tmp_path / "mixed")
+        read_settings(settings)
+        read_settings(old)
+        read_named(2)
+        bump(counter)  # read, then rewritten by the task itself: its state before is the run's input
+    by_file = {name: flag for t in store.load_run(run.run_id).final_tasks() for name, flag in
+               {Path(r.uri).name: r.written_in_run for r in t.inputs}.items()}
+    assert by_file == {"settings.json": True, "old.json": None, "generated.txt": True, "counter.txt": None,
+                       "made": True, "mixed": None}
