@@ -74,7 +74,8 @@ class DataRef(_Model):
     stored_blob: Optional[str] = None  #: sha256 of a stored copy (tar for directories)
     reason: Optional[str] = None  #: why it was not hashed (kind "unhashed"), secrets scrubbed
     #: an input the task opened for reading without naming it (seen by reproflow's audit hook;
-    #: schema 1.3): replay verifies it like any input; declare it to keep the point
+    #: schema 1.3): replay verifies it like any input; declare it to keep the point. On an output
+    #: (schema 1.4): a file the task only wrote, at a path it never named; replay compares it
     undeclared: Optional[bool] = None
     #: an input file last written during the run, before the task started, by no task of the run
     #: (the flow body, say), or a folder of only such files (schema 1.4): a replay that runs the

@@ -435,4 +435,37 @@ def undeclared_reads(reads: Reads, known: Iterable[str], *, exclude: Iterable[st
     return out
 
 
-__all__ = ["Reads", "claimed_by", "done", "enter", "in_flight", "open_for_writing", "register", "start", "unseen_writer_beside", "stop", "undeclared_reads", "written_by_another"]
+def undeclared_writes(reads: Reads, known: Iterable[str], *, exclude: Iterable[str] = ()) -> list[str]:
+    """The files the task only wrote (opened for writing, never for reading) that are data it did
+    not name: its undeclared outputs (a report written to a path given as a ``str``), absolute
+    paths, sorted. Left out as in :func:`undeclared_reads` (code, the interpreter's and the
+    machine's files, the home's dotfiles, ``exclude``), and also: files under a path the task
+    named (``known``: a folder it was passed tells its own files apart), files gone by the end (a
+    temporary file), and files it also read (a counter or cache it updates in place: what it
+    held before the task is not known, so it is no output to compare)."""
+    if not reads.written:
+        return []
+    known = list(known)
+    known_abs = {os.path.abspath(p) for p in known}
+    read = {os.path.abspath(p) for p in reads.read}
+    candidates = [p for p in reads.written if p not in known_abs and p not in read
+                  and not p.startswith(_SYSTEM_DIRS) and not p.endswith(CODE_SUFFIXES)]
+    if not candidates:
+        return []
+    known_roots = tuple({p.rstrip("/") + "/" for p in known_abs} | {os.path.realpath(p).rstrip("/") + "/" for p in known})
+    skip = _ignored() + tuple(os.path.realpath(p).rstrip("/") + "/" for p in exclude if p)
+    read_real = {os.path.realpath(p) for p in read}
+    out: list[str] = []
+    for raw in sorted(candidates):
+        path = os.path.realpath(raw)
+        if path in read_real or path.startswith(_SYSTEM_DIRS) or path.endswith(CODE_SUFFIXES):
+            continue
+        if _under(raw, known_roots) or _under(path, known_roots) or _under(path, skip) or _home_dotfile(path):
+            continue
+        if not os.path.isfile(path) or os.path.islink(raw):
+            continue
+        out.append(raw)
+    return out
+
+
+__all__ = ["Reads", "claimed_by", "done", "enter", "in_flight", "open_for_writing", "register", "start", "unseen_writer_beside", "stop", "undeclared_reads", "undeclared_writes", "written_by_another"]

@@ -467,7 +467,30 @@ class _Attempt:
                 continue
             outputs += [r for r in self._written_into(name, uri, before, after)
                         if os.path.normpath(r.uri) not in named]
-        return outputs + returned
+        return outputs + returned + self._undeclared_outputs(outputs + returned)
+
+    def _undeclared_outputs(self, known: list[DataRef]) -> list[DataRef]:
+        """The files the body only wrote, at paths it never named (a report written to a ``str``
+        path, a file named by a constant): its undeclared outputs, so a replay compares them too."""
+        reads = getattr(self, "_reads", None)
+        if reads is None or not reads.written:
+            return []
+        uris = {r.uri for r in known}
+        if all(p in uris for p in reads.written):  # the common case: it wrote what it named
+            return []
+        try:
+            named = [u for u in [r.uri for r in known] + [r.uri for r in self.inputs]
+                     + [uri for _, _, uri, _ in self._pending_out] if is_local(u)]
+            exclude = [self.store.root] if self.store.is_local else []
+            refs = []
+            for path in _reads.undeclared_writes(reads, [local_path(u) for u in named], exclude=exclude):
+                ref = self._hash_output(path, "", declared=False)
+                ref.param, ref.undeclared = None, True
+                refs.append(ref)
+            return refs
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            logging.getLogger("reproflow").debug("undeclared writes not recorded: %r", exc)
+            return []
 
     def _written_into(self, name: str, uri: str, before: Any, after: Any) -> list[DataRef]:
         """What the task changed in an inferred input: the files it wrote into (or removed

@@ -1,8 +1,10 @@
 """Paths as many pipelines pass them: str parameters (never a Path), files opened by a name built
 from a module constant (os.path from __file__) and from a relative str, a task returning a dict
-of the Paths it wrote, and a task writing its result to a str path it was given (nothing declared)."""
+of the Paths it wrote, and tasks writing to a str path they were given (nothing declared): one
+file holds the same every run, the other the time it was written."""
 import json
 import os
+import time
 from pathlib import Path
 
 from prefect import flow
@@ -42,9 +44,16 @@ def summarize(paths: dict[str, Path], dst: str) -> int:
     return sum(counts.values())
 
 
+@repro_task
+def stamp(total: int, dst: str) -> int:
+    with open(dst, "w") as fh:
+        fh.write(f"{total} words, counted at {time.time()}\n")
+    return total
+
+
 @flow
 def words(src: str = "words.txt", out_dir: str = "out/parts", dst: str = "out/summary.json") -> int:
-    return summarize(split(load(src), out_dir), dst)
+    return stamp(summarize(split(load(src), out_dir), dst), "out/stamp.txt")
 
 
 if __name__ == "__main__":
