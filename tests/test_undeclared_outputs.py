@@ -27,6 +27,9 @@ def report(n: int, dst: str) -> int:
     fd, tmp = tempfile.mkstemp()
     os.close(fd)
     os.unlink(tmp)  # gone by the end: no output
+    with open(dst + ".tmp", "w") as fh:  # an atomic write: the file moved into place is the output
+        fh.write("atomic")
+    os.replace(dst + ".tmp", os.path.join(os.path.dirname(dst), "final.txt"))
     return n
 
 
@@ -53,6 +56,6 @@ def test_files_a_task_only_wrote_at_paths_it_never_named_are_its_outputs(store: 
         into(tmp_path / "parts")
     tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
     got = [(Path(r.uri).name, r.undeclared, r.param, r.kind) for r in tasks["report"].outputs]
-    assert got == [("also.txt", True, None, "file"), ("report.txt", True, None, "file")]
+    assert got == [("also.txt", True, None, "file"), ("final.txt", True, None, "file"), ("report.txt", True, None, "file")]
     assert tasks["bump"].outputs == []
     assert [(Path(r.uri).name, r.undeclared) for r in tasks["into"].outputs] == [("part.txt", None)]

@@ -85,6 +85,8 @@ def _hook(event: str, args: tuple) -> None:
     if event != "open":
         if event in _SPAWN_EVENTS or event == "sqlite3.connect":
             _other(event, args)
+        elif event == "os.rename":
+            _renamed(args)
         return
     reads = _current.get()
     if reads is None:
@@ -123,6 +125,26 @@ def _strings(value: object) -> list[str]:
     except TypeError:
         pass
     return out
+
+
+def _renamed(args: tuple) -> None:
+    """``os.rename``/``os.replace`` (and ``shutil.move``) by the watched attempt: a file it wrote,
+    moved into place (an atomic write: ``tmp`` written, then replaced onto ``dst``), is written
+    at its new name too."""
+    reads = _current.get()
+    if reads is None:
+        return
+    try:
+        src, dst, src_fd, dst_fd = args
+        if src_fd not in (None, -1) or dst_fd not in (None, -1) or isinstance(src, int) or isinstance(dst, int):
+            return  # relative to a folder's descriptor: its path is not known here
+        full = os.path.abspath(os.fsdecode(os.fspath(src)))
+        if full in reads.written:
+            moved = os.path.abspath(os.fsdecode(os.fspath(dst)))
+            reads.written.add(moved)
+            _writers[moved] = reads
+    except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
+        return
 
 
 def _other(event: str, args: tuple) -> None:

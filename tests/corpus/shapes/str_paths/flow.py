@@ -1,7 +1,8 @@
 """Paths as many pipelines pass them: str parameters (never a Path), files opened by a name built
 from a module constant (os.path from __file__) and from a relative str, a task returning a dict
-of the Paths it wrote, and tasks writing to a str path they were given (nothing declared): one
-file holds the same every run, the other the time it was written."""
+of the Paths it wrote, and tasks writing to a str path they were given (nothing declared; one
+writes a temporary file and moves it into place): one file holds the same every run, the other
+the time it was written."""
 import json
 import os
 import time
@@ -39,8 +40,9 @@ def split(words: list[str], out_dir: str) -> dict[str, Path]:
 @repro_task
 def summarize(paths: dict[str, Path], dst: str) -> int:
     counts = {name: len(path.read_text().split()) for name, path in paths.items()}
-    with open(dst, "w") as fh:
+    with open(dst + ".part", "w") as fh:  # written whole, then moved into place
         json.dump(counts, fh, sort_keys=True)
+    os.replace(dst + ".part", dst)
     return sum(counts.values())
 
 
