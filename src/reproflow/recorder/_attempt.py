@@ -440,6 +440,8 @@ class _Attempt:
             try:
                 if ref.kind == "file":
                     mtimes = [os.stat(path).st_mtime_ns]
+                elif os.stat(path).st_mtime_ns < began:  # its listing is older than the run: not filled by it
+                    continue
                 else:  # a folder the run filled: every file in it (an empty one is recreated anyway)
                     mtimes = [os.stat(full).st_mtime_ns for _, full in walk_files(path)]
             except OSError:
