@@ -199,7 +199,7 @@ def _replay_planned(prepared: Prepared, st: Store, result: ReplayResult, timings
 
         # 5. compare
         t = time.perf_counter()
-        new_run = st.load_run(str(outcome["run_id"]))
+        new_run = _replayed_run(st, prepared, outcome)
         _compare(result, prepared, new_run, st, relocation, calls=outcome.get("calls"))
         timings["compare"] = time.perf_counter() - t
         result.work_dir = str(wd) if kept else None
@@ -347,6 +347,22 @@ def _environment(
     return EnvironmentInfo(mode="rebuild", path=str(built.path), python=built.python,
                            python_version=built.python_version, reused=built.reused,
                            build_seconds=round(built.seconds, 3), n_pins=built.n_pins)
+
+
+def _replayed_run(st: Store, prepared: Prepared, outcome: Mapping[str, Any]) -> Run:
+    """The replay's run as recorded; an empty one when nothing was recorded: a flow run is
+    recorded when its first task starts, so a replayed flow that failed in its body before any
+    task (a data file it reads is gone) left none, and every recorded task is then missing."""
+    from ..errors import RunNotFound
+    from ..records import RunRecord
+
+    run_id = str(outcome.get("run_id") or "")
+    try:
+        if run_id:
+            return st.load_run(run_id)
+    except RunNotFound:
+        pass
+    return Run(record=RunRecord(run_id=run_id or "-", flow_name=prepared.run.record.flow_name, context=""))
 
 
 def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
