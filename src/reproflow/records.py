@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SCHEMA_MAJOR = 1
 
 
@@ -75,10 +75,10 @@ class DataRef(_Model):
     reason: Optional[str] = None  #: why it was not hashed (kind "unhashed"), secrets scrubbed
     #: an input the task opened for reading without naming it (seen by reproflow's audit hook;
     #: schema 1.3): replay verifies it like any input; declare it to keep the point. On an output
-    #: (schema 1.4): a file the task only wrote, at a path it never named; replay compares it
+    #: (schema 1.5): a file the task only wrote, at a path it never named; replay compares it
     undeclared: Optional[bool] = None
     #: an input file last written during the run, before the task started, by no task of the run
-    #: (the flow body, say), or a folder of only such files (schema 1.4): a replay that runs the
+    #: (the flow body, say), or a folder of only such files (schema 1.5): a replay that runs the
     #: flow again does not check it before the run, since the run writes it again
     written_in_run: Optional[bool] = None
 
