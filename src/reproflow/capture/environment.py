@@ -68,11 +68,20 @@ def imported_distributions(modules: Iterable[str] | None = None) -> list[str]:
         if top in provides:
             names.update(canonical_name(d) for d in provides[top])
         elif top not in stdlib and not top.startswith("_"):
-            try:
-                names.add(canonical_name(md.distribution(top).metadata["Name"]))
-            except (md.PackageNotFoundError, TypeError):
-                pass
+            name = _by_module_name.get(top, False)
+            if name is False:  # looked up once per process: each lookup walks sys.path
+                try:
+                    name = canonical_name(md.distribution(top).metadata["Name"])
+                except (md.PackageNotFoundError, TypeError):
+                    name = None
+                _by_module_name[top] = name
+            if name is not None:
+                names.add(name)
     return sorted(names)
+
+
+#: top-level module -> the distribution of the same name (None: none), for modules no RECORD lists
+_by_module_name: dict[str, str | None] = {}
 
 
 def capture_environment(

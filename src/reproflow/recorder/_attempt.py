@@ -224,6 +224,7 @@ class _Attempt:
         self.inputs: list[DataRef] = []
         self._pending_out: list[tuple[str, Any, str, bool]] = []  # (param, value, uri, declared)
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
+        self._in_mtime: dict[str, int] = {}  # an input file's mtime, from the stat it was hashed by
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else env_flag(STORE_INPUTS_ENV)
         make_dirs = replay_dirs()
         for name, value in params.items():
@@ -242,6 +243,8 @@ class _Attempt:
                 if store_inputs and ref.kind in ("file", "directory"):
                     ref.stored_blob = self._store_copy(ref)
                 self.inputs.append(ref)
+                if sig is not None:
+                    self._in_mtime[ref.uri] = sig[4]  # its mtime before the task: written_in_run
                 if not is_in:  # the stat the file was hashed by is its "before"
                     self._watch.append((name, item, uri, sig if sig is not None else stat_signature(uri)))
         if strict:
@@ -438,8 +441,9 @@ class _Attempt:
                 continue
             path = local_path(ref.uri)
             try:
-                if ref.kind == "file":
-                    mtimes = [os.stat(path).st_mtime_ns]
+                if ref.kind == "file":  # the stat it was hashed by before the task, or one now
+                    known = getattr(self, "_in_mtime", {}).get(ref.uri)
+                    mtimes = [known if known is not None else os.stat(path).st_mtime_ns]
                 elif os.stat(path).st_mtime_ns < began:  # its listing is older than the run: not filled by it
                     continue
                 else:  # a folder the run filled: every file in it (an empty one is recreated anyway)
