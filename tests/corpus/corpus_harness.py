@@ -19,8 +19,9 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "argv": ["-m", "pipeline.main", "7"],    # run `python ARGV...` instead of `python flow.py`
       "record_exit": 1,                   # python flow.py's exit code (default 0: a flow that fails exits 1)
       "flow_state": "FAILED",             # how the recorded run and the replay's flow run both ended
-      "causes": {"jitter": "nondeterminism"}  # a piece of one of the likely causes named for the task
-    }
+      "causes": {"jitter": "nondeterminism"},  # a piece of one of the likely causes named for the task
+      "s3_data": "s3data"                 # a folder of the shape uploaded to a new bucket of the moto
+    }                                     # server: its URL is $DATA_BUCKET when recording (any store)
 
 ``replay_args`` are passed to ``reproflow replay`` as they are (``["--task", "split"]`` replays one
 task). Files the shape's ``.gitignore`` ignores are copied into the repository but not committed
@@ -75,7 +76,8 @@ def git(repo: Path, *args: str) -> str:
 
 def make_repo(shape: Shape, dest: Path) -> Path:
     """The shape's files as a fresh git repository with one commit."""
-    shutil.copytree(SHAPES / shape.name, dest, ignore=shutil.ignore_patterns("expect.json", "__pycache__"))
+    skip = ["expect.json", "__pycache__"] + ([shape.expect["s3_data"]] if "s3_data" in shape.expect else [])
+    shutil.copytree(SHAPES / shape.name, dest, ignore=shutil.ignore_patterns(*skip))
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", f"{shape.name} pipeline")
@@ -175,6 +177,17 @@ def _store(backend: str, tmp_path: Path, request: Any) -> str:
     return f"s3://{srv.new_bucket()}/runs"
 
 
+def _data_bucket(folder: Path, request: Any) -> str:
+    """A new bucket of the moto server holding ``folder``'s files under their relative names."""
+    srv = request.getfixturevalue("s3")["server"]
+    bucket = srv.new_bucket()
+    client = srv.client()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=path.relative_to(folder).as_posix(), Body=path.read_bytes())
+    return f"s3://{bucket}"
+
+
 def _run_ids(url: str) -> Any:
     from reproflow.store import Store
 
@@ -191,9 +204,12 @@ def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any,
     shape = Shape.load(name)
     url = _store(backend, tmp_path, request)
     repo = make_repo(shape, tmp_path / "repo")
+    env = dict(shape.expect.get("env", {}))
+    if "s3_data" in shape.expect:
+        env["DATA_BUCKET"] = _data_bucket(SHAPES / shape.name / shape.expect["s3_data"], request)
     run_id = ""
     for _ in range(int(shape.expect.get("runs", 1))):
-        run_id, _out = record(repo, url, shape.expect.get("env"), list_runs=_run_ids(url),
+        run_id, _out = record(repo, url, env, list_runs=_run_ids(url),
                               argv=shape.expect.get("argv"), exit_code=int(shape.expect.get("record_exit", 0)))
     if shape.expect.get("after_record"):
         subprocess.run([sys.executable, "-c", "from pathlib import Path; " + shape.expect["after_record"]],

@@ -317,4 +317,33 @@ def hash_remote(uri: str, storage_options: dict[str, Any] | None = None) -> Data
     return DataRef(uri=clean, kind="object", sha256=_hash_object(fs, path, info), size=int(info.get("size") or 0))
 
 
-__all__ = ["cache_path", "clear_memory_cache", "hash_remote", "version_token"]
+def _stamp(info: dict[str, Any]) -> tuple[Any, ...]:
+    """What changes when an object is written again: its size, version tokens and times (a
+    rewrite with the same bytes keeps an ETag but not a modification time)."""
+    low = _lower(info)
+    return (int(low.get("size") or 0),) + tuple(str(low.get(k)) for k in _STRONG_KEYS + _TIME_KEYS if low.get(k) not in (None, ""))
+
+
+def remote_signature(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+    """A fingerprint of a remote object or prefix as it is now, asked of the backend (fsspec's
+    listing cache is dropped first): ``("remote", "object", stamp)`` or ``("remote", "prefix",
+    ((name, stamp), ...))``; None when nothing is there or it cannot be asked. Two of them differ
+    when something wrote there in between (the remote counterpart of a local stat signature)."""
+    try:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        try:
+            fs.invalidate_cache(path)
+        except Exception:  # noqa: BLE001 - a backend without a listing cache
+            pass
+        info = fs.info(path)
+        if info.get("type") != "directory":
+            return ("remote", "object", _stamp(info))
+        listing = fs.find(path, detail=True, withdirs=False)
+        return ("remote", "prefix", tuple(sorted((str(name), _stamp(i)) for name, i in listing.items())))
+    except Exception:  # noqa: BLE001 - missing, unreachable: nothing to compare with
+        return None
+
+
+__all__ = ["cache_path", "clear_memory_cache", "hash_remote", "remote_signature", "version_token"]

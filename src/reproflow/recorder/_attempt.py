@@ -246,6 +246,8 @@ class _Attempt:
                 if sig is not None:
                     self._in_mtime[ref.uri] = sig[4]  # its mtime before the task: written_in_run
                 if not is_in:  # the stat the file was hashed by is its "before"
+                    if sig is None and not is_local(uri) and ref.kind in ("object", "directory"):
+                        sig = _remote_signature(uri)  # was it replaced by the task? (an output then)
                     self._watch.append((name, item, uri, sig if sig is not None else stat_signature(uri)))
         if strict:
             problems = [f"{f.code} {f.message} ({f.path}:{f.line})" for f in self.findings if f.severity != "info"]
@@ -468,12 +470,28 @@ class _Attempt:
         for name, _, uri, before in self._watch:  # inferred inputs changed in place are outputs too
             if before is None:
                 continue
+            if before[0] == "remote":
+                outputs += self._remote_written(name, uri, before)
+                continue
             after = stat_signature(uri)
             if after == before:
                 continue
             outputs += [r for r in self._written_into(name, uri, before, after)
                         if os.path.normpath(r.uri) not in named]
         return outputs + returned + self._undeclared_outputs(outputs + returned)
+
+    def _remote_written(self, name: str, uri: str, before: tuple[Any, ...]) -> list[DataRef]:
+        """A remote object or prefix the task was passed that was there before it and was
+        written while it ran (``s3://bucket/out/report.json`` from an earlier run, replaced):
+        the task's output, hashed now. It is no input then: what the task read of it cannot be
+        seen (no audit event tells a network read), and its state before the task is what the
+        run before this one wrote, which a replay finds replaced by this run's output."""
+        after = _remote_signature(uri)
+        if after == before:
+            return []
+        ref = self._hash_output(uri, name, declared=False)
+        self.inputs = [r for r in self.inputs if not (r.param == name and r.uri == ref.uri and not r.declared)]
+        return [ref]
 
     def _undeclared_outputs(self, known: list[DataRef]) -> list[DataRef]:
         """The files the body only wrote, at paths it never named (a report written to a ``str``
@@ -698,6 +716,12 @@ def _json_bound(obj: Any, limit: int) -> int:
                 return limit + 1
         return total
     return limit + 1
+
+
+def _remote_signature(uri: str) -> tuple[Any, ...] | None:
+    from ..capture._remote import remote_signature
+
+    return remote_signature(uri)
 
 
 def _make_deferred_dir(uri: str, make_dirs: frozenset[str]) -> None:
