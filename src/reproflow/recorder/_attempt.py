@@ -313,18 +313,24 @@ class _Attempt:
         declared = {r.uri for r in self.inputs}
         if all(p in declared for p in self._reads.read):
             return []
+        known = [uri for _, _, uri, _ in self._pending_out] + [r.uri for r in self.inputs]
+        return self._undeclared(_reads.undeclared_reads, known, self._hash, "reads")
+
+    def _undeclared(self, find: Callable[..., list[str]], named: list[str], hash_one: Callable[..., DataRef],
+                    what: str) -> list[DataRef]:
+        """The files ``find`` gives for this attempt's watched opens (leaving out the local
+        paths in ``named`` and the store), each hashed by ``hash_one`` and marked undeclared."""
         try:
-            known = [uri for _, _, uri, _ in self._pending_out] + [r.uri for r in self.inputs]
-            known = [local_path(u) for u in known if is_local(u)]
+            known = [local_path(u) for u in named if is_local(u)]
             exclude = [self.store.root] if self.store.is_local else []
             refs = []
-            for path in _reads.undeclared_reads(self._reads, known, exclude=exclude):
-                ref = self._hash(path, "", declared=False)
+            for path in find(self._reads, known, exclude=exclude):
+                ref = hash_one(path, "", declared=False)
                 ref.param, ref.undeclared = None, True
                 refs.append(ref)
             return refs
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
-            logging.getLogger("reproflow").debug("undeclared reads not recorded: %r", exc)
+            logging.getLogger("reproflow").debug("undeclared %s not recorded: %r", what, exc)
             return []
 
     def _hash(self, value: Any, param: str, *, declared: bool) -> DataRef:
@@ -502,19 +508,8 @@ class _Attempt:
         uris = {r.uri for r in known}
         if all(p in uris for p in reads.written):  # the common case: it wrote what it named
             return []
-        try:
-            named = [u for u in [r.uri for r in known] + [r.uri for r in self.inputs]
-                     + [uri for _, _, uri, _ in self._pending_out] if is_local(u)]
-            exclude = [self.store.root] if self.store.is_local else []
-            refs = []
-            for path in _reads.undeclared_writes(reads, [local_path(u) for u in named], exclude=exclude):
-                ref = self._hash_output(path, "", declared=False)
-                ref.param, ref.undeclared = None, True
-                refs.append(ref)
-            return refs
-        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
-            logging.getLogger("reproflow").debug("undeclared writes not recorded: %r", exc)
-            return []
+        named = [r.uri for r in known] + [r.uri for r in self.inputs] + [uri for _, _, uri, _ in self._pending_out]
+        return self._undeclared(_reads.undeclared_writes, named, self._hash_output, "writes")
 
     def _written_into(self, name: str, uri: str, before: Any, after: Any) -> list[DataRef]:
         """What the task changed in an inferred input: the files it wrote into (or removed

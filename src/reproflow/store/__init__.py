@@ -91,11 +91,7 @@ def _write_new(path: str, data: bytes, durable: bool) -> None:
         os.makedirs(posixpath.dirname(path), exist_ok=True)
         fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
+        _write_all(fd, data, durable)
     except BaseException:
         os.close(fd)
         try:
@@ -104,6 +100,15 @@ def _write_new(path: str, data: bytes, durable: bool) -> None:
             pass
         raise
     os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, durable: bool) -> None:
+    """Write all of ``data`` to ``fd`` (and fsync it when ``durable``)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if durable:
+        os.fsync(fd)
 
 
 #: Linux's unnamed temporary files (``O_TMPFILE``): a record's file is written with no name and
@@ -143,11 +148,7 @@ def _link_new_tmpfile(path: str, data: bytes, durable: bool) -> bool | None:
         _tmpfile["ok"] = False
         return None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
+        _write_all(fd, data, durable)
         try:
             os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_root_fd(), follow_symlinks=True)
         except FileExistsError:
