@@ -157,10 +157,13 @@ def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tu
     if hit is not None:
         return hit, st.st_size
     digest = _stream(p, st.st_size, progress)
-    if started - st.st_mtime_ns >= RACY_WINDOW_NS:  # else it is not remembered: no second stat
-        st_after = os.stat(p)
-        if _key(p, st_after) == _key(p, st):
-            _remember(p, st, digest, started)
+    # Remembered under the stat taken before the read, with no second stat to confirm it (one
+    # syscall fewer per file hashed: issue 16). A write after that stat moves the file's mtime
+    # and ctime to now, and its key (ctime included, which nothing can set back) then never
+    # matches the remembered one again; the file was not modified within RACY_WINDOW_NS before
+    # it (else it is not remembered), so a write cannot leave its mtime unchanged either. git
+    # keeps the stat it took before reading a file the same way.
+    _remember(p, st, digest, started)
     return digest, st.st_size
 
 
