@@ -27,7 +27,7 @@ from typing import Any
 from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
-from ..capture import _reads
+from ..capture import _reads, context_at_task_end, get_context
 from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
@@ -205,8 +205,6 @@ class _Attempt:
         opens in this context (``watch=False``: the caller calls :meth:`watch` where the body
         runs: an async task's wrapper runs ``begin`` in a worker thread, whose context the body
         never sees)."""
-        from ..capture import get_context
-
         spec = self.spec
         self.started_at = utcnow()
         self.began_ns = time.time_ns()
@@ -348,9 +346,7 @@ class _Attempt:
         sig = None
         try:
             if is_local(uri):
-                skip = None
-                if skip_in_flight:
-                    from ..capture._reads import in_flight as skip
+                skip = _reads.in_flight if skip_in_flight else None
                 ref, sig = hash_local_signed(local_path(uri), skip=skip)
             else:
                 ref = hash_path(uri)
@@ -607,8 +603,6 @@ class _Attempt:
         ended = utcnow()
         duration = time.perf_counter() - self.t0
         try:  # the shared libraries mapped now, when the task loaded some (numpy imported inside it)
-            from ..capture import context_at_task_end
-
             self.context_digest = context_at_task_end(self.store, self.context_digest)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             logging.getLogger("reproflow").debug("system libraries not captured again: %r", exc)

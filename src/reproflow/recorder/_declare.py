@@ -130,10 +130,10 @@ def iter_data_values(value: Any, *, declared: bool) -> Iterator[str | os.PathLik
 
 def data_uri(value: Any) -> str:
     """The URI a data value is hashed and recorded under: local paths made absolute."""
+    if isinstance(value, os.PathLike):  # (the import below costs more than this branch, once per task)
+        return os.path.abspath(os.fspath(value))
     from ..capture._files import is_local, local_path
 
-    if isinstance(value, os.PathLike):
-        return os.path.abspath(os.fspath(value))
     if isinstance(value, str) and is_local(value):
         return os.path.abspath(local_path(value))
     return str(value)

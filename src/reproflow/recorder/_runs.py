@@ -22,6 +22,7 @@ from ..store import _liveness
 from ..values._scrub import scrub_argv, scrub_mapping
 from ..values._typed import hash_mapping, to_typed_json
 from ..records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
+from ._seeds import seed_from_env
 from ..store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
 
 log = logging.getLogger("reproflow")
@@ -68,8 +69,6 @@ def env_flag(name: str) -> bool:
 
 def env_seed() -> int | None:
     """The run-level seed from ``$REPROFLOW_SEED`` (validated), or None."""
-    from ._seeds import seed_from_env
-
     return seed_from_env()
 
 

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
+from prefect.context import TaskRunContext
 from prefect.tasks import Task, _generate_task_key
 
 from ... import errors
@@ -48,8 +49,6 @@ R = TypeVar("R")
 
 def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Attempt | None:
     """The attempt for the current Prefect task run, or None when not inside one."""
-    from prefect.context import TaskRunContext
-
     ctx = TaskRunContext.get()
     if ctx is None or getattr(ctx.task, "_rf_spec", None) is not spec:
         return None
