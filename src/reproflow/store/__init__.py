@@ -206,10 +206,17 @@ def resolve_store_url(url: str | os.PathLike[str] | None = None, environ: Any = 
     return raw
 
 
+#: The encoders of :func:`canonical_json`, built once: ``json.dumps`` with these options builds
+#: one per call (``JSONEncoder(**options).encode(obj)``, the same bytes). An encoder keeps no
+#: state between calls, so threads share them.
+_CANONICAL = {nan: json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=nan)
+              for nan in (True, False)}
+
+
 def canonical_json(obj: Any, *, allow_nan: bool = True) -> bytes:
     """Deterministic JSON bytes: sorted keys, no spaces, UTF-8 (``allow_nan=False``: a non-finite
     float raises ValueError instead of becoming ``NaN``/``Infinity``)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan).encode()
+    return _CANONICAL[bool(allow_nan)].encode(obj).encode()
 
 
 def model_bytes(model: BaseModel) -> bytes:

@@ -293,13 +293,17 @@ def stable_hash(value: Any) -> str | None:
     return hash_or_reason(value)[0]
 
 
+#: ``json.dumps(obj, sort_keys=True)``'s encoder, built once (the same text; it keeps no state).
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def hash_mapping(values: dict[str, Any]) -> tuple[dict[str, str], str]:
     """Per-key hashes and one combined hash of a parameter mapping."""
     per: dict[str, str] = {}
     for k, v in values.items():
         hv = stable_hash(v)
         per[k] = hv if hv is not None else f"unhashable:{type_name(type(v))}"
-    combined = hashlib.sha256(json.dumps(per, sort_keys=True).encode()).hexdigest()
+    combined = hashlib.sha256(_SORTED_JSON.encode(per).encode()).hexdigest()
     return per, "sha256:" + combined
 
 
