@@ -446,7 +446,7 @@ class _Attempt:
             path = local_path(ref.uri)
             try:
                 if ref.kind == "file":  # the stat it was hashed by before the task, or one now
-                    known = getattr(self, "_in_mtime", {}).get(ref.uri)
+                    known = self._in_mtime.get(ref.uri)
                     mtimes = [known if known is not None else os.stat(path).st_mtime_ns]
                 elif os.stat(path).st_mtime_ns < began:  # its listing is older than the run: not filled by it
                     continue
