@@ -1,0 +1,101 @@
+"""Which part of reproflow's per-task path the file-task flow's wall time pays for (issue 16).
+
+    python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash] [--rounds 8]
+
+bench_file_tasks.py's 100 mapped file tasks ("declared", warm hash cache) against ``@task``, in
+one fresh process per mode, with one part of the recording switched off by a patch in that
+process only (a measurement, never a way to run reproflow):
+
+* ``full``: nothing off (bench_file_tasks.py's "declared, warm").
+* ``floor``: no attempt at all (the wrapper calls the function): what the adapter, the run's
+  start and end records and the audit hook cost alone.
+* ``begin-only``: inputs hashed and the body watched, no success (no outputs, no record).
+* ``no-record``: everything but the record: no parameter typing, no record build, no write.
+* ``no-record-io``: the record built on the writer thread, not written.
+* ``no-output-hash``: no output hashed.
+
+Printed per mode: the median wall and process CPU ratios to ``@task`` (alternating, the order
+swapped each round) and reproflow's own CPU per task as bench_file_tasks.py meters it.
+Ratios move by about +-0.05 between runs on the 2-core machine: compare modes run back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash")
+
+
+def _patch(mode: str) -> None:
+    from reproflow.engines.prefect import _task
+    from reproflow.recorder import _attempt
+    from reproflow.store import Store
+
+    if mode == "floor":
+        _task._prefect_attempt = lambda *a: None
+    elif mode == "begin-only":
+        _attempt._Attempt.success = lambda self, *a, **k: self._done_watching()
+    elif mode == "no-record":
+        _attempt._Attempt._write = lambda self, *a, **k: None
+    elif mode == "no-record-io":
+        Store.write_task_bytes = lambda self, *a: None
+    elif mode == "no-output-hash":
+        _attempt._Attempt._collect_outputs = lambda self, result: []
+    elif mode != "full":
+        raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+
+
+def one(mode: str, rounds: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_file_tasks as b  # the flows, reproflow metered
+
+    _patch(mode)
+    root = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
+    warm = b.inputs(root, 10)
+    for name in b.FLOWS:
+        b.timed(name, warm, root / "out", fresh=False)
+    srcs = b.inputs(root, 100)
+    res: dict[str, list[tuple[float, float, float, int]]] = {"@task": [], "declared": []}
+    for r in range(rounds):
+        for v in (["@task", "declared"] if r % 2 else ["declared", "@task"]):
+            b.settle(60, interval=0.5)
+            res[v].append(b.timed(v, srcs, root / "out", fresh=False))
+    base_w = statistics.median(x[0] for x in res["@task"])
+    base_c = statistics.median(x[1] for x in res["@task"])
+    d = res["declared"]
+    print(f"RESULT {mode} {statistics.median(x[0] for x in d) / base_w:.3f} "
+          f"{statistics.median(x[1] for x in d) / base_c:.3f} {1000 * statistics.median(x[2] for x in d) / 100:.3f}",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one(args.one, args.rounds)
+        return
+    print(f"ablate_file_tasks: 100 declared file tasks, warm cache, {args.rounds} alternating rounds per mode "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    print(f"  {'mode':<16} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19}")
+    for mode in args.modes:
+        out = subprocess.run([sys.executable, __file__, "--one", mode, "--rounds", str(args.rounds)],
+                             capture_output=True, text=True, check=False)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            print(f"  {mode:<16} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+            continue
+        _, _, wall, cpu, own = line.split()
+        print(f"  {mode:<16} {float(wall):6.3f}x {float(cpu):6.3f}x {float(own):15.3f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
