@@ -119,10 +119,13 @@ def meter_reproflow() -> None:
     """Wrap reproflow's per-task entry points (the attempt recorder and the record writes) so
     OWN_CPU collects their thread CPU time."""
     from reproflow.engines.prefect import _task
+    from reproflow.recorder import _attempt
     from reproflow.store import Store
 
     _task._prefect_attempt = _metered(_task._prefect_attempt)
-    for name in ("begin", "success", "failure", "_publish"):  # _publish: the record, built on the writer thread
+    for name in ("begin", "success", "failure", "_publish"):  # _publish: a record written where it was made
         setattr(_task._Attempt, name, _metered(getattr(_task._Attempt, name)))
-    for name in ("write_task", "write_map"):
+    # on the writer thread: each record built, then each batch of them written
+    _attempt._encode_task_record = _metered(_attempt._encode_task_record)
+    for name in ("write_task", "write_task_batch", "write_map"):
         setattr(Store, name, _metered(getattr(Store, name)))

@@ -45,6 +45,7 @@ def _patch(mode: str) -> None:
         _attempt._Attempt._write = lambda self, *a, **k: None
     elif mode == "no-record-io":
         Store.write_task_bytes = lambda self, *a: None
+        Store.write_task_batch = lambda self, *a: None
     elif mode == "no-output-hash":
         _attempt._Attempt._collect_outputs = lambda self, result: []
     elif mode != "full":

@@ -271,9 +271,13 @@ def test_fifty_concurrent_task_runs_leave_fifty_records(store: Store) -> None:
     run = store.load_run(str(state.state_details.flow_run_id))
     assert len(run.tasks) == 50
     assert sorted(t.result for t in run.tasks) == [2 * i for i in range(50)]
-    files = os.listdir(store.run_dir(run.run_id) + "/tasks")
-    assert len([f for f in files if f.endswith(".json")]) == 50
+    tasks = store.run_dir(run.run_id) + "/tasks"
+    files = os.listdir(tasks)
     assert not [f for f in files if f.startswith(".tmp")]
+    assert all(f.endswith((".json", ".jsonl")) for f in files), files
+    lines = [line for f in files for line in open(os.path.join(tasks, f), "rb").read().splitlines()]
+    assert len(lines) == 50  # one record per file or per line of a batch, none twice
+    assert len(files) < 50  # the flow's writer thread wrote them in batches
 
 
 def test_hashes_identical_for_identical_content_and_differ_by_one_byte(store: Store, tmp_path: pathlib.Path) -> None:

@@ -9,7 +9,8 @@ Layout of a store (see ``docs/record-format.md``)::
 
     runs/<run_id>/run.json                     RunRecord, written once when the run starts
     runs/<run_id>/end.json                     RunEnd, written once when the run ends
-    runs/<run_id>/tasks/<task_run_id>.<attempt>.json   TaskRecord, one file per attempt
+    runs/<run_id>/tasks/<task_run_id>.<attempt>.json   TaskRecord, one file per attempt, or
+    runs/<run_id>/tasks/batch-<random>.jsonl           TaskRecords, one per line (since 2.0)
     objects/sha256/<ab>/<rest>                 content-addressed blobs (ProcessContext JSON,
                                                Environment JSON, git diff, source archives,
                                                stored input copies)
@@ -25,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
-SCHEMA_VERSION = "1.5"
-SCHEMA_MAJOR = 1
+#: 2.0: task records may come in batches (tasks/*.jsonl), which a 1.x reader would not see.
+SCHEMA_VERSION = "2.0"
+SCHEMA_MAJOR = 2
 
 
 def utcnow() -> _dt.datetime:

@@ -150,6 +150,7 @@ def test_cli_refuses_a_bad_pack_in_one_line(tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize("name", ["store/runs/x/run.json", "dists/numpy-2.0-cp311-cp311-linux_x86_64.whl",
+                                  "store/runs/x/tasks/t-1.1.json", "store/runs/x/tasks/batch-0a1b.jsonl",
                                   "store/index/x.json", "ro-crate-metadata.json", "dists/a-1.0.tar.gz"])
 def test_layout_names_are_accepted(name: str) -> None:
     assert member_problem(name) is None

@@ -87,7 +87,7 @@ def _wait_for_first_task(store: Path, proc: subprocess.Popen[str]) -> str:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         for tasks in (store / "runs").glob("*/tasks"):
-            if any(p.suffix == ".json" for p in tasks.iterdir()):
+            if any(p.suffix in (".json", ".jsonl") for p in tasks.iterdir()):
                 return tasks.parent.name
         if proc.poll() is not None:
             raise AssertionError("the flow ended before its first task was recorded:\n" + (proc.stdout.read() if proc.stdout else ""))
@@ -162,12 +162,12 @@ def full_store(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(folder: Path) -> None:
-    """Write zeros under ``folder`` until its file system is full."""
-    with open(folder / "filler", "wb") as fh:
+    """Write zeros under ``folder`` until its file system is full (unbuffered: a buffered file
+    would try the last partial write again when it is closed, and raise there)."""
+    with open(folder / "filler", "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(b"\0" * 65536)
-                fh.flush()
         except OSError:
             pass
 

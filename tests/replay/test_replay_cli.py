@@ -43,10 +43,10 @@ def test_run_from_a_newer_schema(store: Store, capsys: pytest.CaptureFixture[str
     """A run.json written by a newer major schema: exit 5, one line saying to upgrade."""
     run_id = write_run(store, source_files=SRC)
     path = Path(store.root) / "runs" / run_id / "run.json"
-    path.write_text(path.read_text().replace(f'"schema_version":"{SCHEMA_VERSION}"', '"schema_version":"2.3"'))
+    path.write_text(path.read_text().replace(f'"schema_version":"{SCHEMA_VERSION}"', '"schema_version":"9.3"'))
     before = store_files(store)
     code, _, err = _run([run_id, "--store", store.url], capsys)
-    assert code == 5 and "schema version 2.3" in _one_line(err) and "upgrade" in err
+    assert code == 5 and "schema version 9.3" in _one_line(err) and "upgrade" in err
     assert store_files(store) == before
 
 

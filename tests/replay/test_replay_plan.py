@@ -117,7 +117,7 @@ def test_unknown_run_and_newer_schema(store: Store, tmp_path: Path) -> None:
     with pytest.raises(errors.RunNotFound):
         plan_replay("0000dead-beef", store)
     path = Path(store.root) / "runs" / run_id / "run.json"
-    path.write_text(path.read_text().replace(f'"schema_version":"{SCHEMA_VERSION}"', '"schema_version":"2.0"'))
+    path.write_text(path.read_text().replace(f'"schema_version":"{SCHEMA_VERSION}"', '"schema_version":"9.0"'))
     with pytest.raises(errors.NewerSchema):
         plan_replay(run_id, store)
 

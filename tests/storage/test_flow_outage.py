@@ -76,7 +76,9 @@ def test_flow_survives_store_outage_and_sync_lands_records_once(
     # Steps 3, 4 and 5 finished with the store down: their records are spooled. An earlier
     # step's may be too: records are written by the flow process's writer thread, which can
     # still be behind when step 3 stops the server.
-    spooled_ids = {p.rsplit("/", 1)[-1].split(".")[0] for p in spooled if "/tasks/" in p}
+    spool = Store(url).spool  # a record file per task, or a batch of records, one per line
+    spooled_ids = {json.loads(line)["task_run_id"] for p in spooled if "/tasks/" in p
+                   for line in (spool.get(p) or b"").splitlines()}
     assert 3 <= len(spooled_ids) <= 6
 
     own_s3.start()

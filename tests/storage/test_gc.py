@@ -13,7 +13,7 @@ from storage_servers import Backend
 from reproflow.cli._common import run_cli
 from reproflow.store._gc import gc, referenced_blobs
 from reproflow.cli import app
-from reproflow.store import Store
+from reproflow.store import Store, model_bytes
 
 
 def _populate(store: Store) -> tuple[dict[str, str], str]:
@@ -27,15 +27,11 @@ def _populate(store: Store) -> tuple[dict[str, str], str]:
     ctx = put_context(store, source_blob=refs["source_blob"], diff_blob=refs["diff_blob"])
     refs["context"] = ctx
     store.write_run(run_record("run-g", ctx))
-    store.write_task(
-        task_record(
-            "run-g",
-            ctx,
-            0,
-            result_blob=refs["result_blob"],
-            inputs=[data_ref("/data/in.csv", refs["stored_blob"])],
-        )
-    )
+    referencing = task_record("run-g", ctx, 0, result_blob=refs["result_blob"],
+                              inputs=[data_ref("/data/in.csv", refs["stored_blob"])])
+    plain = task_record("run-g", ctx, 1)
+    # in one batch file (runs/run-g/tasks/*.jsonl), as the flow's writer thread writes them
+    store.write_task_batch("run-g", [(t.task_run_id, t.attempt, model_bytes(t)) for t in (referencing, plain)])
     orphan = store.put_blob(b"left over from a deleted run")
     return refs, orphan
 

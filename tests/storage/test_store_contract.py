@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -96,6 +97,48 @@ def test_corrupt_record(backend: Backend) -> None:
         backend.store().load_run(run_id)
 
 
+def test_task_records_in_batches(backend: Backend) -> None:
+    """Task records written in one batch file load like records of their own, with them; the
+    first record met of an attempt counts (a ``.json`` before a batch); a batch line naming
+    another run, or a torn one, is refused."""
+    store = backend.store()
+    run_id = write_run(store, n_tasks=1, end=False)
+    ctx = store.load_run_record(run_id).context
+    batch = [task_record(run_id, ctx, i) for i in (1, 2, 3)]
+    store.write_task_batch(run_id, [(t.task_run_id, t.attempt, model_bytes(t)) for t in batch])
+    tdir = store.path("runs", run_id, "tasks")
+    names = sorted(store.ls(tdir))
+    assert len(names) == 2 and sum(n.endswith(".jsonl") for n in names) == 1
+    fresh = backend.store()
+    assert [t.task_name for t in fresh.load_run(run_id).tasks] == ["step-0", "step-1", "step-2", "step-3"]
+    assert fresh.task_run_ids(run_id) == {str(uuid.UUID(int=i + 1)) for i in range(4)}
+    # the writing process counts its own batches without reading them (its run's end is written
+    # while the store is offline too)
+    def unreachable(paths: list[str]) -> Any:
+        raise errors.StoreUnreachable.from_exc(store.display_url, OSError("down"))
+
+    store.read_many = unreachable  # type: ignore[method-assign]
+    assert store.task_run_ids(run_id) == {str(uuid.UUID(int=i + 1)) for i in range(4)}
+    with pytest.raises(errors.StoreUnreachable):
+        store.load_run(run_id)  # (records are read, though)
+    del store.read_many
+    # the same attempt again in a later batch, changed: the first record met stays
+    again = task_record(run_id, ctx, 0, task_name="changed")
+    store.write_task_batch(run_id, [(again.task_run_id, 1, model_bytes(again)),
+                                    (batch[0].task_run_id, 1, model_bytes(batch[0]))])
+    assert [t.task_name for t in backend.store().load_run(run_id).tasks] == ["step-0", "step-1", "step-2", "step-3"]
+    # a batch line of another run's record
+    other = task_record("another-run", ctx, 7)
+    bad = store.path("runs", run_id, "tasks", "batch-other.jsonl")
+    store.fs.pipe_file(bad, model_bytes(other) + b"\n")
+    with pytest.raises(errors.UnsafeRecord, match="another-run"):
+        backend.store().load_run(run_id)
+    store.fs.pipe_file(bad, model_bytes(batch[1])[:40] + b"\n")
+    with pytest.raises(errors.CorruptRecord) as info:
+        backend.store().load_run(run_id)
+    assert info.value.path.endswith("batch-other.jsonl line 1")
+
+
 def test_corrupt_task_record(backend: Backend) -> None:
     """A truncated task record (a torn write by some other tool) is refused, never half-read."""
     store = backend.store()
@@ -112,11 +155,11 @@ def test_newer_schema(backend: Backend) -> None:
     """A record from a newer major schema version raises NewerSchema with both versions."""
     store = backend.store()
     ctx = put_context(store)
-    record = run_record("run-n", ctx).model_copy(update={"schema_version": "2.0"})
+    record = run_record("run-n", ctx).model_copy(update={"schema_version": "9.0"})
     store.write_run(record)
     with pytest.raises(errors.NewerSchema) as info:
         backend.store().load_run("run-n")
-    assert info.value.found == "2.0"
+    assert info.value.found == "9.0"
     # a newer *minor* version with an unknown field still loads
     minor = run_record("run-m", ctx).model_dump(mode="json") | {"schema_version": "1.9", "new_field": 1}
     store.write_bytes(store.path("runs", "run-m", "run.json"), model_bytes(RunRecord.model_validate(minor)))

@@ -49,7 +49,8 @@ _NAMES = re.compile(
     rf"^(?:{re.escape(CRATE)}"
     rf"|dists/{_DIST}"
     rf"|store/runs/{_ID}/(?:run|end)\.json"
-    rf"|store/runs/{_ID}/(?:tasks|maps)/{_ID}\.json"
+    rf"|store/runs/{_ID}/maps/{_ID}\.json"
+    rf"|store/runs/{_ID}/tasks/{_ID}\.jsonl?"
     rf"|store/index/{_ID}\.json"
     r"|store/objects/sha256/[0-9a-f]{2}/[0-9a-f]{62})$"
 )

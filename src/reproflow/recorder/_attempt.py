@@ -48,7 +48,7 @@ from ..store._writer import writer
 from ..values._typed import hash_mapping, stable_hash, to_typed_json
 from ..values._valuehash import hash_or_reason, type_name
 from ..records import DataRef, ErrorInfo, Finding, TaskRecord, utcnow
-from ..store import Store, canonical_json
+from ..store import Store, canonical_json, model_bytes
 
 
 #: Typed JSON of a return value is kept in the record only below this size.
@@ -641,7 +641,8 @@ class _Attempt:
         )
         # A CONTENT cache key is remembered before the task returns (a later task may hit it).
         if values["cache"] is None and self.defer_write and not self.store.strict and owns_run(self.run_id):
-            writer().submit(self._publish, values)  # built and written there; waited for before the run's end
+            # built and written there, with the other records of its batch; waited for before the run's end
+            writer().submit_task_record(self.store, self.run_id, _encode_task_record, values)
         else:
             self._publish(values)
 
@@ -657,6 +658,15 @@ class _Attempt:
 
             remember_origin(self.store, record)
         self.store.write_task(record)
+
+
+def _encode_task_record(values: dict[str, Any]) -> tuple[str, int, bytes]:
+    """(task_run_id, attempt, record bytes) of a record with no CONTENT cache key (the ones the
+    writer thread writes, see ``Attempt._write``)."""
+    data = task_record_bytes(values)  # the same bytes as the validated record's, without pydantic
+    if data is None:
+        data = model_bytes(TaskRecord(**values))
+    return values["task_run_id"], values["attempt"], data
 
 
 #: typed JSON that is always far below MAX_INLINE_JSON (an int above 2**53 is a tagged dict)

@@ -298,7 +298,7 @@ def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | 
     """
     _liveness.release(run_id)
     imported = _imported() if in_process else None
-    n_tasks = len({name.split(".")[0] for name in store.ls(store.path("runs", run_id, "tasks")) if name.endswith(".json")})
+    n_tasks = len(store.task_run_ids(run_id))
     end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code,
                  imported_distributions=imported)
     store.write_run_end(end, _summary(store, run_id, end))

@@ -285,7 +285,7 @@ def _follow(proc: subprocess.Popen[bytes], store: Store, before: set[str], origi
             pass
         new_id = new_id or _find_new_run(store, before, original)
         if new_id:
-            done = len({n.split(".")[0] for n in store.ls(store.path("runs", new_id, "tasks")) if n.endswith(".json")})
+            done = len(store.task_run_ids(new_id))
             progress("tasks", "running tasks", min(done, total), total)
 
 

@@ -163,6 +163,8 @@ def _link_new_tmpfile(path: str, data: bytes, durable: bool) -> bool | None:
         os.close(fd)
 
 
+#: The name ending of a batch of task records (one JSON record per line), see Store.write_task_batch.
+TASK_BATCH_SUFFIX = ".jsonl"
 #: Default store location when neither an argument nor REPROFLOW_STORE says otherwise.
 DEFAULT_STORE = ".reproflow"
 STORE_ENV = "REPROFLOW_STORE"
@@ -258,6 +260,8 @@ class Store:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_bytes = 0
         self._written_names: dict[str, set[str]] = {}
+        #: task-run ids in each batch of task records this process wrote (see task_run_ids)
+        self._batch_ids: dict[str, tuple[str, ...]] = {}
         self._fp_key: bytes | None = None
         try:
             self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
@@ -800,6 +804,26 @@ class Store:
         ``reproflow.recorder._recordjson``)."""
         self.write_record_bytes(self._task_path(run_id, task_run_id, attempt), data, create_only=True)
 
+    def write_task_batch(self, run_id: str, items: list[tuple[str, int, bytes]]) -> None:
+        """Write several task records of one run (``(task_run_id, attempt, data)``, each ``data``
+        as :meth:`write_task_bytes` takes it) in one file: ``runs/<id>/tasks/<batch>.jsonl``, one
+        record per line, created once and atomically like every record file. One record alone is
+        written as :meth:`write_task_bytes` does. A reader takes the first record of an attempt it
+        meets, ``.json`` files first (see :meth:`iter_tasks`)."""
+        if not items:
+            return
+        _safe_id(run_id)
+        if len(items) == 1 or any(b"\n" in data for _, _, data in items):  # canonical JSON has none
+            for task_run_id, attempt, data in items:
+                self.write_task_bytes(run_id, task_run_id, attempt, data)
+            return
+        for task_run_id, _, _ in items:
+            _safe_id(task_run_id)
+        path = posixpath.join(self.run_dir(run_id), "tasks", f"batch-{secrets.token_hex(16)}{TASK_BATCH_SUFFIX}")
+        self.write_record_bytes(path, b"\n".join(data for _, _, data in items) + b"\n", create_only=True)
+        with self._lock:
+            self._batch_ids[path] = tuple(task_run_id for task_run_id, _, _ in items)
+
     def write_map(self, record: MapRecord) -> None:
         """Write one ``map`` call's ordered task-run ids (``runs/<id>/maps/<map_id>.json``)."""
         path = posixpath.join(self.run_dir(record.run_id), "maps", f"{_safe_id(record.map_id)}.json")
@@ -896,20 +920,78 @@ class Store:
         return unended_status(self, record)
 
     def iter_tasks(self, run_id: str) -> Iterator[TaskRecord]:
+        """Every task attempt of a run, in the order they started.
+
+        Records come from ``tasks/<task_run_id>.<attempt>.json`` (one each) and from
+        ``tasks/*.jsonl`` batches (one per line). A record that names another run is refused (a
+        record copied into this run's folder must not pass as this run's); of two records of one
+        attempt the first met counts, ``.json`` files (each created once) before batches.
+        """
+        records = []
+        seen: set[tuple[str, int]] = set()
+        for path, line, data in self._task_record_bytes(run_id):
+            where = path if line is None else f"{path} line {line}"
+            record = parse_record(data, TaskRecord, where)
+            if record.run_id != run_id:
+                raise errors.UnsafeRecord.because(f"{where} names run {record.run_id!r}, not the run of its folder",
+                                                  path=path)
+            key = (record.task_run_id, record.attempt)
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+        records.sort(key=lambda t: (t.started_at, t.task_run_id, t.attempt))
+        yield from records
+
+    def _task_record_bytes(self, run_id: str) -> Iterator[tuple[str, int | None, bytes]]:
+        """(path, line number or None, bytes) of every task record file's records, unvalidated:
+        ``.json`` files first, then ``.jsonl`` batches, each group in name order."""
         tdir = posixpath.join(self.run_dir(run_id), "tasks")
-        names = sorted(n for n in self.ls(tdir) if n.endswith(".json") and not n.startswith("."))
+        names = [n for n in self.ls(tdir) if n.endswith((".json", TASK_BATCH_SUFFIX)) and not n.startswith(".")]
+        names.sort(key=lambda n: (n.endswith(TASK_BATCH_SUFFIX), n))
         paths = [posixpath.join(tdir, n) for n in names]
         contents = self.read_many(paths)
-        records = []
         for p in paths:
             data = contents.get(p)
             if data is None:
                 data = self.read_bytes(p)
             if isinstance(data, BaseException):
                 raise self._guard(data)
-            records.append(parse_record(data, TaskRecord, p))
-        records.sort(key=lambda t: (t.started_at, t.task_run_id, t.attempt))
-        yield from records
+            if not p.endswith(TASK_BATCH_SUFFIX):
+                yield p, None, data
+                continue
+            for i, line in enumerate(data.split(b"\n"), 1):
+                if line.strip():
+                    yield p, i, line
+
+    def task_run_ids(self, run_id: str) -> set[str]:
+        """The task runs that have a record in a run (as ``RunEnd.n_tasks`` counts them): names
+        of ``.json`` records, ids inside batches (their lines are not validated here). Batches
+        this process wrote are not read again: a run's end is written while its store is
+        offline too."""
+        tdir = posixpath.join(self.run_dir(run_id), "tasks")
+        names = [n for n in self.ls(tdir) if not n.startswith(".")]
+        out = {n.rsplit(".", 2)[0] for n in names if n.endswith(".json")}
+        batches = []
+        for n in names:
+            if n.endswith(TASK_BATCH_SUFFIX):
+                path = posixpath.join(tdir, n)
+                with self._lock:
+                    known = self._batch_ids.get(path)
+                if known is None:
+                    batches.append(path)
+                else:
+                    out.update(known)
+        for p, data in self.read_many(batches).items() if batches else ():
+            if isinstance(data, BaseException):
+                raise self._guard(data)
+            for line in data.split(b"\n"):
+                try:
+                    obj = json.loads(line) if line.strip() else None
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue
+                if isinstance(obj, dict) and isinstance(obj.get("task_run_id"), str):
+                    out.add(obj["task_run_id"])
+        return out
 
     def list_runs(self, *, problems: list[str] | None = None) -> list[RunSummary]:
         """Every run, newest first, from the index (one small read per run).

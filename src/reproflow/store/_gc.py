@@ -100,14 +100,22 @@ def _field_refs(obj: Any, out: set[str]) -> None:
 def _scan(data: bytes, by_field: set[str], tokens: set[str]) -> None:
     tokens.update(m.decode() for m in _HEX64.findall(data))
     try:
-        obj = json.loads(data)
+        objs = [json.loads(data)]
     except (UnicodeDecodeError, ValueError):
-        return  # a corrupt record still protects every digest it mentions (tokens above)
-    _field_refs(obj, by_field)
+        objs = []  # a batch of task records (one per line), or a corrupt record: that still
+        for line in data.split(b"\n"):  # protects every digest it mentions (tokens above)
+            try:
+                objs.append(json.loads(line))
+            except (UnicodeDecodeError, ValueError):
+                continue
+    for obj in objs:
+        _field_refs(obj, by_field)
 
 
 def record_paths(store: Store) -> list[str]:
-    """Every record file: ``runs/**.json`` and ``index/*.json``."""
+    """Every record file: ``runs/**.json``, ``runs/*/tasks/*.jsonl`` and ``index/*.json``."""
+    from . import TASK_BATCH_SUFFIX
+
     out: list[str] = []
     for top in ("runs", "index"):
         try:
@@ -116,7 +124,7 @@ def record_paths(store: Store) -> list[str]:
             continue
         except Exception as exc:  # noqa: BLE001
             raise errors.StoreUnreachable.from_exc(store.display_url, exc) from exc
-        out.extend(p for p in found if p.endswith(".json") and not posixpath.basename(p).startswith("."))
+        out.extend(p for p in found if p.endswith((".json", TASK_BATCH_SUFFIX)) and not posixpath.basename(p).startswith("."))
     return sorted(out)
 
 

@@ -6,8 +6,14 @@ that runs the flow, those writes go to one daemon thread instead, and are waited
 run's ``end.json``, its index entry and its Prefect artifacts are written (so a finished run
 always has all its task records) and at interpreter exit.
 
-What does not change: each record is still published atomically by the store, in one file of
-its own, and a store that cannot be reached still spools. Writes stay synchronous where waiting
+The task records the thread takes in one batch are written in one file per run
+(``runs/<id>/tasks/<batch>.jsonl``, one record per line, see ``Store.write_task_batch``): one
+create, write and link per batch instead of per record, since each of those system calls hands
+the GIL to the thread and back, which costs the flow's thread more than the calls themselves
+(issue 16: about a tenth of ``@task``'s CPU for 100 file tasks).
+
+What does not change: every record is still published atomically by the store, in a file created
+once, and a store that cannot be reached still spools. Writes stay synchronous where waiting
 cannot be guaranteed or where the caller must see the error: in other processes (Dask workers
 have no end-of-run hook of their own), in strict mode, and outside Prefect.
 """
@@ -33,6 +39,11 @@ MAX_PENDING = 1024
 BATCH_S = 0.05
 #: A batch this large is taken at once.
 BATCH_MAX = 256
+
+
+def _TASK_RECORD(*_: Any) -> None:  # noqa: N802 - a marker, never called
+    """Marks a queued task record (see RecordWriter.submit_task_record)."""
+    raise AssertionError("a marker")
 
 
 class RecordWriter:
@@ -78,17 +89,34 @@ class RecordWriter:
                 batch = list(self._jobs)
                 self._jobs.clear()
                 self._cond.notify_all()  # room for blocked submitters
+            records: dict[tuple[int, str], tuple[Any, list[tuple[str, int, bytes]]]] = {}
             for fn, args in batch:
-                try:
-                    fn(*args)
-                except BaseException as exc:  # noqa: BLE001 - reported by flush(), never lost silently
-                    log.error("reproflow: a record could not be written: %s: %s", type(exc).__name__, exc)
-                    with self._cond:
-                        self._errors.append(exc)
+                if fn is _TASK_RECORD:  # gathered per store and run: one file per batch
+                    store, run_id, encode, values = args
+                    self._call(lambda: records.setdefault((id(store), run_id), (store, []))[1].append(encode(values)))
+                else:
+                    self._call(lambda: fn(*args))  # noqa: B023 - called at once
+            for (_, run_id), (store, items) in records.items():
+                self._call(lambda: store.write_task_batch(run_id, items))  # noqa: B023 - called at once
             with self._cond:
                 self._pending -= len(batch)
                 if self._pending == 0:
                     self._cond.notify_all()
+
+    def submit_task_record(self, store: Any, run_id: str, encode: Callable[[Any], tuple[str, int, bytes]],
+                           values: Any) -> None:
+        """Write the task record ``encode(values)`` gives (``(task_run_id, attempt, data)``, as
+        ``store.write_task_bytes`` takes them) on the writer thread, in one file with the other
+        records of the same run and store taken in the same batch (``store.write_task_batch``)."""
+        self.submit(_TASK_RECORD, store, run_id, encode, values)
+
+    def _call(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by flush(), never lost silently
+            log.error("reproflow: a record could not be written: %s: %s", type(exc).__name__, exc)
+            with self._cond:
+                self._errors.append(exc)
 
     def flush(self, timeout: float | None = None) -> list[BaseException]:
         """Wait until every submitted write is done; return (and forget) the errors they raised."""
