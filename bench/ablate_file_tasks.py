@@ -1,6 +1,7 @@
 """Which part of reproflow's per-task path the file-task flow's wall time pays for (issue 16).
 
     python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash] [--rounds 8]
+                                      [--switch-interval SECONDS]
 
 bench_file_tasks.py's 100 mapped file tasks ("declared", warm hash cache) against ``@task``, in
 one fresh process per mode, with one part of the recording switched off by a patch in that
@@ -17,6 +18,9 @@ process only (a measurement, never a way to run reproflow):
 Printed per mode: the median wall and process CPU ratios to ``@task`` (alternating, the order
 swapped each round) and reproflow's own CPU per task as bench_file_tasks.py meters it.
 Ratios move by about +-0.05 between runs on the 2-core machine: compare modes run back to back.
+``--switch-interval`` sets ``sys.setswitchinterval`` in every mode's process (baseline included):
+how long a thread coming back from a system call may wait for the GIL, which tells whether a
+mode's cost is its CPU or its hand-overs of the GIL.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def _patch(mode: str) -> None:
         raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
 
-def one(mode: str, rounds: int) -> None:
+def one(mode: str, rounds: int, switch_interval: float | None = None) -> None:
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)  # for @task and reproflow alike, in this process
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_file_tasks as b  # the flows, reproflow metered
 
@@ -79,16 +85,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval in each mode's process (Python's default: 0.005 s)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one(args.one, args.rounds)
+        one(args.one, args.rounds, args.switch_interval)
         return
-    print(f"ablate_file_tasks: 100 declared file tasks, warm cache, {args.rounds} alternating rounds per mode "
-          f"(load average {os.getloadavg()[0]:.1f})")
+    interval = f", switch interval {args.switch_interval} s" if args.switch_interval is not None else ""
+    print(f"ablate_file_tasks: 100 declared file tasks, warm cache, {args.rounds} alternating rounds per mode"
+          f"{interval} (load average {os.getloadavg()[0]:.1f})")
     print(f"  {'mode':<16} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19}")
     for mode in args.modes:
-        out = subprocess.run([sys.executable, __file__, "--one", mode, "--rounds", str(args.rounds)],
+        extra = ["--switch-interval", str(args.switch_interval)] if args.switch_interval is not None else []
+        out = subprocess.run([sys.executable, __file__, "--one", mode, "--rounds", str(args.rounds), *extra],
                              capture_output=True, text=True, check=False)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
