@@ -46,3 +46,29 @@ def test_a_stuck_dag_run_is_killed_with_its_children_and_reported(tmp_path: Path
         time.sleep(0.1)
     else:
         pytest.fail(f"the stuck run's child {child} still runs")
+
+
+def test_a_stuck_dag_run_runs_all_again_from_scratch_after_a_warning(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_dags: stuck once, every DAG runs again in a fresh Airflow home with empty stores (the
+    stuck home kept beside it), after a warning with what the stuck run printed."""
+    stores = {"a": str(tmp_path / "store-a"), "b": str(tmp_path / "store-b")}
+    calls: list[list[str]] = []
+
+    def once(env: Path, work: Path, repo: Path, stores_: dict[str, str]) -> dict[str, object]:
+        calls.append(sorted(p.name for p in work.iterdir()))
+        (work / "airflow-home").mkdir()
+        for s in stores_.values():
+            Path(s).mkdir()
+            (Path(s) / "half-written-record").write_text("x")
+        if len(calls) == 1:
+            raise airflow_harness.DagRunStuck("dags test a ran past 300 s: its output")
+        return {"a": "done"}
+
+    monkeypatch.setattr(airflow_harness, "_run_dags_once", once)
+    with pytest.warns(UserWarning, match="its output"):
+        done = airflow_harness.run_dags(tmp_path / "env", tmp_path, tmp_path / "repo", stores)
+    assert done == {"a": "done"}
+    assert calls[1] == ["airflow-home.stuck"]  # the second run started with no home and no stores
+    for s in stores.values():
+        assert [p.name for p in Path(s).iterdir()] == ["half-written-record"]  # only the second run's
