@@ -260,7 +260,7 @@ class Store:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_bytes = 0
         self._written_names: dict[str, set[str]] = {}
-        #: task-run ids in each batch of task records this process wrote (see task_run_ids)
+        #: task-run ids in each batch of task records this process wrote or read (see task_run_ids)
         self._batch_ids: dict[str, tuple[str, ...]] = {}
         self._fp_key: bytes | None = None
         try:
@@ -943,13 +943,17 @@ class Store:
         yield from records
 
     def _task_record_bytes(self, run_id: str) -> Iterator[tuple[str, int | None, bytes]]:
-        """(path, line number or None, bytes) of every task record file's records, unvalidated:
+        """(path, line number or None, bytes) of every task record of a run, unvalidated:
         ``.json`` files first, then ``.jsonl`` batches, each group in name order."""
         tdir = posixpath.join(self.run_dir(run_id), "tasks")
         names = [n for n in self.ls(tdir) if n.endswith((".json", TASK_BATCH_SUFFIX)) and not n.startswith(".")]
         names.sort(key=lambda n: (n.endswith(TASK_BATCH_SUFFIX), n))
-        paths = [posixpath.join(tdir, n) for n in names]
-        contents = self.read_many(paths)
+        return self._records_in([posixpath.join(tdir, n) for n in names])
+
+    def _records_in(self, paths: list[str]) -> Iterator[tuple[str, int | None, bytes]]:
+        """(path, line number or None, bytes) of the records in these task record files, in order:
+        a ``.json`` file is one record, a batch one per line."""
+        contents = self.read_many(paths) if paths else {}
         for p in paths:
             data = contents.get(p)
             if data is None:
@@ -965,32 +969,27 @@ class Store:
 
     def task_run_ids(self, run_id: str) -> set[str]:
         """The task runs that have a record in a run (as ``RunEnd.n_tasks`` counts them): names
-        of ``.json`` records, ids inside batches (their lines are not validated here). Batches
-        this process wrote are not read again: a run's end is written while its store is
-        offline too."""
+        of ``.json`` records, ids inside batches (their lines are not validated here). A batch
+        is read once per process: it never changes once it exists, and one this process wrote is
+        never read (a run's end is written while its store is offline too)."""
         tdir = posixpath.join(self.run_dir(run_id), "tasks")
         names = [n for n in self.ls(tdir) if not n.startswith(".")]
         out = {n.rsplit(".", 2)[0] for n in names if n.endswith(".json")}
-        batches = []
-        for n in names:
-            if n.endswith(TASK_BATCH_SUFFIX):
-                path = posixpath.join(tdir, n)
-                with self._lock:
-                    known = self._batch_ids.get(path)
-                if known is None:
-                    batches.append(path)
-                else:
-                    out.update(known)
-        for p, data in self.read_many(batches).items() if batches else ():
-            if isinstance(data, BaseException):
-                raise self._guard(data)
-            for line in data.split(b"\n"):
-                try:
-                    obj = json.loads(line) if line.strip() else None
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(obj, dict) and isinstance(obj.get("task_run_id"), str):
-                    out.add(obj["task_run_id"])
+        with self._lock:
+            batches = [posixpath.join(tdir, n) for n in names if n.endswith(TASK_BATCH_SUFFIX)]
+            unread = [p for p in batches if p not in self._batch_ids]
+        found: dict[str, list[str]] = {p: [] for p in unread}
+        for path, _, line in self._records_in(unread):
+            try:
+                obj = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("task_run_id"), str):
+                found[path].append(obj["task_run_id"])
+        with self._lock:
+            self._batch_ids.update((p, tuple(ids)) for p, ids in found.items())
+            for p in batches:
+                out.update(self._batch_ids[p])
         return out
 
     def list_runs(self, *, problems: list[str] | None = None) -> list[RunSummary]:

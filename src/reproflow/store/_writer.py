@@ -91,13 +91,14 @@ class RecordWriter:
                 self._cond.notify_all()  # room for blocked submitters
             records: dict[tuple[int, str], tuple[Any, list[tuple[str, int, bytes]]]] = {}
             for fn, args in batch:
-                if fn is _TASK_RECORD:  # gathered per store and run: one file per batch
+                if fn is _TASK_RECORD:  # built now, gathered per store and run: one file each
                     store, run_id, encode, values = args
-                    self._call(lambda: records.setdefault((id(store), run_id), (store, []))[1].append(encode(values)))
+                    items = records.setdefault((id(store), run_id), (store, []))[1]
+                    self._call(lambda: items.append(encode(values)))  # noqa: B023 - called at once
                 else:
-                    self._call(lambda: fn(*args))  # noqa: B023 - called at once
+                    self._call(fn, *args)
             for (_, run_id), (store, items) in records.items():
-                self._call(lambda: store.write_task_batch(run_id, items))  # noqa: B023 - called at once
+                self._call(store.write_task_batch, run_id, items)
             with self._cond:
                 self._pending -= len(batch)
                 if self._pending == 0:
@@ -110,9 +111,9 @@ class RecordWriter:
         records of the same run and store taken in the same batch (``store.write_task_batch``)."""
         self.submit(_TASK_RECORD, store, run_id, encode, values)
 
-    def _call(self, fn: Callable[[], Any]) -> None:
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
-            fn()
+            fn(*args)
         except BaseException as exc:  # noqa: BLE001 - reported by flush(), never lost silently
             log.error("reproflow: a record could not be written: %s: %s", type(exc).__name__, exc)
             with self._cond:
