@@ -316,3 +316,122 @@ def test_publisher_tls_context_is_built_once_and_follows_prefects_settings() -> 
     with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
         insecure = _ssl_context()
     assert insecure is not default and insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
+
+
+# ------------------------------------------------------------------ values typed on the writer thread
+SECRET = "sk-live-" + "7f3a9c2e5b8d1f4a6c0e" + "9b2d4f6a8c1e3b5d"
+
+
+@repro_task
+def typed_late(src: pathlib.Path, n: int, label: str, pair: tuple, items: list) -> tuple:  # type: ignore[type-arg]
+    return (n, label, src)
+
+
+@repro_task
+def with_key(api_key: str, n: int) -> int:
+    return n
+
+
+@repro_task
+def leaks(n: int) -> int:
+    raise ValueError(f"the service refused key {SECRET}")
+
+
+def test_values_typed_on_the_writer_are_those_the_task_had(store_dir: pathlib.Path, prefect_harness: None,
+                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """Parameters and results nothing can change once the task returns (numbers, strings, paths,
+    tuples of them) are typed and hashed on the writer thread, off the task's path (issue 16),
+    into the same fields the task's thread gives; a list, which the flow changes right after the
+    task returned (and before the writer took the record: batches wait 0.5 s here), is typed on
+    the task's thread, as it was; a parameter under a secret's name is too, so the next task's
+    error is scrubbed of its value."""
+    from reproflow.recorder import _attempt
+    from reproflow.store import _writer
+    from reproflow.values._typed import hash_mapping
+
+    monkeypatch.setattr(_writer, "BATCH_S", 0.5)
+    where: list[tuple[tuple[str, ...], str]] = []
+    real = _attempt.typed_parameters
+
+    def spy(params, fingerprint):  # type: ignore[no-untyped-def]
+        where.append((tuple(params), threading.current_thread().name))
+        return real(params, fingerprint)
+
+    monkeypatch.setattr(_attempt, "typed_parameters", spy)
+    src = tmp_path / "in.txt"
+    src.write_text("x")
+
+    @flow
+    def late() -> None:
+        typed_late(src, 3, "a", (1, "b", src), [1])  # all but the list could wait
+        frozen = typed_late.submit(src, 4, "b", (2,), [])
+        frozen.result()
+        items = [1]
+        typed_late.submit(src, 5, "c", (3,), items).result()
+        items.append(2)  # the caller changes the list once the task returned
+        with_key.submit(SECRET, 1).result()
+        leaks.submit(1).wait()
+
+    state = late(return_state=True)
+    run = Store(store_dir).load_run(str(state.state_details.flow_run_id))
+    tasks = {(t.task_name, t.parameters.get("n")): t for t in run.final_tasks()}
+    fingerprint = Store(store_dir).fingerprint
+    for n, label, pair, items in ((3, "a", (1, "b", src), [1]), (4, "b", (2,), []), (5, "c", (3,), [1])):
+        rec = tasks[("typed_late", n)]
+        params = {"src": src, "n": n, "label": label, "pair": pair, "items": items}
+        assert rec.parameters == real(params, fingerprint)
+        assert (rec.parameter_hashes, rec.parameters_hash) == hash_mapping(params)
+        assert rec.result_hash == _attempt.result_fields((n, label, src), fingerprint)["result_hash"]
+        assert rec.result == _attempt.result_fields((n, label, src), fingerprint)["result"]
+    threads = {names: thread for names, thread in where}
+    assert threads[("src", "n", "label", "pair", "items")] != "reproflow-writer"  # a list: on the task's thread
+    assert threads[("api_key", "n")] != "reproflow-writer"  # a secret's name: on the task's thread
+    failed = next(t for t in run.tasks if t.task_name == "leaks")
+    assert failed.error is not None and SECRET not in failed.error.message and SECRET not in failed.error.traceback
+    assert SECRET not in "".join(p.read_text() for p in (store_dir / "runs" / run.run_id / "tasks").iterdir())
+
+
+def test_values_without_a_list_are_typed_on_the_writer(store_dir: pathlib.Path, prefect_harness: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same task with only frozen parameters: its parameters are typed on the writer thread,
+    and its record holds them as the task had them."""
+    from reproflow.recorder import _attempt
+
+    where: list[str] = []
+    real = _attempt.typed_parameters
+
+    def spy(params, fingerprint):  # type: ignore[no-untyped-def]
+        where.append(threading.current_thread().name)
+        return real(params, fingerprint)
+
+    monkeypatch.setattr(_attempt, "typed_parameters", spy)
+
+    @flow
+    def frozen() -> int:
+        return slow_echo.submit(7).result()
+
+    state = frozen(return_state=True)
+    run = Store(store_dir).load_run(str(state.state_details.flow_run_id))
+    (rec,) = run.final_tasks()
+    assert where == ["reproflow-writer"]
+    assert rec.parameters == {"x": 7} and rec.result == 7
+
+
+def test_frozen_values() -> None:
+    """What may be typed after the task returns: immutable exact types and small tuples of them."""
+    import decimal
+    import uuid
+
+    from reproflow.recorder._attempt import _frozen, _frozen_params
+
+    class Text(str):
+        pass
+
+    for value in (1, 1.5, True, None, "s", b"b", pathlib.Path("/x"), decimal.Decimal("1.1"), uuid.uuid4(),
+                  (1, ("a", pathlib.Path("/y"))), frozenset({1, 2}), ()):
+        assert _frozen(value), value
+    for value in ([1], {"a": 1}, (1, [2]), Text("s"), tuple(range(65)), ((((((1,),),),),),), {1}, bytearray(b"x"),
+                  object()):
+        assert not _frozen(value), value
+    assert _frozen_params({"src": pathlib.Path("/x"), "n": 1})
+    assert not _frozen_params({"password": "hunter22"}) and not _frozen_params({"n": 1, "rows": [1]})

@@ -9,6 +9,8 @@ all record through it; nothing here imports an engine.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import decimal
 import inspect
 import logging
 import os
@@ -31,6 +33,7 @@ from ..capture import _reads, context_at_task_end, get_context
 from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
+from ..values._secret_names import is_secret_key
 from ..values._urls import strip_credentials
 from ._recordjson import task_record_bytes
 from ._runs import (
@@ -397,12 +400,6 @@ class _Attempt:
         self.inputs += self._stop_watching()
         self._note_written_in_run()
         outputs = self._collect_outputs(result if has_result else None)
-        result_hash, unhashable = hash_or_reason(result) if has_result else (None, None)
-        inline = None
-        if has_result:
-            typed = to_typed_json(result)
-            if _fits_inline(typed):
-                inline = scrub_json(typed, self.store.fingerprint)
         result_blob = None
         if has_result and self.spec.opts.store_results:
             import cloudpickle
@@ -411,8 +408,7 @@ class _Attempt:
                 result_blob = self.store.put_blob(cloudpickle.dumps(result))
             except (pickle.PicklingError, TypeError, AttributeError):
                 result_blob = None
-        self._write("COMPLETED", outputs=outputs, result_hash=result_hash, result_unhashable=unhashable, result=inline,
-                    result_blob=result_blob)
+        self._write("COMPLETED", result=(result,) if has_result else None, outputs=outputs, result_blob=result_blob)
 
     def failure(self, exc: BaseException) -> None:
         try:
@@ -586,30 +582,36 @@ class _Attempt:
     def _typed_params(self) -> dict[str, Any]:
         """The parameters as typed JSON, secrets redacted (computed once per attempt)."""
         cached: dict[str, Any] | None = getattr(self, "_typed", None)
-        if cached is not None:
-            return cached
-        typed: dict[str, Any] = {}
-        for k, v in self.params.items():
-            enc = to_typed_json(v)
-            if type(enc) in _SHORT_JSON or (type(v) in _PATH_TYPES and len(enc["v"]) <= _SHORT_PATH):
-                pass  # a number, a bool, None or a path of a usual length: short, without measuring
-            elif not _fits_inline(enc):
-                enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
-            typed[k] = enc
-        self._typed = scrub_mapping(typed, self.store.fingerprint)
-        return self._typed
+        if cached is None:
+            cached = self._typed = typed_parameters(self.params, self.store.fingerprint)
+        return cached
 
-    def _write(self, state: str, **fields: Any) -> None:
+    def _write(self, state: str, *, result: tuple[Any] | None = None, **fields: Any) -> None:
+        """Gather the record's fields and write it (``result``: ``(the returned value,)``, or None
+        for an attempt with no result)."""
         ended = utcnow()
         duration = time.perf_counter() - self.t0
         try:  # the shared libraries mapped now, when the task loaded some (numpy imported inside it)
             self.context_digest = context_at_task_end(self.store, self.context_digest)
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             logging.getLogger("reproflow").debug("system libraries not captured again: %r", exc)
-        # The parameters are read now, on the task's thread: once it returns, its caller may
-        # change them (and their secrets must be known before the next task's error is scrubbed).
-        typed = self._typed_params()
-        per, combined = hash_mapping(self.params)
+        cache = _content_parts(self.task_run_id)
+        on_writer = cache is None and self.defer_write and not self.store.strict and owns_run(self.run_id)
+        # The parameters and the result are read now, on the task's thread, unless nothing can
+        # change them once the task returns (numbers, strings, paths, tuples of them) and no
+        # parameter's name is a secret's (its value must be known as a secret before the next
+        # task's error is scrubbed): those the writer thread types and hashes (issue 16).
+        later_params = on_writer and getattr(self, "_typed", None) is None and _frozen_params(self.params)
+        later_result = on_writer and result is not None and _frozen(result[0])
+        if later_params:
+            typed: Any = None
+            per: Any = None
+            combined: Any = None
+        else:
+            typed = self._typed_params()
+            per, combined = hash_mapping(self.params)
+        if result is not None and not later_result:
+            fields.update(result_fields(result[0], self.store.fingerprint))
         values: dict[str, Any] = dict(
             run_id=self.run_id,
             task_run_id=self.task_run_id,
@@ -636,11 +638,14 @@ class _Attempt:
             subflow=self.subflow,
             subflow_run_id=self.subflow_run_id,
             engine_info=self.engine_info,
-            cache=_content_parts(self.task_run_id),
+            cache=cache,
             **fields,
         )
         # A CONTENT cache key is remembered before the task returns (a later task may hit it).
-        if values["cache"] is None and self.defer_write and not self.store.strict and owns_run(self.run_id):
+        if on_writer:
+            if later_params or later_result:
+                values[_LATER] = (self.params if later_params else None, result if later_result else None,
+                                  self.store.fingerprint)
             # built and written there, with the other records of its batch; waited for before the run's end
             writer().submit_task_record(self.store, self.run_id, _encode_task_record, values)
         else:
@@ -660,9 +665,76 @@ class _Attempt:
         self.store.write_task(record)
 
 
+#: The key under which ``_Attempt._write`` leaves the writer thread what it types and hashes
+#: there: ``(parameters or None, (result,) or None, the store's fingerprint)``.
+_LATER = "__later__"
+
+#: Exact types whose values nothing can change once the task returns (no mutable part).
+_FROZEN_TYPES = frozenset({int, float, bool, str, bytes, complex, type(None), decimal.Decimal, uuid.UUID,
+                           _dt.datetime, _dt.date, _dt.time, _dt.timedelta, pathlib.PosixPath,
+                           pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath})
+
+
+def _frozen(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` cannot change after the task returns: a value of an immutable exact
+    type, or a (small, shallow) tuple or frozenset of them."""
+    t = type(value)
+    if t in _FROZEN_TYPES:
+        return True
+    if (t is tuple or t is frozenset) and depth < 4 and len(value) <= 64:
+        return all(_frozen(v, depth + 1) for v in value)
+    return False
+
+
+def _frozen_params(params: dict[str, Any]) -> bool:
+    """Whether the parameters may be typed and hashed after the task returns: each one
+    :func:`_frozen` and none under a secret's name."""
+    for name, value in params.items():
+        if not _frozen(value) or is_secret_key(name):
+            return False
+    return True
+
+
+def typed_parameters(params: dict[str, Any], fingerprint: Any) -> dict[str, Any]:
+    """The parameters as typed JSON, a value too large to inline replaced by its hash, secrets
+    redacted (and those found by name remembered as secrets)."""
+    typed: dict[str, Any] = {}
+    for k, v in params.items():
+        enc = to_typed_json(v)
+        if type(enc) in _SHORT_JSON or (type(v) in _PATH_TYPES and len(enc["v"]) <= _SHORT_PATH):
+            pass  # a number, a bool, None or a path of a usual length: short, without measuring
+        elif not _fits_inline(enc):
+            enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
+        typed[k] = enc
+    return scrub_mapping(typed, fingerprint)
+
+
+def result_fields(result: Any, fingerprint: Any) -> dict[str, Any]:
+    """A returned value's record fields: its stable hash (or why it has none) and its typed JSON
+    when small enough to inline, secrets redacted."""
+    result_hash, unhashable = hash_or_reason(result)
+    typed = to_typed_json(result)
+    inline = scrub_json(typed, fingerprint) if _fits_inline(typed) else None
+    return {"result_hash": result_hash, "result_unhashable": unhashable, "result": inline}
+
+
+def _complete(values: dict[str, Any]) -> None:
+    """Fill in what ``_Attempt._write`` left to the writer thread (see ``_LATER``)."""
+    later = values.pop(_LATER, None)
+    if later is None:
+        return
+    params, result, fingerprint = later
+    if params is not None:
+        values["parameters"] = typed_parameters(params, fingerprint)
+        values["parameter_hashes"], values["parameters_hash"] = hash_mapping(params)
+    if result is not None:
+        values.update(result_fields(result[0], fingerprint))
+
+
 def _encode_task_record(values: dict[str, Any]) -> tuple[str, int, bytes]:
     """(task_run_id, attempt, record bytes) of a record with no CONTENT cache key (the ones the
     writer thread writes, see ``Attempt._write``)."""
+    _complete(values)
     data = task_record_bytes(values)  # the same bytes as the validated record's, without pydantic
     if data is None:
         data = model_bytes(TaskRecord(**values))
