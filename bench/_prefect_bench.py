@@ -8,8 +8,10 @@ None from the environment.
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
+import re
 import threading
 import time
 
@@ -129,3 +131,45 @@ def meter_reproflow() -> None:
     _attempt._encode_task_record = _metered(_attempt._encode_task_record)
     for name in ("write_task", "write_task_batch", "write_map"):
         setattr(Store, name, _metered(getattr(Store, name)))
+
+
+# ---------------------------------------------------------------- CPU per kind of thread
+#: CPU seconds of the threads that ended since this module was imported, per kind of thread.
+_ENDED: collections.Counter[str] = collections.Counter()
+_ended_lock = threading.Lock()
+#: thread name (its numbers dropped) -> the kind printed
+KINDS = {"ThreadPoolExecutor": "task threads", "MainThread": "flow thread", "reproflow-writer": "record writer",
+         "reproflow-artifacts": "artifacts (after the flow returns)", "GlobalEventLoopThread": "Prefect's loops",
+         "RunSyncEventLoopThread": "Prefect's loops", "EventsWorkerThread": "Prefect's loops"}
+
+
+def _kind(name: str) -> str:
+    return KINDS.get(re.sub(r"[-_]?\d+(_\d+)?$", "", name), "other")
+
+
+_run = threading.Thread.run
+
+
+def _counted_run(self: threading.Thread) -> None:
+    try:
+        _run(self)
+    finally:
+        spent = time.thread_time()
+        with _ended_lock:
+            _ENDED[_kind(self.name)] += spent
+
+
+threading.Thread.run = _counted_run  # type: ignore[method-assign]
+
+
+def thread_cpu() -> collections.Counter[str]:
+    """CPU seconds so far per kind of thread (see KINDS): the live threads' own CPU clocks, and
+    what the threads that ended (started after this module was imported) had spent."""
+    with _ended_lock:
+        out = collections.Counter(_ENDED)
+    for t in threading.enumerate():
+        try:
+            out[_kind(t.name)] += time.clock_gettime(time.pthread_getcpuclockid(t.ident))  # type: ignore[arg-type]
+        except (OSError, TypeError, AttributeError):
+            pass  # ended meanwhile (counted above), or no per-thread clocks here
+    return out

@@ -63,7 +63,7 @@ def one(mode: str, rounds: int, switch_interval: float | None = None) -> None:
     import bench_file_tasks as b  # the flows, reproflow metered
 
     _patch(mode)
-    root = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
+    root = Path(tempfile.mkdtemp(prefix="ablate-", dir=b._ROOT))
     warm = b.inputs(root, 10)
     for name in b.FLOWS:
         b.timed(name, warm, root / "out", fresh=False)

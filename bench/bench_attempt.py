@@ -1,6 +1,6 @@
 """reproflow's own CPU for one file task's attempt, in one thread, without Prefect's engine.
 
-    python bench/bench_attempt.py [--iterations 3000] [--rounds 5]
+    python bench/bench_attempt.py [--iterations 3000] [--rounds 5] [--owned]
 
 A microbench for the per-task path that ``bench_file_tasks.py`` measures in a real flow: the
 same attempt a mapped ``@repro_task`` builds for ``process(src: Path, dst: Path)`` (the task run
@@ -11,12 +11,17 @@ over rounds of ``time.thread_time_ns`` per attempt (the body's own read and writ
 as in the real flow's metered calls), and the body alone for scale. No Prefect server is
 started: the context is built, not run. Compare two checkouts by running this with each one's
 ``src`` first on ``PYTHONPATH``, alternately.
+
+``--owned``: the run is this process's, as in a flow: what a flow's task thread pays (the record
+is built and written on the writer thread), and apart, the writer thread's CPU per attempt.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,8 +30,11 @@ import time
 import uuid
 from pathlib import Path
 
-os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-attempt-store-")
-os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-attempt-cache-")
+#: every folder this run makes (store, hash cache, files), removed when it ends
+_ROOT = tempfile.mkdtemp(prefix="bench-attempt-")
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+os.environ["REPROFLOW_STORE"] = os.path.join(_ROOT, "store")
+os.environ["REPROFLOW_CACHE_DIR"] = os.path.join(_ROOT, "cache")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 
 
@@ -42,6 +50,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--busy-threads", type=int, default=0,
                         help="threads running Python meanwhile, contending for the GIL as Prefect's do")
+    parser.add_argument("--owned", action="store_true",
+                        help="the run is this process's, as in a flow: records are built and written on the writer "
+                             "thread, whose CPU is printed apart")
     parser.add_argument("--variants", nargs="+", default=["declared-fresh", "declared-warm", "inferred-fresh", "inferred-warm"])
     args = parser.parse_args()
 
@@ -60,7 +71,7 @@ def main() -> None:
         "declared": repro_task(process, name="declared", inputs=["src"], outputs=["dst"]),
         "inferred": repro_task(process, name="inferred"),
     }
-    root = Path(tempfile.mkdtemp(prefix="bench-attempt-"))
+    root = Path(tempfile.mkdtemp(prefix="files-", dir=_ROOT))
     (root / "in").mkdir()
     old = time.time() - 10
     srcs = []
@@ -75,9 +86,15 @@ def main() -> None:
     start_run(store, run_id=run_id, flow_name="bench", flow_run_name=None, fn=process, parameters={},
               engine="prefect", seed=None)
     _places[run_id] = FlowPlace(run_id)
-    _runs._started.pop(run_id)  # not owned: each record is written inline, on this thread
+    if not args.owned:
+        _runs._started.pop(run_id)  # not owned: each record is written inline, on this thread
+    from reproflow.store._writer import writer
 
-    def one_round(variant: str) -> tuple[float, float]:
+    def writer_cpu_ns() -> int:
+        thread = next((t for t in threading.enumerate() if t.name == "reproflow-writer"), None)
+        return 0 if thread is None else time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))  # type: ignore[arg-type]
+
+    def one_round(variant: str) -> tuple[float, float, float]:
         name, cache = variant.split("-")
         t = tasks[name]
         out = root / f"out-{variant}-{uuid.uuid4().hex[:6]}"
@@ -94,6 +111,8 @@ def main() -> None:
             ctxs.append(TaskRunContext.model_construct(task=t, task_run=tr))
         dsts = [out / p.name for p in srcs]
         fn = t.fn  # the wrapper Prefect calls
+        writer().flush()
+        w0 = writer_cpu_ns()
         c0 = time.thread_time_ns()
         for ctx, src, dst in zip(ctxs, srcs, dsts):
             token = TaskRunContext.__var__.set(ctx)
@@ -102,11 +121,13 @@ def main() -> None:
             finally:
                 TaskRunContext.__var__.reset(token)
         total = time.thread_time_ns() - c0
+        writer().flush()
+        on_writer = writer_cpu_ns() - w0
         body0 = time.thread_time_ns()
         for src, dst in zip(srcs, dsts):
             process(src, dst)
         body = time.thread_time_ns() - body0
-        return total / len(srcs) / 1e3, body / len(srcs) / 1e3
+        return total / len(srcs) / 1e3, body / len(srcs) / 1e3, on_writer / len(srcs) / 1e3
 
     stop = threading.Event()
 
@@ -120,7 +141,7 @@ def main() -> None:
         threading.Thread(target=busy, daemon=True).start()
     for v in args.variants:  # warm-up
         one_round(v)
-    results: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
+    results: dict[str, list[tuple[float, float, float]]] = {v: [] for v in args.variants}
     for r in range(args.rounds):
         order = args.variants[r % len(args.variants):] + args.variants[:r % len(args.variants)]
         for v in order:
@@ -130,9 +151,11 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}), {args.iterations} attempts x {args.rounds} rounds, "
           f"{args.busy_threads} busy threads")
     for v in args.variants:
-        per = statistics.median(x for x, _ in results[v])
-        body = statistics.median(b for _, b in results[v])
-        print(f"  {v:<16} {per:7.1f} us/attempt (body alone {body:5.1f} us; reproflow {per - body:6.1f} us)")
+        per = statistics.median(x for x, _, _ in results[v])
+        body = statistics.median(b for _, b, _ in results[v])
+        later = statistics.median(w for _, _, w in results[v])
+        print(f"  {v:<16} {per:7.1f} us/attempt (body alone {body:5.1f} us; reproflow {per - body:6.1f} us)"
+              + (f" + {later:5.1f} us on the writer thread" if args.owned else ""))
 
 
 if __name__ == "__main__":

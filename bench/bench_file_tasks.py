@@ -33,6 +33,7 @@ By default the flows run on a temporary Prefect server (a child process). Pass `
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import statistics
@@ -46,13 +47,16 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-files-store-")
+#: every folder this run makes (store, hash caches, files), removed when it ends
+_ROOT = tempfile.mkdtemp(prefix="bench-files-")
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+os.environ["REPROFLOW_STORE"] = os.path.join(_ROOT, "store")
 if "--api-url" in sys.argv:
     os.environ["PREFECT_API_URL"] = sys.argv[sys.argv.index("--api-url") + 1]
 
 from prefect import flow, task  # noqa: E402
 
-from _prefect_bench import full_collections, meter_reproflow, own_cpu, reset_own_cpu, settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from _prefect_bench import full_collections, meter_reproflow, own_cpu, reset_own_cpu, settle, thread_cpu  # noqa: E402  (also switches Prefect's heartbeat off)
 from reproflow.capture import _files as _hashing
 from reproflow import repro_task, wait_for_artifacts
 
@@ -97,18 +101,19 @@ def inputs(root: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, float, float, int]:
+def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, float, float, int, dict[str, float]]:
     """(wall until the flow returns, process CPU until reproflow's work is done, reproflow CPU,
-    full garbage collections meanwhile)."""
+    full garbage collections meanwhile, CPU per kind of thread)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     dsts = [out / p.name for p in srcs]
     if fresh:
-        os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
+        os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="cache-", dir=_ROOT)
         _hashing.clear_memory_cache()
     reset_own_cpu()
     gcs = full_collections()
+    threads0 = thread_cpu()
     c0 = time.process_time()
     t0 = time.perf_counter()
     total = FLOWS[name](srcs, dsts)
@@ -116,8 +121,10 @@ def timed(name: str, srcs: list[Path], out: Path, fresh: bool) -> tuple[float, f
     wait_for_artifacts()
     cpu = time.process_time() - c0
     own = own_cpu()
+    threads = thread_cpu()
+    threads.subtract(threads0)
     assert total == 1024 * len(srcs), total
-    return wall, cpu, own, full_collections() - gcs
+    return wall, cpu, own, full_collections() - gcs, dict(threads)
 
 
 def main() -> None:
@@ -126,8 +133,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--api-url", default=None, help="a real Prefect server (default: a temporary one)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-files-"))
-    os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-files-cache-")
+    root = Path(tempfile.mkdtemp(prefix="files-", dir=_ROOT))
+    os.environ["REPROFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="cache-", dir=_ROOT)
     server = os.environ.get("PREFECT_API_URL") or "temporary server"
     print(f"bench_file_tasks (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {server}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
@@ -141,11 +148,14 @@ def main() -> None:
         cpus: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
         owns: dict[tuple[str, bool], list[float]] = {c: [] for c in cases}
         fulls: dict[tuple[str, bool], int] = {c: 0 for c in cases}
+        kinds: dict[tuple[str, bool], dict[str, list[float]]] = {c: {} for c in cases}
         for r in range(args.repeats):
             for case in cases[r % len(cases):] + cases[:r % len(cases)]:  # each variant takes each place in turn
                 settle(60, interval=0.5)
-                wall, cpu, own, full = timed(case[0], srcs, root / "out", fresh=case[1])
+                wall, cpu, own, full, threads = timed(case[0], srcs, root / "out", fresh=case[1])
                 fulls[case] += full
+                for kind, spent in threads.items():
+                    kinds[case].setdefault(kind, []).append(spent)
                 walls[case].append(wall)
                 cpus[case].append(cpu)
                 owns[case].append(own)
@@ -160,6 +170,13 @@ def main() -> None:
             w, c = statistics.median(walls[case]), statistics.median(cpus[case])
             own = "" if name == "@task" else f"{1000 * statistics.median(owns[case]) / n:.3f} ms"
             print(f"  {label:<18} {w:8.3f} {w / base_w:6.3f}x {c / base_c:6.3f}x {own:>19} {fulls[case]:>9}")
+        base = {k: statistics.median(v) for k, v in kinds[("@task", False)].items()}
+        print("  CPU per kind of thread, median ms over @task's (where reproflow's and Prefect's extra CPU runs):")
+        for case in cases[1:]:
+            label = f"{case[0]}, {'fresh' if case[1] else 'warm'}"
+            extra = {k: 1000 * (statistics.median(v) - base.get(k, 0.0)) for k, v in kinds[case].items()}
+            print(f"    {label:<16} " + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(extra.items(), key=lambda kv: -abs(kv[1]))
+                                              if abs(v) >= 0.5))
         print("  walls " + "; ".join(
             f"{c[0]}{'' if c[0] == '@task' else (' fresh' if c[1] else ' warm')}: "
             + " ".join(f"{x:.2f}" for x in walls[c]) for c in cases), flush=True)

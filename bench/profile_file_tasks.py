@@ -69,7 +69,7 @@ def main() -> None:
     _meter(_task, "place_of")
 
     fresh = args.cache == "fresh"
-    root = Path(tempfile.mkdtemp(prefix="profile-files-"))
+    root = Path(tempfile.mkdtemp(prefix="profile-", dir=b._ROOT))
     b.timed(args.variant, b.inputs(root, 10), root / "out", fresh=False)  # warm-up: server, imports, capture
     srcs = b.inputs(root, args.tasks)
     b.timed(args.variant, srcs, root / "out", fresh=fresh)
