@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import os
 import platform
-import posixpath
 import tarfile
 import tempfile
 import time
@@ -17,7 +16,7 @@ from typing import IO, Any
 
 from .. import errors
 from ..records import Environment, Run
-from ..store import TASK_BATCH_SUFFIX, Store
+from ..store import Store, is_record_file
 from ._dists import build_requires_of_sdist, build_requires_of_tree, download, resolve_build_requires
 from ._format import CRATE, MANIFEST, Manifest, Member, PackedDist, tar_info
 
@@ -109,7 +108,7 @@ def _record_items(store: Store, run_id: str) -> list[_Item]:
         found = sorted(store.fs.find(rdir))
     except Exception as exc:  # noqa: BLE001 - any backend failure means "unreachable"
         raise errors.StoreUnreachable.from_exc(store.display_url, exc) from exc
-    paths = [p for p in found if p.endswith((".json", TASK_BATCH_SUFFIX)) and not posixpath.basename(p).startswith(".")]
+    paths = [p for p in found if is_record_file(p)]
     index = store.path("index", f"{run_id}.json")
     try:
         if store.fs.exists(index):

@@ -603,13 +603,8 @@ class _Attempt:
         # task's error is scrubbed): those the writer thread types and hashes (issue 16).
         later_params = on_writer and getattr(self, "_typed", None) is None and _frozen_params(self.params)
         later_result = on_writer and result is not None and _frozen(result[0])
-        if later_params:
-            typed: Any = None
-            per: Any = None
-            combined: Any = None
-        else:
-            typed = self._typed_params()
-            per, combined = hash_mapping(self.params)
+        if not later_params:
+            fields.update(parameter_fields(self.params, self.store.fingerprint, self._typed_params()))
         if result is not None and not later_result:
             fields.update(result_fields(result[0], self.store.fingerprint))
         values: dict[str, Any] = dict(
@@ -624,9 +619,6 @@ class _Attempt:
             started_at=self.started_at,
             ended_at=ended,
             duration_s=duration,
-            parameters=typed,
-            parameter_hashes=per,
-            parameters_hash=combined,
             inputs=self.inputs,
             upstream=self.upstream,
             context=self.context_digest,
@@ -709,6 +701,14 @@ def typed_parameters(params: dict[str, Any], fingerprint: Any) -> dict[str, Any]
     return scrub_mapping(typed, fingerprint)
 
 
+def parameter_fields(params: dict[str, Any], fingerprint: Any, typed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters' record fields: their typed JSON (``typed``, when already built, else
+    :func:`typed_parameters`), each one's stable hash and the combined hash."""
+    per, combined = hash_mapping(params)
+    return {"parameters": typed if typed is not None else typed_parameters(params, fingerprint),
+            "parameter_hashes": per, "parameters_hash": combined}
+
+
 def result_fields(result: Any, fingerprint: Any) -> dict[str, Any]:
     """A returned value's record fields: its stable hash (or why it has none) and its typed JSON
     when small enough to inline, secrets redacted."""
@@ -725,8 +725,7 @@ def _complete(values: dict[str, Any]) -> None:
         return
     params, result, fingerprint = later
     if params is not None:
-        values["parameters"] = typed_parameters(params, fingerprint)
-        values["parameter_hashes"], values["parameters_hash"] = hash_mapping(params)
+        values.update(parameter_fields(params, fingerprint))
     if result is not None:
         values.update(result_fields(result[0], fingerprint))
 

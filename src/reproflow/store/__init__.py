@@ -165,6 +165,14 @@ def _link_new_tmpfile(path: str, data: bytes, durable: bool) -> bool | None:
 
 #: The name ending of a batch of task records (one JSON record per line), see Store.write_task_batch.
 TASK_BATCH_SUFFIX = ".jsonl"
+
+
+def is_record_file(path: str) -> bool:
+    """Whether a store path names a record file: ``*.json`` or a batch of task records, not a
+    hidden temporary."""
+    return path.endswith((".json", TASK_BATCH_SUFFIX)) and not posixpath.basename(path).startswith(".")
+
+
 #: Default store location when neither an argument nor REPROFLOW_STORE says otherwise.
 DEFAULT_STORE = ".reproflow"
 STORE_ENV = "REPROFLOW_STORE"
@@ -946,7 +954,7 @@ class Store:
         """(path, line number or None, bytes) of every task record of a run, unvalidated:
         ``.json`` files first, then ``.jsonl`` batches, each group in name order."""
         tdir = posixpath.join(self.run_dir(run_id), "tasks")
-        names = [n for n in self.ls(tdir) if n.endswith((".json", TASK_BATCH_SUFFIX)) and not n.startswith(".")]
+        names = [n for n in self.ls(tdir) if is_record_file(n)]
         names.sort(key=lambda n: (n.endswith(TASK_BATCH_SUFFIX), n))
         return self._records_in([posixpath.join(tdir, n) for n in names])
 
@@ -1116,7 +1124,9 @@ __all__ = [
     "DEFAULT_STORE",
     "STORE_ENV",
     "Store",
+    "TASK_BATCH_SUFFIX",
     "canonical_json",
+    "is_record_file",
     "model_bytes",
     "parse_record",
     "resolve_store_url",

@@ -114,7 +114,7 @@ def _scan(data: bytes, by_field: set[str], tokens: set[str]) -> None:
 
 def record_paths(store: Store) -> list[str]:
     """Every record file: ``runs/**.json``, ``runs/*/tasks/*.jsonl`` and ``index/*.json``."""
-    from . import TASK_BATCH_SUFFIX
+    from . import is_record_file
 
     out: list[str] = []
     for top in ("runs", "index"):
@@ -124,7 +124,7 @@ def record_paths(store: Store) -> list[str]:
             continue
         except Exception as exc:  # noqa: BLE001
             raise errors.StoreUnreachable.from_exc(store.display_url, exc) from exc
-        out.extend(p for p in found if p.endswith((".json", TASK_BATCH_SUFFIX)) and not posixpath.basename(p).startswith("."))
+        out.extend(p for p in found if is_record_file(p))
     return sorted(out)
 
 
