@@ -96,6 +96,27 @@ def test_writes_gather_into_batches_and_flush_does_not_wait_for_the_batch(monkey
     assert w.flush(timeout=30) == [] and ran == list(range(20))
 
 
+def test_a_full_batch_is_taken_without_waiting_for_the_batch_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BATCH_MAX queued writes are taken at once: the submit that fills the batch wakes the thread
+    in its batch wait (the memory a long flow's queue holds stays bounded by the batch, and its
+    records never wait for a flush that may come hours later)."""
+    import reproflow.store._writer as mod
+
+    monkeypatch.setattr(mod, "BATCH_S", 3600.0)
+    monkeypatch.setattr(mod, "BATCH_MAX", 4)
+    w = mod.RecordWriter()
+    done = threading.Event()
+    ran: list[int] = []
+    for i in range(3):
+        w.submit(ran.append, i)
+    time.sleep(0.2)
+    assert ran == []  # three of four: still gathering
+    w.submit(lambda: (ran.append(3), done.set()))
+    assert done.wait(30), "a full batch waited for the batch time"
+    assert ran == [0, 1, 2, 3]
+    assert w.flush(timeout=30) == []
+
+
 @repro_task
 def slow_echo(x: int) -> int:
     time.sleep(0.01)
