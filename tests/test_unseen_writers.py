@@ -237,7 +237,7 @@ def test_the_registry_forgets_subprocess_starters_with_their_neighbours(tmp_path
     subprocess started; a file they name that did not change since (an input) is not claimed."""
     import os
 
-    for left in list(_reads._running):
+    for left in list(_reads._running.values()):
         _reads.done(left)
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     src.write_text("x")

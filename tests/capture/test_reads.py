@@ -77,11 +77,41 @@ def test_reads_belong_to_the_attempt_of_their_thread(tmp_path: Path) -> None:
     assert seen == {f.name: [os.path.realpath(f)] for f in files}
 
 
+def test_a_long_attempt_keeps_its_neighbours_writes_known_until_it_ends(tmp_path: Path) -> None:
+    """Many attempts beside one long one (a map beside a slow task): their writes stay known while
+    the long one runs, and once it ends they are forgotten, except by an attempt that ran beside
+    it; the registry holds nothing once no attempt runs (it is kept in start and end order, so a
+    1,000-task map costs each attempt's end constant time)."""
+    for left in list(_reads._running.values()):
+        _reads.done(left)
+    long_one, t_long = _reads.start()
+    _reads.stop(t_long)
+    files = []
+    for i in range(50):
+        r, t = _reads.start()
+        f = tmp_path / f"{i}.txt"
+        f.write_text(str(i))
+        _reads.stop(t)
+        _reads.done(r)
+        files.append(f)
+    assert all(_reads.written_by_another(str(f), long_one) for f in files)  # it ran beside them all
+    (tmp_path / "long.txt").write_text("L")
+    _reads._writers[str(tmp_path / "long.txt")] = long_one  # as the hook records a write of it
+    long_one.written.add(str(tmp_path / "long.txt"))
+    late, t_late = _reads.start()  # starts after the 50 ended, while the long one runs
+    _reads.stop(t_late)
+    _reads.done(long_one)
+    assert not any(_reads.written_by_another(str(f), late) for f in files)  # it never ran beside them
+    assert _reads.written_by_another(str(tmp_path / "long.txt"), late)  # it ran beside the long one
+    _reads.done(late)
+    assert not _reads._writers and not _reads._running and not _reads._order and not _reads._ended
+
+
 def test_a_writer_is_known_while_an_attempt_beside_it_runs(tmp_path: Path) -> None:
     """Which attempt wrote a file: known to the attempts that ran beside the writer (its file
     may appear in a folder they read or write into), in flight until the writer is done, and
     forgotten once no attempt that ran beside it still runs."""
-    for left in list(_reads._running):  # attempts the tests above started by hand and never ended
+    for left in list(_reads._running.values()):  # attempts the tests above started by hand and never ended
         _reads.done(left)
     fa = tmp_path / "a.txt"
     ra, ta = _reads.start()
