@@ -1,6 +1,6 @@
 """Which part of reproflow's per-task path the file-task flow's wall time pays for (issue 16).
 
-    python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash] [--rounds 8]
+    python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash batch-50ms] [--rounds 8]
                                       [--switch-interval SECONDS]
 
 bench_file_tasks.py's 100 mapped file tasks ("declared", warm hash cache) against ``@task``, in
@@ -14,6 +14,8 @@ process only (a measurement, never a way to run reproflow):
 * ``no-record``: everything but the record: no parameter typing, no record build, no write.
 * ``no-record-io``: the record built on the writer thread, not written.
 * ``no-output-hash``: no output hashed.
+* ``batch-50ms``: nothing off, task records gathered for 50 ms before the writer takes them
+  instead of the writer's second: what the longer window saves.
 
 Printed per mode: the median wall and process CPU ratios to ``@task`` (alternating, the order
 swapped each round) and reproflow's own CPU per task as bench_file_tasks.py meters it.
@@ -33,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash")
+MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash", "batch-50ms")
 
 
 def _patch(mode: str) -> None:
@@ -52,6 +54,10 @@ def _patch(mode: str) -> None:
         Store.write_task_batch = lambda self, *a: None
     elif mode == "no-output-hash":
         _attempt._Attempt._collect_outputs = lambda self, result: []
+    elif mode == "batch-50ms":
+        from reproflow.store import _writer
+
+        _writer.BATCH_S = 0.05
     elif mode != "full":
         raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 

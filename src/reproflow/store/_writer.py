@@ -39,8 +39,8 @@ MAX_PENDING = 1024
 #: threads that keep evicting its caches. Gathered for a second, a flow shorter than that has its
 #: records built at its end, in one go, when the flow's thread waits for them (the flush cuts the
 #: wait short, so a flow's end never waits for the second); a longer flow's in one batch a second.
-#: Measured (issue 16, ``bench/ablate_file_tasks.py``, 100 file tasks, 10 rounds each, back to
-#: back): 0.39 ms of reproflow CPU a task against 0.43-0.46 ms with 50 ms batches. The price: a
+#: Measured (issue 16, ``bench/ablate_file_tasks.py --modes full batch-50ms``, 100 file tasks, 10
+#: rounds each, back to back): 0.39 ms of reproflow CPU a task against 0.43-0.46 ms with 50 ms batches. The price: a
 #: process killed outright (SIGKILL, out of memory) loses the records of the tasks that ended in
 #: its last second, at most ``BATCH_MAX``, as it lost those of its last 50 ms before; its run has
 #: no end and a replay says it crashed and compares only the tasks it recorded.
