@@ -17,7 +17,9 @@ in-memory cache: every input is hashed from its bytes) and with a warm one (the 
 hashed by the run before; outputs are always new and always hashed).
 
 Printed per size: the median wall time of each variant and its ratio to ``@task`` (the flow
-call, until it returns), the process's CPU ratio (all threads, until reproflow's background work
+call, until it returns) with a 95% bootstrap interval (``_stats.py``: single runs move by ±15%
+on the 2-core machine, so the interval tells a target met from one inside the noise), the
+process's CPU ratio (with its interval too) (all threads, until reproflow's background work
 for the run, artifacts included, is done), and **reproflow's own CPU per task**:
 ``time.thread_time`` inside every reproflow call a task run makes (building the attempt, begin,
 success/failure, the record write on the writer thread), summed and divided by the task count;
@@ -56,6 +58,7 @@ if "--api-url" in sys.argv:
 
 from prefect import flow, task  # noqa: E402
 
+from _stats import with_interval  # noqa: E402
 from _prefect_bench import full_collections, meter_reproflow, own_cpu, reset_own_cpu, settle, thread_cpu  # noqa: E402  (also switches Prefect's heartbeat off)
 from reproflow.capture import _files as _hashing
 from reproflow import repro_task, wait_for_artifacts
@@ -159,17 +162,18 @@ def main() -> None:
                 walls[case].append(wall)
                 cpus[case].append(cpu)
                 owns[case].append(own)
-        base_w = statistics.median(walls[("@task", False)])
-        base_c = statistics.median(cpus[("@task", False)])
         print(f"\n  {n} file tasks, median of {args.repeats} alternating runs "
               f"(load average now {os.getloadavg()[0]:.1f})")
-        print(f"  {'variant':<18} {'wall s':>8} {'wall x':>7} {'CPU x':>7} {'reproflow CPU/task':>19} {'full GCs':>9}")
+        print(f"  {'variant':<18} {'wall s':>8} {'wall x [95% interval]':>22} {'CPU x [95% interval]':>22} "
+              f"{'reproflow CPU/task':>19} {'full GCs':>9}")
+        ref = ("@task", False)
         for case in cases:
             name, fresh = case
             label = name if name == "@task" else f"{name}, {'fresh' if fresh else 'warm'}"
-            w, c = statistics.median(walls[case]), statistics.median(cpus[case])
+            w = statistics.median(walls[case])
             own = "" if name == "@task" else f"{1000 * statistics.median(owns[case]) / n:.3f} ms"
-            print(f"  {label:<18} {w:8.3f} {w / base_w:6.3f}x {c / base_c:6.3f}x {own:>19} {fulls[case]:>9}")
+            print(f"  {label:<18} {w:8.3f} {with_interval(walls[ref], walls[case]):>22} "
+                  f"{with_interval(cpus[ref], cpus[case]):>22} {own:>19} {fulls[case]:>9}")
         base = {k: statistics.median(v) for k, v in kinds[("@task", False)].items()}
         print("  CPU per kind of thread, median ms over @task's (where reproflow's and Prefect's extra CPU runs):")
         for case in cases[1:]:

@@ -29,6 +29,7 @@ os.environ["REPROFLOW_STORE"] = tempfile.mkdtemp(prefix="bench-store-")
 from prefect import flow, task  # noqa: E402
 
 from _prefect_bench import settle  # noqa: E402  (also switches Prefect's heartbeat off)
+from _stats import with_interval  # noqa: E402
 from reproflow import repro_task, wait_for_artifacts
 
 
@@ -82,9 +83,11 @@ def main() -> None:
     print(f"  best-of ratio {min(times['@repro_task']) / min(times['@task']):.3f}x")
     print(f"  @task        {base:8.3f} s   {1000 * base / args.tasks:6.2f} ms/task")
     print(f"  @repro_task  {ours:8.3f} s   {1000 * ours / args.tasks:6.2f} ms/task")
-    print(f"  ratio        {ours / base:8.3f}x   (target <= 1.10x); overhead {1000 * (ours - base) / args.tasks:.2f} ms/task")
+    print(f"  ratio        {with_interval(times['@task'], times['@repro_task'])}   (95% bootstrap interval; target <= 1.10x); "
+          f"overhead {1000 * (ours - base) / args.tasks:.2f} ms/task")
     cbase, cours = statistics.median(cpu["@task"]), statistics.median(cpu["@repro_task"])
-    print(f"  CPU          {cours / cbase:8.3f}x   ({1000 * cbase / args.tasks:.2f} vs {1000 * cours / args.tasks:.2f} ms/task, "
+    print(f"  CPU          {with_interval(cpu['@task'], cpu['@repro_task'])}   ({1000 * cbase / args.tasks:.2f} vs "
+          f"{1000 * cours / args.tasks:.2f} ms/task, "
           "this process's threads, artifacts included; the Prefect server's process not counted)")
     print(f"  artifacts lag {statistics.median(lags):7.3f} s   after the flow returned (median; published in the background)")
 
