@@ -1,6 +1,7 @@
 """Which part of reproflow's per-task path the file-task flow's wall time pays for (issue 16).
 
-    python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash batch-50ms] [--rounds 8]
+    python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash batch-50ms
+                                               lookup-existing lookup-missing] [--rounds 8]
                                       [--switch-interval SECONDS]
 
 bench_file_tasks.py's 100 mapped file tasks ("declared", warm hash cache) against ``@task``, in
@@ -16,6 +17,10 @@ process only (a measurement, never a way to run reproflow):
 * ``no-output-hash``: no output hashed.
 * ``batch-50ms``: nothing off, task records gathered for 50 ms before the writer takes them
   instead of the writer's second: what the longer window saves.
+* ``lookup-existing`` / ``lookup-missing``: nothing off, and 20 more ``os.stat`` calls before each
+  attempt, of the task's input file (it exists) or of 20 new names in the output folder, where the
+  other tasks are creating their files (none of them exists). It measures what a lookup costs in
+  the flow: an inferred output is looked up before its task runs (``docs/recording.md``).
 
 Printed per mode: the median wall and process CPU ratios to ``@task`` (alternating, the order
 swapped each round) and reproflow's own CPU per task as bench_file_tasks.py meters it.
@@ -35,7 +40,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash", "batch-50ms")
+MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash", "batch-50ms", "lookup-existing",
+         "lookup-missing")
+#: the os.stat calls the lookup-* modes add before each attempt
+LOOKUPS = 20
 
 
 def _patch(mode: str) -> None:
@@ -58,6 +66,21 @@ def _patch(mode: str) -> None:
         from reproflow.store import _writer
 
         _writer.BATCH_S = 0.05
+    elif mode in ("lookup-existing", "lookup-missing"):
+        import itertools
+
+        begin, fresh = _attempt._Attempt.begin, itertools.count()
+
+        def looked_up(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            src, dst = (os.fspath(a) for a in self.args[:2])
+            for _ in range(LOOKUPS):
+                try:
+                    os.stat(src if mode == "lookup-existing" else os.path.join(os.path.dirname(dst), f"none-{next(fresh)}"))
+                except FileNotFoundError:
+                    pass
+            return begin(self, *args, **kwargs)
+
+        _attempt._Attempt.begin = looked_up
     elif mode != "full":
         raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
