@@ -456,3 +456,110 @@ def test_frozen_values() -> None:
         assert not _frozen(value), value
     assert _frozen_params({"src": pathlib.Path("/x"), "n": 1})
     assert not _frozen_params({"password": "hunter22"}) and not _frozen_params({"n": 1, "rows": [1]})
+
+
+# ------------------------------------------------------------------ a run's end, after the flow returns
+
+
+@pytest.fixture
+def held_end(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Every flow run's end waits for the returned event to be set (30 s at most) before it is
+    written: what a slow store, or a big last batch of records, does to the end's thread."""
+    from reproflow.engines.prefect import _flowrun
+
+    release = threading.Event()
+    real = _flowrun.finish_run
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_flowrun, "finish_run", held)
+    yield release
+    release.set()
+
+
+def test_the_flow_returns_before_its_end_is_written_and_readers_wait_for_it(
+        store_dir: pathlib.Path, prefect_harness: None, held_end: threading.Event) -> None:
+    """The flow's caller gets its result while the run's end is still being written (it waits for
+    nothing it does not need: issue 16); a read of the store in this process waits for the end and
+    finds the run complete."""
+    from reproflow.store._writer import finishing
+
+    state = small(return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    assert state.result() == 3
+    assert finishing().pending == 1  # the end is on its way, not written
+    assert not (store_dir / "runs" / run_id / "end.json").exists()
+    seen: list[object] = []
+    reader = threading.Thread(target=lambda: seen.append(Store(store_dir).load_run(run_id)))
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive() and not seen  # the read waits for the end
+    held_end.set()
+    reader.join(60)
+    (run,) = seen
+    assert run.status == "COMPLETED" and run.end is not None and run.end.n_tasks == 1  # type: ignore[attr-defined]
+    assert finishing().pending == 0
+
+
+def test_a_subprocess_started_after_the_flow_finds_its_run_complete(
+        store_dir: pathlib.Path, prefect_harness: None, held_end: threading.Event) -> None:
+    """``subprocess.run(["reproflow", "report", ...])`` right after the flow (a script's next line):
+    the audit hook holds the subprocess until the run's end is written."""
+    import subprocess
+    import sys
+
+    state = small(return_state=True)
+    end = store_dir / "runs" / str(state.state_details.flow_run_id) / "end.json"
+    assert not end.exists()
+    threading.Timer(0.5, held_end.set).start()  # the end is written half a second from now
+    proc = subprocess.run([sys.executable, "-c", f"import os; print(os.path.exists({str(end)!r}))"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
+EXITING_FLOW = '''
+import os, sys, threading, time
+from prefect import flow
+from reproflow import repro_task
+from reproflow.engines.prefect import _flowrun
+
+real = _flowrun.finish_run
+
+def slow(*args, **kwargs):
+    time.sleep(1.0)  # a slow store: the end is written a second after the flow returned
+    return real(*args, **kwargs)
+
+_flowrun.finish_run = slow
+
+@repro_task
+def inc(x: int) -> int:
+    return x + 1
+
+@flow
+def last_line() -> int:
+    return inc(1)
+
+state = last_line(return_state=True)
+print("RUN_ID", state.state_details.flow_run_id, flush=True)
+'''
+
+
+@pytest.mark.parametrize("artifacts", ["background", "off"])
+def test_the_process_exit_waits_for_the_runs_end(tmp_path: pathlib.Path, prefect_api_env: dict[str, str],
+                                                  artifacts: str) -> None:
+    """A script whose last line is the flow: the interpreter's exit waits for the run's end, with
+    the Prefect artifacts published or switched off."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "flow.py").write_text(EXITING_FLOW)
+    env = {**os.environ, **prefect_api_env, "REPROFLOW_STORE": str(tmp_path / "store"), "REPROFLOW_ARTIFACTS": artifacts}
+    proc = subprocess.run([sys.executable, "flow.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    run_id = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("RUN_ID"))
+    run = Store(tmp_path / "store").load_run(run_id)
+    assert run.status == "COMPLETED" and run.end is not None and len(run.final_tasks()) == 1

@@ -38,6 +38,8 @@ import threading
 import time
 from collections.abc import Iterable
 
+from ..store._writer import settle as _settle_store
+
 #: Suffixes of code the source snapshot and the environment capture already cover.
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
 _SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/")
@@ -89,7 +91,12 @@ _counter = 0
 
 def _hook(event: str, args: tuple) -> None:
     if event != "open":
-        if event in _SPAWN_EVENTS or event == "sqlite3.connect":
+        if event in _SPAWN_EVENTS:
+            # a run this process ended is complete before a subprocess (``reproflow report``,
+            # ``replay``) or an exec'd program could read it
+            _settle_store(60.0)
+            _other(event, args)
+        elif event == "sqlite3.connect":
             _other(event, args)
         elif event == "os.rename":
             _renamed(args)

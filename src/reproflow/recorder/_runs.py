@@ -290,14 +290,17 @@ def owns_run(run_id: str) -> bool:
 
 
 def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None = None,
-               exit_code: int | None = None, in_process: bool = True) -> RunEnd:
+               exit_code: int | None = None, in_process: bool = True,
+               modules: list[str] | None = None) -> RunEnd:
     """Write ``end.json`` and the run's index entry (both once).
 
     ``in_process``: the run's tasks ran in this process, so the distributions it imported are
     recorded (False for runs joined from other processes, whose imports this one cannot see).
+    ``modules``: ``sys.modules``' names when the run ended, for an end written later (by
+    default, those imported now).
     """
     _liveness.release(run_id)
-    imported = _imported() if in_process else None
+    imported = _imported(modules) if in_process else None
     n_tasks = len(store.task_run_ids(run_id))
     end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code,
                  imported_distributions=imported)
@@ -305,12 +308,13 @@ def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | 
     return end
 
 
-def _imported() -> list[str] | None:
-    """The imported distributions, or None: recording never breaks the run."""
+def _imported(modules: list[str] | None = None) -> list[str] | None:
+    """The imported distributions (of ``modules``, default ``sys.modules``), or None: recording
+    never breaks the run."""
     try:
         from ..capture.environment import imported_distributions
 
-        return imported_distributions()
+        return imported_distributions(modules)
     except Exception:  # noqa: BLE001 - a broken metadata folder must not fail the run's end
         return None
 

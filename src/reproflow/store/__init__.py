@@ -35,7 +35,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ValidationError
 
-from . import _spool
+from . import _spool, _writer
 from .. import errors
 from ..values._urls import strip_credentials
 from ..records import (
@@ -381,6 +381,7 @@ class Store:
             raise self._guard(exc) from exc
 
     def read_bytes(self, path: str) -> bytes:
+        _writer.settle()  # a run this process ended is complete before anything here reads it
         offline = self._offline()
         if offline:
             copy = self._offline_copy(path)
@@ -402,6 +403,7 @@ class Store:
 
     def read_many(self, paths: list[str]) -> dict[str, bytes | BaseException]:
         """Read many small files at once (concurrently on object stores)."""
+        _writer.settle()  # a run this process ended is complete before anything here reads it
         if not paths:
             return {}
         if self._offline():
@@ -417,6 +419,7 @@ class Store:
         return {self.fs._strip_protocol(k) if k not in paths else k: v for k, v in out.items()}
 
     def ls(self, path: str) -> list[str]:
+        _writer.settle()  # a run this process ended is complete before anything here reads it
         if self._offline():
             names = self._offline_names(path)
             if names:
@@ -438,6 +441,7 @@ class Store:
 
     def _exists(self, path: str) -> bool:
         """Whether a path exists; while offline, whether this process wrote or spooled it."""
+        _writer.settle()  # a run this process ended is complete before anything here reads it
         if self._offline() and self._offline_copy(path) is not None:
             return True
         try:

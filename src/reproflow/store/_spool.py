@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..values._urls import strip_credentials
+from . import _writer
 
 if TYPE_CHECKING:
     from . import Store
@@ -167,12 +168,14 @@ class Spool:
         return target
 
     def get(self, rel: str) -> bytes | None:
+        _writer.settle()  # a run this process ended is in the spool before it is read
         try:
             return self._target(rel).read_bytes()
         except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
 
     def has(self, rel: str) -> bool:
+        _writer.settle()  # a run this process ended is in the spool before it is read
         try:
             return self._target(rel).is_file()
         except ValueError:
@@ -180,6 +183,7 @@ class Spool:
 
     def names(self, rel_dir: str) -> set[str]:
         """File names spooled directly under ``rel_dir``."""
+        _writer.settle()
         try:
             folder = self._target(rel_dir)
         except ValueError:
@@ -191,6 +195,7 @@ class Spool:
 
     def files(self) -> list[str]:
         """Every spooled path, relative to the store root, in upload order (see :func:`_order`)."""
+        _writer.settle()
         if not self.dir.is_dir():
             return []
         out = []

@@ -86,6 +86,7 @@ class RecordWriter:
                 self._cond.notify_all()  # work for an idle thread, or a full batch to take now
 
     def _loop(self) -> None:
+        _finishing.mark_background()  # a run end's job waits for this thread: never the reverse
         while True:
             with self._cond:
                 while not self._jobs:
@@ -147,14 +148,77 @@ class RecordWriter:
 _writer = RecordWriter()
 
 
+class _Finishing:
+    """Runs whose end this process writes after the call that ended them returned.
+
+    A Prefect flow run's end (its last task records, ``end.json``, the index entry, the UI
+    artifacts) is written on a background thread once the flow has returned: the flow's caller
+    does not wait for it (issue 16: 15 ms of a 100-task flow on a local disk, the uploads' round
+    trips on an object store). What reads the store in this process waits for it first
+    (:func:`settle`, called by every read of :class:`~reproflow.store.Store`), and so does a
+    subprocess this process starts (the audit hook), and the interpreter's exit: whoever looks
+    finds the run complete, as if the flow had waited.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._n = 0
+        self._local = threading.local()
+
+    def begin(self) -> None:
+        """One more run's end is on its way (call :meth:`end` when it is written)."""
+        with self._cond:
+            self._n += 1
+
+    def end(self) -> None:
+        with self._cond:
+            self._n -= 1
+            if self._n <= 0:
+                self._n = 0
+                self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        return self._n
+
+    def mark_background(self) -> None:
+        """The calling thread is one that writes those ends (its own reads never wait for them)."""
+        self._local.background = True
+
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Wait until every pending run end is written (at once on a thread that writes them).
+        Returns False if ``timeout`` passed first."""
+        if not self._n or getattr(self._local, "background", False):
+            return True
+        with self._cond:
+            return self._cond.wait_for(lambda: self._n == 0, timeout)
+
+
+_finishing = _Finishing()
+
+
+def finishing() -> _Finishing:
+    """The process's runs whose end is still being written after their flow returned."""
+    return _finishing
+
+
+def settle(timeout: float | None = 60.0) -> bool:
+    """Before reading a store: wait for the run ends this process still writes (a no-op, one
+    attribute read, when there are none)."""
+    if not _finishing._n:
+        return True
+    return _finishing.wait(timeout)
+
+
 def writer() -> RecordWriter:
     """The process's writer."""
     return _writer
 
 
 def _reset_after_fork() -> None:
-    global _writer
+    global _writer, _finishing
     _writer = RecordWriter()  # the parent's thread does not exist in the child
+    _finishing = _Finishing()  # nor do the threads writing its runs' ends
 
 
 def _flush_at_exit() -> None:
@@ -166,4 +230,4 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_flush_at_exit)
 
 
-__all__ = ["MAX_PENDING", "RecordWriter", "writer"]
+__all__ = ["MAX_PENDING", "RecordWriter", "finishing", "settle", "writer"]

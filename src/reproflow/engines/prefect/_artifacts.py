@@ -393,6 +393,52 @@ def publish_in_background(store: Store, run_id: str) -> None:
     _publisher.submit(lambda: ctx.run(_publish_on_own_client, store, run_id))
 
 
+def finish_in_background(finish: Callable[[], Any], store: Store, run_id: str, *, publish: bool) -> None:
+    """Queue a flow run's end on the publisher thread, after the flow returned: ``finish()``
+    (its last task records and its end records), then, with ``publish``, its artifacts, in a
+    copy of the caller's context. Until ``finish`` has run, this process's reads of the store,
+    the subprocesses it starts and its exit wait for it (``store._writer.finishing``)."""
+    from ...store._writer import finishing
+
+    ctx = contextvars.copy_context()
+    pending = finishing()
+    if publish:
+        _keep_events_worker_until_published()
+    else:
+        _wait_for_publisher_at_exit()
+    pending.begin()
+
+    def job() -> None:
+        pending.mark_background()  # this thread's own reads of the store must not wait for it
+        try:
+            ctx.run(finish)
+        except Exception as exc:  # noqa: BLE001 - one line, as the hook's own error would be
+            log.error("reproflow: the end of run %s could not be written: %s: %s", run_id, type(exc).__name__, exc)
+            return
+        finally:
+            pending.end()
+        if publish:
+            ctx.run(_publish_on_own_client, store, run_id)
+
+    _publisher.submit(job)
+
+
+_exit_wait_registered = False
+
+
+def _wait_for_publisher_at_exit() -> None:
+    """The interpreter's exit waits for the publisher thread's jobs (without Prefect's events
+    worker, for runs that publish no artifacts)."""
+    global _exit_wait_registered
+    if _exit_wait_registered:
+        return
+    try:
+        threading._register_atexit(_wait_at_exit)  # type: ignore[attr-defined]
+        _exit_wait_registered = True
+    except RuntimeError:  # already shutting down: the publisher is a non-daemon thread, joined anyway
+        pass
+
+
 def _keep_events_worker_until_published() -> None:
     """Make sure Prefect's events worker outlives the publishing.
 
@@ -473,11 +519,12 @@ def publish_or_warn(store: Store, run_id: str, httpx_settings: dict[str, Any] | 
 
 
 def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
-    """Wait until the Prefect artifacts of every finished flow run are published.
+    """Wait until every finished flow run's end is written and its Prefect artifacts are published.
 
-    A flow run's artifacts are published on a background thread after it ends (the process
-    waits for them before it exits). Call this before reading them back through Prefect's API in
-    the same process. Returns False if ``timeout`` seconds passed first.
+    Both happen on a background thread after the flow returns (the process waits for them before
+    it exits, and its reads of the store wait for the end records by themselves). Call this
+    before reading the artifacts back through Prefect's API in the same process. Returns False
+    if ``timeout`` seconds passed first.
     """
     return _publisher.wait(timeout)
 

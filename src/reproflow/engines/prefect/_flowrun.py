@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,34 +239,43 @@ def _status_of(state: Any) -> RunStatus:
 
 
 def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
-    """Prefect flow hook: write end.json, the index entry and the UI artifacts."""
+    """Prefect flow hook: write end.json, the index entry and the UI artifacts.
+
+    Unless artifacts are published in the hook (``REPROFLOW_ARTIFACTS=sync``), all of it happens
+    on a background thread after the flow returns: the run's last task records, its end and its
+    artifacts, in that order. Readers of the store in this process, a subprocess it starts and
+    the interpreter's exit wait for it (``store._writer.finishing``); the flow's caller does not."""
     run_id = str(flow_run.id)
     with _lock:
-        url = _started.get(run_id)
+        url = _started.pop(run_id, None)
+        if url is not None:
+            for key in [k for k, v in _places.items() if v.run_id == run_id]:
+                del _places[key]
     if url is None:
         return  # this flow run recorded nothing through reproflow (or another process did)
-    from ...store._writer import writer
-
-    for exc in writer().flush():  # every task record of the run lands before its end record
-        log.error("reproflow: run %s may be missing a record: %s", run_id, exc)
-    with _lock:
-        _started.pop(run_id, None)
-        for key in [k for k, v in _places.items() if v.run_id == run_id]:
-            del _places[key]
     store = get_store(url)
     error = None
     if not state.is_completed():
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
-    finish_run(store, run_id, _status_of(state), error)
-    from ._artifacts import publish_in_background, publish_mode, publish_or_warn
+    status = _status_of(state)
+    modules = list(sys.modules)  # what the run imported, as it ends (its end is written later)
+    from ._artifacts import finish_in_background, publish_mode, publish_or_warn
 
     mode = publish_mode()
-    if mode == "background":
-        publish_in_background(store, run_id)
-    elif mode == "sync":
+    if mode == "sync":
+        _finish(store, run_id, status, error, modules)
         publish_or_warn(store, run_id)  # the engine's client, still open in this hook
+    else:
+        finish_in_background(lambda: _finish(store, run_id, status, error, modules), store, run_id, publish=mode == "background")
 
 
+def _finish(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None, modules: list[str]) -> None:
+    """Every task record of the run lands before its end record, then the end."""
+    from ...store._writer import writer
+
+    for exc in writer().flush():
+        log.error("reproflow: run %s may be missing a record: %s", run_id, exc)
+    finish_run(store, run_id, status, error, modules=modules)
 
 
 __all__ = ["FlowPlace", "ensure_prefect_run", "place_of", "root_context"]
