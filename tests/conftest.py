@@ -173,15 +173,16 @@ def store(store_dir: pathlib.Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _background_work_ends_with_its_test() -> Iterator[None]:
-    """A flow run's end and its Prefect artifacts are written on a background thread after the
-    flow returns: wait for them when the test that ran the flow ends (as a process waits at exit),
-    not while the next test runs, with that test's patches, servers and captured output."""
+    """A flow run's end is written on a background thread after the flow returns: wait for it when
+    the test that ran the flow ends (as a process waits at exit), not while the next test runs,
+    with that test's patches, servers and captured output. (Its Prefect artifacts, published
+    after it, may still be on their way, as they were before the end moved there.)"""
     yield
     import sys
 
-    artifacts = sys.modules.get("reproflow.engines.prefect._artifacts")
-    if artifacts is not None:
-        artifacts.wait_for_artifacts(120)
+    writer = sys.modules.get("reproflow.store._writer")
+    if writer is not None:
+        writer.finishing().wait(120)
 
 
 @pytest.fixture(autouse=True)
