@@ -227,7 +227,7 @@ def test_background_publishing_uses_the_callers_prefect_settings(
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     from reproflow import wait_for_artifacts
-    from reproflow.engines.prefect._artifacts import publish_in_background
+    from reproflow.engines.prefect._artifacts import end_in_background
 
     state = small(return_state=True)
     run_id = str(state.state_details.flow_run_id)
@@ -237,7 +237,7 @@ def test_background_publishing_uses_the_callers_prefect_settings(
         closed = sock.getsockname()[1]
     with caplog.at_level("WARNING", logger="reproflow"):
         with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{closed}/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
-            publish_in_background(Store(store_dir), run_id)
+            end_in_background(Store(store_dir), run_id)
         assert wait_for_artifacts(timeout=60)
     failures = [r for r in caplog.records if "could not publish the Prefect artifacts" in r.getMessage()]
     assert len(failures) == 1 and str(closed) in failures[0].getMessage()
@@ -311,7 +311,7 @@ def test_background_publishing_never_borrows_the_engines_closed_client(
     _artifacts._publisher.submit(gate.wait)  # hold the thread until the client below is closed
     with caplog.at_level("WARNING", logger="reproflow"):
         with SyncClientContext.get_or_create() as engine_like:
-            _artifacts.publish_in_background(Store(store_dir), run_id)
+            _artifacts.end_in_background(Store(store_dir), run_id)
         assert engine_like.client._closed
         gate.set()
         assert wait_for_artifacts(timeout=60)

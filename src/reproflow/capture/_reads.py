@@ -94,7 +94,7 @@ def _hook(event: str, args: tuple) -> None:
         if event in _SPAWN_EVENTS:
             # a run this process ended is complete before a subprocess (``reproflow report``,
             # ``replay``) or an exec'd program could read it
-            _settle_store(60.0)
+            _settle_store()
             _other(event, args)
         elif event == "sqlite3.connect":
             _other(event, args)

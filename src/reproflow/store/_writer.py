@@ -173,8 +173,7 @@ class _Finishing:
     def end(self) -> None:
         with self._cond:
             self._n -= 1
-            if self._n <= 0:
-                self._n = 0
+            if not self._n:
                 self._cond.notify_all()
 
     @property
@@ -205,8 +204,6 @@ def finishing() -> _Finishing:
 def settle(timeout: float | None = 60.0) -> bool:
     """Before reading a store: wait for the run ends this process still writes (a no-op, one
     attribute read, when there are none)."""
-    if not _finishing._n:
-        return True
     return _finishing.wait(timeout)
 
 

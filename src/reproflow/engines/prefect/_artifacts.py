@@ -3,7 +3,7 @@
 Artifacts stay small (the server drops creation events above about 1.5 MB): the summary and the
 table are capped, and the link points at the full record in the store.
 
-At the end of a flow run they are published on a background thread (``publish_in_background``):
+At the end of a flow run they are published on a background thread (``end_in_background``):
 the three API calls wait 50-250 ms each on a server still ingesting the run's task events, which
 was a fifth of a 100-task flow's time. The thread is not a daemon, so the interpreter waits for
 it before it shuts down (``atexit`` handlers, which stop Prefect's ephemeral server, run after
@@ -384,39 +384,35 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def publish_in_background(store: Store, run_id: str) -> None:
-    """Queue ``publish_run_artifacts`` for ``run_id`` on the publisher thread, in a copy of the
+def end_in_background(store: Store, run_id: str, *, finish: Callable[[], Any] | None = None,
+                      publish: bool = True) -> None:
+    """Queue a flow run's end on the publisher thread, after the flow returned, in a copy of the
     caller's context (so a temporary Prefect API set by ``prefect_test_harness`` or
-    ``temporary_settings`` is the one used)."""
-    ctx = contextvars.copy_context()
-    _keep_events_worker_until_published()
-    _publisher.submit(lambda: ctx.run(_publish_on_own_client, store, run_id))
-
-
-def finish_in_background(finish: Callable[[], Any], store: Store, run_id: str, *, publish: bool) -> None:
-    """Queue a flow run's end on the publisher thread, after the flow returned: ``finish()``
-    (its last task records and its end records), then, with ``publish``, its artifacts, in a
-    copy of the caller's context. Until ``finish`` has run, this process's reads of the store,
-    the subprocesses it starts and its exit wait for it (``store._writer.finishing``)."""
+    ``temporary_settings`` is the one used): ``finish()`` (its last task records and its end
+    records), then, with ``publish``, ``publish_run_artifacts``. Until ``finish`` has run, this
+    process's reads of the store, the subprocesses it starts and its exit wait for it
+    (``store._writer.finishing``)."""
     from ...store._writer import finishing
 
     ctx = contextvars.copy_context()
-    pending = finishing()
     if publish:
         _keep_events_worker_until_published()
     else:
         _wait_for_publisher_at_exit()
-    pending.begin()
+    pending = finishing()
+    if finish is not None:
+        pending.begin()
 
     def job() -> None:
-        pending.mark_background()  # this thread's own reads of the store must not wait for it
-        try:
-            ctx.run(finish)
-        except Exception as exc:  # noqa: BLE001 - one line, as the hook's own error would be
-            log.error("reproflow: the end of run %s could not be written: %s: %s", run_id, type(exc).__name__, exc)
-            return
-        finally:
-            pending.end()
+        if finish is not None:
+            pending.mark_background()  # this thread's own reads of the store must not wait for it
+            try:
+                ctx.run(finish)
+            except Exception as exc:  # noqa: BLE001 - one line, as the hook's own error would be
+                log.error("reproflow: the end of run %s could not be written: %s: %s", run_id, type(exc).__name__, exc)
+                return
+            finally:
+                pending.end()
         if publish:
             ctx.run(_publish_on_own_client, store, run_id)
 
@@ -529,4 +525,4 @@ def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
     return _publisher.wait(timeout)
 
 
-__all__ = ["publish_in_background", "publish_mode", "publish_or_warn", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "upsert_artifacts", "wait_for_artifacts"]
+__all__ = ["end_in_background", "publish_mode", "publish_or_warn", "publish_run_artifacts", "run_location", "summary_markdown", "task_table", "upsert_artifacts", "wait_for_artifacts"]

@@ -259,14 +259,15 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
         error = ErrorInfo(type=f"prefect.{state.type.value}", message=scrub_text(state.message or state.name or ""))
     status = _status_of(state)
     modules = list(sys.modules)  # what the run imported, as it ends (its end is written later)
-    from ._artifacts import finish_in_background, publish_mode, publish_or_warn
+    from ._artifacts import end_in_background, publish_mode, publish_or_warn
 
     mode = publish_mode()
     if mode == "sync":
         _finish(store, run_id, status, error, modules)
         publish_or_warn(store, run_id)  # the engine's client, still open in this hook
     else:
-        finish_in_background(lambda: _finish(store, run_id, status, error, modules), store, run_id, publish=mode == "background")
+        end_in_background(store, run_id, finish=lambda: _finish(store, run_id, status, error, modules),
+                          publish=mode == "background")
 
 
 def _finish(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | None, modules: list[str]) -> None:
