@@ -165,6 +165,11 @@ def get_context(
         entry_dir = os.path.dirname(os.path.abspath(entry_file))
         if os.path.isabs(entry_file):  # once per file: every task run asks
             _entry_dirs[entry_file] = entry_dir
+    if entry_dir is not None and root is None and os.getpid() == _pid:  # every task run: dict reads, no lock
+        resolved = _roots.get((None, entry_dir))
+        hit = _cache.get((store.url, resolved)) if resolved is not None else None
+        if hit is not None:
+            return hit
     with _lock:
         if os.getpid() != _pid:
             _after_fork_in_child()
@@ -232,6 +237,9 @@ def context_at_task_end(store: Store, digest: str) -> str:
     About 6 µs when nothing changed (one ``dl_iterate_phdr`` call); a few ms when it did.
     """
     gen = _system.generation()
+    entry = _contexts.get((store.url, digest))  # a dict read, atomic: no lock when nothing changed
+    if entry is not None and gen is not None and gen == entry[0]:
+        return entry[1]
     with _lock:
         entry = _contexts.get((store.url, digest))
         if entry is None:

@@ -237,16 +237,17 @@ def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | No
     return hash_local_signed(path, skip=skip)[0]
 
 
-def hash_local_signed(path: str | os.PathLike[str], *,
-                      skip: Callable[[str], bool] | None = None) -> tuple[DataRef, tuple[Any, ...] | None]:
+def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | None = None,
+                      **fields: Any) -> tuple[DataRef, tuple[Any, ...] | None]:
     """:func:`hash_local`, and for a file its :func:`stat_signature` from the stat the hash was
     keyed by (one stat fewer for a caller that watches the file); None for a folder or a
-    missing path (ask :func:`stat_signature`)."""
-    p = os.path.abspath(os.fspath(path))
+    missing path (ask :func:`stat_signature`). ``fields``: more of the DataRef's fields (its
+    ``param``, ``declared``), set as it is built."""
+    p = abspath(os.fspath(path))
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        return DataRef(uri=p, kind="missing"), None
+        return DataRef(uri=p, kind="missing", **fields), None
     if stat.S_ISDIR(st.st_mode):
         entries: list[tuple[str, str]] = []
         total = 0
@@ -258,17 +259,36 @@ def hash_local_signed(path: str | os.PathLike[str], *,
             total += size
         names = sorted(rel for rel, _ in entries) if len(entries) <= MAX_DIR_ENTRIES else None
         return DataRef(uri=p, kind="directory", sha256=tree_digest(entries), size=total, n_files=len(entries),
-                       entries=names), None
+                       entries=names, **fields), None
     digest, size = _sha256_stat(p, st)
-    return DataRef(uri=p, kind="file", sha256=digest, size=size), _key(p, st)
+    return DataRef(uri=p, kind="file", sha256=digest, size=size, **fields), _key(p, st)
+
+
+#: ``os.path.abspath`` leaves a path alone when it is absolute and already normal: no empty,
+#: ``.`` or ``..`` part and no trailing separator (what ``pathlib`` gives). Only POSIX is checked
+#: here; elsewhere every path goes through ``os.path.abspath``.
+_POSIX = os.sep == "/" and os.altsep is None
+
+
+def abspath(path: str) -> str:
+    """``os.path.abspath(path)`` for a ``str``, without its work when ``path`` is already
+    absolute and normal (every path a task is passed as a ``Path``, each looked up several
+    times per task run: issue 16)."""
+    if _POSIX and path[:1] == "/" and "//" not in path and "/." not in path and path[-1:] != "/":
+        return path
+    return os.path.abspath(path)
 
 
 def is_local(uri: str) -> bool:
+    if uri[:1] == "/":  # an absolute path (no scheme starts with a slash)
+        return True
     scheme = url_scheme(uri)
     return scheme is None or scheme in ("file", "local")
 
 
 def local_path(uri: str) -> str:
+    if uri[:1] == "/":
+        return uri
     if uri.startswith("file://"):
         return uri[len("file://"):]
     if uri.startswith("local://"):
@@ -294,7 +314,7 @@ def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
     p = os.fspath(uri)
     if not is_local(p):
         return None
-    p = os.path.abspath(local_path(p))
+    p = abspath(local_path(p))
     try:
         st = os.stat(p)
     except FileNotFoundError:

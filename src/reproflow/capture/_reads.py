@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterable
 
 from ..store._writer import settle as _settle_store
+from ._files import abspath
 
 #: Suffixes of code the source snapshot and the environment capture already cover.
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
@@ -116,7 +117,7 @@ def _hook(event: str, args: tuple) -> None:
         else:
             writes = bool((flags or 0) & _WRITE_FLAGS)
         if writes:
-            full = os.path.abspath(path)
+            full = abspath(path)
             reads.written.add(full)
             _writers[full] = reads  # one store: atomic under the GIL
         elif path not in reads.read and not path.endswith(CODE_SUFFIXES) and not path.startswith(_SYSTEM_DIRS):

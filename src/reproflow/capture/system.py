@@ -57,26 +57,30 @@ class _Loader:
             _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p), ("phdr", ctypes.c_void_p),
                         ("phnum", ctypes.c_uint16), ("adds", ctypes.c_ulonglong), ("subs", ctypes.c_ulonglong)]  # fmt: skip
 
-        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p)
+        # The callback reads the two counters as words of the struct (an index into a pointer
+        # costs less than building the Structure): they are 8-byte aligned in every glibc.
+        word = ctypes.sizeof(ctypes.c_ulonglong)
+        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_size_t, ctypes.c_void_p)
         self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
         self.fn.restype = ctypes.c_int
-        self.value: tuple[int, int] | None = None
-        self.need = Info.subs.offset + ctypes.sizeof(ctypes.c_ulonglong)
+        need = Info.subs.offset + word
+        adds, subs = Info.adds.offset // word, Info.subs.offset // word
+        #: each thread's last answer: tasks end in many threads at once, and the callback (Python)
+        #: may let another thread run before it returns
+        self.answers = threading.local()
+        answers = self.answers
 
-        def seen(info: Any, size: int, _data: Any) -> int:
-            i = info.contents
-            self.value = (int(i.adds), int(i.subs)) if size >= self.need else None
+        def seen(words: Any, size: int, _data: Any) -> int:
+            answers.value = (words[adds], words[subs]) if size >= need else None
             return 1
 
         self.callback = callback_t(seen)
-        self.lock = threading.Lock()
 
     def __call__(self) -> tuple[int, int] | None:
-        with self.lock:  # tasks end in many threads at once: one answer at a time
-            self.value = None
-            self.fn(self.callback, None)
-            return self.value
+        self.answers.value = None
+        self.fn(self.callback, None)
+        return self.answers.value
 
 
 _loader: _Loader | None | bool = None  # False: not available here

@@ -36,17 +36,7 @@ from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
 from ..values._urls import strip_credentials
 from ._recordjson import task_record_bytes
-from ._runs import (
-    STORE_INPUTS_ENV,
-    STRICT_ENV,
-    env_flag,
-    replay_dirs,
-    env_seed,
-    get_store,
-    owns_run,
-    run_began_ns,
-    source_file,
-)
+from ._runs import get_store, owns_run, run_began_ns, source_file, task_settings
 from ..store._writer import writer
 from ..values._typed import hash_mapping, stable_hash, to_typed_json
 from ..values._valuehash import hash_or_reason, type_name
@@ -149,8 +139,7 @@ _findings_lock = threading.Lock()
 def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
     """Static findings for a task function, computed once per function per process."""
     key = getattr(fn, "__code__", fn)
-    with _findings_lock:
-        hit = _findings_cache.get(key)
+    hit = _findings_cache.get(key)  # a dict read is atomic; the lock orders the writes
     if hit is not None:
         return hit
     from ..checks import check_function
@@ -200,7 +189,9 @@ class _Attempt:
         self.subflow, self.subflow_run_id = subflow, subflow_run_id
         self.engine_info = dict(engine_info or {})
         self.defer_write = defer_write
-        self.store: Store = get_store(spec.opts.store)
+        self.settings = task_settings(run_id)
+        store = self.settings.store if spec.opts.store is None else None
+        self.store: Store = store if store is not None else get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
     def begin(self, *, watch: bool = True) -> None:
@@ -220,14 +211,15 @@ class _Attempt:
         self.function_file = source_file(spec.fn)
         self.context_digest, context = get_context(self.store, entry_file=self.function_file)
         self.findings = _findings_for(spec.fn) if spec.opts.check else []
-        strict = spec.opts.strict if spec.opts.strict is not None else env_flag(STRICT_ENV)
-        self.seed = spec.opts.seed if spec.opts.seed is not None else env_seed()
+        settings = self.settings
+        strict = spec.opts.strict if spec.opts.strict is not None else settings.strict
+        self.seed = spec.opts.seed if spec.opts.seed is not None else settings.seed
         self.inputs: list[DataRef] = []
         self._pending_out: list[tuple[str, Any, str, bool]] = []  # (param, value, uri, declared)
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_mtime: dict[str, int] = {}  # an input file's mtime, from the stat it was hashed by
-        store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else env_flag(STORE_INPUTS_ENV)
-        make_dirs = replay_dirs()
+        store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
+        make_dirs = settings.make_dirs
         for name, value in params.items():
             is_in, is_out = name in spec.decl.inputs, name in spec.decl.outputs
             for item in iter_data_values(value, declared=is_in or is_out):
@@ -346,18 +338,19 @@ class _Attempt:
         (half written, they are not what this task could rely on; see ``capture._reads.in_flight``)."""
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
-        sig = None
         try:
             if is_local(uri):
                 skip = _reads.in_flight if skip_in_flight else None
-                ref, sig = hash_local_signed(local_path(uri), skip=skip)
+                ref, sig = hash_local_signed(local_path(uri), skip=skip, param=param, declared=declared)
+                if "://" not in ref.uri:
+                    return ref, sig
             else:
-                ref = hash_path(uri)
+                ref, sig = hash_path(uri), None
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             # e.g. a presigned URL (s3://b/k?X-Amz-Signature=...) fsspec cannot open, a backend
             # without credentials here: recorded as unhashed, with the reason, and the task runs
             reason = scrub_text(f"{type(exc).__name__}: {exc}")[:500]
-            ref = DataRef(uri=strip_credentials(uri), kind="unhashed", reason=reason)
+            ref, sig = DataRef(uri=strip_credentials(uri), kind="unhashed", reason=reason), None
         if "://" in ref.uri:  # a URL that could be hashed (a presigned one whose store is reachable
             ref.uri = strip_credentials(ref.uri)  # here) keeps no signature or password either
         ref.param, ref.declared = param, declared

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..capture._files import abspath, is_local, local_path
 from ..values._urls import looks_like_data_url
 from ..errors import DeclarationError
 
@@ -130,12 +131,11 @@ def iter_data_values(value: Any, *, declared: bool) -> Iterator[str | os.PathLik
 
 def data_uri(value: Any) -> str:
     """The URI a data value is hashed and recorded under: local paths made absolute."""
-    if isinstance(value, os.PathLike):  # (the import below costs more than this branch, once per task)
-        return os.path.abspath(os.fspath(value))
-    from ..capture._files import is_local, local_path
-
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        return abspath(path) if isinstance(path, str) else os.path.abspath(path)
     if isinstance(value, str) and is_local(value):
-        return os.path.abspath(local_path(value))
+        return abspath(local_path(value))
     return str(value)
 
 

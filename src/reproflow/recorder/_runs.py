@@ -94,6 +94,49 @@ def _forked() -> None:
         _pid = os.getpid()
         _started.clear()
         _began_ns.clear()
+        _settings.clear()
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What the environment tells a task attempt: ``$REPROFLOW_STRICT``,
+    ``$REPROFLOW_STORE_INPUTS``, ``$REPROFLOW_SEED``, the replay's folders to make
+    (``$REPROFLOW_REPLAY_MAKE_DIRS``) and the store (``$REPROFLOW_STORE``)."""
+
+    strict: bool
+    store_inputs: bool
+    seed: int | None
+    make_dirs: frozenset[str]
+    store: Store | None  #: None: ``$REPROFLOW_STORE`` names no store (the error is raised where it is used)
+
+
+#: run_id -> its tasks' settings, for the runs this process started (see :func:`task_settings`)
+_settings: dict[str, TaskSettings] = {}
+
+
+def task_settings(run_id: str) -> TaskSettings:
+    """The settings the environment gives a task of ``run_id``. A run this process started
+    reads them when its first task starts, and its later tasks see the same (one run, one
+    store, one seed; five environment lookups fewer per task run: issue 16); for any other
+    run they are read at each call.
+
+    Raises:
+        InvalidSeed: ``$REPROFLOW_SEED`` is not a seed.
+    """
+    if os.getpid() != _pid:
+        _forked()  # a forked child resolves its own store
+    hit = _settings.get(run_id)
+    if hit is not None:
+        return hit
+    try:
+        store: Store | None = get_store()
+    except Exception:  # noqa: BLE001 - raised where the store is used (a task may name its own)
+        store = None
+    settings = TaskSettings(strict=env_flag(STRICT_ENV), store_inputs=env_flag(STORE_INPUTS_ENV), seed=env_seed(),
+                            make_dirs=replay_dirs(), store=store)
+    if run_id in _started:
+        _settings[run_id] = settings
+    return settings
 
 
 @dataclass
@@ -242,12 +285,20 @@ _source_files: dict[Any, str | None] = {}
 def source_file(fn: Any) -> str | None:
     """The absolute path of ``fn``'s source file (None for builtins), once per function: the
     lookup stats the file, and a task asks for it twice per run."""
+    try:
+        return _source_files[fn]  # the function itself, as every task run of it asks
+    except (KeyError, TypeError):
+        pass
+    given = fn
     fn = inspect.unwrap(fn)
     key = getattr(fn, "__code__", None) or fn
     try:
-        return _source_files[key]
+        found = _source_files[key]
     except (KeyError, TypeError):
         pass
+    else:
+        _remember_source(given, found)
+        return found
     try:
         path = inspect.getsourcefile(fn)
     except TypeError:
@@ -257,7 +308,15 @@ def source_file(fn: Any) -> str | None:
         _source_files[key] = found
     except TypeError:  # an unhashable callable: not cached
         pass
+    _remember_source(given, found)
     return found
+
+
+def _remember_source(fn: Any, found: str | None) -> None:
+    try:
+        _source_files[fn] = found
+    except TypeError:
+        pass
 
 
 def _pythonhashseed() -> str | None:
@@ -300,6 +359,7 @@ def finish_run(store: Store, run_id: str, status: RunStatus, error: ErrorInfo | 
     default, those imported now).
     """
     _liveness.release(run_id)
+    _settings.pop(run_id, None)
     imported = _imported(modules) if in_process else None
     n_tasks = len(store.task_run_ids(run_id))
     end = RunEnd(run_id=run_id, status=status, ended_at=utcnow(), error=error, n_tasks=n_tasks, exit_code=exit_code,

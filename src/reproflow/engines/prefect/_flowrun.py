@@ -28,6 +28,7 @@ def _forked_places() -> None:
     if os.getpid() != _pid:
         _pid = os.getpid()
         _places.clear()
+        _places_by_id.clear()
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class FlowPlace:
 #: flow-run id -> its place, for subflows seen in this process (their tasks may run on threads
 #: whose context no longer reaches the parent flow's)
 _places: dict[str, FlowPlace] = {}
+#: the same places by the flow-run id as Prefect gives it (a UUID): every task run asks, and
+#: the id's text costs more than the lookup (issue 16)
+_places_by_id: dict[Any, FlowPlace] = {}
 
 
 def _parent_context(ctx: Any) -> Any:
@@ -89,6 +93,20 @@ def place_of(flow_run_id: str) -> FlowPlace:
     if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
         return _place_of_context(ctx)
     return FlowPlace(flow_run_id)
+
+
+def place_for(flow_run_id: Any) -> FlowPlace:
+    """:func:`place_of` for a flow-run id as Prefect gives it (a UUID)."""
+    _forked_places()
+    hit = _places_by_id.get(flow_run_id)
+    if hit is not None:
+        return hit
+    key = str(flow_run_id)
+    place = place_of(key)
+    with _lock:
+        if _places.get(key) is place:  # known for good (until the run ends): remembered by id too
+            _places_by_id[flow_run_id] = place
+    return place
 
 
 def _place_of_context(ctx: Any) -> FlowPlace:
@@ -251,6 +269,8 @@ def _flow_end_hook(flow: Any, flow_run: Any, state: Any) -> None:
         if url is not None:
             for key in [k for k, v in _places.items() if v.run_id == run_id]:
                 del _places[key]
+            for key in [k for k, v in _places_by_id.items() if v.run_id == run_id]:
+                del _places_by_id[key]
     if url is None:
         return  # this flow run recorded nothing through reproflow (or another process did)
     store = get_store(url)

@@ -27,7 +27,7 @@ from prefect.tasks import Task, _generate_task_key
 from ... import errors
 from ...recorder._declare import is_data_value
 from ...recorder._runs import env_seed, get_store, owns_run, source_file
-from ._flowrun import FlowPlace, ensure_prefect_run, place_of
+from ._flowrun import FlowPlace, ensure_prefect_run, place_for, place_of
 from ...store._writer import writer
 from ...values._valuehash import hash_or_reason
 from ...recorder._attempt import (
@@ -53,7 +53,7 @@ def _prefect_attempt(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any])
     if ctx is None or getattr(ctx.task, "_rf_spec", None) is not spec:
         return None
     task_run = ctx.task_run
-    place = place_of(str(task_run.flow_run_id)) if task_run.flow_run_id else FlowPlace(f"adhoc-{task_run.id}")
+    place = place_for(task_run.flow_run_id) if task_run.flow_run_id else FlowPlace(f"adhoc-{task_run.id}")
     run_id = place.run_id
     if task_run.flow_run_id is None:
         _ensure_adhoc_run(spec, run_id)
