@@ -47,7 +47,12 @@ class _Loader:
     Called through ``PyDLL``, which keeps the GIL: the callback is Python and needs it anyway,
     and a call that let it go would wait for it inside the loader's lock, while a thread that
     holds the GIL and imports an extension module (``dlopen``) waits for that lock: a deadlock.
-    Keeping it also spares a thread switch at the end of every task.
+    Keeping it also spares a thread switch at the end of every task. The lock keeps callers one
+    at a time: the callback's Python code can still let another thread take the GIL (a switch
+    request, a collection running a ``gc.callbacks`` hook), and a second caller would then wait
+    for the loader's lock while holding the GIL (seen with the lock removed). An import of an
+    extension module in another thread at that very moment can still wait the same way; only
+    a callback that runs no Python code would close that window.
     """
 
     def __init__(self) -> None:
@@ -57,30 +62,26 @@ class _Loader:
             _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p), ("phdr", ctypes.c_void_p),
                         ("phnum", ctypes.c_uint16), ("adds", ctypes.c_ulonglong), ("subs", ctypes.c_ulonglong)]  # fmt: skip
 
-        # The callback reads the two counters as words of the struct (an index into a pointer
-        # costs less than building the Structure): they are 8-byte aligned in every glibc.
-        word = ctypes.sizeof(ctypes.c_ulonglong)
-        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_size_t, ctypes.c_void_p)
+        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p)
         self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
         self.fn.restype = ctypes.c_int
-        need = Info.subs.offset + word
-        adds, subs = Info.adds.offset // word, Info.subs.offset // word
-        #: each thread's last answer: tasks end in many threads at once, and the callback (Python)
-        #: may let another thread run before it returns
-        self.answers = threading.local()
-        answers = self.answers
+        self.value: tuple[int, int] | None = None
+        self.need = Info.subs.offset + ctypes.sizeof(ctypes.c_ulonglong)
 
-        def seen(words: Any, size: int, _data: Any) -> int:
-            answers.value = (words[adds], words[subs]) if size >= need else None
+        def seen(info: Any, size: int, _data: Any) -> int:
+            i = info.contents
+            self.value = (int(i.adds), int(i.subs)) if size >= self.need else None
             return 1
 
         self.callback = callback_t(seen)
+        self.lock = threading.Lock()
 
     def __call__(self) -> tuple[int, int] | None:
-        self.answers.value = None
-        self.fn(self.callback, None)
-        return self.answers.value
+        with self.lock:  # tasks end in many threads at once: one answer at a time
+            self.value = None
+            self.fn(self.callback, None)
+            return self.value
 
 
 _loader: _Loader | None | bool = None  # False: not available here

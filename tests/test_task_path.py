@@ -1,0 +1,130 @@
+"""The per-task path's shortcuts (issue 16) give what the long way gives: the same paths, the
+same settings for every task of a run, the same loader generation in every thread, and nothing
+of a flow run kept once it has ended."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prefect import flow
+
+import reproflow
+from reproflow import repro_task
+from reproflow.capture import _files, system
+from reproflow.recorder import _runs
+from reproflow.recorder._declare import data_uri
+from reproflow.store import Store
+
+_PARTS = st.sampled_from(["", ".", "..", "a", "b.c", ".hidden", "x y", "...", "é", "a.", "-"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.booleans(), st.lists(_PARTS, max_size=6), st.booleans())
+def test_the_abspath_shortcut_is_os_path_abspath(absolute: bool, parts: list[str], trailing: bool) -> None:
+    """Absolute and normal paths skip the work; every other spelling (empty parts, ``.``,
+    ``..``, a trailing slash, a relative path) gets what ``os.path.abspath`` gives."""
+    path = ("/" if absolute else "") + "/".join(parts) + ("/" if trailing else "")
+    if not path:
+        return
+    assert _files.abspath(path) == os.path.abspath(path)
+    assert data_uri(pathlib.Path(path)) == os.path.abspath(path)
+    assert data_uri(path) == os.path.abspath(path)
+
+
+@repro_task
+def seeded(x: int) -> int:
+    return x
+
+
+def _task_seeds(store: Store, run_id: str) -> list[int | None]:
+    return [t.seed for t in sorted(store.load_run(run_id).final_tasks(), key=lambda t: t.started_at)]
+
+
+def test_a_runs_tasks_keep_the_settings_its_first_task_saw(store: Store, tmp_path: pathlib.Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """$REPROFLOW_SEED and $REPROFLOW_STORE changed halfway through a run move none of its
+    later tasks (one run, one seed, one store); the next run reads them again."""
+    monkeypatch.setenv("REPROFLOW_SEED", "5")
+    with reproflow.record("settings") as run:
+        seeded(1)
+        monkeypatch.setenv("REPROFLOW_SEED", "9")
+        monkeypatch.setenv("REPROFLOW_STORE", str(tmp_path / "elsewhere"))
+        seeded(2)
+    assert _task_seeds(store, run.run_id) == [5, 5]
+    assert not (tmp_path / "elsewhere").exists()
+    assert run.run_id not in _runs._settings  # forgotten with the run's end
+
+    with reproflow.record("next", store=str(tmp_path / "elsewhere")) as later:
+        seeded(3)
+    assert _task_seeds(Store(tmp_path / "elsewhere"), later.run_id) == [9]
+
+
+def test_a_run_this_process_did_not_start_reads_the_environment_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROFLOW_STRICT", "1")
+    assert _runs.task_settings("not-started-here").strict
+    monkeypatch.setenv("REPROFLOW_STRICT", "0")
+    assert not _runs.task_settings("not-started-here").strict
+    assert "not-started-here" not in _runs._settings
+
+
+def test_a_bad_store_variable_fails_only_the_task_that_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPROFLOW_STORE", "nosuchscheme://bucket/store")
+    assert _runs.task_settings("not-started-here").store is None
+
+
+def test_every_thread_reads_the_loader_generation_the_main_thread_reads() -> None:
+    """Tasks end in many threads at once: each gets the loader's own answer."""
+    expected = system.generation()
+    if expected is None:
+        pytest.skip("no dl_iterate_phdr counters here")
+    seen: list[object] = []
+    lock = threading.Lock()
+
+    def many() -> None:
+        got = [system.generation() for _ in range(300)]
+        with lock:
+            seen.extend(got)
+
+    threads = [threading.Thread(target=many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [expected] * 2400
+
+
+def test_loading_a_shared_object_moves_the_generation() -> None:
+    before = system.generation()
+    if before is None:
+        pytest.skip("no dl_iterate_phdr counters here")
+    pytest.importorskip("_ctypes_test")  # an extension module nothing here has loaded yet
+    assert system.generation() != before
+
+
+@repro_task
+def placed(x: int) -> int:
+    return x + 1
+
+
+@flow
+def two_tasks() -> int:
+    return placed(1) + placed.submit(2).result()
+
+
+def test_a_flow_runs_place_and_settings_are_forgotten_when_it_ends(store: Store) -> None:
+    from reproflow.engines.prefect import _flowrun
+    from reproflow.store._writer import finishing
+
+    state = two_tasks(return_state=True)
+    assert state.result() == 5
+    assert finishing().wait(60)
+    run_id = str(state.state_details.flow_run_id)
+    assert len(store.load_run(run_id).final_tasks()) == 2
+    assert all(p.run_id != run_id for p in _flowrun._places_by_id.values())
+    assert all(p.run_id != run_id for p in _flowrun._places.values())
+    assert run_id not in _runs._settings
