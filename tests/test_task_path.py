@@ -77,6 +77,27 @@ def test_a_bad_store_variable_fails_only_the_task_that_uses_it(monkeypatch: pyte
     assert _runs.task_settings("not-started-here").store is None
 
 
+@repro_task(seed=3)
+def own_seed(x: int) -> int:
+    return x
+
+
+def test_a_bad_seed_variable_fails_only_the_tasks_that_take_it(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task with its own seed= runs under a REPROFLOW_SEED that is no seed; one without it
+    fails, with the value named, as the variable's readers always did."""
+    from reproflow.errors import InvalidSeed
+
+    with reproflow.record("seeds", seed=4) as run:
+        monkeypatch.setenv("REPROFLOW_SEED", "seven")
+        assert own_seed(1) == 1
+        with pytest.raises(InvalidSeed, match="seven"):
+            seeded(2)
+    tasks = store.load_run(run.run_id).final_tasks()
+    assert [t.seed for t in tasks if t.state == "COMPLETED"] == [3]
+    (failed,) = [t for t in tasks if t.state == "FAILED"]  # the refusal is in the run's history
+    assert failed.error is not None and failed.error.type.endswith("InvalidSeed")
+
+
 def test_every_thread_reads_the_loader_generation_the_main_thread_reads() -> None:
     """Tasks end in many threads at once: each gets the loader's own answer."""
     expected = system.generation()

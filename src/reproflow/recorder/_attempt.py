@@ -36,7 +36,7 @@ from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
 from ..values._urls import strip_credentials
 from ._recordjson import task_record_bytes
-from ._runs import get_store, owns_run, run_began_ns, source_file, task_settings
+from ._runs import env_seed, get_store, owns_run, run_began_ns, source_file, task_settings
 from ..store._writer import writer
 from ..values._typed import hash_mapping, stable_hash, to_typed_json
 from ..values._valuehash import hash_or_reason, type_name
@@ -218,6 +218,8 @@ class _Attempt:
         self._pending_out: list[tuple[str, Any, str, bool]] = []  # (param, value, uri, declared)
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_mtime: dict[str, int] = {}  # an input file's mtime, from the stat it was hashed by
+        if spec.opts.seed is None and not settings.seed_ok:
+            env_seed()  # $REPROFLOW_SEED is not a seed: InvalidSeed names its value (and failure() can record it)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
         make_dirs = settings.make_dirs
         for name, value in params.items():

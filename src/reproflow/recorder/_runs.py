@@ -23,6 +23,7 @@ from ..values._scrub import scrub_argv, scrub_mapping
 from ..values._typed import hash_mapping, to_typed_json
 from ..records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcnow
 from ._seeds import seed_from_env
+from ..errors import InvalidSeed
 from ..store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
 
 log = logging.getLogger("reproflow")
@@ -106,6 +107,9 @@ class TaskSettings:
     strict: bool
     store_inputs: bool
     seed: int | None
+    #: False: ``$REPROFLOW_SEED`` is not a seed (raised where the seed is used: a task with its
+    #: own ``seed=`` runs)
+    seed_ok: bool
     make_dirs: frozenset[str]
     store: Store | None  #: None: ``$REPROFLOW_STORE`` names no store (the error is raised where it is used)
 
@@ -118,11 +122,7 @@ def task_settings(run_id: str) -> TaskSettings:
     """The settings the environment gives a task of ``run_id``. A run this process started
     reads them when its first task starts, and its later tasks see the same (one run, one
     store, one seed; five environment lookups fewer per task run: issue 16); for any other
-    run they are read at each call.
-
-    Raises:
-        InvalidSeed: ``$REPROFLOW_SEED`` is not a seed.
-    """
+    run (or while a variable names no seed or store) they are read at each call."""
     if os.getpid() != _pid:
         _forked()  # a forked child resolves its own store
     hit = _settings.get(run_id)
@@ -132,9 +132,13 @@ def task_settings(run_id: str) -> TaskSettings:
         store: Store | None = get_store()
     except Exception:  # noqa: BLE001 - raised where the store is used (a task may name its own)
         store = None
-    settings = TaskSettings(strict=env_flag(STRICT_ENV), store_inputs=env_flag(STORE_INPUTS_ENV), seed=env_seed(),
-                            make_dirs=replay_dirs(), store=store)
-    if run_id in _started:
+    try:
+        seed, seed_ok = env_seed(), True
+    except InvalidSeed:
+        seed, seed_ok = None, False
+    settings = TaskSettings(strict=env_flag(STRICT_ENV), store_inputs=env_flag(STORE_INPUTS_ENV), seed=seed,
+                            seed_ok=seed_ok, make_dirs=replay_dirs(), store=store)
+    if run_id in _started and seed_ok and store is not None:
         _settings[run_id] = settings
     return settings
 
