@@ -190,8 +190,8 @@ class _Attempt:
         self.engine_info = dict(engine_info or {})
         self.defer_write = defer_write
         self.settings = task_settings(run_id)
-        store = self.settings.store if spec.opts.store is None else None
-        self.store: Store = store if store is not None else get_store(spec.opts.store)
+        run_store = self.settings.store  # None: $REPROFLOW_STORE names no store (get_store says why)
+        self.store: Store = run_store if spec.opts.store is None and run_store is not None else get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
     def begin(self, *, watch: bool = True) -> None:

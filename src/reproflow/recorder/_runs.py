@@ -288,39 +288,28 @@ _source_files: dict[Any, str | None] = {}
 
 def source_file(fn: Any) -> str | None:
     """The absolute path of ``fn``'s source file (None for builtins), once per function: the
-    lookup stats the file, and a task asks for it twice per run."""
+    lookup stats the file, and every task run asks. Remembered under the function itself (the
+    lookup each task run makes) and under its unwrapped code (shared by its wrappers)."""
     try:
-        return _source_files[fn]  # the function itself, as every task run of it asks
+        return _source_files[fn]
     except (KeyError, TypeError):
         pass
-    given = fn
-    fn = inspect.unwrap(fn)
-    key = getattr(fn, "__code__", None) or fn
+    unwrapped = inspect.unwrap(fn)
+    key = getattr(unwrapped, "__code__", None) or unwrapped
     try:
         found = _source_files[key]
     except (KeyError, TypeError):
-        pass
-    else:
-        _remember_source(given, found)
-        return found
-    try:
-        path = inspect.getsourcefile(fn)
-    except TypeError:
-        path = None
-    found = os.path.abspath(path) if path else None
-    try:
-        _source_files[key] = found
-    except TypeError:  # an unhashable callable: not cached
-        pass
-    _remember_source(given, found)
+        try:
+            path = inspect.getsourcefile(unwrapped)
+        except TypeError:
+            path = None
+        found = os.path.abspath(path) if path else None
+    for k in (key, fn):
+        try:
+            _source_files[k] = found
+        except TypeError:  # an unhashable callable: not cached
+            pass
     return found
-
-
-def _remember_source(fn: Any, found: str | None) -> None:
-    try:
-        _source_files[fn] = found
-    except TypeError:
-        pass
 
 
 def _pythonhashseed() -> str | None:
