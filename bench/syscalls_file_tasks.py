@@ -12,8 +12,9 @@ difference to ``@task``.
 
 Why count them: a task's reproflow CPU in a flow is several times what the same calls cost in one
 thread (``bench_attempt.py``). Each file system call lets the GIL go, and with Prefect's task
-threads waiting for it, every one is a hand-over to another thread and back: the ``futex`` calls
-count those hand-overs (and the waits on locks). What reproflow must do for a file is what it
+threads waiting for it, it may be handed to another thread and back: the ``futex`` calls count
+such hand-overs and the waits on locks, and vary with timing from run to run. What reproflow must
+do for a file is what it
 costs: an input's stat (and its bytes with a fresh cache), an output's bytes with a stat before
 and after (a file still being written when the task ended is recorded unhashed), a missing
 inferred path's lookup and an inferred input's stat after the task (was it changed in place?).
@@ -89,7 +90,7 @@ def _until(lines: Any, word: str) -> bool:
 
 def measure(case: tuple[str, bool], tasks: int, flows: int) -> dict[str, float]:
     variant, fresh = case
-    child = subprocess.Popen([sys.executable, __file__, "--one", variant, "--fresh" if fresh else "--warm",
+    child = subprocess.Popen([sys.executable, __file__, "--one", variant, *(["--fresh"] if fresh else []),
                               "--tasks", str(tasks), "--flows", str(flows)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None and child.stdout is not None
@@ -121,7 +122,6 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=3)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         one(args.one, args.fresh, args.tasks, args.flows)
