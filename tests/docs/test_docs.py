@@ -159,6 +159,68 @@ def test_shown_output_is_compared_loosely() -> None:
     assert match_output("score: 95/100\nrun ...", actual) == "run ..."
 
 
+_HEARTBEAT_LOG = """
+import asyncio, logging, sys
+import distributed  # distributed's own logging configuration and format
+from distributed.comm.core import CommClosedError
+from tornado.iostream import StreamClosedError
+
+print("110", flush=True)
+
+
+async def read():
+    raise StreamClosedError()
+
+
+async def heartbeat():  # the shape of distributed.worker.Worker.heartbeat's failure path
+    try:
+        try:
+            await read()
+        except StreamClosedError as e:
+            raise CommClosedError("in <TCP (closed) ConnectionPool.heartbeat_worker "
+                                  "local=tcp://127.0.0.1:1 remote=tcp://127.0.0.1:2>: Stream is closed") from e
+    except OSError:
+        logging.getLogger("distributed.worker").exception("Failed to communicate with scheduler during heartbeat.")
+
+
+asyncio.run(heartbeat())
+if sys.argv[1:] == ["own"]:
+    1 / 0
+"""
+
+
+def test_only_distributeds_known_teardown_log_is_let_through() -> None:
+    """dask/distributed#7105: distributed's logged heartbeat traceback at a LocalCluster's
+    shutdown does not fail a page (docs/scale.md); a traceback of anything else, even right
+    after it, still does."""
+    import subprocess
+
+    from docs_runner import without_known_upstream_logs
+
+    pytest.importorskip("distributed")
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", _HEARTBEAT_LOG, *args], capture_output=True, text=True)
+        return proc.stdout + proc.stderr
+
+    logged = run()
+    assert "Failed to communicate with scheduler during heartbeat." in logged and logged.count("Traceback") == 2
+    assert "Traceback" not in without_known_upstream_logs(logged)
+    assert without_known_upstream_logs(logged).strip() == "110"
+    # interleaved: the log record starts on the line another process was printing
+    assert without_known_upstream_logs("done " + logged.split("110\n", 1)[1]).strip() == "done"
+
+    own = run("own")
+    assert "ZeroDivisionError" in without_known_upstream_logs(own)
+    assert without_known_upstream_logs(own).count("Traceback (most recent call last)") == 1
+    # the same log line over another exception is not the known shape: it stays
+    other = logged.replace("distributed.comm.core.CommClosedError", "ValueError")
+    assert without_known_upstream_logs(other) == other
+    # a page that prints the log line itself, with no traceback after it, is left as it is
+    assert without_known_upstream_logs("x - distributed.worker - ERROR - Failed to communicate with scheduler"
+                                       " during heartbeat.\nok").endswith("ok")
+
+
 def test_record_format_names_every_file_a_run_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/record-format.md's layout names every kind of file a recorded and reported run leaves
     in a local store (issue 17: REPRODUCIBILITY.html was missing)."""
