@@ -173,6 +173,60 @@ def test_async_tasks_writing_into_one_folder_at_once_record_only_their_own_files
     assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])
 
 
+_c_started = threading.Event()
+_d_started = threading.Event()
+
+
+@repro_task
+def make_and_write_c(out_dir: Path, c_wrote: threading.Event) -> None:
+    _c_started.set()
+    assert _d_started.wait(30)  # both started while out_dir did not exist
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "c.txt").write_text("C")
+    c_wrote.set()
+
+
+@repro_task
+def make_and_write_d(out_dir: Path, c_wrote: threading.Event) -> None:
+    _d_started.set()
+    assert c_wrote.wait(30)  # c.txt is in the folder when this task writes and ends
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sub").mkdir(exist_ok=True)
+    (out_dir / "sub" / "d.txt").write_text("D")
+
+
+@repro_task
+def make_empty(out_dir: Path) -> None:
+    out_dir.mkdir()
+
+
+def test_tasks_that_make_the_folder_they_write_into_record_only_their_own_files(store: Store, tmp_path: Path) -> None:
+    """The folder does not exist when the tasks start: each makes it (``mkdir(exist_ok=True)``)
+    and writes its file. Each task's outputs are the files it wrote, never the whole folder with
+    the other's file in it (a replay's timing lets other files in: a false "differs"); a task
+    that makes a folder and leaves it empty records that folder."""
+    out = tmp_path / "results"
+    c_wrote = threading.Event()
+    _c_started.clear()
+    _d_started.clear()
+    with reproflow.record("made by the tasks") as run:
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, out, c_wrote))
+                   for fn in (make_and_write_c, make_and_write_d)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        make_empty(tmp_path / "empty")
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    assert [(Path(r.uri).relative_to(out).as_posix(), r.kind, r.sha256) for r in tasks["make_and_write_c"].outputs] == [
+        ("c.txt", "file", _sha(b"C"))]
+    assert [(Path(r.uri).relative_to(out).as_posix(), r.kind, r.sha256) for r in tasks["make_and_write_d"].outputs] == [
+        ("sub/d.txt", "file", _sha(b"D"))]
+    assert not [r for t in tasks.values() for r in t.inputs if r.param == "out_dir" and r.kind != "missing"]
+    empty = tasks["make_empty"].outputs
+    assert [(Path(r.uri).name, r.kind, r.sha256, r.param) for r in empty] == [("empty", "directory", EMPTY_TREE, "out_dir")]
+
+
 @repro_task
 def append_line(log: Path, line: str) -> None:
     with open(log, "a") as fh:

@@ -238,16 +238,19 @@ def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | No
 
 
 def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | None = None,
-                      **fields: Any) -> tuple[DataRef, tuple[Any, ...] | None]:
+                      dirs: bool = True, **fields: Any) -> tuple[DataRef, tuple[Any, ...] | None]:
     """:func:`hash_local`, and for a file its :func:`stat_signature` from the stat the hash was
     keyed by (one stat fewer for a caller that watches the file); None for a folder or a
     missing path (ask :func:`stat_signature`). ``fields``: more of the DataRef's fields (its
-    ``param``, ``declared``), set as it is built."""
+    ``param``, ``declared``), set as it is built. ``dirs=False``: a folder is not walked; its
+    DataRef has kind ``directory`` and no hash (for a caller that looks inside it itself)."""
     p = abspath(os.fspath(path))
     try:
         st = os.stat(p)
     except FileNotFoundError:
         return DataRef(uri=p, kind="missing", **fields), None
+    if stat.S_ISDIR(st.st_mode) and not dirs:
+        return DataRef(uri=p, kind="directory", **fields), None
     if stat.S_ISDIR(st.st_mode):
         entries: list[tuple[str, str]] = []
         total = 0

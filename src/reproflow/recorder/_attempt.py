@@ -333,17 +333,18 @@ class _Attempt:
         return self._hash_signed(_uri(value), param, declared=declared)[0]
 
     def _hash_signed(self, uri: str, param: str, *, declared: bool,
-                     skip_in_flight: bool = False) -> tuple[DataRef, Any]:
+                     skip_in_flight: bool = False, dirs: bool = True) -> tuple[DataRef, Any]:
         """The DataRef of the data value at ``uri`` (as ``data_uri`` gives it), and for a local
         file the stat signature it was hashed by (else None). ``skip_in_flight``: a folder read
         before the body leaves out the files that tasks running beside this one are writing
-        (half written, they are not what this task could rely on; see ``capture._reads.in_flight``)."""
+        (half written, they are not what this task could rely on; see ``capture._reads.in_flight``).
+        ``dirs=False``: a local folder is not hashed (see ``hash_local_signed``)."""
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
         try:
             if is_local(uri):
                 skip = _reads.in_flight if skip_in_flight else None
-                ref, sig = hash_local_signed(local_path(uri), skip=skip, param=param, declared=declared)
+                ref, sig = hash_local_signed(local_path(uri), skip=skip, dirs=dirs, param=param, declared=declared)
                 if "://" not in ref.uri:
                     return ref, sig
             else:
@@ -451,8 +452,16 @@ class _Attempt:
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []
         for name, _, uri, declared in self._pending_out:
-            ref = self._hash_output(uri, name, declared=declared)
-            if ref.kind != "missing" or declared:
+            ref = self._hash_output(uri, name, declared=declared, dirs=declared)
+            if ref.kind == "directory" and ref.sha256 is None:
+                # An undeclared path that was missing before the task and is a folder now: made
+                # by this task or by one running beside it (each task of a .map() or a gather that
+                # calls out_dir.mkdir(exist_ok=True)), and filled by both. Each file in it is the
+                # output of the task that wrote it, as in a folder that was there before; the
+                # folder as a whole would hold the siblings' files too, as many as the timing
+                # let in, and a replay would find other ones.
+                outputs += self._created_folder(name, uri)
+            elif ref.kind != "missing" or declared:
                 outputs.append(ref)
         returned: list[DataRef] = []
         if result is not None:
@@ -472,6 +481,15 @@ class _Attempt:
             outputs += [r for r in self._written_into(name, uri, before, after)
                         if os.path.normpath(r.uri) not in named]
         return outputs + returned + self._undeclared_outputs(outputs + returned)
+
+    def _created_folder(self, name: str, uri: str) -> list[DataRef]:
+        """The outputs of a folder that did not exist before the task: the files this task
+        wrote into it (see :meth:`_written_into`), or the folder itself, hashed, when it is
+        empty (a folder the task made and left empty is still what it made)."""
+        after = stat_signature(uri)
+        if after is None or after[0] != "dir" or not after[1]:  # empty, or no folder any more
+            return [self._hash_output(uri, name, declared=False)]
+        return self._written_into(name, uri, ("dir", ()), after)
 
     def _remote_written(self, name: str, uri: str, before: tuple[Any, ...]) -> list[DataRef]:
         """A remote object or prefix the task was passed that was there before it and was
@@ -563,10 +581,11 @@ class _Attempt:
                 "writer of it was seen (a subprocess or a C library writes where the audit hook on open cannot "
                 "see): which task wrote it, and whether it was complete, is unknown, so no hash of it is kept")
 
-    def _hash_output(self, uri: str, param: str, *, declared: bool) -> DataRef:
+    def _hash_output(self, uri: str, param: str, *, declared: bool, dirs: bool = True) -> DataRef:
         """An output's DataRef; a file whose stat changed while it was hashed is still being
-        written (by a process the task did not wait for): recorded without a hash, with the reason."""
-        ref, sig = self._hash_signed(uri, param, declared=declared)
+        written (by a process the task did not wait for): recorded without a hash, with the reason.
+        ``dirs=False``: a local folder is not hashed (see ``hash_local_signed``)."""
+        ref, sig = self._hash_signed(uri, param, declared=declared, dirs=dirs)
         if ref.kind == "file" and sig is not None and stat_signature(uri) != sig:
             return DataRef(uri=ref.uri, kind="unhashed", param=param, declared=declared,
                            reason="it changed while it was hashed: still being written when the task ended (by a "
