@@ -258,3 +258,68 @@ def test_the_registry_forgets_subprocess_starters_with_their_neighbours(tmp_path
     assert not _reads.in_flight(str(dst)) and _reads.claimed_by(str(dst)) is ra  # done, known to B beside it
     _reads.done(rb)
     assert not _reads._spawners
+
+
+#: A process this one did not start (as a task beside this one in another Dask worker): ``sh``
+#: starts a background writer and exits, so the writer is no child of the test's process. Once
+#: ``$2`` exists, it opens ``$1`` for writing, writes half of it, says so in ``$3``, and holds it
+#: open until ``$4`` exists (or 60 s pass).
+_ORPHAN_WRITER = """
+import os, sys, time
+def wait(path):
+    for _ in range(600):
+        if os.path.exists(path):
+            return
+        time.sleep(0.1)
+wait(sys.argv[2])
+with open(sys.argv[1], "w") as fh:
+    fh.write("half")
+    fh.flush()
+    open(sys.argv[3], "w").write(str(os.getpid()))
+    wait(sys.argv[4])
+    fh.write(" and the rest")
+"""
+_began = threading.Event()
+_other_writing = threading.Event()
+
+
+@repro_task
+def write_beside_another_process(out_dir: Path) -> None:
+    (out_dir / "mine.txt").write_text("mine")
+    _began.set()
+    assert _other_writing.wait(60)
+
+
+def test_a_file_another_process_is_writing_is_not_this_tasks_output(store: Store, tmp_path: Path) -> None:
+    """Tasks in other worker processes (Dask, a process pool) write into the same folder, and
+    this process's hook cannot see them: a file another process (not one this one started)
+    began writing while the task ran, and still holds open for writing when the task ends, is
+    that process's, half written, and not among the task's outputs. Before, it was recorded as
+    the task's own, half written, and the replay said "differs"."""
+    out, start, ready, go = tmp_path / "out", tmp_path / "start", tmp_path / "ready", tmp_path / "go"
+    out.mkdir()
+    theirs = str(out / "theirs.txt")
+    subprocess.run(["sh", "-c", f'"{sys.executable}" -c "$0" "$@" &', _ORPHAN_WRITER, theirs, str(start), str(ready),
+                    str(go)], check=True)
+    _began.clear()
+    _other_writing.clear()
+    try:
+        with reproflow.record("another process beside") as run:
+            task = threading.Thread(target=contextvars.copy_context().run, args=(write_beside_another_process, out))
+            task.start()
+            assert _began.wait(60)
+            start.write_text("")  # the other process starts writing while the task runs
+            for _ in range(600):
+                if ready.exists() and ready.read_text():
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the other process never started writing")
+            assert _reads.open_for_writing([theirs]) == set()  # not this process's, nor a child's
+            assert _reads.open_for_writing([theirs], others=True) == {theirs}
+            _other_writing.set()
+            task.join(60)
+    finally:
+        go.write_text("")
+    record = store.load_run(run.run_id).final_tasks()[0]
+    assert [(Path(r.uri).name, r.sha256) for r in record.outputs] == [("mine.txt", _sha(b"mine"))]

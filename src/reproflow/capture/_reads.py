@@ -354,15 +354,28 @@ def _processes() -> list[str]:
     return out
 
 
-def open_for_writing(paths: Iterable[str]) -> set[str]:
+def _other_processes() -> list[str]:
+    """The ``/proc`` folders of every other process this one may look into (those of other
+    users cannot be read, and are skipped where they are read), less this process and its
+    children (:func:`_processes`): a sibling task's worker process (Dask, a process pool)."""
+    mine = {os.path.realpath(p) for p in _processes()}
+    try:
+        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    return [f"/proc/{pid}" for pid in pids if f"/proc/{pid}" not in mine]
+
+
+def open_for_writing(paths: Iterable[str], *, others: bool = False) -> set[str]:
     """The ``paths`` that this process or one of its child processes holds open for writing now
     (a C library, or a subprocess, still writing them): read from ``/proc`` (Linux); elsewhere,
-    or where ``/proc`` cannot be read, none."""
+    or where ``/proc`` cannot be read, none. ``others``: held open by any other process instead
+    (one this process did not start: a task running beside this one in another worker process)."""
     wanted = {os.path.realpath(p): p for p in paths}
     found: set[str] = set()
     if not wanted or not os.path.isdir("/proc/self/fd"):
         return found
-    for proc in _processes():
+    for proc in _other_processes() if others else _processes():
         try:
             fds = os.listdir(f"{proc}/fd")
         except OSError:

@@ -539,11 +539,17 @@ class _Attempt:
         if unseen:  # no writer seen: one still holding it open (a C library, a subprocess) is not done
             from ..capture._reads import open_for_writing
 
-            for path in open_for_writing(unseen):
+            held = open_for_writing(unseen)
+            for path in held:
                 whose_of[path] = (
                     "it was still open for writing (in this process or a subprocess) when the task ended, by a "
                     "writer the audit hook on open cannot see (a C library, a subprocess): it may be half written, "
                     "so no hash of it is kept")
+            # Held open by a process this one did not start: a task running beside this one in
+            # another worker process (Dask, a process pool), whose writes this process's hook
+            # cannot see. Its file, half written now: not this task's output.
+            for path in open_for_writing([p for p in unseen if p not in held], others=True):
+                whose_of[path] = "another"
         refs: list[DataRef] = []
         for path, gone in files.items():
             whose = whose_of[path]

@@ -1,6 +1,9 @@
 """Scale-out: a flow on Prefect's Dask task runner (a LocalCluster of two worker processes), mapping a
-task over data files that writes one file each into an output folder the flow body makes, then a
-task reading the whole folder. Tasks run in the workers' processes, not the flow's."""
+task over data files that writes one file each, slowly (line by line, as a long job writes its
+log), into an output folder the flow body makes, then a task reading the whole folder. Tasks run
+in the workers' processes, not the flow's: a task's hook on open cannot see the writes of the
+task running beside it in the other worker, whose file it finds half written when it ends."""
+import time
 from pathlib import Path
 
 from prefect import flow
@@ -11,14 +14,18 @@ from reproflow import repro_task
 
 @repro_task
 def count(src: Path, out_dir: Path) -> int:
-    words = len(src.read_text().split())
-    (out_dir / f"{src.stem}.count").write_text(str(words))
-    return words
+    words = src.read_text().split()
+    with open(out_dir / f"{src.stem}.count", "w") as fh:
+        for i, word in enumerate(words):
+            fh.write(f"{i} {word}\n")
+            fh.flush()
+            time.sleep(0.05)
+    return len(words)
 
 
 @repro_task
 def total(out_dir: Path, report: Path) -> int:
-    n = sum(int(p.read_text()) for p in sorted(out_dir.glob("*.count")))
+    n = sum(len(p.read_text().splitlines()) for p in sorted(out_dir.glob("*.count")))
     report.write_text(f"total {n}\n")
     return n
 
