@@ -12,6 +12,7 @@ import contextvars
 import hashlib
 import json
 import threading
+import uuid
 from pathlib import Path
 
 import reproflow
@@ -253,3 +254,70 @@ def test_an_inferred_input_file_changed_in_place_is_also_an_output(store: Store,
 @repro_task
 def byte_len(path: Path) -> int:
     return len(path.read_bytes())
+
+
+_e_wrote = threading.Event()
+_f_began = threading.Event()
+
+
+@repro_task
+def put_e(prefix: str, f_wrote: threading.Event) -> None:
+    import fsspec
+
+    assert _f_began.wait(30)  # both began while nothing was under the prefix
+    with fsspec.open(f"{prefix}/e.txt", "wt") as fh:
+        fh.write("E")
+    _e_wrote.set()
+    assert f_wrote.wait(30)
+
+
+@repro_task
+def put_f(prefix: str, f_wrote: threading.Event) -> None:
+    import fsspec
+
+    _f_began.set()
+    assert _e_wrote.wait(30)
+    with fsspec.open(f"{prefix}/sub/f.txt", "wt") as fh:
+        fh.write("F")
+    f_wrote.set()
+
+
+@repro_task
+def replace_e(prefix: str) -> None:
+    import fsspec
+
+    with fsspec.open(f"{prefix}/e.txt", "wt") as fh:
+        fh.write("E2")
+    fsspec.filesystem("memory").rm(prefix.split("://", 1)[1] + "/sub/f.txt")
+
+
+def test_objects_written_under_a_remote_prefix_are_outputs_one_by_one(store: Store) -> None:
+    """Tasks writing objects under a prefix (a str URL parameter, nothing there before the run)
+    at the same time: each records the objects written under it, one output each, whole (an
+    object store shows an object only once it is complete): never the prefix as one tree hash,
+    which held as many of the other's objects as the timing let in (a false "differs" at
+    replay). A later task replacing one object and removing another records just those."""
+    import fsspec
+
+    prefix = f"memory://bucket-{uuid.uuid4().hex[:8]}/out"
+    f_wrote = threading.Event()
+    _e_wrote.clear()
+    _f_began.clear()
+    with reproflow.record("objects under a prefix") as run:
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, prefix, f_wrote))
+                   for fn in (put_e, put_f)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        replace_e(prefix)
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    e, f = f"{prefix}/e.txt", f"{prefix}/sub/f.txt"
+    assert [(r.uri, r.kind, r.sha256) for r in tasks["put_e"].outputs] == [
+        (e, "object", _sha(b"E")), (f, "object", _sha(b"F"))]
+    assert [(r.uri, r.kind, r.sha256) for r in tasks["put_f"].outputs] == [
+        (e, "object", _sha(b"E")), (f, "object", _sha(b"F"))]
+    assert [(r.uri, r.kind, r.sha256) for r in tasks["replace_e"].outputs] == [
+        (e, "object", _sha(b"E2")), (f, "missing", None)]
+    assert not [r for r in tasks["replace_e"].inputs if r.param == "prefix"]  # replaced by the task
+    fsspec.filesystem("memory").rm(prefix.split("://", 1)[1], recursive=True)

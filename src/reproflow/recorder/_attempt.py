@@ -452,6 +452,11 @@ class _Attempt:
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []
         for name, _, uri, declared in self._pending_out:
+            if not declared and not is_local(uri):
+                after = _remote_signature(uri)  # a prefix now: each object written under it
+                if after is not None and after[1] == "prefix":
+                    outputs += self._remote_changes(name, uri, None, after)
+                    continue
             ref = self._hash_output(uri, name, declared=declared, dirs=declared)
             if ref.kind == "directory" and ref.sha256 is None:
                 # An undeclared path that was missing before the task and is a folder now: made
@@ -500,9 +505,40 @@ class _Attempt:
         after = _remote_signature(uri)
         if after == before:
             return []
-        ref = self._hash_output(uri, name, declared=False)
-        self.inputs = [r for r in self.inputs if not (r.param == name and r.uri == ref.uri and not r.declared)]
-        return [ref]
+        clean = strip_credentials(uri)
+        self.inputs = [r for r in self.inputs if not (r.param == name and r.uri == clean and not r.declared)]
+        if after is not None and after[1] == "prefix":
+            return self._remote_changes(name, uri, before, after)
+        return [self._hash_output(uri, name, declared=False)]
+
+    def _remote_changes(self, name: str, uri: str, before: tuple[Any, ...] | None,
+                        after: tuple[Any, ...]) -> list[DataRef]:
+        """The objects written under a remote prefix (or removed from it) while the task ran,
+        each its own output, as the files written into a local folder are (``before``: the
+        prefix's :func:`remote_signature` before the task, None where nothing was there).
+
+        No hook sees an fsspec write, so the objects that tasks running beside this one wrote
+        under the prefix meanwhile are among them. An object store shows an object only once it
+        is whole, so each is recorded complete, and a replay compares it with what the replay
+        wrote at that place, whichever task wrote it there. The prefix as one tree hash would
+        hold as many of those as the timing let in, and a replay would find other ones."""
+        import fsspec
+
+        old = dict(before[2]) if before is not None and before[1] == "prefix" else {}
+        new = dict(after[2])
+        try:
+            root = fsspec.core.url_to_fs(uri)[1].rstrip("/")
+        except Exception:  # noqa: BLE001 - it was listed a moment ago; whatever fails, hash it whole
+            return [self._hash_output(uri, name, declared=False)]
+
+        def url(obj: str) -> str:  # the object's URL spelled as the task's (scheme, bucket, options)
+            rel = obj[len(root):].lstrip("/") if obj.startswith(root) else obj
+            return uri.rstrip("/") + "/" + rel
+        refs = [self._hash_output(url(obj), name, declared=False) for obj, stamp in sorted(new.items())
+                if old.get(obj) != stamp]
+        refs += [DataRef(uri=strip_credentials(url(obj)), kind="missing", param=name) for obj in sorted(old)
+                 if obj not in new]
+        return refs
 
     def _undeclared_outputs(self, known: list[DataRef]) -> list[DataRef]:
         """The files the body only wrote, at paths it never named (a report written to a ``str``
