@@ -37,7 +37,7 @@ def snakemake_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.
     venv = tmp_path_factory.mktemp("snakemake-env") / "venv"
     uv = [sys.executable, "-m", "uv"]
     subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
-    subprocess.run([*uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "-e", str(REPO),
+    subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"), "-e", str(REPO),
                     "snakemake==9.*"], check=True, timeout=600)
     yield venv / "bin"
 
