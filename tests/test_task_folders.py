@@ -14,6 +14,7 @@ import json
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import reproflow
 from reproflow import repro_task
@@ -174,6 +175,16 @@ def test_async_tasks_writing_into_one_folder_at_once_record_only_their_own_files
     assert (folder_in.sha256, folder_in.entries) == (EMPTY_TREE, [])
 
 
+def _at_once(fns: tuple[Any, ...], *args: Any) -> None:
+    """Call each of ``fns(*args)`` in a thread of its own, in a copy of this context (as
+    Prefect's thread pool runs tasks), and wait for them all."""
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, *args)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
 _c_started = threading.Event()
 _d_started = threading.Event()
 
@@ -211,12 +222,7 @@ def test_tasks_that_make_the_folder_they_write_into_record_only_their_own_files(
     _c_started.clear()
     _d_started.clear()
     with reproflow.record("made by the tasks") as run:
-        threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, out, c_wrote))
-                   for fn in (make_and_write_c, make_and_write_d)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        _at_once((make_and_write_c, make_and_write_d), out, c_wrote)
         make_empty(tmp_path / "empty")
     tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
     assert [(Path(r.uri).relative_to(out).as_posix(), r.kind, r.sha256) for r in tasks["make_and_write_c"].outputs] == [
@@ -304,12 +310,7 @@ def test_objects_written_under_a_remote_prefix_are_outputs_one_by_one(store: Sto
     _e_wrote.clear()
     _f_began.clear()
     with reproflow.record("objects under a prefix") as run:
-        threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, prefix, f_wrote))
-                   for fn in (put_e, put_f)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        _at_once((put_e, put_f), prefix, f_wrote)
         replace_e(prefix)
     tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
     e, f = f"{prefix}/e.txt", f"{prefix}/sub/f.txt"
