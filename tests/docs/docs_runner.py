@@ -318,6 +318,24 @@ _CHAINED = re.compile(r"^(The above exception was the direct cause of the follow
                       r"During handling of the above exception, another exception occurred:)$")
 
 
+def _chain_end(lines: list[str], j: int) -> int | None:
+    """Where the chain of tracebacks starting at ``lines[j]`` ends (the index after it), when
+    each of them ends in one of the exceptions distributed's heartbeat logs; else None."""
+    while True:  # one traceback of the chain: header, indented frames, the exception
+        k = j + 1
+        while k < len(lines) and lines[k].startswith(" "):
+            k += 1
+        if k >= len(lines) or not _HEARTBEAT_EXC.match(lines[k]):
+            return None
+        nxt = k + 1
+        while nxt < len(lines) and not lines[nxt].strip():
+            nxt += 1
+        if not (nxt + 2 < len(lines) and _CHAINED.match(lines[nxt]) and not lines[nxt + 1].strip()
+                and lines[nxt + 2] == "Traceback (most recent call last):"):
+            return k + 1
+        j = nxt + 2
+
+
 def without_known_upstream_logs(out: str) -> str:
     """``out`` less each logged traceback of :data:`KNOWN_UPSTREAM_LOGS`: the log line, then its
     chain of tracebacks, each ending in one of the exceptions that log is made for. Whatever
@@ -329,36 +347,16 @@ def without_known_upstream_logs(out: str) -> str:
     while i < len(lines):
         line = lines[i]
         match = next((m for rx in KNOWN_UPSTREAM_LOGS.values() if (m := rx.search(line))), None)
-        if match is None or i + 1 >= len(lines) or lines[i + 1] != "Traceback (most recent call last):":
+        end = (_chain_end(lines, i + 1) if match is not None and i + 1 < len(lines)
+               and lines[i + 1] == "Traceback (most recent call last):" else None)
+        if match is None or end is None:
             kept.append(line)
             i += 1
             continue
         # the text before the log record on its line (another process's output) stays, less
         # the record's timestamp
         kept.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - $", "", line[: match.start()]))
-        j = i + 1
-        while True:  # one traceback of the chain: header, indented frames, the exception
-            k = j + 1
-            while k < len(lines) and lines[k].startswith(" "):
-                k += 1
-            if k >= len(lines) or not _HEARTBEAT_EXC.match(lines[k]):
-                j = -1  # not the shape: keep everything from the log line on
-                break
-            j = k + 1
-            nxt = j
-            while nxt < len(lines) and not lines[nxt].strip():
-                nxt += 1
-            if (nxt + 2 < len(lines) and _CHAINED.match(lines[nxt]) and not lines[nxt + 1].strip()
-                    and lines[nxt + 2] == "Traceback (most recent call last):"):
-                j = nxt + 2
-                continue
-            break
-        if j < 0:
-            kept.pop()
-            kept.append(line)
-            i += 1
-            continue
-        i = j
+        i = end
     return "\n".join(kept)
 
 

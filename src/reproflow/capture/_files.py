@@ -299,15 +299,17 @@ def local_path(uri: str) -> str:
     return uri
 
 
-def hash_path(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> DataRef:
-    """DataRef of a local path or any fsspec URL (remote objects stream through fsspec)."""
+def hash_path(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None, *,
+              dirs: bool = True) -> DataRef:
+    """DataRef of a local path or any fsspec URL (remote objects stream through fsspec).
+    ``dirs=False``: a folder or prefix is not walked (kind ``directory``, no hash)."""
     if isinstance(uri, os.PathLike):
-        return hash_local(uri)
+        return hash_local_signed(uri, dirs=dirs)[0]
     if is_local(uri):
-        return hash_local(local_path(uri))
+        return hash_local_signed(local_path(uri), dirs=dirs)[0]
     from ._remote import hash_remote
 
-    ref = hash_remote(uri, storage_options=storage_options)
+    ref = hash_remote(uri, storage_options=storage_options, dirs=dirs)
     ref.uri = strip_credentials(ref.uri)
     return ref
 

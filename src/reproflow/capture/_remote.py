@@ -290,12 +290,14 @@ def _not_found(exc: BaseException) -> bool:
     return False
 
 
-def hash_remote(uri: str, storage_options: dict[str, Any] | None = None) -> DataRef:
+def hash_remote(uri: str, storage_options: dict[str, Any] | None = None, *, dirs: bool = True) -> DataRef:
     """DataRef of a remote object or prefix, by streaming its content through fsspec.
 
     Args:
         uri: an fsspec URL (``s3://bucket/key``, ``gs://bucket/prefix/``, ``memory://...``).
         storage_options: fsspec options (endpoint, credentials); never recorded.
+        dirs: False: a prefix is not walked (``kind="directory"``, no hash), for a caller that
+            looks inside it itself.
 
     Returns:
         ``kind="object"`` with the object's SHA-256 and size; ``kind="directory"`` with the tree
@@ -311,6 +313,8 @@ def hash_remote(uri: str, storage_options: dict[str, Any] | None = None) -> Data
         if _not_found(exc):
             return DataRef(uri=clean, kind="missing")
         raise
+    if info.get("type") == "directory" and not dirs:
+        return DataRef(uri=clean, kind="directory")
     if info.get("type") == "directory":
         digest, total, n = _hash_tree(fs, path)
         return DataRef(uri=clean, kind="directory", sha256=digest, size=total, n_files=n)

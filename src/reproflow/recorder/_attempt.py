@@ -338,7 +338,7 @@ class _Attempt:
         file the stat signature it was hashed by (else None). ``skip_in_flight``: a folder read
         before the body leaves out the files that tasks running beside this one are writing
         (half written, they are not what this task could rely on; see ``capture._reads.in_flight``).
-        ``dirs=False``: a local folder is not hashed (see ``hash_local_signed``)."""
+        ``dirs=False``: a folder or prefix is not hashed (see ``hash_path``)."""
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
         try:
@@ -348,7 +348,7 @@ class _Attempt:
                 if "://" not in ref.uri:
                     return ref, sig
             else:
-                ref, sig = hash_path(uri), None
+                ref, sig = hash_path(uri, dirs=dirs), None
         except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
             # e.g. a presigned URL (s3://b/k?X-Amz-Signature=...) fsspec cannot open, a backend
             # without credentials here: recorded as unhashed, with the reason, and the task runs
@@ -452,19 +452,14 @@ class _Attempt:
     def _collect_outputs(self, result: Any) -> list[DataRef]:
         outputs: list[DataRef] = []
         for name, _, uri, declared in self._pending_out:
-            if not declared and not is_local(uri):
-                after = _remote_signature(uri)  # a prefix now: each object written under it
-                if after is not None and after[1] == "prefix":
-                    outputs += self._remote_changes(name, uri, None, after)
-                    continue
             ref = self._hash_output(uri, name, declared=declared, dirs=declared)
             if ref.kind == "directory" and ref.sha256 is None:
-                # An undeclared path that was missing before the task and is a folder now: made
-                # by this task or by one running beside it (each task of a .map() or a gather that
-                # calls out_dir.mkdir(exist_ok=True)), and filled by both. Each file in it is the
-                # output of the task that wrote it, as in a folder that was there before; the
-                # folder as a whole would hold the siblings' files too, as many as the timing
-                # let in, and a replay would find other ones.
+                # An undeclared path that was missing before the task and is a folder (or an
+                # object store's prefix) now: made by this task or by one running beside it (each
+                # task of a .map() or a gather that calls out_dir.mkdir(exist_ok=True)), and
+                # filled by both. Each file in it is the output of the task that wrote it, as in a
+                # folder that was there before; the folder as a whole would hold the siblings'
+                # files too, as many as the timing let in, and a replay would find other ones.
                 outputs += self._created_folder(name, uri)
             elif ref.kind != "missing" or declared:
                 outputs.append(ref)
@@ -490,7 +485,10 @@ class _Attempt:
     def _created_folder(self, name: str, uri: str) -> list[DataRef]:
         """The outputs of a folder that did not exist before the task: the files this task
         wrote into it (see :meth:`_written_into`), or the folder itself, hashed, when it is
-        empty (a folder the task made and left empty is still what it made)."""
+        empty (a folder the task made and left empty is still what it made); for a remote
+        prefix, the objects under it (see :meth:`_remote_changes`)."""
+        if not is_local(uri):
+            return self._remote_changes(name, uri, None, _remote_signature(uri))
         after = stat_signature(uri)
         if after is None or after[0] != "dir" or not after[1]:  # empty, or no folder any more
             return [self._hash_output(uri, name, declared=False)]
@@ -507,21 +505,22 @@ class _Attempt:
             return []
         clean = strip_credentials(uri)
         self.inputs = [r for r in self.inputs if not (r.param == name and r.uri == clean and not r.declared)]
-        if after is not None and after[1] == "prefix":
-            return self._remote_changes(name, uri, before, after)
-        return [self._hash_output(uri, name, declared=False)]
+        return self._remote_changes(name, uri, before, after)
 
     def _remote_changes(self, name: str, uri: str, before: tuple[Any, ...] | None,
-                        after: tuple[Any, ...]) -> list[DataRef]:
+                        after: tuple[Any, ...] | None) -> list[DataRef]:
         """The objects written under a remote prefix (or removed from it) while the task ran,
-        each its own output, as the files written into a local folder are (``before``: the
-        prefix's :func:`remote_signature` before the task, None where nothing was there).
+        each its own output, as the files written into a local folder are (``before``, ``after``:
+        the prefix's :func:`remote_signature` before and after the task, None where nothing was
+        there). Where ``after`` is no prefix (an object, or nothing now), the path itself.
 
         No hook sees an fsspec write, so the objects that tasks running beside this one wrote
         under the prefix meanwhile are among them. An object store shows an object only once it
         is whole, so each is recorded complete, and a replay compares it with what the replay
         wrote at that place, whichever task wrote it there. The prefix as one tree hash would
         hold as many of those as the timing let in, and a replay would find other ones."""
+        if after is None or after[1] != "prefix":
+            return [self._hash_output(uri, name, declared=False)]
         import fsspec
 
         old = dict(before[2]) if before is not None and before[1] == "prefix" else {}
