@@ -322,3 +322,62 @@ def test_objects_written_under_a_remote_prefix_are_outputs_one_by_one(store: Sto
         (e, "object", _sha(b"E2")), (f, "missing", None)]
     assert not [r for r in tasks["replace_e"].inputs if r.param == "prefix"]  # replaced by the task
     fsspec.filesystem("memory").rm(prefix.split("://", 1)[1], recursive=True)
+
+
+_g_wrote = threading.Event()
+_h_ended = threading.Event()
+
+
+@repro_task(outputs=["out_dir"])
+def declared_g(out_dir: Path, make: bool) -> None:
+    if make:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "g.txt").write_text("G")
+    (out_dir / "stale.txt").unlink(missing_ok=True)
+    _g_wrote.set()
+    assert _h_ended.wait(30)  # h.txt is complete in the folder when this task ends
+
+
+@repro_task(outputs=["out_dir"])
+def declared_h(out_dir: Path, make: bool) -> None:
+    assert _g_wrote.wait(30)
+    if make:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "h.txt").write_text("H")
+
+
+def _g_then_h(out: Path, make: bool) -> None:
+    def h() -> None:
+        try:
+            declared_h(out, make)
+        finally:
+            _h_ended.set()
+
+    _g_wrote.clear()
+    _h_ended.clear()
+    _at_once((lambda: declared_g(out, make), h))
+
+
+def test_tasks_writing_into_one_declared_output_folder_record_only_their_own_files(store: Store, tmp_path: Path) -> None:
+    """``@repro_task(outputs=["out_dir"])`` mapped over items, each writing its file into the one
+    folder: each task's outputs are the files it wrote, declared, never the whole folder with the
+    files its siblings had finished by then (a replay's timing lets other ones in: a false
+    "differs"). The same whether the flow made the folder or the tasks make it themselves, and a
+    file a task removes from it is an output too (as missing)."""
+    made_by_flow, made_by_tasks = tmp_path / "results", tmp_path / "made"
+    made_by_flow.mkdir()
+    (made_by_flow / "stale.txt").write_text("from an earlier run")
+    with reproflow.record("declared folder") as run:
+        _g_then_h(made_by_flow, False)
+        _g_then_h(made_by_tasks, True)
+    records = store.load_run(run.run_id).final_tasks()
+    got = sorted((t.task_name, [(Path(r.uri).relative_to(tmp_path).as_posix(), r.kind, r.sha256, r.param, r.declared)
+                                for r in t.outputs]) for t in records)
+    assert got == [
+        ("declared_g", [("made/g.txt", "file", _sha(b"G"), "out_dir", True)]),
+        ("declared_g", [("results/g.txt", "file", _sha(b"G"), "out_dir", True),
+                        ("results/stale.txt", "missing", None, "out_dir", True)]),
+        ("declared_h", [("made/h.txt", "file", _sha(b"H"), "out_dir", True)]),
+        ("declared_h", [("results/h.txt", "file", _sha(b"H"), "out_dir", True)]),
+    ]
+    assert not [r for t in records for r in t.inputs if r.param == "out_dir"]  # declared outputs are no inputs

@@ -270,3 +270,29 @@ def test_an_input_the_flow_body_wrote_otherwise_is_named_not_blamed_on_nondeterm
     assert v.causes[0].startswith("input /w/out/settings.json, which the run wrote outside any task (the flow body)")
     assert "sha256:aaaaaaaaaaaa when recorded and sha256:bbbbbbbbbbbb in the replay" in v.causes[0]
     assert not any("nondeterminism" in c for c in v.causes), v.causes
+
+
+def test_a_declared_output_folder_is_compared_file_by_file_never_a_file_against_the_folder() -> None:
+    """A declared output folder is recorded as the files the task wrote into it. A file a task
+    beside it wrote (in another worker, unseen) is compared with what the replay wrote there. A
+    folder recorded whole (as reproflow did before) against a replay's files is "unverified" with
+    the reason, never its tree hash against the one file's ("differs"), and a folder and a file
+    are never paired by their parameter's name."""
+    def mine(name: str, digest: str, kind: str = "file") -> DataRef:
+        return DataRef(uri=f"/d/out/{name}", kind=kind, sha256=digest, param="out_dir", declared=True)
+
+    o = task("a", 0, "c", name="t", outputs=[mine("g.txt", "g1"), mine("h.txt", "h1")], result_hash=None)
+    n = task("b", 0, "c", name="t", outputs=[mine("g.txt", "g1")], result_hash=None)
+    sibling = {"/d/out/h.txt": mine("h.txt", "h1"), "/d/out/g.txt": mine("g.txt", "g1")}
+    assert compare_task(o, n, elsewhere=sibling).verdict == "reproduced"
+    v = compare_task(o, n, elsewhere={**sibling, "/d/out/h.txt": mine("h.txt", "h2")})
+    assert v.verdict == "differs" and [(c.uri, c.actual) for c in v.outputs if not c.match] == [("/d/out/h.txt", "h2")]
+
+    whole = DataRef(uri="/d/out", kind="directory", sha256="tree", n_files=2, param="out_dir", declared=True)
+    old = task("a", 0, "c", name="t", outputs=[whole], result_hash=None)
+    v = compare_task(old, n, elsewhere=sibling)
+    assert v.verdict == "unverified" and "recorded whole" in v.causes[0] and v.outputs == []
+    elsewhere_file = task("b", 0, "c", name="t", result_hash=None,
+                          outputs=[DataRef(uri="/e/out.txt", kind="file", sha256="tree", param="out_dir", declared=True)])
+    v = compare_task(old, elsewhere_file)
+    assert v.verdict == "differs" and v.outputs[0].actual is None  # not paired with the file by its name

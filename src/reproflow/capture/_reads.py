@@ -12,7 +12,7 @@ already named, and returns the rest, in the order first read.
 
 The same hook tells which task wrote a file. Tasks that run at the same time and write into one
 folder (a ``.map`` into ``results/``) each see the others' files appear; a file another watched
-attempt of this process opened for writing is that attempt's (:func:`written_by_another`), and
+attempt of this process opened for writing (or renamed into place, or removed) is that attempt's (:func:`written_by_another`), and
 while that attempt runs its content is in flux (:func:`in_flight`): a folder read then leaves it
 out, and a task's outputs never include it. The registry keeps a path's writer until no attempt
 that ran beside it is still running.
@@ -101,6 +101,8 @@ def _hook(event: str, args: tuple) -> None:
             _other(event, args)
         elif event == "os.rename":
             _renamed(args)
+        elif event == "os.remove":
+            _removed(args)
         return
     reads = _current.get()
     if reads is None:
@@ -157,6 +159,24 @@ def _renamed(args: tuple) -> None:
             moved = os.path.abspath(os.fsdecode(os.fspath(dst)))
             reads.written.add(moved)
             _writers[moved] = reads
+    except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
+        return
+
+
+def _removed(args: tuple) -> None:
+    """``os.remove``/``os.unlink`` (``Path.unlink``) by the watched attempt: removing a file
+    writes its path, so a task that removes a file from a folder its siblings also write into is
+    the one whose output that removal is (:func:`written_by_another` tells the others)."""
+    reads = _current.get()
+    if reads is None:
+        return
+    try:
+        path, dir_fd = args
+        if dir_fd not in (None, -1) or isinstance(path, int):
+            return  # relative to a folder's descriptor: its path is not known here
+        full = os.path.abspath(os.fsdecode(os.fspath(path)))
+        reads.written.add(full)
+        _writers[full] = reads
     except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
         return
 

@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
@@ -71,6 +71,9 @@ class _Spec:
     #: (name, default or _NOT_SET) of every parameter, in order, when all of them are plain
     #: (positional-or-keyword): :func:`bind_arguments` binds those without ``inspect``; else None
     plain_params: tuple[tuple[str, Any], ...] | None = None
+    #: declared outputs an earlier run of the task in this process found to be a file: not
+    #: looked up before the next run (see ``_Attempt.begin``)
+    file_outputs: set[str] = field(default_factory=set, compare=False, repr=False)
 
 
 def _plain_params(signature: inspect.Signature) -> tuple[tuple[str, Any], ...] | None:
@@ -215,7 +218,8 @@ class _Attempt:
         strict = spec.opts.strict if spec.opts.strict is not None else settings.strict
         self.seed = spec.opts.seed if spec.opts.seed is not None else settings.seed
         self.inputs: list[DataRef] = []
-        self._pending_out: list[tuple[str, Any, str, bool]] = []  # (param, value, uri, declared)
+        # (param, value, uri, declared, a declared local output's stat_signature before the task)
+        self._pending_out: list[tuple[str, Any, str, bool, Any]] = []
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_mtime: dict[str, int] = {}  # an input file's mtime, from the stat it was hashed by
         if spec.opts.seed is None and not settings.seed_ok:
@@ -229,11 +233,17 @@ class _Attempt:
                 if make_dirs:
                     _make_deferred_dir(uri, make_dirs)
                 if is_out:
-                    self._pending_out.append((name, item, uri, True))
+                    # Its state before the task (one stat, and a folder's listing): a declared
+                    # output folder that tasks running at the same time fill has the files this
+                    # task wrote as its outputs (see _collect_outputs). Not looked up where an
+                    # earlier run of this task found a file there: a name that does not exist yet
+                    # in a folder other tasks are creating files in is the costly lookup (issue 16).
+                    before = stat_signature(uri) if name not in spec.file_outputs and is_local(uri) else None
+                    self._pending_out.append((name, item, uri, True, before))
                     continue
                 ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True)
                 if ref.kind == "missing" and not is_in:
-                    self._pending_out.append((name, item, uri, False))  # a path the task will create
+                    self._pending_out.append((name, item, uri, False, None))  # a path the task will create
                     continue
                 if store_inputs and ref.kind in ("file", "directory"):
                     ref.stored_blob = self._store_copy(ref)
@@ -308,7 +318,7 @@ class _Attempt:
         declared = {r.uri for r in self.inputs}
         if all(p in declared for p in self._reads.read):
             return []
-        known = [uri for _, _, uri, _ in self._pending_out] + [r.uri for r in self.inputs]
+        known = [out[2] for out in self._pending_out] + [r.uri for r in self.inputs]
         return self._undeclared(_reads.undeclared_reads, known, self._hash, "reads")
 
     def _undeclared(self, find: Callable[..., list[str]], named: list[str], hash_one: Callable[..., DataRef],
@@ -450,25 +460,38 @@ class _Attempt:
                 ref.written_in_run = True
 
     def _collect_outputs(self, result: Any) -> list[DataRef]:
-        outputs: list[DataRef] = []
-        for name, _, uri, declared in self._pending_out:
-            ref = self._hash_output(uri, name, declared=declared, dirs=declared)
-            if ref.kind == "directory" and ref.sha256 is None:
-                # An undeclared path that was missing before the task and is a folder (or an
-                # object store's prefix) now: made by this task or by one running beside it (each
-                # task of a .map() or a gather that calls out_dir.mkdir(exist_ok=True)), and
-                # filled by both. Each file in it is the output of the task that wrote it, as in a
-                # folder that was there before; the folder as a whole would hold the siblings'
-                # files too, as many as the timing let in, and a replay would find other ones.
-                outputs += self._created_folder(name, uri)
-            elif ref.kind != "missing" or declared:
-                outputs.append(ref)
         returned: list[DataRef] = []
         if result is not None:
             declared = RETURN in self.spec.decl.outputs
             for item in iter_data_values(result, declared=declared):
                 returned.append(self._hash_output(_uri(item), RETURN, declared=declared))
         named = {os.path.normpath(r.uri) for r in returned if is_local(r.uri)}
+
+        def files(refs: list[DataRef]) -> list[DataRef]:  # a file in a folder and returned: the return value's
+            return [r for r in refs if os.path.normpath(r.uri) not in named] if named else refs
+
+        outputs: list[DataRef] = []
+        for name, _, uri, declared, before in self._pending_out:
+            if before is not None and before[0] == "dir":
+                # A declared output folder that was there before the task (made by the flow, or
+                # by a sibling task first): the files this task wrote into it (or removed), as
+                # for a folder passed as an inferred input.
+                outputs += files(self._written_into(name, uri, before, stat_signature(uri), declared=True))
+                continue
+            ref = self._hash_output(uri, name, declared=declared, dirs=False)
+            if declared and ref.kind in ("file", "directory"):
+                (self.spec.file_outputs.add if ref.kind == "file" else self.spec.file_outputs.discard)(name)
+            if ref.kind == "directory" and ref.sha256 is None:
+                # A path that was missing (or a file, or a declared output an earlier run found
+                # a file at: not looked up) before the task and is a folder (or an object
+                # store's prefix) now: made by this task or by one running beside it (each
+                # task of a .map() or a gather that calls out_dir.mkdir(exist_ok=True)), and
+                # filled by both. Each file in it is the output of the task that wrote it, as in a
+                # folder that was there before; the folder as a whole would hold the siblings'
+                # files too, as many as the timing let in, and a replay would find other ones.
+                outputs += files(self._created_folder(name, uri, declared=declared))
+            elif ref.kind != "missing" or declared:
+                outputs.append(ref)
         for name, _, uri, before in self._watch:  # inferred inputs changed in place are outputs too
             if before is None:
                 continue
@@ -478,21 +501,21 @@ class _Attempt:
             after = stat_signature(uri)
             if after == before:
                 continue
-            outputs += [r for r in self._written_into(name, uri, before, after)
-                        if os.path.normpath(r.uri) not in named]
+            outputs += files(self._written_into(name, uri, before, after))
         return outputs + returned + self._undeclared_outputs(outputs + returned)
 
-    def _created_folder(self, name: str, uri: str) -> list[DataRef]:
+    def _created_folder(self, name: str, uri: str, *, declared: bool = False) -> list[DataRef]:
         """The outputs of a folder that did not exist before the task: the files this task
         wrote into it (see :meth:`_written_into`), or the folder itself, hashed, when it is
         empty (a folder the task made and left empty is still what it made); for a remote
-        prefix, the objects under it (see :meth:`_remote_changes`)."""
+        prefix, the objects under it (see :meth:`_remote_changes`). ``declared``: the task
+        declared the path an output (each file's DataRef says so too)."""
         if not is_local(uri):
-            return self._remote_changes(name, uri, None, _remote_signature(uri))
+            return self._remote_changes(name, uri, None, _remote_signature(uri), declared=declared)
         after = stat_signature(uri)
         if after is None or after[0] != "dir" or not after[1]:  # empty, or no folder any more
-            return [self._hash_output(uri, name, declared=False)]
-        return self._written_into(name, uri, ("dir", ()), after)
+            return [self._hash_output(uri, name, declared=declared)]
+        return self._written_into(name, uri, ("dir", ()), after, declared=declared)
 
     def _remote_written(self, name: str, uri: str, before: tuple[Any, ...]) -> list[DataRef]:
         """A remote object or prefix the task was passed that was there before it and was
@@ -508,7 +531,7 @@ class _Attempt:
         return self._remote_changes(name, uri, before, after)
 
     def _remote_changes(self, name: str, uri: str, before: tuple[Any, ...] | None,
-                        after: tuple[Any, ...] | None) -> list[DataRef]:
+                        after: tuple[Any, ...] | None, *, declared: bool = False) -> list[DataRef]:
         """The objects written under a remote prefix (or removed from it) while the task ran,
         each its own output, as the files written into a local folder are (``before``, ``after``:
         the prefix's :func:`remote_signature` before and after the task, None where nothing was
@@ -520,7 +543,7 @@ class _Attempt:
         wrote at that place, whichever task wrote it there. The prefix as one tree hash would
         hold as many of those as the timing let in, and a replay would find other ones."""
         if after is None or after[1] != "prefix":
-            return [self._hash_output(uri, name, declared=False)]
+            return [self._hash_output(uri, name, declared=declared)]
         import fsspec
 
         old = dict(before[2]) if before is not None and before[1] == "prefix" else {}
@@ -528,15 +551,15 @@ class _Attempt:
         try:
             root = fsspec.core.url_to_fs(uri)[1].rstrip("/")
         except Exception:  # noqa: BLE001 - it was listed a moment ago; whatever fails, hash it whole
-            return [self._hash_output(uri, name, declared=False)]
+            return [self._hash_output(uri, name, declared=declared)]
 
         def url(obj: str) -> str:  # the object's URL spelled as the task's (scheme, bucket, options)
             rel = obj[len(root):].lstrip("/") if obj.startswith(root) else obj
             return uri.rstrip("/") + "/" + rel
-        refs = [self._hash_output(url(obj), name, declared=False) for obj, stamp in sorted(new.items())
+        refs = [self._hash_output(url(obj), name, declared=declared) for obj, stamp in sorted(new.items())
                 if old.get(obj) != stamp]
-        refs += [DataRef(uri=strip_credentials(url(obj)), kind="missing", param=name) for obj in sorted(old)
-                 if obj not in new]
+        refs += [DataRef(uri=strip_credentials(url(obj)), kind="missing", param=name, declared=declared)
+                 for obj in sorted(old) if obj not in new]
         return refs
 
     def _undeclared_outputs(self, known: list[DataRef]) -> list[DataRef]:
@@ -548,20 +571,21 @@ class _Attempt:
         uris = {r.uri for r in known}
         if all(p in uris for p in reads.written):  # the common case: it wrote what it named
             return []
-        named = [r.uri for r in known] + [r.uri for r in self.inputs] + [uri for _, _, uri, _ in self._pending_out]
+        named = [r.uri for r in known] + [r.uri for r in self.inputs] + [out[2] for out in self._pending_out]
         return self._undeclared(_reads.undeclared_writes, named, self._hash_output, "writes")
 
-    def _written_into(self, name: str, uri: str, before: Any, after: Any) -> list[DataRef]:
+    def _written_into(self, name: str, uri: str, before: Any, after: Any, *, declared: bool = False) -> list[DataRef]:
         """What the task changed in an inferred input: the files it wrote into (or removed
         from) a folder, each its own output, so the task's verdict compares what this task
         wrote and not the whole folder, which other tasks fill too; else the path itself.
 
         A file that another task running beside this one opened for writing is that task's
         output, not this one's (it may even be half written now): left out. A file whose
-        writer the audit hook did not see (a subprocess, a C library) counts as this task's."""
+        writer the audit hook did not see (a subprocess, a C library) counts as this task's.
+        ``declared``: the folder is a declared output (each file's DataRef says so too)."""
         changed = changed_in_tree(before, after)
         if changed is None:
-            return [self._hash_signed(uri, name, declared=False)[0]]
+            return [self._hash_signed(uri, name, declared=declared)[0]]
         root = os.path.abspath(local_path(uri))
         written, removed = changed
         mine = getattr(self, "_reads", None)
@@ -591,11 +615,11 @@ class _Attempt:
             if whose == "another":
                 continue
             if whose:
-                refs.append(DataRef(uri=path, kind="unhashed", param=name, declared=False, reason=whose))
+                refs.append(DataRef(uri=path, kind="unhashed", param=name, declared=declared, reason=whose))
             elif gone:
-                refs.append(DataRef(uri=path, kind="missing", param=name))
+                refs.append(DataRef(uri=path, kind="missing", param=name, declared=declared))
             else:
-                refs.append(self._hash_output(path, name, declared=False))
+                refs.append(self._hash_output(path, name, declared=declared))
         return refs
 
     @staticmethod

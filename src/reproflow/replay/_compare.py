@@ -169,10 +169,24 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             continue
         keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
         got = new_outputs.get(keys[0]) or new_outputs.get(keys[1])
-        if got is None and elsewhere and not ref.declared and ref.param not in (None, "return"):
-            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])
+        if got is None and ref.kind == "directory" and ref.declared and ref.n_files and any(
+                _under_folder(r.uri, keys[0]) or _under_folder(r.uri, keys[1]) for r in n.outputs):
+            # a declared output folder recorded whole (as reproflow did before it recorded the
+            # files a task writes into one), replayed as those files: never one file's hash
+            # against the folder's
+            legacy.append((ref, "the replay recorded the files the task wrote into it, not the whole folder"))
+            continue
+        by_elsewhere = elsewhere is not None and ref.param not in (None, "return")
+        if got is None and by_elsewhere and not ref.declared:
+            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])  # type: ignore[union-attr]
         if got is None and ref.param and o_params[ref.param] == 1:
             got = by_param.get(ref.param)
+            if got is not None and (got.kind == "directory") != (ref.kind == "directory"):
+                got = None  # a folder is never compared with a file
+        if got is None and by_elsewhere and ref.declared:
+            # a file in a declared output folder that a task beside this one wrote (in another
+            # worker process, where no hook saw it): compared with what the replay wrote there
+            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])  # type: ignore[union-attr]
         if ref.kind == "unhashed" or (got is not None and got.kind == "unhashed"):
             side, why = ("recorded run", ref.reason) if ref.kind == "unhashed" else ("replay", got.reason)  # type: ignore[union-attr]
             unhashed.append(f"output {ref.uri} has no hash in the {side}, so nothing compared it: {why or 'no reason recorded'}")
