@@ -325,11 +325,13 @@ def test_objects_written_under_a_remote_prefix_are_outputs_one_by_one(store: Sto
 
 
 _g_wrote = threading.Event()
+_h_began = threading.Event()
 _h_ended = threading.Event()
 
 
 @repro_task(outputs=["out_dir"])
 def declared_g(out_dir: Path, make: bool) -> None:
+    assert _h_began.wait(30)  # declared_h took the folder's state before this task changes it
     if make:
         out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "g.txt").write_text("G")
@@ -340,6 +342,7 @@ def declared_g(out_dir: Path, make: bool) -> None:
 
 @repro_task(outputs=["out_dir"])
 def declared_h(out_dir: Path, make: bool) -> None:
+    _h_began.set()
     assert _g_wrote.wait(30)
     if make:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -354,6 +357,7 @@ def _g_then_h(out: Path, make: bool) -> None:
             _h_ended.set()
 
     _g_wrote.clear()
+    _h_began.clear()
     _h_ended.clear()
     _at_once((lambda: declared_g(out, make), h))
 
@@ -363,7 +367,8 @@ def test_tasks_writing_into_one_declared_output_folder_record_only_their_own_fil
     folder: each task's outputs are the files it wrote, declared, never the whole folder with the
     files its siblings had finished by then (a replay's timing lets other ones in: a false
     "differs"). The same whether the flow made the folder or the tasks make it themselves, and a
-    file a task removes from it is an output too (as missing)."""
+    file a task removes from it is an output of that task (as missing), not of the one beside it
+    that saw it go."""
     made_by_flow, made_by_tasks = tmp_path / "results", tmp_path / "made"
     made_by_flow.mkdir()
     (made_by_flow / "stale.txt").write_text("from an earlier run")
