@@ -386,3 +386,27 @@ def test_tasks_writing_into_one_declared_output_folder_record_only_their_own_fil
         ("declared_h", [("results/h.txt", "file", _sha(b"H"), "out_dir", True)]),
     ]
     assert not [r for t in records for r in t.inputs if r.param == "out_dir"]  # declared outputs are no inputs
+
+
+@repro_task(outputs=["dst"])
+def write_dst(dst: Path, seen: list[str]) -> None:
+    seen.append("body")
+    dst.write_text("x")
+
+
+def test_a_declared_output_found_to_be_a_file_is_not_looked_up_again(store: Store, tmp_path: Path,
+                                                                     monkeypatch: Any) -> None:
+    """A declared output's state before the task is looked up (is it a folder?) until a run of
+    the task finds a file there; later runs in the process skip that lookup (issue 16: looking up
+    a name not yet created in a folder other tasks are writing into is costly)."""
+    from reproflow.recorder import _attempt
+
+    seen: list[str] = []
+    real = _attempt.stat_signature
+    monkeypatch.setattr(_attempt, "stat_signature", lambda uri: seen.append(f"stat {Path(uri).name}") or real(uri))
+    with reproflow.record("declared file"):
+        write_dst(tmp_path / "a.txt", seen)
+        write_dst(tmp_path / "b.txt", seen)
+    # before a.txt's body: the lookup; after each body: the stat that tells a file still being
+    # written when it was hashed; before b.txt's body: nothing
+    assert seen == ["stat a.txt", "body", "stat a.txt", "body", "stat b.txt"]
