@@ -59,3 +59,52 @@ def test_files_a_task_only_wrote_at_paths_it_never_named_are_its_outputs(store: 
     assert got == [("also.txt", True, None, "file"), ("final.txt", True, None, "file"), ("report.txt", True, None, "file")]
     assert tasks["bump"].outputs == []
     assert [(Path(r.uri).name, r.undeclared) for r in tasks["into"].outputs] == [("part.txt", None)]
+
+
+@repro_task
+def logs_and_writes(out_dir: Path, log_file: Path, text_log: str) -> None:
+    import logging
+
+    logger = logging.getLogger(f"reproflow-test-{out_dir.name}")
+    handlers = [logging.FileHandler(text_log), logging.FileHandler(out_dir / "run.log"),
+                logging.FileHandler(log_file)]  # a str path, a file in a folder it was passed, a Path parameter
+    for h in handlers:
+        h.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(message)s"))
+        logger.addHandler(h)
+    try:
+        logger.warning("started")  # time-stamped: no replay writes these bytes again
+    finally:
+        for h in handlers:
+            logger.removeHandler(h)
+            h.close()
+    (out_dir / "data.txt").write_text("d")
+    with open(os.path.join(os.path.dirname(text_log), "plain.txt"), "w") as fh:  # no handler opened it
+        fh.write("p")
+
+
+@repro_task(outputs=["log_file"])
+def declared_log(log_file: Path) -> None:
+    import logging
+
+    handler = logging.FileHandler(log_file)
+    logger = logging.getLogger("reproflow-test-declared-log")
+    logger.addHandler(handler)
+    logger.warning("declared")
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def test_a_log_file_a_logging_handler_writes_is_no_output(store: Store, tmp_path: Path) -> None:
+    """A log written through ``logging.FileHandler`` holds time stamps, so a replay comparing it
+    said "differs" (nondeterminism) about a task whose data reproduced. A file a logging handler
+    opened for writing is a log, no output, wherever it is: at a ``str`` path, in a folder the task
+    was passed, at a ``Path`` parameter; the task's data files next to it still are outputs, and
+    so is a log the task declares an output."""
+    (tmp_path / "out").mkdir()
+    with reproflow.record("logs") as run:
+        logs_and_writes(tmp_path / "out", tmp_path / "task.log", str(tmp_path / "text.log"))
+        declared_log(tmp_path / "declared.log")
+    t, d = sorted(store.load_run(run.run_id).final_tasks(), key=lambda t: t.task_name, reverse=True)
+    assert [(Path(r.uri).name, r.param, r.declared) for r in d.outputs] == [("declared.log", "log_file", True)]
+    assert sorted((Path(r.uri).name, r.param) for r in t.outputs) == [("data.txt", "out_dir"), ("plain.txt", None)]
+    assert all((tmp_path / name).read_text().strip().endswith("started") for name in ("task.log", "text.log", "out/run.log"))

@@ -8,7 +8,8 @@ After the task, :func:`undeclared_reads` leaves out what is not data (the interp
 library and site-packages, code files, reproflow's own files, the store and reproflow's cache,
 ``/proc``, ``/sys``, ``/dev``, the machine's configuration and shared files (``/etc``,
 ``/usr/share``, ...), the home's dotfiles, directories, files the task opened for writing) and what the task
-already named, and returns the rest, in the order first read.
+already named, and returns the rest, in the order first read. A file a logging handler opens
+for writing (:func:`_by_logger`) is a log, never an output a replay compares.
 
 The same hook tells which task wrote a file. Tasks that run at the same time and write into one
 folder (a ``.map`` into ``results/``) each see the others' files appear; a file another watched
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import logging
 import os
 import sys
 import threading
@@ -54,11 +56,12 @@ _MACHINE_DIRS = ("/etc/", "/usr/share/", "/usr/lib/", "/usr/lib64/", "/usr/local
 class Reads:
     """The paths one task attempt opened: for reading, and for writing (in first-seen order)."""
 
-    __slots__ = ("read", "written", "seq", "ended", "spawned", "argv", "cwds", "name")
+    __slots__ = ("read", "written", "logs", "seq", "ended", "spawned", "argv", "cwds", "name")
 
     def __init__(self) -> None:
         self.read: dict[str, None] = {}
         self.written: set[str] = set()
+        self.logs: set[str] = set()  #: of those written, the files a logging handler opened (see _by_logger)
         self.seq = 0  #: start order among the attempts of this process
         self.ended: int | None = None  #: the start counter when it ended (None while it runs)
         self.spawned: float | None = None  #: wall time of its first subprocess (or fork), if any
@@ -122,10 +125,31 @@ def _hook(event: str, args: tuple) -> None:
             full = abspath(path)
             reads.written.add(full)
             _writers[full] = reads  # one store: atomic under the GIL
+            if _by_logger():
+                reads.logs.add(full)
         elif path not in reads.read and not path.endswith(CODE_SUFFIXES) and not path.startswith(_SYSTEM_DIRS):
             reads.read[path] = None  # (code and /proc, /sys, /dev are never data: left out here, cheaply)
     except Exception:  # noqa: BLE001 - an audit hook must never break the open it watches
         return
+
+
+#: Where the code that opens a log file lives: the standard library's ``logging`` (its
+#: ``FileHandler`` and the rotating handlers, under ``logging.basicConfig(filename=...)`` too) and
+#: loguru's file sink.
+_LOGGER_DIRS = (os.path.dirname(os.path.abspath(logging.__file__)) + os.sep, os.sep + "loguru" + os.sep)
+
+
+def _by_logger() -> bool:
+    """Whether the ``open`` the hook is watching was called by a logging handler: a log file,
+    written as the task logs (time stamps, thread names, the order threads logged in), whose bytes
+    no replay writes again. Looked at only for an open for writing (a few per task at most): the
+    caller is the frame above the hook's."""
+    try:
+        frame = sys._getframe(2)  # 0: this function, 1: the hook, 2: what called open()
+    except ValueError:
+        return False
+    name = frame.f_code.co_filename
+    return name.startswith(_LOGGER_DIRS[0]) or _LOGGER_DIRS[1] in name
 
 
 def _strings(value: object) -> list[str]:
@@ -518,14 +542,15 @@ def undeclared_writes(reads: Reads, known: Iterable[str], *, exclude: Iterable[s
     paths, sorted. Left out as in :func:`undeclared_reads` (code, the interpreter's and the
     machine's files, the home's dotfiles, ``exclude``), and also: files under a path the task
     named (``known``: a folder it was passed tells its own files apart), files gone by the end (a
-    temporary file), and files it also read (a counter or cache it updates in place: what it
-    held before the task is not known, so it is no output to compare)."""
+    temporary file), files it also read (a counter or cache it updates in place: what it
+    held before the task is not known, so it is no output to compare), and log files (opened by a
+    logging handler: see :func:`_by_logger`)."""
     if not reads.written:
         return []
     known = list(known)
     known_abs = {os.path.abspath(p) for p in known}
     read = {os.path.abspath(p) for p in reads.read}
-    candidates = [p for p in reads.written if p not in known_abs and p not in read
+    candidates = [p for p in reads.written if p not in known_abs and p not in read and p not in reads.logs
                   and not p.startswith(_SYSTEM_DIRS) and not p.endswith(CODE_SUFFIXES)]
     if not candidates:
         return []

@@ -502,6 +502,9 @@ class _Attempt:
             if after == before:
                 continue
             outputs += files(self._written_into(name, uri, before, after))
+        reads = getattr(self, "_reads", None)
+        if reads is not None and reads.logs:  # a log file a handler opened: no output unless declared
+            outputs = [r for r in outputs if r.declared or r.uri not in reads.logs]
         return outputs + returned + self._undeclared_outputs(outputs + returned)
 
     def _created_folder(self, name: str, uri: str, *, declared: bool = False) -> list[DataRef]:
