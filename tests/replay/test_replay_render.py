@@ -98,3 +98,22 @@ def test_a_flow_that_ends_otherwise_than_recorded_is_not_reproduced() -> None:
     assert "reproduced" in line and "failed as recorded" in line and "RuntimeError: over the limit" in line
     assert _ended("COMPLETED", "COMPLETED", "", "reproduced").verdict == "reproduced"
     assert "failed" not in summary_line(_ended("COMPLETED", "COMPLETED", "", "reproduced"))
+
+
+def test_a_restored_input_says_where_it_came_from() -> None:
+    """An input put in place before the replay is named with how: from its original path, from
+    the copy stored at record time (it said "restored from the store" for all of them)."""
+    from reproflow.replay._models import InputCheck
+
+    result = _result("reproduced")
+    result.inputs = [
+        InputCheck(uri="/w/one.tok", expected="a", actual="a", status="restored", note="copied from /w/one.tok (read only)"),
+        InputCheck(uri="/w/raw.csv", expected="b", actual="b", status="restored",
+                   note="restored from the copy stored at record time"),
+    ]
+    buf = io.StringIO()
+    render_result(Console(file=buf, width=200, color_system=None), result)
+    text = buf.getvalue()
+    assert "input restored: /w/one.tok (copied from /w/one.tok (read only))" in text
+    assert "input restored: /w/raw.csv (restored from the copy stored at record time)" in text
+    assert "from the store" not in text

@@ -293,3 +293,19 @@ def test_a_folder_holding_a_file_nobody_wrote_is_an_input(tmp_path: Path) -> Non
     (out / "part-0.txt").write_text("A")
     w0 = task("r", 0, "c", name="write_part", map_index=0, inputs=[ref], outputs=[file_ref(out / "part-0.txt", "out_dir")])
     assert [p.uri for p in external_inputs([w0])] == [str(out)]
+
+
+def test_an_input_the_run_left_as_it_was_is_not_written_by_it(tmp_path: Path) -> None:
+    """A make-style task that finds its output there already (``if dst.exists(): return dst``)
+    reads it and returns it: the file is an input and, returned, an output, with the same bytes.
+    The run left its original path holding the state it started from, so the plan takes it from
+    there; it said "the replay cannot run" (written by the run itself), and then ran it anyway.
+    An output at that path with other bytes still marks it written."""
+    dst = tmp_path / "work" / "one.tok"
+    dst.parent.mkdir()
+    dst.write_text("a\nb\n")
+    kept = task("r", 0, "c", name="tokenize", inputs=[file_ref(dst, "dst")], outputs=[file_ref(dst, "return")])
+    assert [(p.uri, p.written_by) for p in _planned([kept])] == [(str(dst), [])]
+    rewritten = task("r", 0, "c", name="tokenize", inputs=[file_ref(dst, "dst")],
+                     outputs=[DataRef(uri=str(dst), kind="file", sha256=sha(b"other"), param="return")])
+    assert [(p.uri, p.written_by) for p in _planned([rewritten])] == [(str(dst), ["tokenize"])]

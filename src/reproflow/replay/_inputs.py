@@ -152,13 +152,19 @@ def _filled_at_once(ref: DataRef, reader: TaskRecord, by_end: list[TaskRecord]) 
 
 def mark_written(planned: Iterable[PlannedInput], run_tasks: Iterable[TaskRecord]) -> None:
     """Set ``written_by`` on every local input that a task of the run (any attempt) wrote over
-    or wrote into: after the run its original path no longer holds the state the run started from."""
+    or wrote into: after the run its original path no longer holds the state the run started from.
+
+    A file whose every output at its path has the bytes it was read with is not written over: a
+    task that found its output there already (``if dst.exists(): return dst``) returned it as it
+    was, and the original path still holds the state the run started from."""
     writers: dict[str, list[str]] = {}
+    digests: dict[str, set[str | None]] = {}  #: what the outputs at exactly this path held
     for t in run_tasks:
         for r in t.outputs:
             if "://" in r.uri:
                 continue
             path = _key(r)
+            digests.setdefault(path, set()).add(r.sha256 if r.kind == "file" else None)
             while True:  # the path and every folder above it
                 names = writers.setdefault(path, [])
                 if t.task_name not in names:
@@ -169,7 +175,10 @@ def mark_written(planned: Iterable[PlannedInput], run_tasks: Iterable[TaskRecord
                 path = parent
     for item in planned:
         if "://" not in item.uri:
-            item.written_by = list(writers.get(os.path.normpath(item.uri), []))
+            path = os.path.normpath(item.uri)
+            if item.kind == "file" and item.sha256 and digests.get(path) == {item.sha256}:
+                continue  # only ever "written" with the bytes it held: left as it was
+            item.written_by = list(writers.get(path, []))
 
 
 def written_files(run_tasks: Iterable[TaskRecord], folder: str) -> list[str] | None:

@@ -164,8 +164,8 @@ def render_result(console: Console, result: ReplayResult) -> None:
     for i in changed:
         console.print(f"[yellow]input {i.status}:[/] {i.uri} recorded sha256:{i.expected} found {i.actual or 'nothing'}")
     restored = [i for i in result.inputs if i.status == "restored"]
-    for i in restored:
-        console.print(f"[dim]input restored from the store:[/] {i.uri}")
+    for i in restored:  # from the copy stored at record time, from its original path, or recreated empty
+        console.print(f"[dim]input restored:[/] {i.uri}" + (f" [dim]({i.note})[/]" if i.note else ""))
     if result.drift:
         console.print("[bold]environment drift[/] (recorded → replay): " + "; ".join(result.drift[:12])
                       + (f" (+{len(result.drift) - 12} more)" if len(result.drift) > 12 else ""))
