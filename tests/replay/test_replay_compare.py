@@ -296,3 +296,29 @@ def test_a_declared_output_folder_is_compared_file_by_file_never_a_file_against_
                           outputs=[DataRef(uri="/e/out.txt", kind="file", sha256="tree", param="out_dir", declared=True)])
     v = compare_task(old, elsewhere_file)
     assert v.verdict == "differs" and v.outputs[0].actual is None  # not paired with the file by its name
+
+
+def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> None:
+    """Mapped tasks each append their line to one results file: each recorded the file as it was
+    when it ended, with whichever siblings' lines were in by then. Which ones is the scheduler's
+    order, not the task's work, so the file is not compared for them ("unverified", naming the
+    other task), never "differs" blamed on nondeterminism. Tasks ordered by the DAG (one
+    upstream of the other) still compare such a file, and so do tasks that saw it with the same
+    bytes."""
+    from reproflow.replay._compare import order_dependent_outputs
+
+    def line(digest: str) -> DataRef:
+        return DataRef(uri="/d/results.csv", kind="file", sha256=digest, undeclared=True)
+
+    a = task("a", 0, "c", name="evaluate", tid="a", map_index=0, outputs=[line("h-a")], result_hash="sha256:1")
+    b = task("a", 1, "c", name="evaluate", tid="b", map_index=1, outputs=[line("h-ab")], result_hash="sha256:2")
+    racing = order_dependent_outputs([a, b])
+    assert racing == {"a": {"/d/results.csv": "evaluate[1]"}, "b": {"/d/results.csv": "evaluate[0]"}}
+    na = task("b", 0, "c", name="evaluate", tid="na", map_index=0, outputs=[line("h-ba")], result_hash="sha256:1")
+    v = compare_task(a, na, order_dependent=racing)
+    assert v.verdict == "unverified" and "also written by task evaluate[1]" in v.causes[0] and v.outputs == []
+    assert compare_task(a, na).verdict == "differs"  # what it said before
+    after = task("a", 1, "c", name="summarize", tid="s", upstream={"x": ["a"]}, outputs=[line("h-ab")])
+    assert order_dependent_outputs([a, after]) == {}  # one upstream of the other: the order is the DAG's
+    same = task("a", 1, "c", name="evaluate", tid="c", map_index=1, outputs=[line("h-a")])
+    assert order_dependent_outputs([a, same]) == {}  # the same bytes: a file complete before either saw it

@@ -118,7 +118,8 @@ def _output_key(uri: str) -> str:
 
 def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
                  elsewhere: dict[str, DataRef] | None = None, *,
-                 runs: tuple[list[TaskRecord], list[TaskRecord]] | None = None) -> TaskVerdict:
+                 runs: tuple[list[TaskRecord], list[TaskRecord]] | None = None,
+                 order_dependent: dict[str, dict[str, str]] | None = None) -> TaskVerdict:
     """The verdict for one pair (causes are added by :func:`explain`).
 
     With ``relocation``, a recorded output inside the source root is matched to the replayed
@@ -135,6 +136,9 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     ``runs`` (every final task record of the original run and of the replay) lets an old
     whole-folder output (:func:`legacy_folder_outputs`) be compared where that is sound (see
     :func:`legacy_folder_check`); without it, such an output leaves the task ``unverified``.
+
+    ``order_dependent`` (:func:`order_dependent_outputs` of the recorded run): an output whose
+    bytes depend on the order tasks ran in is not compared, and the task is ``unverified``.
     """
     v = TaskVerdict(
         task_name=o.task_name,
@@ -159,7 +163,14 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     legacy: list[tuple[DataRef, str]] = []  # (old whole-folder output, why it cannot be compared)
     unhashed: list[str] = []  # why an output could not be compared (no hash on one side)
     old_folders = legacy_folder_outputs(o)
+    racing = (order_dependent or {}).get(o.task_run_id, {})
     for ref in o.outputs:
+        if racing and _output_key(ref.uri) in racing:
+            unhashed.append(f"output {ref.uri} was also written by task {racing[_output_key(ref.uri)]}, with other bytes, "
+                            "and neither task depends on the other: what it held when this task ended depends on the "
+                            "order they ran in (appends to one results file, say), so nothing compared it; give each "
+                            "task a file of its own to compare it")
+            continue
         if ref in old_folders:
             check = legacy_folder_check(o, n, ref, runs, move)
             if isinstance(check, str):
@@ -280,6 +291,60 @@ def parameter_changes(o: TaskRecord, n: TaskRecord, relocation: Relocation | Non
         a = _shown(o.parameters[name]) if name in o.parameters else f"hash {h[:19]}"
         b = _shown(n.parameters[name]) if name in n.parameters else f"hash {nh[:19]}"
         out.append(f"parameter {name} was {a} when recorded and is {b} in the replay")
+    return out
+
+
+def order_dependent_outputs(tasks: list[TaskRecord]) -> dict[str, dict[str, str]]:
+    """The outputs of a run whose bytes depend on the order its tasks ran in: a path that two
+    tasks recorded as an output with different bytes, neither of them upstream of the other (no
+    edge of the run's DAG leads from one to the other), so a scheduler may run them in either
+    order: mapped tasks appending their line to one results file, tasks each overwriting one
+    "latest" file. What such a path held when each task ended is the order's, not the task's.
+    ``{task_run_id: {output path: the other task's label}}``; empty for most runs (a path one
+    task wrote, or several wrote with the same bytes, as a file a task beside its writer saw
+    complete)."""
+    from ..recorder._dag import edges
+
+    writers: dict[str, list[tuple[TaskRecord, str | None]]] = defaultdict(list)
+    for t in tasks:
+        for r in t.outputs:
+            if r.kind in ("file", "object", "missing"):
+                writers[_output_key(r.uri)].append((t, r.sha256))
+    shared = {p: ws for p, ws in writers.items() if len(ws) > 1 and len({d for _, d in ws}) > 1}
+    if not shared:
+        return {}
+
+    class _Tasks:
+        def final_tasks(self) -> list[TaskRecord]:
+            return tasks
+
+    parents: dict[str, set[str]] = defaultdict(set)
+    for e in edges(_Tasks()):  # type: ignore[arg-type]  # what edges() reads of a Run
+        parents[e.dst].add(e.src)
+    above: dict[str, set[str]] = {}
+
+    def ancestors(tid: str) -> set[str]:
+        if tid not in above:
+            seen: set[str] = set()
+            stack = list(parents.get(tid, ()))
+            while stack:
+                cur = stack.pop()
+                if cur not in seen:
+                    seen.add(cur)
+                    stack += parents.get(cur, ())
+            above[tid] = seen
+        return above[tid]
+
+    out: dict[str, dict[str, str]] = {}
+    for path, ws in shared.items():
+        for t, digest in ws:
+            for u, other in ws:
+                if u is t or other == digest:
+                    continue
+                if u.task_run_id in ancestors(t.task_run_id) or t.task_run_id in ancestors(u.task_run_id):
+                    continue
+                out.setdefault(t.task_run_id, {})[path] = _label(u)
+                break
     return out
 
 

@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping
 
 from ..records import Environment, Run, TaskRecord
 from ..store import Store
-from ._compare import compare_task, environment_drift, explain, library_drift, match_tasks, unverified_cause
+from ._compare import (compare_task, environment_drift, explain, library_drift, match_tasks, order_dependent_outputs,
+                       unverified_cause)
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
 from ._relocate import Relocation
@@ -159,6 +160,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
     original = prepared.run
     partial = prepared.partial is not None
     order_o = dag_order(original)
+    racing = order_dependent_outputs(original.final_tasks())
     verdicts: list[list[TaskVerdict]] = []
     matched: list[dict[str, TaskRecord | None]] = []
     extras: list[list[TaskRecord]] = []
@@ -167,7 +169,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                                    relocation=relocation, calls=(calls or [{}, {}])[i] if partial else None)
         matched.append({o.task_run_id: n for o, n in pairs})
         runs = (original.final_tasks(), new.final_tasks())
-        verdicts.append([compare_task(o, n, relocation, runs=runs) for o, n in pairs])
+        verdicts.append([compare_task(o, n, relocation, runs=runs, order_dependent=racing) for o, n in pairs])
         extras.append(extra)
 
     old_env = prepared.environment
@@ -187,6 +189,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
     ups = upstream_map(original)
     names = {t.task_run_id: t.task_name for t in original.final_tasks()}
     unstable: set[str] = set()  # original task run ids whose two runs differ
+    racing_1 = order_dependent_outputs(run1.final_tasks())  # outputs of the first run the order decided
     tasks: list[ProbeTask] = []
     for i, o in enumerate(prepared.selected):  # DAG order: upstream verdicts come first
         v1, v2 = verdicts[0][i], verdicts[1][i]
@@ -209,7 +212,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                 p.causes.append("one run ran it and the other did not: the flow's path is nondeterministic")
             tasks.append(p)
             continue
-        between = compare_task(n1, n2)
+        between = compare_task(n1, n2, order_dependent=racing_1)
         # unverified: all that was compared agrees, but the return values have no stable hash
         p.between_runs = None if between.verdict == "unverified" else between.verdict == "reproduced"
         p.same_inputs = _inputs_key(n1) == _inputs_key(n2)

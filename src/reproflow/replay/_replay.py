@@ -21,7 +21,8 @@ from typing import Any
 
 from ..records import Environment, Run
 from ..store import Store
-from ._compare import compare_task, environment_causes, environment_drift, explain, library_drift, match_tasks
+from ._compare import (compare_task, environment_causes, environment_drift, explain, library_drift, match_tasks,
+                       order_dependent_outputs)
 from ._envbuild import build_environment, env_cache_root
 from ._execute import early_modules, run_runner, runner_env
 from ._inputs import verify_inputs
@@ -374,7 +375,9 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
                                by_position=partial, relocation=relocation, calls=calls if partial else None)
     written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
     runs = (original.final_tasks(), new_tasks)
-    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs) for o, n in pairs]
+    racing = order_dependent_outputs(runs[0])
+    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs, order_dependent=racing)
+                                   for o, n in pairs]
     for n in extra:
         verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index, subflow=n.subflow,
                                     replay_task_run_id=n.task_run_id, replay_state=n.state, verdict="extra",
