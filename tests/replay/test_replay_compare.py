@@ -303,8 +303,8 @@ def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> N
     when it ended, with whichever siblings' lines were in by then. Which ones is the scheduler's
     order, not the task's work, so the file is not compared for them ("unverified", naming the
     other task), never "differs" blamed on nondeterminism. Tasks ordered by the DAG (one
-    upstream of the other) still compare such a file, and so do tasks that saw it with the same
-    bytes."""
+    upstream of the other) or by the flow (called one after the other, never at the same time)
+    still compare such a file, and so do tasks that saw it with the same bytes."""
     from reproflow.replay._compare import order_dependent_outputs
 
     def line(digest: str) -> DataRef:
@@ -322,3 +322,7 @@ def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> N
     assert order_dependent_outputs([a, after]) == {}  # one upstream of the other: the order is the DAG's
     same = task("a", 1, "c", name="evaluate", tid="c", map_index=1, outputs=[line("h-a")])
     assert order_dependent_outputs([a, same]) == {}  # the same bytes: a file complete before either saw it
+    later = task("a", 1, "c", name="rewrite", tid="r", outputs=[line("h-r")])
+    assert order_dependent_outputs([a, later]) == {}  # called after it by the flow, no edge: the flow's order
+    beside = task("a", 0, "c", name="rewrite", tid="r2", outputs=[line("h-r")])  # submitted: ran at the same time
+    assert order_dependent_outputs([a, beside]) == {"a": {"/d/results.csv": "rewrite"}, "r2": {"/d/results.csv": "evaluate[0]"}}

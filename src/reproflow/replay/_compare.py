@@ -166,8 +166,8 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     racing = (order_dependent or {}).get(o.task_run_id, {})
     for ref in o.outputs:
         if racing and _output_key(ref.uri) in racing:
-            unhashed.append(f"output {ref.uri} was also written by task {racing[_output_key(ref.uri)]}, with other bytes, "
-                            "and neither task depends on the other: what it held when this task ended depends on the "
+            unhashed.append(f"output {ref.uri} was also written by task {racing[_output_key(ref.uri)]}, running at the "
+                            "same time, with other bytes, and neither task depends on the other: what it held when this task ended depends on the "
                             "order they ran in (appends to one results file, say), so nothing compared it; give each "
                             "task a file of its own to compare it")
             continue
@@ -296,10 +296,12 @@ def parameter_changes(o: TaskRecord, n: TaskRecord, relocation: Relocation | Non
 
 def order_dependent_outputs(tasks: list[TaskRecord]) -> dict[str, dict[str, str]]:
     """The outputs of a run whose bytes depend on the order its tasks ran in: a path that two
-    tasks recorded as an output with different bytes, neither of them upstream of the other (no
-    edge of the run's DAG leads from one to the other), so a scheduler may run them in either
+    tasks recorded as an output with different bytes, which ran at the same time (their runs
+    overlapped, or both are runs of one ``.map``) and neither of which is upstream of the other
+    (no edge of the run's DAG leads from one to the other), so a scheduler may run them in either
     order: mapped tasks appending their line to one results file, tasks each overwriting one
     "latest" file. What such a path held when each task ended is the order's, not the task's.
+    Tasks the flow called one after the other (never overlapping, not one map) keep their order.
     ``{task_run_id: {output path: the other task's label}}``; empty for most runs (a path one
     task wrote, or several wrote with the same bytes, as a file a task beside its writer saw
     complete)."""
@@ -340,6 +342,9 @@ def order_dependent_outputs(tasks: list[TaskRecord]) -> dict[str, dict[str, str]
         for t, digest in ws:
             for u, other in ws:
                 if u is t or other == digest:
+                    continue
+                one_map = t.map_index is not None and u.map_index is not None and t.task_name == u.task_name
+                if not (one_map or _overlap(t, u)):
                     continue
                 if u.task_run_id in ancestors(t.task_run_id) or t.task_run_id in ancestors(u.task_run_id):
                     continue
