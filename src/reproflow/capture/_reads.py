@@ -136,7 +136,8 @@ def _hook(event: str, args: tuple) -> None:
 #: Where the code that opens a log file lives: the standard library's ``logging`` (its
 #: ``FileHandler`` and the rotating handlers, under ``logging.basicConfig(filename=...)`` too) and
 #: loguru's file sink.
-_LOGGER_DIRS = (os.path.dirname(os.path.abspath(logging.__file__)) + os.sep, os.sep + "loguru" + os.sep)
+_LOGGING_DIR = os.path.dirname(os.path.abspath(logging.__file__)) + os.sep
+_LOGURU_PART = os.sep + "loguru" + os.sep
 
 
 def _by_logger() -> bool:
@@ -149,7 +150,7 @@ def _by_logger() -> bool:
     except ValueError:
         return False
     name = frame.f_code.co_filename
-    return name.startswith(_LOGGER_DIRS[0]) or _LOGGER_DIRS[1] in name
+    return name.startswith(_LOGGING_DIR) or _LOGURU_PART in name
 
 
 def _strings(value: object) -> list[str]:

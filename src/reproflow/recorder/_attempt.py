@@ -479,8 +479,10 @@ class _Attempt:
                 outputs += files(self._written_into(name, uri, before, stat_signature(uri), declared=True))
                 continue
             ref = self._hash_output(uri, name, declared=declared, dirs=False)
-            if declared and ref.kind in ("file", "directory"):
-                (self.spec.file_outputs.add if ref.kind == "file" else self.spec.file_outputs.discard)(name)
+            if declared and ref.kind == "file":
+                self.spec.file_outputs.add(name)
+            elif declared and ref.kind == "directory":
+                self.spec.file_outputs.discard(name)
             if ref.kind == "directory" and ref.sha256 is None:
                 # A path that was missing (or a file, or a declared output an earlier run found
                 # a file at: not looked up) before the task and is a folder (or an object

@@ -7,6 +7,7 @@ return-value hash, or an input file whose SHA-256 equals an earlier task's outpu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..records import Run, TaskRecord
@@ -27,7 +28,11 @@ def _trivial_hash(task: TaskRecord, param: str) -> bool:
 
 def edges(run: Run) -> list[Edge]:
     """Every edge of the run's DAG, recorded and inferred, without duplicates."""
-    tasks = run.final_tasks()
+    return task_edges(run.final_tasks())
+
+
+def task_edges(tasks: list[TaskRecord]) -> list[Edge]:
+    """:func:`edges` of a run's final task records, in start order."""
     out: dict[tuple[str, str, str], Edge] = {}
     for t in tasks:
         for param, srcs in t.upstream.items():
@@ -56,6 +61,19 @@ def edges(run: Run) -> list[Edge]:
                 outputs.setdefault(ref.sha256, t.task_run_id)
                 written[(ref.uri, ref.sha256)] = t.task_run_id
     return sorted(out.values(), key=lambda e: (e.dst, e.via, e.src))
+
+
+def reachable(links: Mapping[str, Iterable[str]], start: Iterable[str]) -> set[str]:
+    """The task runs reached from ``start`` along ``links`` (task_run_id -> the next ones: each
+    run's downstream runs, or its upstream ones), one step or more."""
+    seen: set[str] = set()
+    stack = [nxt for tid in start for nxt in links.get(tid, ())]
+    while stack:
+        cur = stack.pop()
+        if cur not in seen:
+            seen.add(cur)
+            stack += links.get(cur, ())
+    return seen
 
 
 def upstream_map(run: Run) -> dict[str, dict[str, list[str]]]:

@@ -167,9 +167,9 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     for ref in o.outputs:
         if racing and _output_key(ref.uri) in racing:
             unhashed.append(f"output {ref.uri} was also written by task {racing[_output_key(ref.uri)]}, running at the "
-                            "same time, with other bytes, and neither task depends on the other: what it held when this task ended depends on the "
-                            "order they ran in (appends to one results file, say), so nothing compared it; give each "
-                            "task a file of its own to compare it")
+                            "same time, with other bytes, and neither task depends on the other: what it held when "
+                            "this task ended depends on the order they ran in (appends to one results file, say), so "
+                            "nothing compared it; give each task a file of its own to compare it")
             continue
         if ref in old_folders:
             check = legacy_folder_check(o, n, ref, runs, move)
@@ -305,7 +305,7 @@ def order_dependent_outputs(tasks: list[TaskRecord]) -> dict[str, dict[str, str]
     ``{task_run_id: {output path: the other task's label}}``; empty for most runs (a path one
     task wrote, or several wrote with the same bytes, as a file a task beside its writer saw
     complete)."""
-    from ..recorder._dag import edges
+    from ..recorder._dag import reachable, task_edges
 
     writers: dict[str, list[tuple[TaskRecord, str | None]]] = defaultdict(list)
     for t in tasks:
@@ -316,25 +316,14 @@ def order_dependent_outputs(tasks: list[TaskRecord]) -> dict[str, dict[str, str]
     if not shared:
         return {}
 
-    class _Tasks:
-        def final_tasks(self) -> list[TaskRecord]:
-            return tasks
-
     parents: dict[str, set[str]] = defaultdict(set)
-    for e in edges(_Tasks()):  # type: ignore[arg-type]  # what edges() reads of a Run
+    for e in task_edges(tasks):
         parents[e.dst].add(e.src)
     above: dict[str, set[str]] = {}
 
     def ancestors(tid: str) -> set[str]:
         if tid not in above:
-            seen: set[str] = set()
-            stack = list(parents.get(tid, ()))
-            while stack:
-                cur = stack.pop()
-                if cur not in seen:
-                    seen.add(cur)
-                    stack += parents.get(cur, ())
-            above[tid] = seen
+            above[tid] = reachable(parents, [tid])
         return above[tid]
 
     out: dict[str, dict[str, str]] = {}

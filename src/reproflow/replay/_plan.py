@@ -119,17 +119,12 @@ def select_tasks(run: Run, task: str | None, from_task: str | None) -> tuple[lis
             f"no task named {name!r} in run {run.run_id}; its tasks are: {', '.join(names) or 'none'}"
         )
     if from_task is not None:
-        from ..recorder._dag import edges
+        from ..recorder._dag import edges, reachable
 
         down: dict[str, set[str]] = {}
         for e in edges(run):
             down.setdefault(e.src, set()).add(e.dst)
-        stack = list(chosen)
-        while stack:
-            for nxt in down.get(stack.pop(), ()):
-                if nxt not in chosen:
-                    chosen.add(nxt)
-                    stack.append(nxt)
+        chosen |= reachable(down, chosen)
     label = f"--task {task}" if task is not None else f"--from {from_task}"
     return [t for t in final if t.task_run_id in chosen], label
 
