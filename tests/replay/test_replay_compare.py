@@ -86,6 +86,21 @@ def test_causes_nondeterminism_when_nothing_else_changed() -> None:
     assert "nondeterminism in this task" in text and "RPF101" in text
 
 
+def test_a_task_that_raised_only_in_the_replay_is_no_nondeterminism_of_outputs() -> None:
+    """A failed task has no outputs that differed: its cause is the error, and that it ran without
+    it when recorded (an unpickled class the replay could not find said 'nondeterminism ... gave
+    different outputs')."""
+    o = task("a", 0, "c", name="predict", result_hash="sha256:1")
+    n = task("b", 0, "c", name="predict", state="FAILED")
+    n.error = ErrorInfo(type="builtins.AttributeError", message="Can't get attribute 'MeanModel'")
+    verdicts = [compare_task(o, n)]
+    explain(verdicts, _run([o]), [], [])
+    text = " ".join(verdicts[0].causes)
+    assert verdicts[0].verdict == "failed" and "AttributeError: Can't get attribute 'MeanModel'" in text
+    assert "nondeterminism" not in text and "gave different outputs" not in text
+    assert "did not raise when recorded" in text and "no seed was recorded" in text
+
+
 def test_causes_upstream_packages_and_inputs() -> None:
     """A downstream task blames its differing upstream; package drift and changed inputs are named."""
     up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])

@@ -586,7 +586,12 @@ def explain(
         rewritten = any(c.startswith("input ") for c in v.causes)  # compare_task's: the flow body wrote it otherwise
         if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not rewritten and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
-            causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
+            if v.verdict == "failed":  # no output to differ: the same code, inputs and environment ran without it
+                causes.append("it did not raise when recorded, with the same code, inputs and environment: something the "
+                              "record does not hold differs (a file or service it reached undeclared, the clock, "
+                              f"chance{seed})")
+            else:
+                causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 

@@ -81,6 +81,8 @@ def _load_entry_module(spec: dict[str, Any]) -> Any:
         except ImportError:
             mod = None
         if mod is not None and (not entry or _same_file(getattr(mod, "__file__", None), entry)):
+            if spec.get("main_module"):
+                _stand_as_main(mod, script=False)
             return mod
     if not entry:
         raise RuntimeError("the run records neither an entrypoint file nor an importable module")
@@ -94,7 +96,46 @@ def _load_entry_module(spec: dict[str, Any]) -> Any:
     mod = importlib.util.module_from_spec(file_spec)
     sys.modules[name] = mod
     file_spec.loader.exec_module(mod)
+    if not module_name:
+        _stand_as_main(mod, script=True)
     return mod
+
+
+def _stand_as_main(mod: Any, *, script: bool) -> None:
+    """Make ``mod``, imported under another name, the ``__main__`` it was when recorded.
+
+    A script run as ``python flow.py`` (or ``python -m NAME``) defined its classes and functions
+    in ``__main__``, and whatever names them by module said so: a model pickled to a file
+    (``pickle``, ``torch.save``, joblib) holds ``__main__.MeanModel``. Imported here under
+    another name, the same code wrote another module's name into the same file, and the replay
+    said the output differed. Once the module has run (its ``if __name__ == "__main__":`` part
+    skipped), its classes and functions are named ``__main__``'s, the module is
+    ``sys.modules["__main__"]`` (pickle checks the name leads back to the same object, and
+    loading the recorded pickle finds the class), and for a script, its globals' ``__name__``
+    is ``__main__`` too (a class a task makes later, a ``namedtuple`` say, takes it from there)
+    and its ``__spec__`` None, as a script's is. The runner's own functions keep their globals.
+    """
+    old = mod.__name__
+    seen: set[int] = set()
+
+    def rename(ns: dict[str, Any]) -> None:
+        for value in list(ns.values()):
+            if id(value) in seen or getattr(value, "__module__", None) != old:
+                continue
+            seen.add(id(value))
+            if isinstance(value, type) or inspect.isfunction(value):
+                try:
+                    value.__module__ = "__main__"
+                except (AttributeError, TypeError):  # a C type's, or a frozen one's: left as it is
+                    continue
+                if isinstance(value, type):
+                    rename(dict(vars(value)))
+
+    rename(vars(mod))
+    if script:
+        mod.__name__ = "__main__"
+        mod.__spec__ = None
+    sys.modules["__main__"] = mod
 
 
 def _same_file(a: str | None, b: str) -> bool:
