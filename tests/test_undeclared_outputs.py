@@ -108,3 +108,53 @@ def test_a_log_file_a_logging_handler_writes_is_no_output(store: Store, tmp_path
     assert [(Path(r.uri).name, r.param, r.declared) for r in d.outputs] == [("declared.log", "log_file", True)]
     assert sorted((Path(r.uri).name, r.param) for r in t.outputs) == [("data.txt", "out_dir"), ("plain.txt", None)]
     assert all((tmp_path / name).read_text().strip().endswith("started") for name in ("task.log", "text.log", "out/run.log"))
+
+
+@repro_task
+def threaded(n: int, out: str, src: str) -> int:
+    """Writes and reads from threads of its own: a pool (as an I/O-bound task does), a plain
+    thread, and a thread started by a pool's thread."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i: int) -> str:
+        with open(os.path.join(out, f"part-{i}.txt"), "w") as fh:
+            fh.write(str(i))
+        return Path(src).read_text()  # an undeclared input, read in a thread
+
+    def nested() -> None:
+        t = threading.Thread(target=lambda: Path(out, "nested.txt").write_text("n"))
+        t.start()
+        t.join()
+
+    with ThreadPoolExecutor(3) as pool:
+        texts = list(pool.map(write, range(n)))
+        pool.submit(nested).result()
+    t = threading.Thread(target=lambda: Path(out, "thread.txt").write_text("t"))
+    t.start()
+    t.join()
+    return len(texts)
+
+
+@repro_task
+def after(out: str) -> int:
+    return len(os.listdir(out))
+
+
+def test_files_a_task_writes_and_reads_from_threads_it_starts_are_its_own(store: Store, tmp_path: Path) -> None:
+    """A thread does not inherit the context the hook tells tasks apart by: the files a task
+    wrote from its own thread pool at a ``str`` path were no outputs, so a replay compared
+    nothing and called the task reproduced whatever those files held, and a file read there was
+    no undeclared input. A thread the attempt started (or one started by such a thread) is the
+    attempt's until it ends: a later task's opens are not."""
+    out, src = tmp_path / "parts", tmp_path / "in.txt"
+    out.mkdir()
+    src.write_text("data")
+    with reproflow.record("threads") as run:
+        threaded(4, str(out), str(src))
+        after(str(out))
+    tasks = {t.task_name: t for t in store.load_run(run.run_id).final_tasks()}
+    got = sorted((Path(r.uri).name, r.undeclared) for r in tasks["threaded"].outputs)
+    assert got == sorted([(f"part-{i}.txt", True) for i in range(4)] + [("nested.txt", True), ("thread.txt", True)])
+    assert [(Path(r.uri).name, r.undeclared) for r in tasks["threaded"].inputs if r.undeclared] == [("in.txt", True)]
+    assert tasks["after"].outputs == [] and not [r for r in tasks["after"].inputs if r.undeclared]

@@ -18,6 +18,12 @@ while that attempt runs its content is in flux (:func:`in_flight`): a folder rea
 out, and a task's outputs never include it. The registry keeps a path's writer until no attempt
 that ran beside it is still running.
 
+A thread the task starts (a ``ThreadPoolExecutor`` of its own, a ``threading.Thread``) does not
+inherit the context variable: the hook sees the thread start (the ``_thread.start_new_thread``
+audit event) and attributes that thread's opens to the attempt while the attempt runs
+(:func:`_watching`), so the files a task writes or reads from its own threads are its outputs and
+inputs as if it had opened them itself.
+
 Writers the hook on ``open`` cannot see: a subprocess (``subprocess.Popen``, ``os.system``,
 ``os.posix_spawn``, ``os.exec*``, ``os.spawn*``, ``os.fork``) and a C library writing by itself.
 The hook notes which attempt started a subprocess, when, and the arguments it passed; a file one
@@ -56,7 +62,7 @@ _MACHINE_DIRS = ("/etc/", "/usr/share/", "/usr/lib/", "/usr/lib64/", "/usr/local
 class Reads:
     """The paths one task attempt opened: for reading, and for writing (in first-seen order)."""
 
-    __slots__ = ("read", "written", "logs", "seq", "ended", "spawned", "argv", "cwds", "name")
+    __slots__ = ("read", "written", "logs", "seq", "ended", "spawned", "argv", "cwds", "name", "threads")
 
     def __init__(self) -> None:
         self.read: dict[str, None] = {}
@@ -68,6 +74,7 @@ class Reads:
         self.argv: list[str] = []  #: the arguments of its subprocesses (at most _MAX_ARGV)
         self.cwds: set[str] = set()  #: their working folders
         self.name = ""  #: the task's name, for messages
+        self.threads: list[threading.Thread] = []  #: the threads it started (see _thread_started)
 
 
 _current: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("reproflow_reads", default=None)
@@ -91,11 +98,70 @@ _SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "o
 _MAX_ARGV = 256
 _SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
 _counter = 0
+#: A thread a watched attempt started -> that attempt (see :func:`_thread_started`), until it is done.
+_thread_owner: dict[threading.Thread, Reads] = {}
+#: The audit events of a new thread: ``threading.Thread.start`` raises the first up to Python
+#: 3.12, the second from 3.13; the started function is the first argument either way.
+_THREAD_EVENTS = frozenset({"_thread.start_new_thread", "_thread.start_joinable_thread"})
+
+
+def _watching() -> Reads | None:
+    """The attempt whose opens these are: the one running in this context, or, in a thread a
+    running attempt started (a thread pool inside the task), that attempt."""
+    reads = _current.get()
+    if reads is not None or not _thread_owner:
+        return reads
+    owner = _thread_owner.get(threading.current_thread())
+    return owner if owner is not None and owner.ended is None else None
+
+
+def _thread_started(args: tuple) -> None:
+    """A thread started while an attempt is watched (in its context, or in a thread it started):
+    its opens are that attempt's until the attempt is done. ``threading.Thread.start`` starts
+    the thread's bound ``_bootstrap``: its ``__self__`` is the ``Thread`` the new thread's
+    ``current_thread()`` returns."""
+    if _current.get() is None and not _thread_owner:
+        return
+    try:
+        thread = getattr(args[0], "__self__", None)
+        if isinstance(thread, threading.Thread):
+            _own(thread)
+    except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
+        return
+
+
+def _own(thread: threading.Thread) -> None:
+    reads = _watching()
+    if reads is not None:
+        reads.threads.append(thread)
+        _thread_owner[thread] = reads  # one store: atomic under the GIL
+
+
+def _watch_thread_starts() -> None:
+    """Before Python 3.12 no audit event tells a thread start: ``threading.Thread.start`` is
+    wrapped to tell it instead (the thread is noted before it runs, as the event would)."""
+    if sys.version_info >= (3, 12):
+        return
+    start = threading.Thread.start
+
+    def watched_start(self: threading.Thread) -> None:
+        if _current.get() is not None or _thread_owner:
+            try:
+                _own(self)
+            except Exception:  # noqa: BLE001 - watching never breaks the thread's start
+                pass
+        start(self)
+
+    watched_start.__wrapped__ = start  # type: ignore[attr-defined]
+    watched_start.__doc__ = start.__doc__
+    threading.Thread.start = watched_start  # type: ignore[method-assign]
 
 
 def _hook(event: str, args: tuple) -> None:
     if event != "open":
-        if event in _SPAWN_EVENTS:
+        if event in _THREAD_EVENTS:
+            _thread_started(args)
+        elif event in _SPAWN_EVENTS:
             # a run this process ended is complete before a subprocess (``reproflow report``,
             # ``replay``) or an exec'd program could read it
             _settle_store()
@@ -109,7 +175,11 @@ def _hook(event: str, args: tuple) -> None:
         return
     reads = _current.get()
     if reads is None:
-        return
+        if not _thread_owner:
+            return
+        reads = _watching()
+        if reads is None:
+            return
     try:
         path, mode, flags = args
         if isinstance(path, int):
@@ -172,7 +242,7 @@ def _renamed(args: tuple) -> None:
     """``os.rename``/``os.replace`` (and ``shutil.move``) by the watched attempt: a file it wrote,
     moved into place (an atomic write: ``tmp`` written, then replaced onto ``dst``), is written
     at its new name too."""
-    reads = _current.get()
+    reads = _watching()
     if reads is None:
         return
     try:
@@ -192,7 +262,7 @@ def _removed(args: tuple) -> None:
     """``os.remove``/``os.unlink`` (``Path.unlink``) by the watched attempt: removing a file
     writes its path, so a task that removes a file from a folder its siblings also write into is
     the one whose output that removal is (:func:`written_by_another` tells the others)."""
-    reads = _current.get()
+    reads = _watching()
     if reads is None:
         return
     try:
@@ -208,7 +278,7 @@ def _removed(args: tuple) -> None:
 
 def _other(event: str, args: tuple) -> None:
     """A subprocess started, or a sqlite database opened, by the watched attempt."""
-    reads = _current.get()
+    reads = _watching()
     if reads is None:
         return
     try:
@@ -262,6 +332,7 @@ def register() -> Reads:
         with _install_lock:
             if not _installed:
                 sys.addaudithook(_hook)
+                _watch_thread_starts()
                 _installed = True
     global _counter
     reads = Reads()
@@ -298,6 +369,9 @@ def done(reads: Reads) -> None:
             return  # done twice, or not registered here
         if reads.ended is None:
             reads.ended = _counter
+        for thread in reads.threads:
+            _thread_owner.pop(thread, None)
+        reads.threads.clear()
         if not _running:
             _writers.clear()
             _spawners.clear()
