@@ -117,3 +117,22 @@ def test_a_restored_input_says_where_it_came_from() -> None:
     assert "input restored: /w/one.tok (copied from /w/one.tok (read only))" in text
     assert "input restored: /w/raw.csv (restored from the copy stored at record time)" in text
     assert "from the store" not in text
+
+
+def test_a_file_both_returned_and_a_parameter_s_output_is_one_cause_line() -> None:
+    """A task returning the Path it was passed and wrote records the file twice (the parameter's
+    output and the return value's): the table named the same difference twice. Each differing
+    file is named once, in the order recorded, before the causes."""
+    from reproflow.replay._models import OutputCheck
+
+    result = _result("differs")
+    v = result.tasks[0]
+    v.outputs = [OutputCheck(uri="/w/models/mean.pkl", param="model_path", expected="a" * 64, actual="b" * 64, match=False),
+                 OutputCheck(uri="/w/models/mean.pkl", param="return", expected="a" * 64, actual="b" * 64, match=False),
+                 OutputCheck(uri="/w/log.txt", param="return", expected="c" * 64, actual="d" * 64, match=False)]
+    v.causes = ["nondeterminism in this task"]
+    buf = io.StringIO()
+    render_result(Console(file=buf, width=400, color_system=None), result)
+    text = buf.getvalue()
+    assert text.count("/w/models/mean.pkl") == 1
+    assert text.index("/w/models/mean.pkl") < text.index("/w/log.txt") < text.index("nondeterminism")

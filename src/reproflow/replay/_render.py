@@ -115,10 +115,9 @@ def verdict_table(result: ReplayResult) -> Table:
             rh = f"[green]{_short(v.original_result_hash, 10)}[/]"
         else:
             rh = f"[red]{_short(v.original_result_hash, 10)} ≠ {_short(v.replay_result_hash, 10)}[/]"
-        causes = "; ".join(v.causes)
-        for o in v.outputs:
-            if not o.match:
-                causes = f"{o.uri}: {_short(o.expected)} ≠ {_short(o.actual)}" + (f"; {causes}" if causes else "")
+        # a file that is both a parameter's output and the returned path is one line, not two
+        lines = dict.fromkeys(f"{o.uri}: {_short(o.expected)} ≠ {_short(o.actual)}" for o in v.outputs if not o.match)
+        causes = "; ".join([*lines, *v.causes])
         table.add_row(name, f"[{_VERDICT_STYLE.get(v.verdict, '')}]{v.verdict}[/]", outs, rh, causes or "")
     return table
 
