@@ -64,6 +64,18 @@ def test_a_runs_tasks_keep_the_settings_its_first_task_saw(store: Store, tmp_pat
     assert _task_seeds(Store(tmp_path / "elsewhere"), later.run_id) == [9]
 
 
+def test_record_s_store_holds_its_tasks_too(store: Store, store_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """``reproflow.record(store=...)`` with ``$REPROFLOW_STORE`` naming another store: the run
+    was opened in the store given, and its tasks were written to the environment's (a run with
+    no tasks there, task records without a run here)."""
+    other = Store(tmp_path / "given")
+    with reproflow.record("given-store", store=str(tmp_path / "given")) as run:
+        seeded(1)
+        seeded(2)
+    assert len(other.load_run(run.run_id).final_tasks()) == 2
+    assert not any(run.run_id in str(p) for p in store_dir.rglob("*"))
+
+
 def test_a_run_this_process_did_not_start_reads_the_environment_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPROFLOW_STRICT", "1")
     assert _runs.task_settings("not-started-here").strict

@@ -313,6 +313,7 @@ def _attempt(task: Any, run: PlainRun, task_run_id: str, attempt: int, args: tup
         upstream=run.upstream_of(dict(bound.arguments)),
         engine="plain",
         tags=sorted(task.tags or []),
+        store=run.store,
     )
 
 
