@@ -169,3 +169,44 @@ def test_hash_local_signed_gives_the_stat_signature_it_hashed_by(tmp_path: pathl
     ref, sig = hash_local_signed(p)
     assert ref.sha256 == hashlib.sha256(b"x").hexdigest() and sig == stat_signature(str(p)) is not None
     assert hash_local_signed(tmp_path)[1] is None and hash_local_signed(tmp_path / "nope")[1] is None
+
+
+def test_gzip_sha256_leaves_out_the_time_stamp_alone(tmp_path: pathlib.Path, store) -> None:  # type: ignore[no-untyped-def]
+    """Two gzip files of the same data written at other times differ in bytes 4-7 alone (the
+    header's MTIME): their gzip_sha256 is the same; other data gives another; a file named .gz
+    that is no gzip has none. A task's .gz output carries it (and no other output does)."""
+    import gzip
+
+    from reproflow.capture._files import gzip_sha256, sha256_file
+
+    for sub in "abc":  # one name in three folders: gzip keeps the file's name in the header too
+        (tmp_path / sub).mkdir()
+    a, b, c, fake = (tmp_path / "a/t.gz", tmp_path / "b/t.gz", tmp_path / "c/t.gz", tmp_path / "fake.gz")
+    with gzip.GzipFile(a, "wb", mtime=1_000_000) as fh:
+        fh.write(b"same data\n" * 100)
+    with gzip.GzipFile(b, "wb", mtime=2_000_000) as fh:
+        fh.write(b"same data\n" * 100)
+    with gzip.GzipFile(c, "wb", mtime=1_000_000) as fh:
+        fh.write(b"other data\n" * 100)
+    fake.write_bytes(b"plain text, not gzip")
+    assert sha256_file(a)[0] != sha256_file(b)[0]
+    assert gzip_sha256(str(a)) == gzip_sha256(str(b)) != gzip_sha256(str(c))
+    assert gzip_sha256(str(fake)) is None
+
+    import reproflow
+    from reproflow import repro_task
+
+    @repro_task
+    def pack(dst: pathlib.Path, plain: pathlib.Path, stamp: int) -> None:
+        with gzip.GzipFile(dst, "wb", mtime=stamp) as fh:  # as gzip.open does with the clock
+            fh.write(b"rows\n")
+        plain.write_text("rows\n")
+
+    with reproflow.record("gz") as run:
+        pack(tmp_path / "a/t.csv.gz", tmp_path / "a/t.csv", 1_000_000)
+        pack(tmp_path / "b/t.csv.gz", tmp_path / "b/t.csv", 2_000_000)
+    first, second = store.load_run(run.run_id).final_tasks()
+    gz1 = [r for r in first.outputs if r.uri.endswith(".gz")][0]
+    gz2 = [r for r in second.outputs if r.uri.endswith(".gz")][0]
+    assert gz1.gzip_sha256 and gz1.gzip_sha256 == gz2.gzip_sha256 and gz1.sha256 != gz2.sha256
+    assert [r.gzip_sha256 for r in first.outputs if not r.uri.endswith(".gz")] == [None]

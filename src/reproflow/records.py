@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The schema this reproflow writes. Bump MINOR for added optional fields, MAJOR for anything
 #: an older reader would misread.
 #: 2.0: task records may come in batches (tasks/*.jsonl), which a 1.x reader would not see.
-SCHEMA_VERSION = "2.0"
+#: 2.1: DataRef.gzip_sha256.
+SCHEMA_VERSION = "2.1"
 SCHEMA_MAJOR = 2
 
 
@@ -83,6 +84,10 @@ class DataRef(_Model):
     #: (the flow body, say), or a folder of only such files (schema 1.5): a replay that runs the
     #: flow again does not check it before the run, since the run writes it again
     written_in_run: Optional[bool] = None
+    #: for an output file named ``*.gz`` in gzip format (schema 2.1): the sha256 of its bytes with
+    #: the header's time stamp (MTIME, when it was compressed) set to zero. A replay tells a file
+    #: whose compressed data is the same from one whose content differs
+    gzip_sha256: Optional[str] = None
 
 
 class ErrorInfo(_Model):

@@ -101,6 +101,31 @@ def test_a_task_that_raised_only_in_the_replay_is_no_nondeterminism_of_outputs()
     assert "did not raise when recorded" in text and "no seed was recorded" in text
 
 
+def test_a_gzip_file_that_differs_in_its_time_stamp_alone_is_said_so() -> None:
+    """``gzip.open`` and pandas' ``.csv.gz`` put the clock in the header: the file differs every
+    run, and the replay blamed 'nondeterminism in this task'. Same data (``gzip_sha256``): the
+    task still differs, and the cause says it is the time stamp and how to write without one;
+    other data, or another differing output, is no such case."""
+    def gz(digest: str, body: str) -> DataRef:
+        return DataRef(uri="/d/t.csv.gz", kind="file", sha256=digest, param="out", gzip_sha256=body)
+
+    o = task("a", 0, "c", name="table", outputs=[gz("aa", "g1")], result_hash="sha256:r")
+    same_data = task("b", 0, "c", name="table", outputs=[gz("ab", "g1")], result_hash="sha256:r")
+    other_data = task("b", 0, "c", name="table", outputs=[gz("ac", "g2")], result_hash="sha256:r")
+    verdicts = [compare_task(o, same_data), compare_task(o, other_data)]
+    explain(verdicts, _run([o]), [], [])
+    stamped, changed = verdicts
+    assert stamped.verdict == "differs" and stamped.outputs[0].gzip_time_only
+    assert any("time stamp gzip puts in its header" in c and "mtime=0" in c for c in stamped.causes)
+    assert not any("nondeterminism" in c for c in stamped.causes)
+    assert changed.verdict == "differs" and not changed.outputs[0].gzip_time_only
+    assert any("nondeterminism" in c for c in changed.causes) and not any("gzip" in c for c in changed.causes)
+    both = task("a", 0, "c", name="table", outputs=[gz("aa", "g1"), _out("/d/x", "x1")], result_hash="sha256:r")
+    v = compare_task(both, task("b", 0, "c", name="table", outputs=[gz("ab", "g1"), _out("/d/x", "x2")], result_hash="sha256:r"))
+    explain([v], _run([both]), [], [])
+    assert any("nondeterminism" in c for c in v.causes)  # /d/x differs for real
+
+
 def test_causes_upstream_packages_and_inputs() -> None:
     """A downstream task blames its differing upstream; package drift and changed inputs are named."""
     up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])

@@ -167,6 +167,27 @@ def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tu
     return digest, st.st_size
 
 
+#: gzip's magic bytes and its one compression method (deflate): RFC 1952, section 2.3
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+def gzip_sha256(path: str) -> str | None:
+    """For a gzip file, the sha256 of its bytes with the header's MTIME (bytes 4 to 7: when it
+    was compressed, which ``gzip.open`` and pandas set to the clock) zeroed; None for a file
+    that is not gzip. Two files with the same one differ in that time stamp alone."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        head = fh.read(10)
+        if len(head) < 10 or head[:3] != _GZIP_MAGIC:
+            return None
+        h.update(head[:4] + b"\0\0\0\0" + head[8:])
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
 def _stream(path: str, size: int, progress: bool | None) -> str:
     show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
     if size < CHUNK and not show:
@@ -349,4 +370,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]

@@ -30,7 +30,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads, context_at_task_end, get_context
-from ..capture._files import changed_in_tree, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files
+from ..capture._files import changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
@@ -178,11 +178,14 @@ class _Attempt:
         subflow_run_id: str | None = None,
         engine_info: dict[str, Any] | None = None,
         defer_write: bool = False,
+        store: Store | None = None,
     ) -> None:
         """``defer_write``: the engine waits for :func:`reproflow.store._writer.writer` before
         the run's end record (and the process does at exit), so the record may be built and
         written on the writer thread when this process owns the run and the store is not
-        strict (a strict store's caller must see a failed write)."""
+        strict (a strict store's caller must see a failed write). ``store``: the run's store,
+        where the run was opened in another than the environment names (``record(store=...)``);
+        a task's own ``store=`` option still comes first."""
         self.spec = spec
         self.args, self.kwargs = args, kwargs
         self.run_id, self.task_run_id, self.attempt = run_id, task_run_id, attempt
@@ -193,7 +196,7 @@ class _Attempt:
         self.engine_info = dict(engine_info or {})
         self.defer_write = defer_write
         self.settings = task_settings(run_id)
-        run_store = self.settings.store  # None: $REPROFLOW_STORE names no store (get_store says why)
+        run_store = store or self.settings.store  # None: $REPROFLOW_STORE names no store (get_store says why)
         self.store: Store = run_store if spec.opts.store is None and run_store is not None else get_store(spec.opts.store)
 
     # ------------------------------------------------------------------ before
@@ -661,6 +664,11 @@ class _Attempt:
                            reason="it changed while it was hashed: still being written when the task ended (by a "
                                   "subprocess, a C library or another process the task did not wait for), so no "
                                   "hash of it is kept")
+        if ref.kind == "file" and ref.uri[-3:].lower() == ".gz" and "://" not in ref.uri:
+            try:  # a replay tells a file that differs only in when it was compressed
+                ref.gzip_sha256 = gzip_sha256(ref.uri)
+            except OSError:
+                pass
         return ref
 
     def _typed_params(self) -> dict[str, Any]:

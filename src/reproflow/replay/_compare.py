@@ -116,6 +116,12 @@ def _output_key(uri: str) -> str:
     return os.path.normpath(uri) if "://" not in uri else uri
 
 
+#: the cause of a gzip output whose bytes differ in its header's time stamp alone
+GZIP_TIME_ONLY = ("a gzip file it wrote differs only in the time stamp gzip puts in its header (when it was "
+                  "compressed): the compressed data is the same. Write it without one and it reproduces: "
+                  "gzip.GzipFile(path, 'wb', mtime=0), or pandas' compression={'method': 'gzip', 'mtime': 0}")
+
+
 def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
                  elsewhere: dict[str, DataRef] | None = None, *,
                  runs: tuple[list[TaskRecord], list[TaskRecord]] | None = None,
@@ -202,11 +208,16 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             side, why = ("recorded run", ref.reason) if ref.kind == "unhashed" else ("replay", got.reason)  # type: ignore[union-attr]
             unhashed.append(f"output {ref.uri} has no hash in the {side}, so nothing compared it: {why or 'no reason recorded'}")
             continue
-        v.outputs.append(OutputCheck(
+        check = OutputCheck(
             uri=ref.uri, param=ref.param, expected=ref.sha256,
             actual=got.sha256 if got is not None else None,
             match=got is not None and got.sha256 == ref.sha256,
-        ))
+        )
+        if not check.match and got is not None and ref.gzip_sha256 and ref.gzip_sha256 == got.gzip_sha256:
+            check.gzip_time_only = True
+            if GZIP_TIME_ONLY not in v.causes:
+                v.causes.append(GZIP_TIME_ONLY)
+        v.outputs.append(check)
     if o.result_hash is None and n.result_hash is None:
         v.result_match = None
     else:
@@ -584,7 +595,9 @@ def explain(
             if flagged:
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
         rewritten = any(c.startswith("input ") for c in v.causes)  # compare_task's: the flow body wrote it otherwise
-        if not (changed_inputs and any(c.startswith("input ") for c in causes)) and not rewritten and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
+        stamped = v.verdict == "differs" and v.result_match is not False and all(
+            x.match or x.gzip_time_only for x in v.outputs)  # nothing differs but when a gzip file was compressed
+        if not stamped and not (changed_inputs and any(c.startswith("input ") for c in causes)) and not rewritten and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             if v.verdict == "failed":  # no output to differ: the same code, inputs and environment ran without it
                 causes.append("it did not raise when recorded, with the same code, inputs and environment: something the "

@@ -122,6 +122,8 @@ class OutputCheck(_M):
     expected: Optional[str] = None
     actual: Optional[str] = None
     match: bool
+    #: a gzip file whose bytes differ in the header's time stamp alone (the compressed data is the same)
+    gzip_time_only: Optional[bool] = None
 
 
 class TaskVerdict(_M):
