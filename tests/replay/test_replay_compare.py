@@ -126,6 +126,39 @@ def test_a_gzip_file_that_differs_in_its_time_stamp_alone_is_said_so() -> None:
     assert any("nondeterminism" in c for c in v.causes)  # /d/x differs for real
 
 
+def test_outputs_named_after_the_run_are_found_under_the_replay_s_names() -> None:
+    """``runs/{flow_run.name}/x.txt``, ``by_id/{task_run.id}.txt``: every run names them anew.
+    The same bytes under the replay's names reproduce, and a returned path holding the name
+    compares equal once the name is put back; other bytes still differ, a name too short to
+    tell from other text is not looked for, and without the names nothing is renamed."""
+    from reproflow.replay._compare import run_renames
+    from reproflow.values._typed import to_typed_json
+
+    o_run = RunRecord(run_id="f-orig-0000", flow_name="f", flow_run_name="crimson-tiger", context="c")
+    n_run = RunRecord(run_id="f-new-00000", flow_name="f", flow_run_name="witty-falcon", context="c")
+    path_o, path_n = Path("/w/runs/crimson-tiger/x.txt"), Path("/w/runs/witty-falcon/x.txt")
+
+    def rec(run: RunRecord, tid: str, path: Path, digest: str) -> object:
+        t = task(run.run_id, 0, "c", name="save", tid=tid, outputs=[
+            DataRef(uri=str(path), kind="file", sha256=digest, undeclared=True),
+            DataRef(uri=f"/w/by_id/{tid}.txt", kind="file", sha256=digest, undeclared=True)],
+            result_hash=stable_hash(path))
+        t.result = to_typed_json(path)
+        return t
+
+    o = rec(o_run, "task-run-aaaa", path_o, "aa")
+    same = rec(n_run, "task-run-bbbb", path_n, "aa")
+    renames = run_renames(o_run, n_run, o, same)
+    assert renames["crimson-tiger"] == "witty-falcon" and renames["task-run-aaaa"] == "task-run-bbbb"
+    v = compare_task(o, same, renames=renames)
+    assert v.verdict == "reproduced" and [c.match for c in v.outputs] == [True, True] and v.result_match
+    assert compare_task(o, same).verdict == "differs"  # without the names: missing files, another path
+    other = rec(n_run, "task-run-bbbb", path_n, "ab")
+    assert compare_task(o, other, renames=run_renames(o_run, n_run, o, other)).verdict == "differs"
+    short = RunRecord(run_id="f-orig-0000", flow_name="f", flow_run_name="a-b", context="c")
+    assert "a-b" not in run_renames(short, n_run, o, same)
+
+
 def test_causes_upstream_packages_and_inputs() -> None:
     """A downstream task blames its differing upstream; package drift and changed inputs are named."""
     up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])

@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..values._typed import from_typed_json, hash_mapping, stable_hash
-from ..records import DataRef, Environment, EnvVar, Hardware, Run, TaskRecord
+from ..records import DataRef, Environment, EnvVar, Hardware, Run, RunRecord, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
 from ._relocate import Relocation
 
@@ -101,15 +101,58 @@ def _params_hash_as_recorded(n: TaskRecord, relocation: Relocation | None) -> st
     return hash_mapping({k: from_typed_json(v) for k, v in params.items()})[1]
 
 
-def _result_matches(o: TaskRecord, n: TaskRecord, relocation: Relocation | None) -> bool:
+def _result_matches(o: TaskRecord, n: TaskRecord, relocation: Relocation | None,
+                    renames: Mapping[str, str] | None = None) -> bool:
     """Equal result hashes, or equal once paths inside the restored code in the replayed
-    result (recorded inline as typed JSON) are mapped back to the recorded source root."""
+    result (recorded inline as typed JSON) are mapped back to the recorded source root, and
+    the replay's run names and ids in its strings back to the recorded run's (``renames``)."""
     if o.result_hash == n.result_hash:
         return True
-    if relocation is None or relocation.recorded_root is None or n.result is None:
+    if n.result is None:
         return False
-    back = relocation.reverse.typed(n.result)
+    back = n.result
+    if relocation is not None and relocation.recorded_root is not None:
+        back = relocation.reverse.typed(back)
+    if renames:
+        back = _renamed_strings(back, {new: old for old, new in renames.items()})
     return back != n.result and stable_hash(from_typed_json(back)) == o.result_hash
+
+
+#: Run names and ids shorter than this are not looked for in paths (a short one could be part
+#: of any name); Prefect's generated flow run names ("crimson-tiger") and every id are longer.
+_MIN_RENAME = 8
+
+
+def run_renames(o_run: RunRecord | None, n_run: RunRecord | None, o: TaskRecord, n: TaskRecord | None) -> dict[str, str]:
+    """What every run names anew, recorded -> replayed: the flow run's name and id, the task
+    run's id, and its subflow run's id. A task that names its output after them
+    (``runs/{flow_run.name}/values.txt``, ``by_id/{task_run.id}.txt``) writes the same bytes at
+    a place the replay names otherwise: its output is found there, and a returned path holding
+    them compares equal once they are put back."""
+    pairs: list[tuple[str | None, str | None]] = []
+    if o_run is not None and n_run is not None:
+        pairs += [(o_run.flow_run_name, n_run.flow_run_name), (o_run.run_id, n_run.run_id)]
+    if n is not None:
+        pairs += [(o.task_run_id, n.task_run_id), (o.subflow_run_id, n.subflow_run_id), (o.run_id, n.run_id)]
+    return {a: b for a, b in pairs if a and b and a != b and len(a) >= _MIN_RENAME and len(b) >= _MIN_RENAME}
+
+
+def _renamed(text: str, renames: Mapping[str, str]) -> str:
+    for old, new in renames.items():
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+def _renamed_strings(value: Any, renames: Mapping[str, str]) -> Any:
+    """A typed-JSON value with ``renames`` applied inside every string it holds."""
+    if isinstance(value, str):
+        return _renamed(value, renames)
+    if isinstance(value, list):
+        return [_renamed_strings(v, renames) for v in value]
+    if isinstance(value, dict):
+        return {k: _renamed_strings(v, renames) for k, v in value.items()}
+    return value
 
 
 def _output_key(uri: str) -> str:
@@ -125,7 +168,8 @@ GZIP_TIME_ONLY = ("a gzip file it wrote differs only in the time stamp gzip puts
 def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
                  elsewhere: dict[str, DataRef] | None = None, *,
                  runs: tuple[list[TaskRecord], list[TaskRecord]] | None = None,
-                 order_dependent: dict[str, dict[str, str]] | None = None) -> TaskVerdict:
+                 order_dependent: dict[str, dict[str, str]] | None = None,
+                 renames: Mapping[str, str] | None = None) -> TaskVerdict:
     """The verdict for one pair (causes are added by :func:`explain`).
 
     With ``relocation``, a recorded output inside the source root is matched to the replayed
@@ -145,6 +189,9 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
 
     ``order_dependent`` (:func:`order_dependent_outputs` of the recorded run): an output whose
     bytes depend on the order tasks ran in is not compared, and the task is ``unverified``.
+
+    ``renames`` (:func:`run_renames`): the run's names and ids, recorded -> replayed, as they
+    appear in the paths of outputs named after the run.
     """
     v = TaskVerdict(
         task_name=o.task_name,
@@ -185,7 +232,9 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
                 v.outputs.append(check)
             continue
         keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
-        got = new_outputs.get(keys[0]) or new_outputs.get(keys[1])
+        if renames and (named := _renamed(keys[0], renames)) != keys[0]:
+            keys = (named, *keys)  # named after the run: the replay's run wrote it at its own name
+        got = next((new_outputs[k] for k in keys if k in new_outputs), None)
         if got is None and ref.kind == "directory" and ref.declared and ref.n_files and any(
                 _under_folder(r.uri, keys[0]) or _under_folder(r.uri, keys[1]) for r in n.outputs):
             # a declared output folder recorded whole (as reproflow did before it recorded the
@@ -195,7 +244,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             continue
         by_elsewhere = elsewhere is not None and ref.param not in (None, "return")
         if got is None and by_elsewhere and not ref.declared:
-            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])  # type: ignore[union-attr]
+            got = next((elsewhere[k] for k in keys if k in elsewhere), None)  # type: ignore[operator]
         if got is None and ref.param and o_params[ref.param] == 1:
             got = by_param.get(ref.param)
             if got is not None and (got.kind == "directory") != (ref.kind == "directory"):
@@ -203,7 +252,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         if got is None and by_elsewhere and ref.declared:
             # a file in a declared output folder that a task beside this one wrote (in another
             # worker process, where no hook saw it): compared with what the replay wrote there
-            got = elsewhere.get(keys[0]) or elsewhere.get(keys[1])  # type: ignore[union-attr]
+            got = next((elsewhere[k] for k in keys if k in elsewhere), None)  # type: ignore[operator]
         if ref.kind == "unhashed" or (got is not None and got.kind == "unhashed"):
             side, why = ("recorded run", ref.reason) if ref.kind == "unhashed" else ("replay", got.reason)  # type: ignore[union-attr]
             unhashed.append(f"output {ref.uri} has no hash in the {side}, so nothing compared it: {why or 'no reason recorded'}")
@@ -221,7 +270,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
     if o.result_hash is None and n.result_hash is None:
         v.result_match = None
     else:
-        v.result_match = _result_matches(o, n, relocation)
+        v.result_match = _result_matches(o, n, relocation, renames)
     v.parameters_changed = parameter_changes(o, n, relocation)
     same_state = _final(o.state) == _final(n.state)
     if not same_state:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from ..records import Environment, Run, TaskRecord
 from ..store import Store
 from ._compare import (compare_task, environment_drift, explain, library_drift, match_tasks, order_dependent_outputs,
-                       unverified_cause)
+                       run_renames, unverified_cause)
 from ._models import ProbeResult, ProbeTask, TaskVerdict
 from ._plan import Prepared, dag_order
 from ._relocate import Relocation
@@ -169,7 +169,8 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                                    relocation=relocation, calls=(calls or [{}, {}])[i] if partial else None)
         matched.append({o.task_run_id: n for o, n in pairs})
         runs = (original.final_tasks(), new.final_tasks())
-        verdicts.append([compare_task(o, n, relocation, runs=runs, order_dependent=racing) for o, n in pairs])
+        verdicts.append([compare_task(o, n, relocation, runs=runs, order_dependent=racing,
+                                      renames=run_renames(original.record, new.record, o, n)) for o, n in pairs])
         extras.append(extra)
 
     old_env = prepared.environment
@@ -212,7 +213,7 @@ def _compare_probe(result: ProbeResult, prepared: Prepared, run1: Run, run2: Run
                 p.causes.append("one run ran it and the other did not: the flow's path is nondeterministic")
             tasks.append(p)
             continue
-        between = compare_task(n1, n2, order_dependent=racing_1)
+        between = compare_task(n1, n2, order_dependent=racing_1, renames=run_renames(run1.record, run2.record, n1, n2))
         # unverified: all that was compared agrees, but the return values have no stable hash
         p.between_runs = None if between.verdict == "unverified" else between.verdict == "reproduced"
         p.same_inputs = _inputs_key(n1) == _inputs_key(n2)

@@ -22,7 +22,7 @@ from typing import Any
 from ..records import Environment, Run
 from ..store import Store
 from ._compare import (compare_task, environment_causes, environment_drift, explain, library_drift, match_tasks,
-                       order_dependent_outputs)
+                       order_dependent_outputs, run_renames)
 from ._envbuild import build_environment, env_cache_root
 from ._execute import early_modules, run_runner, runner_env
 from ._inputs import verify_inputs
@@ -376,7 +376,8 @@ def _compare(result: ReplayResult, prepared: Prepared, new_run: Run, st: Store,
     written = {os.path.normpath(r.uri) if "://" not in r.uri else r.uri: r for t in new_tasks for r in t.outputs}
     runs = (original.final_tasks(), new_tasks)
     racing = order_dependent_outputs(runs[0])
-    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs, order_dependent=racing)
+    verdicts: list[TaskVerdict] = [compare_task(o, n, relocation, written, runs=runs, order_dependent=racing,
+                                                renames=run_renames(original.record, new_run.record, o, n))
                                    for o, n in pairs]
     for n in extra:
         verdicts.append(TaskVerdict(task_name=n.task_name, function=n.function, map_index=n.map_index, subflow=n.subflow,

@@ -1,11 +1,14 @@
 """Outputs stamped with the time, as reports often are: a results folder named after the run's
 start time (made by the flow body), and a report whose content holds datetime.now(). Neither can
-repeat; the replay must say so, never call them reproduced."""
+repeat; the replay must say so, never call them reproduced. Outputs named after the Prefect run
+instead (its flow run's name, a task run's id) are named anew by every run, and reproflow knows
+both names: the same bytes there reproduce (they "differed": the file was missing, the returned
+path another)."""
 import json
 from datetime import datetime
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, runtime
 
 from reproflow import repro_task
 
@@ -29,6 +32,20 @@ def write_value(value: float, out_dir: Path) -> Path:
     return dest
 
 
+@repro_task
+def write_named(value: float) -> Path:
+    dest = Path("runs") / str(runtime.flow_run.name) / "total.txt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(f"{value}\n")
+    return dest
+
+
+@repro_task
+def write_by_id(value: float) -> None:
+    Path("by_task_run").mkdir(exist_ok=True)
+    Path("by_task_run", f"{runtime.task_run.id}.txt").write_text(f"{value}\n")
+
+
 @flow
 def pipeline(src: Path = Path("data/values.txt")) -> None:
     out_dir = Path("results") / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
@@ -36,6 +53,8 @@ def pipeline(src: Path = Path("data/values.txt")) -> None:
     value = total(src)
     write_report(value, out_dir)
     write_value(value, out_dir)
+    write_named(value)
+    write_by_id(value)
 
 
 if __name__ == "__main__":
