@@ -304,8 +304,10 @@ KNOWN_UPSTREAM_LOGS = {
     # dask/distributed#7105 (open): as a LocalCluster shuts down, a worker whose heartbeat is in
     # flight when the scheduler closes the connection logs this with the OSError's traceback.
     # The flow's result, its exit code and the records are complete (docs/scale.md says so).
+    # In distributed's own log format, or in Prefect's ("HH:MM:SS.mmm | ERROR   |
+    # distributed.worker - ..."), where the worker process has Prefect's logging set up.
     "dask/distributed#7105": re.compile(
-        r"distributed\.worker - ERROR - Failed to communicate with scheduler during heartbeat\.$"
+        r"distributed\.worker - (ERROR - )?Failed to communicate with scheduler during heartbeat\.$"
     ),
 }
 # The exceptions distributed's heartbeat catches and logs (it catches OSError; a closed comm

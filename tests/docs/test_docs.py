@@ -209,6 +209,10 @@ def test_only_distributeds_known_teardown_log_is_let_through() -> None:
     assert without_known_upstream_logs(logged).strip() == "110"
     # interleaved: the log record starts on the line another process was printing
     assert without_known_upstream_logs("done " + logged.split("110\n", 1)[1]).strip() == "done"
+    # the same record in Prefect's log format (a worker process with Prefect's logging set up)
+    prefect_style = logged.replace("distributed.worker - ERROR - Failed", "00:33:11.737 | ERROR   | "
+                                   "distributed.worker - Failed")
+    assert prefect_style != logged and "Traceback" not in without_known_upstream_logs(prefect_style)
 
     own = run("own")
     assert "ZeroDivisionError" in without_known_upstream_logs(own)
