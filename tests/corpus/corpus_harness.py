@@ -160,6 +160,10 @@ def check(shape: Shape, code: int, result: Any, out: str, err: str) -> None:
     if exp["verdict"] == "reproduced":
         bad = {n: v for n, v in got.items() if v - {"reproduced", "unverified"}}
         assert not bad, f"{bad}\n{where}"
+        # a plan's problems stop a replay: one that ran and reproduced listed none (a make-style
+        # run's input was said to be 'written by the run itself', in a plan that then ran)
+        problems = (result.get("plan") or {}).get("problems")
+        assert not problems, f"the plan of a reproduced replay lists problems: {problems}\n{where}"
 
 
 def cases(part: int, parts: int) -> list[tuple[str, str]]:

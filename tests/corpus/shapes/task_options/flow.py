@@ -1,7 +1,9 @@
 """Prefect's task options as people use them: a task that fails once then succeeds on retry (an
 attempt counter in a file), futures from .submit() passed straight into other tasks, .map()
 over two iterables with an unmapped future, a task called with return_state=True, task_run_name
-templates, with_options(), and Prefect's own result caching (cache_policy, cache_key_fn)."""
+templates, with_options(), and Prefect's own result caching (cache_policy, cache_key_fn). And
+make-style caching by hand: a task that skips its work when its output file exists, so the run
+replayed (the second) only read what the first wrote."""
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,6 +58,19 @@ def save(value: int, dst: Path) -> None:
     dst.write_text(f"{value}\n")
 
 
+@repro_task
+def tokens(src: Path, dst: Path) -> Path:
+    if not dst.exists():  # done by an earlier run: skipped
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text("\n".join(src.read_text().split()))
+    return dst
+
+
+@repro_task
+def count_tokens(path: Path) -> int:
+    return len(path.read_text().split())
+
+
 @flow
 def pipeline(n: int = 4) -> int:
     xs = fetch(n)
@@ -66,6 +81,7 @@ def pipeline(n: int = 4) -> int:
     state = total(combined, scaled, return_state=True)
     value = state.result()
     save.with_options(name="save-total", task_run_name="save-{value}")(value, Path("out/total.txt"))
+    count_tokens(tokens(Path("data/words.txt"), Path("work/words.tok")))
     return value
 
 
