@@ -80,6 +80,16 @@ BAD: list[tuple[str, str]] = [
     ("RPF301", "from pathlib import Path\nOUT = Path('/experiments/run1')\n"),
     ("RPF301", "with open('/experiments/run1/log', 'w') as fh:\n    pass\n"),
     ("RPF301", "user = 'x'\nOUT = f'/home/{user}/out'\n"),
+    # RPF302 a C library's write at a path fixed in a task
+    ("RPF302", "import torch\nfrom pathlib import Path\nfrom reproflow import repro_task\nMODEL = Path('models') / 'net.pt'\n"
+               "@repro_task\ndef train(n: int) -> None:\n    torch.save({'n': n}, MODEL)\n"),
+    ("RPF302", "import pandas as pd\nfrom prefect import task\n@task\ndef save(df):\n    df.to_parquet('out/t.parquet')\n"),
+    ("RPF302", "from pathlib import Path\nfrom reproflow import repro_task\n@repro_task\ndef save(df, name: str):\n"
+               "    dest = Path('out') / f'{name}.feather'\n    df.to_feather(dest)\n"),
+    ("RPF302", "import h5py\nfrom reproflow import repro_task\n@repro_task\ndef save(x):\n"
+               "    with h5py.File('out/data.h5', 'w') as fh:\n        fh['x'] = x\n"),
+    ("RPF302", "import pyarrow.parquet as pq\nfrom reproflow import repro_task\n@repro_task\ndef save(t):\n"
+               "    pq.write_table(t, where=f'out/{len(t)}.parquet')\n"),
     # RPF401 environment
     ("RPF401", "import os\nkey = os.environ['API_KEY']\n"),
     ("RPF401", "import os\nkey = os.getenv('DATA_DIR')\n"),
@@ -125,6 +135,21 @@ BAD: list[tuple[str, str]] = [
 
 # (code, source that must NOT trigger it): seeded, sorted, defaulted, relative variants.
 GOOD: list[tuple[str, str]] = [
+    # RPF302: the path is the task's parameter, or its folder; a read; a write through Python's
+    # open (seen); a flow's body; a path from a helper (not followed)
+    ("RPF302", "import torch\nfrom pathlib import Path\nfrom reproflow import repro_task\n@repro_task\n"
+               "def train(n: int, out_dir: Path, dst: str) -> None:\n    torch.save({'n': n}, out_dir / 'net.pt')\n"
+               "    torch.save({'n': n}, dst)\n"),
+    ("RPF302", "import os\nfrom reproflow import repro_task\n@repro_task\ndef save(df, out_dir, cfg):\n"
+               "    df.to_parquet(os.path.join(out_dir, 't.parquet'))\n    df.to_parquet(cfg.out / 't.parquet')\n"
+               "    for p in [out_dir / 'a.parquet']:\n        df.to_parquet(p)\n"),
+    ("RPF302", "import h5py\nfrom reproflow import repro_task\n@repro_task\ndef load():\n"
+               "    with h5py.File('data/in.h5') as fh:\n        return fh['x'][()]\n"),
+    ("RPF302", "from reproflow import repro_task\n@repro_task\ndef save(df):\n    df.to_csv('out/t.csv')\n"),
+    ("RPF302", "from prefect import flow\n@flow\ndef body(df):\n    df.to_parquet('out/flow.parquet')\n"),
+    ("RPF302", "from reproflow import repro_task\nfrom helpers import out_path\n@repro_task\ndef save(df):\n"
+               "    df.to_parquet(out_path('t'))\n"),
+    ("RPF302", "import pandas as pd\nOUT = 'out/t.parquet'\ndf = pd.DataFrame({'a': [1]})\ndf.to_parquet(OUT)\n"),
     ("RPF601", "import glob\nnames = [p.lower() for p in glob.glob('*.csv')]\nprint(len(names), sorted(names))\n"),
     ("RPF101", "import random\nrandom.seed(42)\nx = random.random()\n"),
     ("RPF101", "import random\nrng = random.Random(42)\nx = rng.random()\n"),

@@ -29,6 +29,7 @@ _RULE_MODULES = (
     "reproflow.checks._randomness",
     "reproflow.checks._clock",
     "reproflow.checks._paths",
+    "reproflow.checks._unseen",
     "reproflow.checks._environ",
     "reproflow.checks._network",
     "reproflow.checks._ordering",
