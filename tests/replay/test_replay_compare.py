@@ -159,6 +159,21 @@ def test_outputs_named_after_the_run_are_found_under_the_replay_s_names() -> Non
     assert "a-b" not in run_renames(short, n_run, o, same)
 
 
+def test_a_task_that_writes_a_file_no_record_holds_is_unverified() -> None:
+    """RPF302 found, when recorded, that the task writes a file in C at a path fixed in its code
+    (``df.to_parquet("out/t.parquet")``): no output holds it, so matching what was recorded
+    proves nothing about it. Unverified, with the finding as the cause; a difference in what
+    was recorded still differs."""
+    flag = Finding(code="RPF302", message="`df.to_parquet` writes `'out/t.parquet'` in C, at a path fixed in task `save`",
+                   line=7)
+    o = task("a", 0, "c", name="save", result_hash="sha256:r", findings=[flag])
+    v = compare_task(o, task("b", 0, "c", name="save", result_hash="sha256:r"))
+    assert v.verdict == "unverified" and any("RPF302, line 7" in c and "out/t.parquet" in c for c in v.causes)
+    assert compare_task(o, task("b", 0, "c", name="save", result_hash="sha256:x")).verdict == "differs"
+    o.findings = [Finding(code="RPF301", message="/home/me/data.csv")]
+    assert compare_task(o, task("b", 0, "c", name="save", result_hash="sha256:r")).verdict == "reproduced"
+
+
 def test_causes_upstream_packages_and_inputs() -> None:
     """A downstream task blames its differing upstream; package drift and changed inputs are named."""
     up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])

@@ -289,6 +289,11 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         elif legacy or unhashed:
             v.verdict = "unverified"
             v.causes += [legacy_folder_cause(ref.uri, why) for ref, why in legacy] + unhashed
+        elif unseen := [f for f in o.findings if f.code == "RPF302"]:
+            # all it recorded matches, but it writes a file no record holds: that file was never compared
+            v.verdict = "unverified"
+            v.causes += [f"{f.message} (RPF302, line {f.line}): pass its path to the task as a parameter and "
+                         "record again" for f in unseen[:3]]
         else:
             v.verdict = "reproduced"
     else:
