@@ -126,8 +126,8 @@ def unseen_file_write(ctx: ModuleContext) -> Iterator[Hit]:
             if path is not None and _fixed_in_code(ctx, scope, path):
                 shown = ast.unparse(path)
                 shown = shown if len(shown) <= 50 else shown[:47] + "..."
-                what = ast.unparse(call.func)
-                what = what if len(what) <= 40 else what[:37] + "..."
+                name = ctx.call_name(call)
+                what = name if name in _WRITE_CALLS else f".{ctx.method_name(call)}()"
                 yield Hit(call, f"`{what}` writes `{shown}` in C, at a path fixed in task `{fn.name}`: no "
                                 "recorded output, so a replay never compares it",
                           fix=f"pass `{shown}` (or its folder) to `{fn.name}` as a parameter")
