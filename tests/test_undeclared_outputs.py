@@ -158,3 +158,45 @@ def test_files_a_task_writes_and_reads_from_threads_it_starts_are_its_own(store:
     assert got == sorted([(f"part-{i}.txt", True) for i in range(4)] + [("nested.txt", True), ("thread.txt", True)])
     assert [(Path(r.uri).name, r.undeclared) for r in tasks["threaded"].inputs if r.undeclared] == [("in.txt", True)]
     assert tasks["after"].outputs == [] and not [r for r in tasks["after"].inputs if r.undeclared]
+
+
+#: a pool made before any task, shared by the tasks below (as a module-level executor is)
+_SHARED_POOL = None
+
+
+@repro_task
+def pooled(name: str, out: str) -> None:
+    _SHARED_POOL.submit(Path(out, f"{name}.txt").write_text, name).result()  # type: ignore[union-attr]
+
+
+@repro_task
+async def via_loop(out: str) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, Path(out, "loop.txt").write_text, "l")  # as aiofiles writes
+    await loop.run_in_executor(_SHARED_POOL, Path(out, "shared-loop.txt").write_text, "s")
+
+
+def test_work_a_task_hands_to_a_pool_is_its_own_in_whichever_thread(store: Store, tmp_path: Path) -> None:
+    """A pool made before the task (its threads started by nobody's attempt), shared by tasks,
+    and asyncio's run_in_executor: each work item runs as the task that submitted it, so each
+    task records its own file and not the other's; work submitted outside any task is nobody's."""
+    global _SHARED_POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with ThreadPoolExecutor(1) as pool:
+        _SHARED_POOL = pool
+        pool.submit(Path(out, "warm.txt").write_text, "w").result()  # the worker thread starts outside any task
+        with reproflow.record("pools") as run:
+            pooled("first", str(out))
+            pooled("second", str(out))
+            pool.submit(Path(out, "nobody.txt").write_text, "n").result()
+            import asyncio
+
+            asyncio.run(via_loop(str(out)))
+    tasks = sorted(store.load_run(run.run_id).final_tasks(), key=lambda t: t.started_at)
+    got = [(t.task_name, sorted(Path(r.uri).name for r in t.outputs)) for t in tasks]
+    assert got == [("pooled", ["first.txt"]), ("pooled", ["second.txt"]), ("via_loop", ["loop.txt", "shared-loop.txt"])]

@@ -18,11 +18,14 @@ while that attempt runs its content is in flux (:func:`in_flight`): a folder rea
 out, and a task's outputs never include it. The registry keeps a path's writer until no attempt
 that ran beside it is still running.
 
-A thread the task starts (a ``ThreadPoolExecutor`` of its own, a ``threading.Thread``) does not
-inherit the context variable: the hook sees the thread start (the ``_thread.start_new_thread``
-audit event) and attributes that thread's opens to the attempt while the attempt runs
-(:func:`_watching`), so the files a task writes or reads from its own threads are its outputs and
-inputs as if it had opened them itself.
+A thread the task starts (a ``threading.Thread``) does not inherit the context variable: the
+hook sees the thread start (the ``_thread.start_new_thread`` audit event) and attributes that
+thread's opens to the attempt while the attempt runs (:func:`_watching`). Work a task hands to a
+thread pool (``ThreadPoolExecutor.submit``, ``map``, asyncio's ``run_in_executor`` and the
+libraries on it, aiofiles say) runs as the attempt that submitted it, in whichever worker thread
+takes it: a pool made before the task, or shared by tasks running at once, tells their files
+apart. So the files a task writes or reads from threads are its outputs and inputs as if it had
+opened them itself.
 
 Writers the hook on ``open`` cannot see: a subprocess (``subprocess.Popen``, ``os.system``,
 ``os.posix_spawn``, ``os.exec*``, ``os.spawn*``, ``os.fork``) and a C library writing by itself.
@@ -39,12 +42,15 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import functools
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import thread as _pool_thread
+from typing import Any
 
 from ..store._writer import settle as _settle_store
 from ._files import abspath
@@ -98,6 +104,8 @@ _SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "o
 _MAX_ARGV = 256
 _SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
 _counter = 0
+#: What a ThreadPoolExecutor's worker thread runs (a private name: None where it has another)
+_pool_worker = getattr(_pool_thread, "_worker", None)
 #: A thread a watched attempt started -> that attempt (see :func:`_thread_started`), until it is done.
 _thread_owner: dict[threading.Thread, Reads] = {}
 #: The audit events of a new thread: ``threading.Thread.start`` raises the first up to Python
@@ -131,15 +139,49 @@ def _thread_started(args: tuple) -> None:
 
 
 def _own(thread: threading.Thread) -> None:
+    if _pool_worker is not None and getattr(thread, "_target", None) is _pool_worker:
+        return  # a pool's worker runs the work of whoever submits it (see _watch_submits)
     reads = _watching()
     if reads is not None:
         reads.threads.append(thread)
         _thread_owner[thread] = reads  # one store: atomic under the GIL
 
 
+def _run_as(reads: Reads, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run a pool's work item as the attempt that submitted it (while that attempt runs)."""
+    if reads.ended is not None:
+        return fn(*args, **kwargs)
+    token = _current.set(reads)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _current.reset(token)
+
+
+def _watch_submits() -> None:
+    """``ThreadPoolExecutor.submit`` (which ``map`` and asyncio's ``run_in_executor`` call) is
+    wrapped once: work submitted while an attempt is watched runs as that attempt."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    submit = ThreadPoolExecutor.submit
+
+    def watched_submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if _current.get() is not None or _thread_owner:
+            reads = _watching()
+            if reads is not None:
+                return submit(self, functools.partial(_run_as, reads, fn), *args, **kwargs)
+        return submit(self, fn, *args, **kwargs)
+
+    watched_submit.__wrapped__ = submit  # type: ignore[attr-defined]
+    watched_submit.__doc__ = submit.__doc__
+    ThreadPoolExecutor.submit = watched_submit  # type: ignore[method-assign]
+
+
 def _watch_thread_starts() -> None:
-    """Before Python 3.12 no audit event tells a thread start: ``threading.Thread.start`` is
-    wrapped to tell it instead (the thread is noted before it runs, as the event would)."""
+    """Work handed to thread pools is watched (:func:`_watch_submits`); and before Python 3.12,
+    where no audit event tells a thread start, ``threading.Thread.start`` is wrapped to tell it
+    instead (the thread is noted before it runs, as the event would)."""
+    _watch_submits()
     if sys.version_info >= (3, 12):
         return
     start = threading.Thread.start
