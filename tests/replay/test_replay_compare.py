@@ -174,6 +174,24 @@ def test_a_task_that_writes_a_file_no_record_holds_is_unverified() -> None:
     assert compare_task(o, task("b", 0, "c", name="save", result_hash="sha256:r")).verdict == "reproduced"
 
 
+def test_nondeterminism_no_check_explains_names_random_string_hashing() -> None:
+    """A task that differs with nothing changed and no finding of the checks: with string hashing
+    random when recorded, the cause names it (a set of strings, a pickled pydantic model, comes
+    out in another order in every process); with PYTHONHASHSEED recorded, or a finding that
+    explains the task, it does not."""
+    def causes(hashseed: str | None, findings: list[Finding]) -> str:
+        o = task("a", 0, "c", name="save", result_hash="sha256:1", findings=findings)
+        verdicts = [compare_task(o, task("b", 0, "c", name="save", result_hash="sha256:2"))]
+        run = _run([o])
+        run.record.pythonhashseed = hashseed
+        explain(verdicts, run, [], [])
+        return " ".join(verdicts[0].causes)
+
+    assert "PYTHONHASHSEED unset" in causes(None, []) and "nondeterminism in this task" in causes(None, [])
+    assert "PYTHONHASHSEED" not in causes("0", [])
+    assert "PYTHONHASHSEED" not in causes(None, [Finding(code="RPF101", message="random without seed")])
+
+
 def test_causes_upstream_packages_and_inputs() -> None:
     """A downstream task blames its differing upstream; package drift and changed inputs are named."""
     up = task("a", 0, "c", name="up", tid="u", result_hash="sha256:1", inputs=[DataRef(uri="/d/in", sha256="aa", param="p")])

@@ -658,7 +658,15 @@ def explain(
                               "record does not hold differs (a file or service it reached undeclared, the clock, "
                               f"chance{seed})")
             else:
-                causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different outputs")
+                hint = ""
+                if o is not None and not o.findings and original.record.pythonhashseed is None:
+                    # nothing the checks know of: one cause they cannot see is a set of strings
+                    # written or returned in its own order, which string hashing changes per process
+                    hint = ("; string hashing was random when recorded (PYTHONHASHSEED unset), so a set of strings "
+                            "iterates in another order in every process: if the task writes or returns one (a pickled "
+                            "pydantic model holds one), sort it, or record with PYTHONHASHSEED=0")
+                causes.append(f"nondeterminism in this task{seed}: same code, inputs and environment gave different "
+                              f"outputs{hint}")
         v.causes = causes + [c for c in v.causes if c not in causes]
 
 
