@@ -128,8 +128,6 @@ def _thread_started(args: tuple) -> None:
     its opens are that attempt's until the attempt is done. ``threading.Thread.start`` starts
     the thread's bound ``_bootstrap``: its ``__self__`` is the ``Thread`` the new thread's
     ``current_thread()`` returns."""
-    if _current.get() is None and not _thread_owner:
-        return
     try:
         thread = getattr(args[0], "__self__", None)
         if isinstance(thread, threading.Thread):
@@ -139,12 +137,14 @@ def _thread_started(args: tuple) -> None:
 
 
 def _own(thread: threading.Thread) -> None:
+    """Note ``thread`` as the watched attempt's, if one is watched here."""
+    reads = _watching()
+    if reads is None:
+        return
     if _pool_worker is not None and getattr(thread, "_target", None) is _pool_worker:
         return  # a pool's worker runs the work of whoever submits it (see _watch_submits)
-    reads = _watching()
-    if reads is not None:
-        reads.threads.append(thread)
-        _thread_owner[thread] = reads  # one store: atomic under the GIL
+    reads.threads.append(thread)
+    _thread_owner[thread] = reads  # one store: atomic under the GIL
 
 
 def _run_as(reads: Reads, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -166,10 +166,9 @@ def _watch_submits() -> None:
     submit = ThreadPoolExecutor.submit
 
     def watched_submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        if _current.get() is not None or _thread_owner:
-            reads = _watching()
-            if reads is not None:
-                return submit(self, functools.partial(_run_as, reads, fn), *args, **kwargs)
+        reads = _watching()
+        if reads is not None:
+            fn = functools.partial(_run_as, reads, fn)
         return submit(self, fn, *args, **kwargs)
 
     watched_submit.__wrapped__ = submit  # type: ignore[attr-defined]
@@ -177,7 +176,7 @@ def _watch_submits() -> None:
     ThreadPoolExecutor.submit = watched_submit  # type: ignore[method-assign]
 
 
-def _watch_thread_starts() -> None:
+def _watch_threads() -> None:
     """Work handed to thread pools is watched (:func:`_watch_submits`); and before Python 3.12,
     where no audit event tells a thread start, ``threading.Thread.start`` is wrapped to tell it
     instead (the thread is noted before it runs, as the event would)."""
@@ -187,11 +186,10 @@ def _watch_thread_starts() -> None:
     start = threading.Thread.start
 
     def watched_start(self: threading.Thread) -> None:
-        if _current.get() is not None or _thread_owner:
-            try:
-                _own(self)
-            except Exception:  # noqa: BLE001 - watching never breaks the thread's start
-                pass
+        try:
+            _own(self)
+        except Exception:  # noqa: BLE001 - watching never breaks the thread's start
+            pass
         start(self)
 
     watched_start.__wrapped__ = start  # type: ignore[attr-defined]
@@ -374,7 +372,7 @@ def register() -> Reads:
         with _install_lock:
             if not _installed:
                 sys.addaudithook(_hook)
-                _watch_thread_starts()
+                _watch_threads()
                 _installed = True
     global _counter
     reads = Reads()

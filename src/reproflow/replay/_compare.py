@@ -155,6 +155,11 @@ def _renamed_strings(value: Any, renames: Mapping[str, str]) -> Any:
     return value
 
 
+def _first(refs: Mapping[str, DataRef], keys: Iterable[str]) -> DataRef | None:
+    """The ref at the first of ``keys`` that ``refs`` holds."""
+    return next((refs[k] for k in keys if k in refs), None)
+
+
 def _output_key(uri: str) -> str:
     return os.path.normpath(uri) if "://" not in uri else uri
 
@@ -234,7 +239,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         keys = (_output_key(move(ref.uri)), _output_key(ref.uri))
         if renames and (named := _renamed(keys[0], renames)) != keys[0]:
             keys = (named, *keys)  # named after the run: the replay's run wrote it at its own name
-        got = next((new_outputs[k] for k in keys if k in new_outputs), None)
+        got = _first(new_outputs, keys)
         if got is None and ref.kind == "directory" and ref.declared and ref.n_files and any(
                 _under_folder(r.uri, keys[0]) or _under_folder(r.uri, keys[1]) for r in n.outputs):
             # a declared output folder recorded whole (as reproflow did before it recorded the
@@ -244,7 +249,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
             continue
         by_elsewhere = elsewhere is not None and ref.param not in (None, "return")
         if got is None and by_elsewhere and not ref.declared:
-            got = next((elsewhere[k] for k in keys if k in elsewhere), None)  # type: ignore[operator]
+            got = _first(elsewhere, keys)  # type: ignore[arg-type]
         if got is None and ref.param and o_params[ref.param] == 1:
             got = by_param.get(ref.param)
             if got is not None and (got.kind == "directory") != (ref.kind == "directory"):
@@ -252,7 +257,7 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
         if got is None and by_elsewhere and ref.declared:
             # a file in a declared output folder that a task beside this one wrote (in another
             # worker process, where no hook saw it): compared with what the replay wrote there
-            got = next((elsewhere[k] for k in keys if k in elsewhere), None)  # type: ignore[operator]
+            got = _first(elsewhere, keys)  # type: ignore[arg-type]
         if ref.kind == "unhashed" or (got is not None and got.kind == "unhashed"):
             side, why = ("recorded run", ref.reason) if ref.kind == "unhashed" else ("replay", got.reason)  # type: ignore[union-attr]
             unhashed.append(f"output {ref.uri} has no hash in the {side}, so nothing compared it: {why or 'no reason recorded'}")
