@@ -563,3 +563,115 @@ def test_the_process_exit_waits_for_the_runs_end(tmp_path: pathlib.Path, prefect
     run_id = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("RUN_ID"))
     run = Store(tmp_path / "store").load_run(run_id)
     assert run.status == "COMPLETED" and run.end is not None and len(run.final_tasks()) == 1
+
+
+# ------------------------------------------------------------------ held until the flow call is over
+
+
+def test_hold_ends_when_asked_when_wanted_or_at_its_limit() -> None:
+    """``_Finishing.hold`` returns once its question says yes, once a reader waits for the pending
+    ends (``wait`` sets ``wanted``), or at its limit; ``wanted`` is cleared once nothing is pending."""
+    from reproflow.store._writer import _Finishing
+
+    done = _Finishing()
+    done.begin()
+    flag: list[bool] = []
+    t = threading.Thread(target=done.hold, args=(lambda: bool(flag),), kwargs={"limit": 60})
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()  # still asked, still no
+    flag.append(True)
+    t.join(10)
+    assert not t.is_alive()
+
+    t = threading.Thread(target=done.hold, args=(lambda: False,), kwargs={"limit": 60})
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()
+    reader = threading.Thread(target=done.wait, args=(60,))
+    reader.start()  # a read of the store: wants the end now
+    t.join(10)
+    assert not t.is_alive() and done.wanted.is_set()
+    done.end()
+    reader.join(10)
+    assert not reader.is_alive() and not done.wanted.is_set()
+
+    done.begin()
+    t = threading.Thread(target=done.hold, args=(lambda: False,), kwargs={"limit": 0.05})
+    t.start()
+    t.join(10)
+    assert not t.is_alive()  # its limit
+    done.end()
+
+
+def _end_file(store_dir: pathlib.Path, run_id: str) -> pathlib.Path:
+    return store_dir / "runs" / run_id / "end.json"
+
+
+def test_a_runs_end_waits_until_the_flow_call_is_over(store_dir: pathlib.Path, prefect_harness: None) -> None:
+    """A run's end is written once the flow call is over, not while Prefect still tears the run
+    down (its end hook runs inside the call: work started there takes the GIL from the teardown,
+    issue 16). A user's hook running after reproflow's, half a second long, finds no end yet; the
+    flow's caller finds it as soon as it reads."""
+    from reproflow.store._writer import finishing
+
+    seen: dict[str, object] = {}
+
+    def late(flow_: object, flow_run: object, state: object) -> None:
+        time.sleep(0.5)  # without the hold, the end's thread writes end.json meanwhile
+        run_id = str(flow_run.id)  # type: ignore[attr-defined]
+        seen["end"] = _end_file(store_dir, run_id).exists()  # a file check: no read of the store
+        seen["pending"] = finishing().pending
+
+    @flow
+    def hooked() -> int:
+        n = slow_echo(4)  # reproflow's end hook is attached by the first task
+        hooked.on_completion_hooks.append(late)  # this run's hooks: after reproflow's
+        return n
+
+    state = hooked(return_state=True)
+    run_id = str(state.state_details.flow_run_id)
+    assert seen == {"end": False, "pending": 1}
+    assert Store(store_dir).load_run(run_id).end is not None  # the read waits for it
+
+
+def test_a_read_inside_the_flow_call_releases_its_held_end(store_dir: pathlib.Path, prefect_harness: None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's end hook after reproflow's that reads the run from the store: the read wants the
+    end now, so the hold lets it go (it does not wait for the flow call it is part of)."""
+    from reproflow.store import _writer
+
+    monkeypatch.setattr(_writer, "HOLD_LIMIT_S", 600.0)  # only the read can release it
+    seen: list[object] = []
+
+    def reads(flow_: object, flow_run: object, state: object) -> None:
+        seen.append(Store(store_dir).load_run(str(flow_run.id), ))  # type: ignore[attr-defined]
+
+    @flow
+    def reading() -> int:
+        n = slow_echo(5)
+        reading.on_completion_hooks.append(reads)
+        return n
+
+    assert reading() == 5
+    (run,) = seen
+    assert run.status == "COMPLETED" and run.end is not None  # type: ignore[attr-defined]
+
+
+def test_a_runs_end_is_not_held_by_a_client_context_the_caller_opened(
+        store_dir: pathlib.Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow called inside the caller's own Prefect client context (the engine reuses it): the
+    end is written once the flow call is over, while that context is still open."""
+    from prefect.context import SyncClientContext
+
+    from reproflow.store import _writer
+
+    monkeypatch.setattr(_writer, "HOLD_LIMIT_S", 600.0)
+    with SyncClientContext.get_or_create():
+        state = small(return_state=True)
+        end = _end_file(store_dir, str(state.state_details.flow_run_id))
+        for _ in range(600):  # up to a minute, by file checks (a read of the store would release it)
+            if end.exists():
+                break
+            time.sleep(0.1)
+        assert end.exists()

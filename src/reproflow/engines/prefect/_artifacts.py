@@ -385,13 +385,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def end_in_background(store: Store, run_id: str, *, finish: Callable[[], Any] | None = None,
-                      publish: bool = True) -> None:
+                      publish: bool = True, returned: Callable[[], bool] | None = None) -> None:
     """Queue a flow run's end on the publisher thread, after the flow returned, in a copy of the
     caller's context (so a temporary Prefect API set by ``prefect_test_harness`` or
     ``temporary_settings`` is the one used): ``finish()`` (its last task records and its end
     records), then, with ``publish``, ``publish_run_artifacts``. Until ``finish`` has run, this
     process's reads of the store, the subprocesses it starts and its exit wait for it
-    (``store._writer.finishing``)."""
+    (``store._writer.finishing``). ``returned``: whether the flow call is over; the job waits
+    for it first (``finishing().hold``), unless someone waits for the end before."""
     from ...store._writer import finishing
 
     ctx = contextvars.copy_context()
@@ -407,6 +408,8 @@ def end_in_background(store: Store, run_id: str, *, finish: Callable[[], Any] | 
         if finish is not None:
             pending.mark_background()  # this thread's own reads of the store must not wait for it
             try:
+                if returned is not None:
+                    pending.hold(returned)
                 ctx.run(finish)
             except Exception as exc:  # noqa: BLE001 - one line, as the hook's own error would be
                 log.error("reproflow: the end of run %s could not be written: %s: %s", run_id, type(exc).__name__, exc)
@@ -455,6 +458,9 @@ def _keep_events_worker_until_published() -> None:
 
 
 def _wait_at_exit() -> None:
+    from ...store._writer import finishing
+
+    finishing().wanted.set()  # a run's end held until its flow returned is wanted now
     _publisher.wait(BACKGROUND_TIMEOUT_S * 4)
 
 
@@ -522,6 +528,10 @@ def wait_for_artifacts(timeout: float | None = 60.0) -> bool:
     before reading the artifacts back through Prefect's API in the same process. Returns False
     if ``timeout`` seconds passed first.
     """
+    from ...store._writer import finishing
+
+    if finishing().pending:
+        finishing().wanted.set()
     return _publisher.wait(timeout)
 
 
