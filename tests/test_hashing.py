@@ -210,3 +210,64 @@ def test_gzip_sha256_leaves_out_the_time_stamp_alone(tmp_path: pathlib.Path, sto
     gz2 = [r for r in second.outputs if r.uri.endswith(".gz")][0]
     assert gz1.gzip_sha256 and gz1.gzip_sha256 == gz2.gzip_sha256 and gz1.sha256 != gz2.sha256
     assert [r.gzip_sha256 for r in first.outputs if not r.uri.endswith(".gz")] == [None]
+
+
+def test_zip_sha256_leaves_out_the_members_times_alone(tmp_path: pathlib.Path, store) -> None:  # type: ignore[no-untyped-def]
+    """zipfile's writestr, numpy's savez and pandas' .csv.zip stamp each member with the clock,
+    make_archive with the file's mtime: two archives of the same members differ in those times
+    alone, in each local header, in the central directory and in the extended-timestamp extra
+    field Info-ZIP writes. Their zip_sha256 is the same; another member's data, name or
+    compression gives another; a file named .zip that is no zip has none. A task's .zip and .npz
+    outputs carry it, and no other output does."""
+    import struct
+    import zipfile
+
+    from reproflow.capture._files import sha256_file, zip_sha256
+
+    def archive(path: pathlib.Path, when: tuple[int, ...], data: bytes = b"a,b\n1,2\n", name: str = "t.csv",
+                method: int = zipfile.ZIP_DEFLATED, stamp: int | None = None) -> pathlib.Path:
+        with zipfile.ZipFile(path, "w") as zf:
+            for member, body in ((name, data), ("notes.txt", b"same\n" * 50)):
+                info = zipfile.ZipInfo(member, date_time=when)
+                info.compress_type = method
+                if stamp is not None:  # what Info-ZIP's zip adds: flags, then the mtime
+                    info.extra = struct.pack("<HHBI", 0x5455, 5, 1, stamp)
+                zf.writestr(info, body)
+        return path
+
+    a = archive(tmp_path / "a.zip", (2026, 12, 5, 10, 0, 0), stamp=1_700_000_000)
+    b = archive(tmp_path / "b.zip", (2025, 1, 2, 3, 4, 6), stamp=1_800_000_000)
+    assert sha256_file(a)[0] != sha256_file(b)[0]
+    assert zip_sha256(str(a)) == zip_sha256(str(b)) is not None
+    others = [archive(tmp_path / "c.zip", (2026, 12, 5, 10, 0, 0), data=b"a,b\n1,3\n", stamp=1_700_000_000),
+              archive(tmp_path / "d.zip", (2026, 12, 5, 10, 0, 0), name="u.csv", stamp=1_700_000_000),
+              archive(tmp_path / "e.zip", (2026, 12, 5, 10, 0, 0), method=zipfile.ZIP_STORED, stamp=1_700_000_000)]
+    assert len({zip_sha256(str(a)), *(zip_sha256(str(p)) for p in others)}) == 4
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"plain text, not zip")
+    assert zip_sha256(str(fake)) is None
+    payload = os.urandom(3 << 20)  # stored: the central directory's times lie past the first chunk read
+    big = [archive(tmp_path / f"big{i}.zip", when, data=payload, method=zipfile.ZIP_STORED) for i, when in
+           enumerate([(2026, 1, 1, 0, 0, 0), (2027, 2, 2, 2, 2, 2)])]
+    assert zip_sha256(str(big[0])) == zip_sha256(str(big[1])) and sha256_file(big[0])[0] != sha256_file(big[1])[0]
+
+    import reproflow
+    from reproflow import repro_task
+
+    @repro_task
+    def pack(dst: pathlib.Path, npz: pathlib.Path, plain: pathlib.Path, when: tuple[int, ...]) -> None:
+        archive(dst, when)
+        archive(npz, when)
+        plain.write_text("rows\n")
+
+    for sub in "ab":
+        (tmp_path / sub).mkdir()
+    with reproflow.record("zip") as run:
+        pack(tmp_path / "a/t.csv.zip", tmp_path / "a/arrays.npz", tmp_path / "a/t.csv", (2026, 1, 1, 0, 0, 0))
+        pack(tmp_path / "b/t.csv.zip", tmp_path / "b/arrays.npz", tmp_path / "b/t.csv", (2026, 6, 1, 12, 30, 10))
+    first, second = store.load_run(run.run_id).final_tasks()
+    for suffix in (".zip", ".npz"):
+        z1 = [r for r in first.outputs if r.uri.endswith(suffix)][0]
+        z2 = [r for r in second.outputs if r.uri.endswith(suffix)][0]
+        assert z1.zip_sha256 and z1.zip_sha256 == z2.zip_sha256 and z1.sha256 != z2.sha256
+    assert [r.zip_sha256 for r in first.outputs if r.uri.endswith(".csv")] == [None]

@@ -432,3 +432,23 @@ def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> N
     assert order_dependent_outputs([a, later]) == {}  # called after it by the flow, no edge: the flow's order
     beside = task("a", 0, "c", name="rewrite", tid="r2", outputs=[line("h-r")])  # submitted: ran at the same time
     assert order_dependent_outputs([a, beside]) == {"a": {"/d/results.csv": "rewrite"}, "r2": {"/d/results.csv": "evaluate[0]"}}
+
+
+def test_a_zip_archive_that_differs_in_its_members_times_alone_is_said_so() -> None:
+    """numpy's savez and zipfile stamp each member with the clock: the archive differs every run.
+    Same members (``zip_sha256``): the task still differs, and the cause says it is the members'
+    times and how to write fixed ones, not 'nondeterminism'; another member's data is no such case."""
+    def z(digest: str, body: str) -> DataRef:
+        return DataRef(uri="/d/arrays.npz", kind="file", sha256=digest, param="out", zip_sha256=body)
+
+    o = task("a", 0, "c", name="arrays", outputs=[z("aa", "z1")], result_hash="sha256:r")
+    same = task("b", 0, "c", name="arrays", outputs=[z("ab", "z1")], result_hash="sha256:r")
+    other = task("b", 0, "c", name="arrays", outputs=[z("ac", "z2")], result_hash="sha256:r")
+    verdicts = [compare_task(o, same), compare_task(o, other)]
+    explain(verdicts, _run([o]), [], [])
+    stamped, changed = verdicts
+    assert stamped.verdict == "differs" and stamped.outputs[0].zip_time_only and not stamped.outputs[0].gzip_time_only
+    assert any("times zip records for its members" in c and "date_time=" in c for c in stamped.causes)
+    assert not any("nondeterminism" in c for c in stamped.causes)
+    assert changed.verdict == "differs" and not changed.outputs[0].zip_time_only
+    assert any("nondeterminism" in c for c in changed.causes) and not any("zip" in c for c in changed.causes)

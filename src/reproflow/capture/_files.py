@@ -188,6 +188,89 @@ def gzip_sha256(path: str) -> str | None:
     return h.hexdigest()
 
 
+#: zip's local file header and central directory header signatures (APPNOTE.TXT 4.3.7, 4.3.12)
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_CENTRAL = b"PK\x01\x02"
+#: extra fields that hold times, and which bytes of their data are times: the extended
+#: timestamp (0x5455, after its flags byte), NTFS (0x000a, all of it), Info-ZIP Unix (0x5855,
+#: access and modification time)
+_ZIP_TIME_EXTRA = {0x5455: (1, None), 0x000A: (0, None), 0x5855: (0, 8)}
+
+
+def _zip_extra_times(extra_at: int, extra: bytes) -> list[tuple[int, int]]:
+    """The file ranges of the times in an extra field block that starts at ``extra_at``."""
+    out, i = [], 0
+    while i + 4 <= len(extra):
+        tag = int.from_bytes(extra[i:i + 2], "little")
+        size = int.from_bytes(extra[i + 2:i + 4], "little")
+        span = _ZIP_TIME_EXTRA.get(tag)
+        if span is not None:
+            start, end = span
+            stop = size if end is None else min(end, size)
+            if stop > start:
+                out.append((extra_at + i + 4 + start, extra_at + i + 4 + stop))
+        i += 4 + size
+    return out
+
+
+def zip_sha256(path: str) -> str | None:
+    """For a zip file (``.zip``, numpy's ``.npz``), the sha256 of its bytes with every time it
+    holds zeroed: each member's modification time and date, in its local header and in the
+    central directory, and the times of the extra fields that carry them (zipfile, numpy's
+    ``savez``, pandas and ``shutil.make_archive`` stamp each member with the clock or the file's
+    mtime). None for a file that is not a zip archive zipfile reads. Two files with the same one
+    differ in those times alone: names, order, compression and data are the same."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            start_dir = int(getattr(zf, "start_dir"))
+    except (zipfile.BadZipFile, OSError, AttributeError, ValueError, NotImplementedError, EOFError):
+        return None
+    zero: list[tuple[int, int]] = []
+    with open(path, "rb", buffering=0) as fh:
+        for info in infos:
+            fh.seek(info.header_offset)
+            head = fh.read(30)
+            if len(head) < 30 or head[:4] != _ZIP_LOCAL:
+                return None
+            zero.append((info.header_offset + 10, info.header_offset + 14))
+            n, m = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
+            at = info.header_offset + 30 + n
+            fh.seek(at)
+            zero += _zip_extra_times(at, fh.read(m))
+        fh.seek(start_dir)
+        at = start_dir
+        for _ in infos:
+            head = fh.read(46)
+            if len(head) < 46 or head[:4] != _ZIP_CENTRAL:
+                return None
+            zero.append((at + 12, at + 16))
+            n, m, k = (int.from_bytes(head[j:j + 2], "little") for j in (28, 30, 32))
+            rest = fh.read(n + m + k)
+            zero += _zip_extra_times(at + 46 + n, rest[n:n + m])
+            at += 46 + n + m + k
+        zero.sort()
+        h = hashlib.sha256()
+        fh.seek(0)
+        pos, i = 0, 0
+        buf = bytearray(CHUNK)
+        while n := fh.readinto(buf):
+            chunk = buf[:n]
+            end = pos + n
+            while i < len(zero) and zero[i][1] <= pos:
+                i += 1
+            j = i
+            while j < len(zero) and zero[j][0] < end:
+                a, b = max(zero[j][0], pos), min(zero[j][1], end)
+                chunk[a - pos:b - pos] = bytes(b - a)
+                j += 1
+            h.update(chunk)
+            pos = end
+    return h.hexdigest()
+
+
 def _stream(path: str, size: int, progress: bool | None) -> str:
     show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
     if size < CHUNK and not show:
@@ -370,4 +453,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files", "zip_sha256"]
