@@ -410,3 +410,35 @@ def test_a_declared_output_found_to_be_a_file_is_not_looked_up_again(store: Stor
     # before a.txt's body: the lookup; after each body: the stat that tells a file still being
     # written when it was hashed; before b.txt's body: nothing
     assert seen == ["stat a.txt", "body", "stat a.txt", "body", "stat b.txt"]
+
+
+@repro_task
+def unpack(archive: Path, out_dir: Path) -> None:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        tar.extractall(out_dir, filter="data")
+
+
+def test_a_file_a_task_rewrites_with_its_old_time_stamp_is_its_output(store: Store, tmp_path: Path) -> None:
+    """tarfile's extractall (and shutil.copy2) rewrite a file in place and set its mtime back:
+    rewritten with the same size, its size, mtime and inode are the same as before. Its ctime
+    is not: the file is the task's output, with its new bytes."""
+    import io
+    import os
+    import tarfile
+
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "table.csv").write_bytes(b"a,1\n")
+    os.utime(out / "table.csv", (1_577_836_800, 1_577_836_800))
+    archive = tmp_path / "fresh.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("table.csv")
+        info.size, info.mtime = 4, 1_577_836_800  # the same size and time stamp, other bytes
+        tar.addfile(info, io.BytesIO(b"b,2\n"))
+    with reproflow.record("unpack") as run:
+        unpack(archive, out)
+    (task,) = store.load_run(run.run_id).final_tasks()
+    assert [(Path(r.uri).name, r.param, r.sha256) for r in task.outputs] == [("table.csv", "out_dir", _sha(b"b,2\n"))]
+    assert os.stat(out / "table.csv").st_mtime == 1_577_836_800

@@ -1,7 +1,8 @@
 """Input files the run wrote itself outside any task (issue 10): a flow body or script that writes
 a settings file, or generates a missing data file, before a task reads it. The recorder marks
-such an input (``DataRef.written_in_run``) by its mtime: after the run began, before the task
-did. A replay that runs the flow again writes it again, so it is derived, not an input from
+such an input (``DataRef.written_in_run``) by its mtime or ctime, the later: after the run
+began, before the task did (a file unpacked by tarfile or copied by shutil.copy2 has its
+source's mtime, years old). A replay that runs the flow again writes it again, so it is derived, not an input from
 outside; a file that existed before the run is never marked. Runs as plain Python (the same
 recorder as under Prefect; the corpus shape flow_body_writes covers a Prefect flow body)."""
 
@@ -57,6 +58,10 @@ def test_files_the_script_wrote_before_a_task_read_them_are_marked(store: Store,
         (tmp_path / "made").mkdir()
         (tmp_path / "made" / "a.txt").write_text("a")  # a folder of only the run's files
         (tmp_path / "mixed" / "b.txt").write_text("b")
+        unpacked = tmp_path / "unpacked.json"  # as tarfile's extractall writes it: the member's mtime
+        unpacked.write_text(json.dumps({"factor": 5}))
+        os.utime(unpacked, (past, past))
+        read_settings(unpacked)
         listing(tmp_path / "made")
         listing(tmp_path / "mixed")
         read_settings(settings)
@@ -66,4 +71,4 @@ def test_files_the_script_wrote_before_a_task_read_them_are_marked(store: Store,
     by_file = {name: flag for t in store.load_run(run.run_id).final_tasks() for name, flag in
                {Path(r.uri).name: r.written_in_run for r in t.inputs}.items()}
     assert by_file == {"settings.json": True, "old.json": None, "generated.txt": True, "counter.txt": None,
-                       "made": True, "mixed": None}
+                       "made": True, "mixed": None, "unpacked.json": True}

@@ -435,7 +435,8 @@ def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
                 s = os.stat(full)
             except FileNotFoundError:
                 continue
-            sig.append((rel, s.st_size, s.st_mtime_ns, s.st_ino))
+            # ctime too: tarfile and shutil.copy2 rewrite a file and set its mtime back
+            sig.append((rel, s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns))
         return ("dir", tuple(sig))
     return _key(p, st)
 

@@ -49,6 +49,12 @@ MAX_INLINE_JSON = 16 * 1024
 _NOT_SET: Any = object()
 
 
+def _changed_ns(st: os.stat_result) -> int:
+    """When a file or folder was last written: the later of its mtime (which ``os.utime``,
+    tarfile and ``shutil.copy2`` set back) and its ctime (which they cannot)."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
 @dataclass(frozen=True)
 class RecordOptions:
     """reproflow's own options, beside Prefect's."""
@@ -224,7 +230,7 @@ class _Attempt:
         # (param, value, uri, declared, a declared local output's stat_signature before the task)
         self._pending_out: list[tuple[str, Any, str, bool, Any]] = []
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
-        self._in_mtime: dict[str, int] = {}  # an input file's mtime, from the stat it was hashed by
+        self._in_changed: dict[str, int] = {}  # an input file's last change, from the stat it was hashed by
         if spec.opts.seed is None and not settings.seed_ok:
             env_seed()  # $REPROFLOW_SEED is not a seed: InvalidSeed names its value (and failure() can record it)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
@@ -252,7 +258,7 @@ class _Attempt:
                     ref.stored_blob = self._store_copy(ref)
                 self.inputs.append(ref)
                 if sig is not None:
-                    self._in_mtime[ref.uri] = sig[4]  # its mtime before the task: written_in_run
+                    self._in_changed[ref.uri] = max(sig[4], sig[5])  # mtime, ctime before the task: written_in_run
                 if not is_in:  # the stat the file was hashed by is its "before"
                     if sig is None and not is_local(uri) and ref.kind in ("object", "directory"):
                         sig = _remote_signature(uri)  # was it replaced by the task? (an output then)
@@ -441,7 +447,9 @@ class _Attempt:
         """Mark the input files last written after the run began and before this task did, and
         the folders holding only such files (``DataRef.written_in_run``): the flow body wrote
         them (or a task, whose output they are then too), so a replay that runs the flow again
-        writes them again."""
+        writes them again. "Written" is the later of mtime and ctime: a file unpacked by
+        ``tarfile`` or copied by ``shutil.copy2`` carries its source's mtime, years old, but its
+        ctime (which nothing can set back) is when it was made."""
         began = run_began_ns(self.run_id)
         if began is None:
             return
@@ -451,15 +459,15 @@ class _Attempt:
             path = local_path(ref.uri)
             try:
                 if ref.kind == "file":  # the stat it was hashed by before the task, or one now
-                    known = self._in_mtime.get(ref.uri)
-                    mtimes = [known if known is not None else os.stat(path).st_mtime_ns]
-                elif os.stat(path).st_mtime_ns < began:  # its listing is older than the run: not filled by it
+                    known = self._in_changed.get(ref.uri)
+                    changed = [known if known is not None else _changed_ns(os.stat(path))]
+                elif _changed_ns(os.stat(path)) < began:  # its listing is older than the run: not filled by it
                     continue
                 else:  # a folder the run filled: every file in it (an empty one is recreated anyway)
-                    mtimes = [os.stat(full).st_mtime_ns for _, full in walk_files(path)]
+                    changed = [_changed_ns(os.stat(full)) for _, full in walk_files(path)]
             except OSError:
                 continue
-            if mtimes and all(began <= m < self.began_ns for m in mtimes):
+            if changed and all(began <= m < self.began_ns for m in changed):
                 ref.written_in_run = True
 
     def _collect_outputs(self, result: Any) -> list[DataRef]:
