@@ -348,3 +348,31 @@ def test_src_layout_packages_come_from_the_restored_code(tmp_path: Path, store: 
         assert importlib.import_module("rfpkg_layout").WHERE == "recorded"
     finally:
         sys.modules.pop("rfpkg_layout", None)
+
+
+def test_a_folder_the_run_wrote_into_is_taken_from_where_it_is_when_it_can_be(tmp_path: Path, store: Store) -> None:
+    """A results folder a task was given and wrote into, left from an earlier run: the run wrote
+    into it, so its original path may no longer hold the state recorded before the run. Where
+    that path is there, the plan takes it from there (the replay hashes it and stops if it
+    differs) and says so as a risk; it said the replay could not run, and then ran it. Gone,
+    it is a problem naming REPROFLOW_STORE_INPUTS."""
+    from reproflow.capture._files import hash_local
+
+    repo = tmp_path / "repo"
+    out = repo / "out"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text("{}")
+    folder = hash_local(out)
+    folder.param = "out_dir"
+    written = DataRef(uri=str(out / "summary.json"), kind="file", sha256=sha(b"{}"), param="out_dir")
+    run_id = write_run(store, source_files={"flow.py": b""}, source_root=str(repo),
+                       tasks=[{"name": "summarize", "inputs": [folder], "outputs": [written]}])
+    plan = prepare(store, run_id, in_place=True).plan
+    assert [(i.uri, i.origin, i.written_by) for i in plan.inputs] == [(str(out), "original path", ["summarize"])]
+    assert plan.problems == [] and any(str(out) in r and "written by the run itself" in r for r in plan.risks)
+    import shutil
+
+    shutil.rmtree(out)
+    plan = prepare(store, run_id, in_place=True).plan
+    assert [i.origin for i in plan.inputs] == ["missing"]
+    assert any(str(out) in p and "REPROFLOW_STORE_INPUTS=1" in p for p in plan.problems)

@@ -3,7 +3,13 @@ attempt counter in a file), futures from .submit() passed straight into other ta
 over two iterables with an unmapped future, a task called with return_state=True, task_run_name
 templates, with_options(), and Prefect's own result caching (cache_policy, cache_key_fn). And
 make-style caching by hand: a task that skips its work when its output file exists, so the run
-replayed (the second) only read what the first wrote."""
+replayed (the second) only read what the first wrote. And tasks wrapped in the user's own
+functools.wraps decorators, under @repro_task (the task sees the wrapper, whose signature is the
+function's through __wrapped__) and over it (the flow calls a plain function that calls the
+task), one of them given its paths in a dict of settings, as configs are passed."""
+import functools
+import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,6 +77,45 @@ def count_tokens(path: Path) -> int:
     return len(path.read_text().split())
 
 
+def timed(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _ = time.perf_counter() - t0
+
+    return wrapper
+
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@repro_task
+@timed
+def clean(src: Path, dest: Path) -> int:
+    rows = [r.strip() for r in src.read_text().split() if r.strip()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(sorted(rows)) + "\n")
+    return len(rows)
+
+
+@logged
+@repro_task
+def summarize(config: dict) -> Path:
+    words = config["table"].read_text().split()
+    out = config["out_dir"] / "summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"words": len(words), "scaled": config["scale"] * len(words)}, sort_keys=True))
+    return out
+
+
 @flow
 def pipeline(n: int = 4) -> int:
     xs = fetch(n)
@@ -82,6 +127,8 @@ def pipeline(n: int = 4) -> int:
     value = state.result()
     save.with_options(name="save-total", task_run_name="save-{value}")(value, Path("out/total.txt"))
     count_tokens(tokens(Path("data/words.txt"), Path("work/words.tok")))
+    clean(Path("data/words.txt"), Path("out/clean.txt"))
+    summarize({"table": Path("out/clean.txt"), "out_dir": Path("out"), "scale": 0.5})
     return value
 
 
