@@ -212,17 +212,17 @@ def test_gzip_sha256_leaves_out_the_time_stamp_alone(tmp_path: pathlib.Path, sto
     assert [r.gzip_sha256 for r in first.outputs if not r.uri.endswith(".gz")] == [None]
 
 
-def test_zip_sha256_leaves_out_the_members_times_alone(tmp_path: pathlib.Path, store) -> None:  # type: ignore[no-untyped-def]
+def test_untimed_sha256_leaves_out_a_zip_archives_members_times_alone(tmp_path: pathlib.Path, store) -> None:  # type: ignore[no-untyped-def]
     """zipfile's writestr, numpy's savez and pandas' .csv.zip stamp each member with the clock,
     make_archive with the file's mtime: two archives of the same members differ in those times
     alone, in each local header, in the central directory and in the extended-timestamp extra
-    field Info-ZIP writes. Their zip_sha256 is the same; another member's data, name or
+    field Info-ZIP writes. Their untimed_sha256 is the same; another member's data, name or
     compression gives another; a file named .zip that is no zip has none. A task's .zip and .npz
     outputs carry it, and no other output does."""
     import struct
     import zipfile
 
-    from reproflow.capture._files import sha256_file, zip_sha256
+    from reproflow.capture._files import sha256_file, untimed_sha256 as zip_sha256
 
     def archive(path: pathlib.Path, when: tuple[int, ...], data: bytes = b"a,b\n1,2\n", name: str = "t.csv",
                 method: int = zipfile.ZIP_DEFLATED, stamp: int | None = None) -> pathlib.Path:
@@ -269,5 +269,65 @@ def test_zip_sha256_leaves_out_the_members_times_alone(tmp_path: pathlib.Path, s
     for suffix in (".zip", ".npz"):
         z1 = [r for r in first.outputs if r.uri.endswith(suffix)][0]
         z2 = [r for r in second.outputs if r.uri.endswith(suffix)][0]
-        assert z1.zip_sha256 and z1.zip_sha256 == z2.zip_sha256 and z1.sha256 != z2.sha256
-    assert [r.zip_sha256 for r in first.outputs if r.uri.endswith(".csv")] == [None]
+        assert z1.untimed_sha256 and z1.untimed_sha256 == z2.untimed_sha256 and z1.sha256 != z2.sha256
+    assert [r.untimed_sha256 for r in first.outputs if r.uri.endswith(".csv")] == [None]
+
+
+def test_untimed_sha256_of_a_pandas_csv_zip_leaves_out_the_clock(tmp_path: pathlib.Path) -> None:
+    """pandas' ``to_csv("x.csv.zip")`` stamps the archive's member with the clock: the same
+    frame saved two seconds apart (zip times have a resolution of 2 s) differs in bytes, not in
+    untimed_sha256; other values differ in both. (numpy's savez writes no clock: the same
+    arrays give the same bytes.)"""
+    import pandas as pd
+
+    from reproflow.capture._files import sha256_file, untimed_sha256
+
+    saved = []
+    for i, values in enumerate([[1.5, 2.5], [1.5, 2.5], [1.5, 3.5]]):
+        path = tmp_path / str(i) / "t.csv.zip"  # one name: the member is named after the file
+        path.parent.mkdir()
+        pd.DataFrame({"x": values}).to_csv(path, index=False)
+        saved.append(path)
+        if i == 0:
+            time.sleep(2.1)
+    a, b, c = saved
+    assert sha256_file(a)[0] != sha256_file(b)[0]
+    assert untimed_sha256(str(a)) == untimed_sha256(str(b)) != untimed_sha256(str(c))
+
+
+def test_untimed_sha256_of_a_matplotlib_figure_leaves_out_its_dates(tmp_path: pathlib.Path) -> None:
+    """matplotlib writes the clock into a PDF's CreationDate and an SVG's dc:date: the same
+    figure saved at two dates differs in bytes, not in untimed_sha256; another drawing differs
+    in both; a PNG (no date) and a file named .pdf that is no PDF have none. (An SVG's ids are
+    random unless ``svg.hashsalt`` is set: with them random, it differs in more than its date.)"""
+    import datetime as dt
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from reproflow.capture._files import sha256_file, untimed_sha256
+
+    def save(name: str, ys: list[float], when: dt.datetime) -> pathlib.Path:
+        fig = Figure()
+        fig.add_subplot().plot(ys)
+        path = tmp_path / name
+        meta = {"CreationDate": when} if name.endswith(".pdf") else {"Date": when.isoformat()}
+        with matplotlib.rc_context({"svg.hashsalt": "fixed"}):
+            fig.savefig(path, metadata=meta)
+        return path
+
+    early, late = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), dt.datetime(2026, 12, 5, 23, 59, 1, tzinfo=dt.timezone.utc)
+    for suffix in (".pdf", ".svg"):
+        a, b = save(f"a{suffix}", [1, 2, 3], early), save(f"b{suffix}", [1, 2, 3], late)
+        c = save(f"c{suffix}", [1, 2, 4], early)
+        assert sha256_file(a)[0] != sha256_file(b)[0]
+        assert untimed_sha256(str(a)) == untimed_sha256(str(b)) is not None
+        assert untimed_sha256(str(c)) != untimed_sha256(str(a))
+    fig = Figure()
+    fig.add_subplot().plot([1, 2])
+    fig.savefig(tmp_path / "f.png")
+    fake = tmp_path / "fake.pdf"
+    fake.write_bytes(b"/CreationDate (D:20200101) not a PDF")
+    assert untimed_sha256(str(tmp_path / "f.png")) is None and untimed_sha256(str(fake)) is None

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 #: an older reader would misread.
 #: 2.0: task records may come in batches (tasks/*.jsonl), which a 1.x reader would not see.
 #: 2.1: DataRef.gzip_sha256.
-#: 2.2: DataRef.zip_sha256.
+#: 2.2: DataRef.untimed_sha256.
 SCHEMA_VERSION = "2.2"
 SCHEMA_MAJOR = 2
 
@@ -89,11 +89,12 @@ class DataRef(_Model):
     #: the header's time stamp (MTIME, when it was compressed) set to zero. A replay tells a file
     #: whose compressed data is the same from one whose content differs
     gzip_sha256: Optional[str] = None
-    #: for an output file named ``*.zip`` or ``*.npz`` in zip format (schema 2.2): the sha256 of
-    #: its bytes with every member's time (modification date and time, and the extra fields
-    #: that hold times) set to zero. A replay tells an archive whose members are the same from
-    #: one whose content differs
-    zip_sha256: Optional[str] = None
+    #: for an output file whose format records when it was written (schema 2.2), named as one:
+    #: a zip archive (``*.zip``, numpy's ``*.npz``: each member's modification time), a PDF
+    #: (``*.pdf``: CreationDate, ModDate and their XMP twins), an SVG (``*.svg``: ``dc:date``):
+    #: the sha256 of its bytes with those times overwritten by zeros. A replay tells a file
+    #: that differs in them alone from one whose content differs. None where it holds no time
+    untimed_sha256: Optional[str] = None
 
 
 class ErrorInfo(_Model):

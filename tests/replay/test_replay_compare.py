@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from replay_records import environment, task
 
 from reproflow.records import DataRef, Distribution, ErrorInfo, Finding, Hardware, Run, RunRecord
@@ -434,21 +436,26 @@ def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> N
     assert order_dependent_outputs([a, beside]) == {"a": {"/d/results.csv": "rewrite"}, "r2": {"/d/results.csv": "evaluate[0]"}}
 
 
-def test_a_zip_archive_that_differs_in_its_members_times_alone_is_said_so() -> None:
-    """numpy's savez and zipfile stamp each member with the clock: the archive differs every run.
-    Same members (``zip_sha256``): the task still differs, and the cause says it is the members'
-    times and how to write fixed ones, not 'nondeterminism'; another member's data is no such case."""
-    def z(digest: str, body: str) -> DataRef:
-        return DataRef(uri="/d/arrays.npz", kind="file", sha256=digest, param="out", zip_sha256=body)
+@pytest.mark.parametrize(("name", "says", "fix"), [
+    ("/d/arrays.npz", "times zip records for its members", "date_time="),
+    ("/d/fig.pdf", "dates its metadata records (CreationDate, ModDate)", "SOURCE_DATE_EPOCH"),
+    ("/d/fig.svg", "date its metadata records (dc:date)", "metadata={'Date': None}")])
+def test_a_file_that_differs_in_the_times_its_format_records_alone_is_said_so(name: str, says: str, fix: str) -> None:
+    """pandas' .csv.zip and zipfile's writestr stamp each member with the clock, matplotlib's PDF and SVG their
+    creation date: the file differs every run. The same bytes but for those times
+    (``untimed_sha256``): the task still differs, and the cause names the format's times and
+    how to write fixed ones, not 'nondeterminism'; other content is no such case."""
+    def out(digest: str, body: str) -> DataRef:
+        return DataRef(uri=name, kind="file", sha256=digest, param="out", untimed_sha256=body)
 
-    o = task("a", 0, "c", name="arrays", outputs=[z("aa", "z1")], result_hash="sha256:r")
-    same = task("b", 0, "c", name="arrays", outputs=[z("ab", "z1")], result_hash="sha256:r")
-    other = task("b", 0, "c", name="arrays", outputs=[z("ac", "z2")], result_hash="sha256:r")
+    o = task("a", 0, "c", name="figure", outputs=[out("aa", "z1")], result_hash="sha256:r")
+    same = task("b", 0, "c", name="figure", outputs=[out("ab", "z1")], result_hash="sha256:r")
+    other = task("b", 0, "c", name="figure", outputs=[out("ac", "z2")], result_hash="sha256:r")
     verdicts = [compare_task(o, same), compare_task(o, other)]
     explain(verdicts, _run([o]), [], [])
     stamped, changed = verdicts
-    assert stamped.verdict == "differs" and stamped.outputs[0].zip_time_only and not stamped.outputs[0].gzip_time_only
-    assert any("times zip records for its members" in c and "date_time=" in c for c in stamped.causes)
+    assert stamped.verdict == "differs" and stamped.outputs[0].time_only and not stamped.outputs[0].gzip_time_only
+    assert [c for c in stamped.causes if says in c and fix in c]
     assert not any("nondeterminism" in c for c in stamped.causes)
-    assert changed.verdict == "differs" and not changed.outputs[0].zip_time_only
-    assert any("nondeterminism" in c for c in changed.causes) and not any("zip" in c for c in changed.causes)
+    assert changed.verdict == "differs" and not changed.outputs[0].time_only
+    assert any("nondeterminism" in c for c in changed.causes) and not any(says in c for c in changed.causes)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -195,6 +196,50 @@ _ZIP_CENTRAL = b"PK\x01\x02"
 #: timestamp (0x5455, after its flags byte), NTFS (0x000a, all of it), Info-ZIP Unix (0x5855,
 #: access and modification time)
 _ZIP_TIME_EXTRA = {0x5455: (1, None), 0x000A: (0, None), 0x5855: (0, 8)}
+#: the formats whose files record when they were written, by the suffix of their name
+UNTIMED_FORMATS = {".zip": "zip", ".npz": "zip", ".pdf": "pdf", ".svg": "svg"}
+#: the dates a PDF's document information (PDF 32000-1, 14.3.3) and its XMP metadata hold
+_PDF_DATES = re.compile(rb"/(?:CreationDate|ModDate)\s*\(([^)]*)\)"
+                        rb"|<xmp:(?:CreateDate|ModifyDate|MetadataDate)>([^<]*)</xmp:"
+                        rb"|xmp:(?:CreateDate|ModifyDate|MetadataDate)=\"([^\"]*)\"")
+#: the date in an SVG's Dublin Core metadata (matplotlib, Inkscape)
+_SVG_DATES = re.compile(rb"<dc:date>([^<]*)</dc:date>")
+#: a PDF or SVG is searched for its dates in memory up to this size; a larger one has none kept
+UNTIMED_MAX_TEXT = 256 << 20
+
+
+def untimed_format(uri: str) -> str | None:
+    """``zip``, ``pdf`` or ``svg`` for a local file named as one (``.npz`` is a zip), else None."""
+    if "://" in uri:
+        return None
+    return UNTIMED_FORMATS.get(os.path.splitext(uri)[1].lower())
+
+
+def untimed_sha256(path: str) -> str | None:
+    """For a file whose format records when it was written (see :func:`untimed_format`), the
+    sha256 of its bytes with those times overwritten by zeros, in place (no byte moves): two
+    files with the same one differ in those times alone. None for a file of no such format, one
+    that is not what its name says, or one that holds no time."""
+    fmt = untimed_format(path)
+    if fmt == "zip":
+        spans = _zip_times(path)
+    elif fmt in ("pdf", "svg"):
+        spans = _text_times(path, _PDF_DATES if fmt == "pdf" else _SVG_DATES)
+    else:
+        return None
+    return _sha256_zeroed(path, spans) if spans else None  # none found: nothing to leave out
+
+
+def _text_times(path: str, pattern: re.Pattern[bytes]) -> list[tuple[int, int]] | None:
+    """The file ranges of the dates ``pattern`` finds (its groups), read in memory."""
+    with open(path, "rb", buffering=0) as fh:
+        if os.fstat(fh.fileno()).st_size > UNTIMED_MAX_TEXT:
+            return None
+        data = fh.read()
+    head = data[:1024].lstrip()
+    if pattern is _PDF_DATES and not head.startswith(b"%PDF-") or pattern is _SVG_DATES and b"<svg" not in data[:4096]:
+        return None
+    return [m.span(g) for m in pattern.finditer(data) for g in range(1, (m.lastindex or 0) + 1) if m.group(g) is not None]
 
 
 def _zip_extra_times(extra_at: int, extra: bytes) -> list[tuple[int, int]]:
@@ -213,13 +258,11 @@ def _zip_extra_times(extra_at: int, extra: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def zip_sha256(path: str) -> str | None:
-    """For a zip file (``.zip``, numpy's ``.npz``), the sha256 of its bytes with every time it
-    holds zeroed: each member's modification time and date, in its local header and in the
-    central directory, and the times of the extra fields that carry them (zipfile, numpy's
-    ``savez``, pandas and ``shutil.make_archive`` stamp each member with the clock or the file's
-    mtime). None for a file that is not a zip archive zipfile reads. Two files with the same one
-    differ in those times alone: names, order, compression and data are the same."""
+def _zip_times(path: str) -> list[tuple[int, int]] | None:
+    """The file ranges of every time a zip archive holds (zipfile's ``writestr`` given a name and
+    pandas stamp each member with the clock, ``shutil.make_archive`` with the file's mtime): each
+    member's modification time and date, in its local header and in the central directory,
+    and the times of the extra fields that carry them. None for a file zipfile cannot read."""
     import zipfile
 
     try:
@@ -251,11 +294,16 @@ def zip_sha256(path: str) -> str | None:
             rest = fh.read(n + m + k)
             zero += _zip_extra_times(at + 46 + n, rest[n:n + m])
             at += 46 + n + m + k
-        zero.sort()
-        h = hashlib.sha256()
-        fh.seek(0)
-        pos, i = 0, 0
-        buf = bytearray(CHUNK)
+    return zero
+
+
+def _sha256_zeroed(path: str, spans: list[tuple[int, int]]) -> str:
+    """The sha256 of a file's bytes with the byte ranges ``spans`` read as zeros, streamed."""
+    zero = sorted(spans)
+    h = hashlib.sha256()
+    pos, i = 0, 0
+    buf = bytearray(CHUNK)
+    with open(path, "rb", buffering=0) as fh:
         while n := fh.readinto(buf):
             chunk = buf[:n]
             end = pos + n
@@ -264,7 +312,8 @@ def zip_sha256(path: str) -> str | None:
             j = i
             while j < len(zero) and zero[j][0] < end:
                 a, b = max(zero[j][0], pos), min(zero[j][1], end)
-                chunk[a - pos:b - pos] = bytes(b - a)
+                if b > a:
+                    chunk[a - pos:b - pos] = bytes(b - a)
                 j += 1
             h.update(chunk)
             pos = end
@@ -454,4 +503,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "walk_files", "zip_sha256"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "untimed_format", "untimed_sha256", "walk_files"]

@@ -30,7 +30,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads, context_at_task_end, get_context
-from ..capture._files import changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, walk_files, zip_sha256
+from ..capture._files import changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
@@ -675,12 +675,11 @@ class _Attempt:
         if ref.kind == "file" and "://" not in ref.uri:
             # a replay tells a file that differs only in when it was compressed, or in when an
             # archive's members were written
-            suffix = ref.uri[-4:].lower()
             try:
-                if suffix[1:] == ".gz":
+                if ref.uri[-3:].lower() == ".gz":
                     ref.gzip_sha256 = gzip_sha256(ref.uri)
-                elif suffix in (".zip", ".npz"):
-                    ref.zip_sha256 = zip_sha256(ref.uri)
+                elif untimed_format(ref.uri):
+                    ref.untimed_sha256 = untimed_sha256(ref.uri)
             except OSError:
                 pass
         return ref

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..capture._files import untimed_format
 from ..values._typed import from_typed_json, hash_mapping, stable_hash
 from ..records import DataRef, Environment, EnvVar, Hardware, Run, RunRecord, TaskRecord
 from ._models import InputCheck, OutputCheck, TaskVerdict
@@ -168,11 +169,18 @@ def _output_key(uri: str) -> str:
 GZIP_TIME_ONLY = ("a gzip file it wrote differs only in the time stamp gzip puts in its header (when it was "
                   "compressed): the compressed data is the same. Write it without one and it reproduces: "
                   "gzip.GzipFile(path, 'wb', mtime=0), or pandas' compression={'method': 'gzip', 'mtime': 0}")
-#: the cause of a zip output (``.zip``, ``.npz``) whose bytes differ in its members' times alone
-ZIP_TIME_ONLY = ("a zip archive it wrote differs only in the times zip records for its members (when each was "
-                 "added, or its file's mtime): names, order, compression and data are the same. Write it with "
-                 "fixed times and it reproduces: zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)) given to "
-                 "ZipFile.writestr; numpy's savez and shutil.make_archive take the clock or the files' mtimes")
+#: the cause of an output whose bytes differ in the times its format records alone, by format
+TIME_ONLY = {
+    "zip": ("a zip archive it wrote differs only in the times zip records for its members (when each was added, "
+            "or its file's mtime): names, order, compression and data are the same. Write it with fixed times and "
+            "it reproduces: zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)) given to ZipFile.writestr; "
+            "pandas' .csv.zip takes the clock, shutil.make_archive the files' mtimes"),
+    "pdf": ("a PDF it wrote differs only in the dates its metadata records (CreationDate, ModDate): the rest is "
+            "the same. Set SOURCE_DATE_EPOCH when running it (matplotlib, LaTeX and reportlab write that date "
+            "instead), or pass metadata={'CreationDate': None} to matplotlib's savefig"),
+    "svg": ("an SVG it wrote differs only in the date its metadata records (dc:date): the drawing is the same. "
+            "Set SOURCE_DATE_EPOCH when running it, or pass metadata={'Date': None} to matplotlib's savefig"),
+}
 
 
 def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | None = None,
@@ -277,10 +285,11 @@ def compare_task(o: TaskRecord, n: TaskRecord | None, relocation: Relocation | N
                 check.gzip_time_only = True
                 if GZIP_TIME_ONLY not in v.causes:
                     v.causes.append(GZIP_TIME_ONLY)
-            elif ref.zip_sha256 and ref.zip_sha256 == got.zip_sha256:
-                check.zip_time_only = True
-                if ZIP_TIME_ONLY not in v.causes:
-                    v.causes.append(ZIP_TIME_ONLY)
+            elif ref.untimed_sha256 and ref.untimed_sha256 == got.untimed_sha256:
+                check.time_only = True
+                cause = TIME_ONLY.get(untimed_format(ref.uri) or "")
+                if cause and cause not in v.causes:
+                    v.causes.append(cause)
         v.outputs.append(check)
     if o.result_hash is None and n.result_hash is None:
         v.result_match = None
@@ -665,7 +674,7 @@ def explain(
                 causes.append("the checks flagged this task: " + "; ".join(flagged[:3]))
         rewritten = any(c.startswith("input ") for c in v.causes)  # compare_task's: the flow body wrote it otherwise
         stamped = v.verdict == "differs" and v.result_match is not False and all(
-            x.match or x.gzip_time_only or x.zip_time_only for x in v.outputs)  # nothing differs but times in a gzip or zip file
+            x.match or x.gzip_time_only or x.time_only for x in v.outputs)  # nothing differs but the times a file records
         if not stamped and not (changed_inputs and any(c.startswith("input ") for c in causes)) and not rewritten and not upstream_bad and not upstream_unchecked and not pkg and not py and not hw and not env_changed and not params_changed and v.verdict != "missing":
             seed = f" (recorded seed {o.seed})" if o is not None and o.seed is not None else " (no seed was recorded for it)"
             if v.verdict == "failed":  # no output to differ: the same code, inputs and environment ran without it

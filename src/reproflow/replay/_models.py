@@ -124,8 +124,9 @@ class OutputCheck(_M):
     match: bool
     #: a gzip file whose bytes differ in the header's time stamp alone (the compressed data is the same)
     gzip_time_only: Optional[bool] = None
-    #: a zip archive whose bytes differ in its members' times alone (names, order and data are the same)
-    zip_time_only: Optional[bool] = None
+    #: a file whose bytes differ in the times its format records alone (``DataRef.untimed_sha256``:
+    #: a zip archive's members' times, a PDF's or an SVG's dates)
+    time_only: Optional[bool] = None
 
 
 class TaskVerdict(_M):

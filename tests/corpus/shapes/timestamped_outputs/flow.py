@@ -4,7 +4,7 @@ repeat; the replay must say so, never call them reproduced. Outputs named after 
 instead (its flow run's name, a task run's id) are named anew by every run, and reproflow knows
 both names: the same bytes there reproduce (they "differed": the file was missing, the returned
 path another). An archive of the same rows, zipped with the clock as each member's time (as
-zipfile's writestr, numpy's savez and pandas' .csv.zip do), differs in those times alone: the
+zipfile's writestr and pandas' .csv.zip do), differs in those times alone: the
 replay says so, not "nondeterminism"."""
 import json
 import zipfile
