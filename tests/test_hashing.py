@@ -212,7 +212,7 @@ def test_gzip_sha256_leaves_out_the_time_stamp_alone(tmp_path: pathlib.Path, sto
     assert [r.gzip_sha256 for r in first.outputs if not r.uri.endswith(".gz")] == [None]
 
 
-def test_untimed_sha256_leaves_out_a_zip_archives_members_times_alone(tmp_path: pathlib.Path, store) -> None:  # type: ignore[no-untyped-def]
+def test_untimed_sha256_leaves_out_a_zip_archives_members_times_alone(tmp_path: pathlib.Path, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """zipfile's writestr, numpy's savez and pandas' .csv.zip stamp each member with the clock,
     make_archive with the file's mtime: two archives of the same members differ in those times
     alone, in each local header, in the central directory and in the extended-timestamp extra
@@ -271,6 +271,11 @@ def test_untimed_sha256_leaves_out_a_zip_archives_members_times_alone(tmp_path: 
         z2 = [r for r in second.outputs if r.uri.endswith(suffix)][0]
         assert z1.untimed_sha256 and z1.untimed_sha256 == z2.untimed_sha256 and z1.sha256 != z2.sha256
     assert [r.untimed_sha256 for r in first.outputs if r.uri.endswith(".csv")] == [None]
+    monkeypatch.setattr("reproflow.recorder._attempt.UNTIMED_MAX", 100)  # larger files are not read twice
+    with reproflow.record("zip-large") as run:
+        pack(tmp_path / "a/t.csv.zip", tmp_path / "a/arrays.npz", tmp_path / "a/t.csv", (2026, 1, 1, 0, 0, 0))
+    (large,) = store.load_run(run.run_id).final_tasks()
+    assert [(r.size > 100, r.untimed_sha256) for r in large.outputs if r.uri.endswith(".zip")] == [(True, None)]
 
 
 def test_untimed_sha256_of_a_pandas_csv_zip_leaves_out_the_clock(tmp_path: pathlib.Path) -> None:

@@ -93,7 +93,8 @@ class DataRef(_Model):
     #: a zip archive (``*.zip``, numpy's ``*.npz``: each member's modification time), a PDF
     #: (``*.pdf``: CreationDate, ModDate and their XMP twins), an SVG (``*.svg``: ``dc:date``):
     #: the sha256 of its bytes with those times overwritten by zeros. A replay tells a file
-    #: that differs in them alone from one whose content differs. None where it holds no time
+    #: that differs in them alone from one whose content differs. None where it holds no time,
+    #: and for a file over 256 MiB (not read a second time)
     untimed_sha256: Optional[str] = None
 
 

@@ -204,8 +204,9 @@ _PDF_DATES = re.compile(rb"/(?:CreationDate|ModDate)\s*\(([^)]*)\)"
                         rb"|xmp:(?:CreateDate|ModifyDate|MetadataDate)=\"([^\"]*)\"")
 #: the date in an SVG's Dublin Core metadata (matplotlib, Inkscape)
 _SVG_DATES = re.compile(rb"<dc:date>([^<]*)</dc:date>")
-#: a PDF or SVG is searched for its dates in memory up to this size; a larger one has none kept
-UNTIMED_MAX_TEXT = 256 << 20
+#: an output is read a second time for its times (gzip's, zip's, a PDF's or an SVG's, searched
+#: in memory for the last two) only up to this size: a larger one has none kept
+UNTIMED_MAX = 256 << 20
 
 
 def untimed_format(uri: str) -> str | None:
@@ -233,7 +234,7 @@ def untimed_sha256(path: str) -> str | None:
 def _text_times(path: str, pattern: re.Pattern[bytes]) -> list[tuple[int, int]] | None:
     """The file ranges of the dates ``pattern`` finds (its groups), read in memory."""
     with open(path, "rb", buffering=0) as fh:
-        if os.fstat(fh.fileno()).st_size > UNTIMED_MAX_TEXT:
+        if os.fstat(fh.fileno()).st_size > UNTIMED_MAX:
             return None
         data = fh.read()
     head = data[:1024].lstrip()
@@ -503,4 +504,4 @@ def changed_in_tree(before: tuple[Any, ...] | None, after: tuple[Any, ...] | Non
     return written, removed
 
 
-__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "tree_digest", "untimed_format", "untimed_sha256", "walk_files"]
+__all__ = ["EMPTY_TREE", "SMALL_FILE", "changed_in_tree", "gzip_sha256", "hash_local", "hash_local_signed", "hash_path", "sha256_file", "stat_signature", "UNTIMED_MAX", "tree_digest", "untimed_format", "untimed_sha256", "walk_files"]

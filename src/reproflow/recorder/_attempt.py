@@ -30,7 +30,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads, context_at_task_end, get_context
-from ..capture._files import changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
+from ..capture._files import UNTIMED_MAX, changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
@@ -672,9 +672,9 @@ class _Attempt:
                            reason="it changed while it was hashed: still being written when the task ended (by a "
                                   "subprocess, a C library or another process the task did not wait for), so no "
                                   "hash of it is kept")
-        if ref.kind == "file" and "://" not in ref.uri:
-            # a replay tells a file that differs only in when it was compressed, or in when an
-            # archive's members were written
+        if ref.kind == "file" and "://" not in ref.uri and (ref.size or 0) <= UNTIMED_MAX:
+            # a replay tells a file that differs only in when it was compressed, or in the times
+            # its format records (read again: not for a file larger than UNTIMED_MAX)
             try:
                 if ref.uri[-3:].lower() == ".gz":
                     ref.gzip_sha256 = gzip_sha256(ref.uri)
