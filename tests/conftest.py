@@ -57,6 +57,21 @@ def _is_xdist_worker() -> bool:
     return "PYTEST_XDIST_WORKER" in os.environ
 
 
+def _compile_reproflow() -> None:
+    """Byte-compile reproflow's own source once, before the workers start: installed editable,
+    it is not compiled by the install, and with PYTHONDONTWRITEBYTECODE set (as on CI's
+    machines) every subprocess the suite starts (``python flow.py``, ``reproflow replay``, an
+    engine's task process) compiled every module it imported again: 0.2 s a process, measured."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("reproflow")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        if os.access(folder, os.W_OK):
+            with contextlib.suppress(OSError):
+                compileall.compile_dir(folder, quiet=2)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In the process that runs the session (the only one, or xdist's controller before it starts
     its workers): one real `prefect server start` (SQLite, loopback) for every test of every
@@ -73,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["REPROFLOW_TEST_SERVER_LOG"] = str(home / "server.log")
         config.add_cleanup(lambda: (server.__exit__(None, None, None), os.environ.pop("REPROFLOW_TEST_PREFECT_API_URL", None),
                                     shutil.rmtree(home, ignore_errors=True)))
+    _compile_reproflow()
     if not os.environ.get("REPROFLOW_TEST_SHARED_CACHE"):
         cache = tempfile.mkdtemp(prefix="reproflow-test-cache-")
         os.environ["REPROFLOW_TEST_SHARED_CACHE"] = cache
