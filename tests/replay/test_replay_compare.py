@@ -103,31 +103,6 @@ def test_a_task_that_raised_only_in_the_replay_is_no_nondeterminism_of_outputs()
     assert "did not raise when recorded" in text and "no seed was recorded" in text
 
 
-def test_a_gzip_file_that_differs_in_its_time_stamp_alone_is_said_so() -> None:
-    """``gzip.open`` and pandas' ``.csv.gz`` put the clock in the header: the file differs every
-    run, and the replay blamed 'nondeterminism in this task'. Same data (``gzip_sha256``): the
-    task still differs, and the cause says it is the time stamp and how to write without one;
-    other data, or another differing output, is no such case."""
-    def gz(digest: str, body: str) -> DataRef:
-        return DataRef(uri="/d/t.csv.gz", kind="file", sha256=digest, param="out", gzip_sha256=body)
-
-    o = task("a", 0, "c", name="table", outputs=[gz("aa", "g1")], result_hash="sha256:r")
-    same_data = task("b", 0, "c", name="table", outputs=[gz("ab", "g1")], result_hash="sha256:r")
-    other_data = task("b", 0, "c", name="table", outputs=[gz("ac", "g2")], result_hash="sha256:r")
-    verdicts = [compare_task(o, same_data), compare_task(o, other_data)]
-    explain(verdicts, _run([o]), [], [])
-    stamped, changed = verdicts
-    assert stamped.verdict == "differs" and stamped.outputs[0].gzip_time_only
-    assert any("time stamp gzip puts in its header" in c and "mtime=0" in c for c in stamped.causes)
-    assert not any("nondeterminism" in c for c in stamped.causes)
-    assert changed.verdict == "differs" and not changed.outputs[0].gzip_time_only
-    assert any("nondeterminism" in c for c in changed.causes) and not any("gzip" in c for c in changed.causes)
-    both = task("a", 0, "c", name="table", outputs=[gz("aa", "g1"), _out("/d/x", "x1")], result_hash="sha256:r")
-    v = compare_task(both, task("b", 0, "c", name="table", outputs=[gz("ab", "g1"), _out("/d/x", "x2")], result_hash="sha256:r"))
-    explain([v], _run([both]), [], [])
-    assert any("nondeterminism" in c for c in v.causes)  # /d/x differs for real
-
-
 def test_outputs_named_after_the_run_are_found_under_the_replay_s_names() -> None:
     """``runs/{flow_run.name}/x.txt``, ``by_id/{task_run.id}.txt``: every run names them anew.
     The same bytes under the replay's names reproduce, and a returned path holding the name
@@ -436,17 +411,21 @@ def test_an_output_whose_bytes_the_order_of_tasks_decided_is_not_compared() -> N
     assert order_dependent_outputs([a, beside]) == {"a": {"/d/results.csv": "rewrite"}, "r2": {"/d/results.csv": "evaluate[0]"}}
 
 
-@pytest.mark.parametrize(("name", "says", "fix"), [
-    ("/d/arrays.npz", "times zip records for its members", "date_time="),
-    ("/d/fig.pdf", "dates its metadata records (CreationDate, ModDate)", "SOURCE_DATE_EPOCH"),
-    ("/d/fig.svg", "date its metadata records (dc:date)", "metadata={'Date': None}")])
-def test_a_file_that_differs_in_the_times_its_format_records_alone_is_said_so(name: str, says: str, fix: str) -> None:
-    """pandas' .csv.zip and zipfile's writestr stamp each member with the clock, matplotlib's PDF and SVG their
-    creation date: the file differs every run. The same bytes but for those times
-    (``untimed_sha256``): the task still differs, and the cause names the format's times and
-    how to write fixed ones, not 'nondeterminism'; other content is no such case."""
+@pytest.mark.parametrize(("name", "field", "flag", "says", "fix"), [
+    ("/d/t.csv.gz", "gzip_sha256", "gzip_time_only", "time stamp gzip puts in its header", "mtime=0"),
+    ("/d/arrays.npz", "untimed_sha256", "time_only", "times zip records for its members", "date_time="),
+    ("/d/fig.pdf", "untimed_sha256", "time_only", "dates its metadata records (CreationDate, ModDate)", "SOURCE_DATE_EPOCH"),
+    ("/d/fig.svg", "untimed_sha256", "time_only", "date its metadata records (dc:date)", "metadata={'Date': None}")])
+def test_a_file_that_differs_in_the_times_its_format_records_alone_is_said_so(name: str, field: str, flag: str,
+                                                                              says: str, fix: str) -> None:
+    """``gzip.open`` and pandas' ``.csv.gz`` put the clock in the header, pandas' .csv.zip and
+    zipfile's writestr stamp each member with it, matplotlib's PDF and SVG their creation date:
+    the file differs every run, and the replay blamed 'nondeterminism in this task'. The same
+    bytes but for those times (``gzip_sha256``, ``untimed_sha256``): the task still differs, and
+    the cause names the format's times and how to write fixed ones; other content, or another
+    differing output beside it, is no such case."""
     def out(digest: str, body: str) -> DataRef:
-        return DataRef(uri=name, kind="file", sha256=digest, param="out", untimed_sha256=body)
+        return DataRef(uri=name, kind="file", sha256=digest, param="out", **{field: body})
 
     o = task("a", 0, "c", name="figure", outputs=[out("aa", "z1")], result_hash="sha256:r")
     same = task("b", 0, "c", name="figure", outputs=[out("ab", "z1")], result_hash="sha256:r")
@@ -454,8 +433,13 @@ def test_a_file_that_differs_in_the_times_its_format_records_alone_is_said_so(na
     verdicts = [compare_task(o, same), compare_task(o, other)]
     explain(verdicts, _run([o]), [], [])
     stamped, changed = verdicts
-    assert stamped.verdict == "differs" and stamped.outputs[0].time_only and not stamped.outputs[0].gzip_time_only
+    assert stamped.verdict == "differs" and getattr(stamped.outputs[0], flag)
+    assert not getattr(stamped.outputs[0], "time_only" if flag == "gzip_time_only" else "gzip_time_only")
     assert [c for c in stamped.causes if says in c and fix in c]
     assert not any("nondeterminism" in c for c in stamped.causes)
-    assert changed.verdict == "differs" and not changed.outputs[0].time_only
+    assert changed.verdict == "differs" and not getattr(changed.outputs[0], flag)
     assert any("nondeterminism" in c for c in changed.causes) and not any(says in c for c in changed.causes)
+    both = task("a", 0, "c", name="figure", outputs=[out("aa", "z1"), _out("/d/x", "x1")], result_hash="sha256:r")
+    v = compare_task(both, task("b", 0, "c", name="figure", outputs=[out("ab", "z1"), _out("/d/x", "x2")], result_hash="sha256:r"))
+    explain([v], _run([both]), [], [])
+    assert any("nondeterminism" in c for c in v.causes)  # /d/x differs for real
