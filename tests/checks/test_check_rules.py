@@ -80,6 +80,16 @@ BAD: list[tuple[str, str]] = [
     ("RPF301", "from pathlib import Path\nOUT = Path('/experiments/run1')\n"),
     ("RPF301", "with open('/experiments/run1/log', 'w') as fh:\n    pass\n"),
     ("RPF301", "user = 'x'\nOUT = f'/home/{user}/out'\n"),
+    # RPF202 a format that records the clock, written by a call that puts it there
+    ("RPF202", "import gzip\ndef save(p, data):\n    with gzip.open(p, 'wt') as fh:\n        fh.write(data)\n"),
+    ("RPF202", "import gzip\ndef save(p, data):\n    with gzip.GzipFile(p, mode='wb') as fh:\n        fh.write(data)\n"),
+    ("RPF202", "import gzip\nblob = gzip.compress(b'x')\n"),
+    ("RPF202", "import pandas as pd\ndef save(df):\n    df.to_csv('out/table.csv.gz', index=False)\n"),
+    ("RPF202", "def save(df, out):\n    df.to_csv(out / 'table.csv.zip')\n"),
+    ("RPF202", "import zipfile\ndef pack(p, rows):\n    with zipfile.ZipFile(p, 'w') as zf:\n        zf.writestr('rows.csv', rows)\n"),
+    ("RPF202", "import shutil\nshutil.make_archive('bundle', 'zip', 'results')\n"),
+    ("RPF202", "import matplotlib.pyplot as plt\ndef plot(out):\n    plt.plot([1, 2])\n    plt.savefig(f'{out}/fig.pdf')\n"),
+    ("RPF202", "def plot(fig, out):\n    fig.savefig(out, format='svg')\n"),
     # RPF302 a C library's write at a path fixed in a task
     ("RPF302", "import torch\nfrom pathlib import Path\nfrom reproflow import repro_task\nMODEL = Path('models') / 'net.pt'\n"
                "@repro_task\ndef train(n: int) -> None:\n    torch.save({'n': n}, MODEL)\n"),
@@ -135,6 +145,16 @@ BAD: list[tuple[str, str]] = [
 
 # (code, source that must NOT trigger it): seeded, sorted, defaulted, relative variants.
 GOOD: list[tuple[str, str]] = [
+    # RPF202: a fixed time, reading, or a format with no clock
+    ("RPF202", "import gzip\ndef load(p):\n    with gzip.open(p, 'rt') as fh:\n        return fh.read()\n"),
+    ("RPF202", "import gzip\ndef save(p, data):\n    with gzip.GzipFile(p, 'wb', mtime=0) as fh:\n        fh.write(data)\n"),
+    ("RPF202", "import gzip\nblob = gzip.compress(b'x', mtime=0)\n"),
+    ("RPF202", "def save(df):\n    df.to_csv('out/t.csv.gz', compression={'method': 'gzip', 'mtime': 0})\n"),
+    ("RPF202", "def save(df):\n    df.to_csv('out/table.csv')\n"),
+    ("RPF202", "import zipfile\ndef pack(p, rows):\n    with zipfile.ZipFile(p, 'w') as zf:\n        zf.writestr(zipfile.ZipInfo('rows.csv', date_time=(1980, 1, 1, 0, 0, 0)), rows)\n"),
+    ("RPF202", "def plot(fig):\n    fig.savefig('fig.png')\n"),
+    ("RPF202", "def plot(fig):\n    fig.savefig('fig.pdf', metadata={'CreationDate': None})\n"),
+    ("RPF202", "import os\nos.environ.setdefault('SOURCE_DATE_EPOCH', '0')\ndef plot(fig):\n    fig.savefig('fig.svg')\n"),
     # RPF302: the path is the task's parameter, or its folder; a read; a write through Python's
     # open (seen); a flow's body; a path from a helper (not followed)
     ("RPF302", "import torch\nfrom pathlib import Path\nfrom reproflow import repro_task\n@repro_task\n"

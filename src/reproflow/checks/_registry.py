@@ -28,6 +28,7 @@ Severity = Literal["error", "warning", "info"]
 _RULE_MODULES = (
     "reproflow.checks._randomness",
     "reproflow.checks._clock",
+    "reproflow.checks._stamps",
     "reproflow.checks._paths",
     "reproflow.checks._unseen",
     "reproflow.checks._environ",
