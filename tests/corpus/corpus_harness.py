@@ -225,8 +225,8 @@ def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any,
     check(shape, code, result, out, err)
 
 
-def corpus_test(part: int, parts: int = 3) -> Any:
-    """The corpus test of one module (test_corpus.py, _1, _2): the cases of ``part``, each
+def corpus_test(part: int, parts: int = 6) -> Any:
+    """The corpus test of one module (test_corpus.py, _1 to _5): the cases of ``part``, each
     recording and replaying real flows (the first of a session may build the shared replay
     environment, file-locked, on a loaded machine: up to 900 s)."""
     import pytest

@@ -1,4 +1,5 @@
-"""Part 3 of 3 of the corpus (see test_corpus.py)."""
+"""Part 3 of 6 of the corpus (see test_corpus.py): six modules, so that xdist's
+``--dist loadfile`` can share the corpus's ~100 cases evenly among the workers."""
 
 from corpus_harness import corpus_test
 
