@@ -176,17 +176,11 @@ def gzip_sha256(path: str) -> str | None:
     """For a gzip file, the sha256 of its bytes with the header's MTIME (bytes 4 to 7: when it
     was compressed, which ``gzip.open`` and pandas set to the clock) zeroed; None for a file
     that is not gzip. Two files with the same one differ in that time stamp alone."""
-    h = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
         head = fh.read(10)
-        if len(head) < 10 or head[:3] != _GZIP_MAGIC:
-            return None
-        h.update(head[:4] + b"\0\0\0\0" + head[8:])
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
+    if len(head) < 10 or head[:3] != _GZIP_MAGIC:
+        return None
+    return _sha256_zeroed(path, [(4, 8)])
 
 
 #: zip's local file header and central directory header signatures (APPNOTE.TXT 4.3.7, 4.3.12)
@@ -210,10 +204,12 @@ UNTIMED_MAX = 256 << 20
 
 
 def untimed_format(uri: str) -> str | None:
-    """``zip``, ``pdf`` or ``svg`` for a local file named as one (``.npz`` is a zip), else None."""
+    """``zip``, ``pdf`` or ``svg`` for a local file named as one (``.npz`` is a zip), else None.
+    A slice, not ``os.path.splitext``: every output a task writes is asked (every suffix is four
+    characters)."""
     if "://" in uri:
         return None
-    return UNTIMED_FORMATS.get(os.path.splitext(uri)[1].lower())
+    return UNTIMED_FORMATS.get(uri[-4:].lower())
 
 
 def untimed_sha256(path: str) -> str | None:

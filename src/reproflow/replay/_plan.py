@@ -345,16 +345,17 @@ def _plan_inputs(plan: ReplayPlan, ctx: ProcessContext, store: Store, root: str 
                 item.origin = "stored copy"
             elif item.kind == "directory" and item.sha256 == EMPTY_TREE:
                 item.origin = "recreated empty"
-            elif item.written_by and not (names is None and not ctx.source.blob) and exists(item.uri):
-                # a run that wrote the same bytes again (a second run into the same results
-                # folder) left it as it began: the replay hashes it and takes it only then
-                item.origin = "original path"
-                plan.risks.append(f"input {item.uri} was written by the run itself (task{'s' if len(item.written_by) > 1 else ''} "
-                                  f"{', '.join(item.written_by)}): it is taken from its original path only if that "
-                                  "still holds the state recorded before the run, else the replay stops")
             elif item.written_by and not (names is None and not ctx.source.blob):
-                item.origin = "missing"
-                plan.problems.append(str(errors.InputChanged.written_by_run(item.uri, item.sha256, None, item.written_by)))
+                if exists(item.uri):
+                    # a run that wrote the same bytes again (a second run into the same results
+                    # folder) left it as it began: the replay hashes it and takes it only then
+                    item.origin = "original path"
+                    plan.risks.append(f"input {item.uri} was written by the run itself (task{'s' if len(item.written_by) > 1 else ''} "
+                                      f"{', '.join(item.written_by)}): it is taken from its original path only if that "
+                                      "still holds the state recorded before the run, else the replay stops")
+                else:
+                    item.origin = "missing"
+                    plan.problems.append(str(errors.InputChanged.written_by_run(item.uri, item.sha256, None, item.written_by)))
             elif exists(item.uri) and not item.written_by:
                 item.origin = "original path"
             elif names is None and not ctx.source.blob:
