@@ -4,8 +4,9 @@ repeat; the replay must say so, never call them reproduced. Outputs named after 
 instead (its flow run's name, a task run's id) are named anew by every run, and reproflow knows
 both names: the same bytes there reproduce (they "differed": the file was missing, the returned
 path another). An archive of the same rows, zipped with the clock as each member's time (as
-zipfile's writestr and pandas' .csv.zip do), differs in those times alone: the
-replay says so, not "nondeterminism"."""
+zipfile's writestr and pandas' .csv.zip do), differs in those times alone, and so does a
+figure saved as PDF by matplotlib, which writes the clock into its CreationDate: the replay says
+so, not "nondeterminism"."""
 import json
 import zipfile
 from datetime import datetime
@@ -43,6 +44,19 @@ def bundle(value: float, dest: Path) -> None:
 
 
 @repro_task
+def plot(value: float, dest: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().bar(["total"], [value])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dest)
+
+
+@repro_task
 def write_named(value: float) -> Path:
     dest = Path("runs") / str(runtime.flow_run.name) / "total.txt"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +79,7 @@ def pipeline(src: Path = Path("data/values.txt")) -> None:
     write_value(value, out_dir)
     write_named(value)
     bundle(value, Path("archive/total.zip"))
+    plot(value, Path("figures/total.pdf"))
     write_by_id(value)
 
 
