@@ -29,7 +29,11 @@ before each run (a full collection walks Prefect's whole heap, 0.2-0.5 s, and in
 order it fell on one variant round after round), so a run pays only for one it triggers itself.
 
 By default the flows run on a temporary Prefect server (a child process). Pass ``--api-url``
-(or set ``PREFECT_API_URL``) to run against a real ``prefect server start``.
+(or set ``PREFECT_API_URL``) to run against a real ``prefect server start``; one on this machine
+is waited for between runs as the temporary one is (``settle``), so start it here::
+
+    prefect server start --host 127.0.0.1 --port 4299 &
+    python bench/bench_file_tasks.py --tasks 100 --repeats 15 --api-url http://127.0.0.1:4299/api
 """
 
 from __future__ import annotations
