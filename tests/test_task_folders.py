@@ -412,6 +412,30 @@ def test_a_declared_output_found_to_be_a_file_is_not_looked_up_again(store: Stor
     assert seen == ["stat a.txt", "body", "stat a.txt", "body", "stat b.txt"]
 
 
+@repro_task(outputs=["dst"])
+def save(dst: Path, name: str | None = None) -> None:
+    (dst / name if name else dst).write_text("new")
+
+
+def test_a_declared_output_that_was_a_file_and_is_a_folder_now_has_only_the_new_files(store: Store,
+                                                                                      tmp_path: Path) -> None:
+    """A declared output a run of the task found a file at is not looked up before the later
+    runs; one of them is given a folder, there before it with a file of an earlier run in it,
+    and writes one file into it. Its outputs are the file it wrote: not the old file too (a
+    replay, which starts without it, would call the task's output missing)."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "old.txt").write_text("from an earlier run")
+    with reproflow.record("file, then folder") as run:
+        save(tmp_path / "one.txt")
+        save(folder, "new.txt")
+    records = sorted(store.load_run(run.run_id).final_tasks(), key=lambda t: t.started_at)
+    assert [[(Path(r.uri).relative_to(tmp_path).as_posix(), r.kind, r.declared) for r in t.outputs] for t in records] == [
+        [("one.txt", "file", True)],
+        [("folder/new.txt", "file", True)],
+    ]
+
+
 @repro_task
 def unpack(archive: Path, out_dir: Path) -> None:
     import tarfile

@@ -247,7 +247,10 @@ class _Attempt:
                     # task wrote as its outputs (see _collect_outputs). Not looked up where an
                     # earlier run of this task found a file there: a name that does not exist yet
                     # in a folder other tasks are creating files in is the costly lookup (issue 16).
-                    before = stat_signature(uri) if name not in spec.file_outputs and is_local(uri) else None
+                    if not is_local(uri):
+                        before = None
+                    else:
+                        before = stat_signature(uri) if name not in spec.file_outputs else _NOT_LOOKED_UP
                     self._pending_out.append((name, item, uri, True, before))
                     continue
                 ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True)
@@ -483,6 +486,9 @@ class _Attempt:
 
         outputs: list[DataRef] = []
         for name, _, uri, declared, before in self._pending_out:
+            looked_up = before is not _NOT_LOOKED_UP
+            if not looked_up:
+                before = None
             if before is not None and before[0] == "dir":
                 # A declared output folder that was there before the task (made by the flow, or
                 # by a sibling task first): the files this task wrote into it (or removed), as
@@ -495,14 +501,15 @@ class _Attempt:
             elif declared and ref.kind == "directory":
                 self.spec.file_outputs.discard(name)
             if ref.kind == "directory" and ref.sha256 is None:
-                # A path that was missing (or a file, or a declared output an earlier run found
-                # a file at: not looked up) before the task and is a folder (or an object
-                # store's prefix) now: made by this task or by one running beside it (each
+                # A path that was missing (or a file) before the task and is a folder (or an
+                # object store's prefix) now: made by this task or by one running beside it (each
                 # task of a .map() or a gather that calls out_dir.mkdir(exist_ok=True)), and
                 # filled by both. Each file in it is the output of the task that wrote it, as in a
                 # folder that was there before; the folder as a whole would hold the siblings'
                 # files too, as many as the timing let in, and a replay would find other ones.
-                outputs += files(self._created_folder(name, uri, declared=declared))
+                # A declared output not looked up before the task (an earlier run of it found a
+                # file there) may have been a folder already: its files' times tell which are new.
+                outputs += files(self._created_folder(name, uri, declared=declared, by_times=not looked_up))
             elif ref.kind != "missing" or declared:
                 outputs.append(ref)
         for name, _, uri, before in self._watch:  # inferred inputs changed in place are outputs too
@@ -520,18 +527,28 @@ class _Attempt:
             outputs = [r for r in outputs if r.declared or r.uri not in reads.logs]
         return outputs + returned + self._undeclared_outputs(outputs + returned)
 
-    def _created_folder(self, name: str, uri: str, *, declared: bool = False) -> list[DataRef]:
+    def _created_folder(self, name: str, uri: str, *, declared: bool = False, by_times: bool = False) -> list[DataRef]:
         """The outputs of a folder that did not exist before the task: the files this task
         wrote into it (see :meth:`_written_into`), or the folder itself, hashed, when it is
         empty (a folder the task made and left empty is still what it made); for a remote
         prefix, the objects under it (see :meth:`_remote_changes`). ``declared``: the task
-        declared the path an output (each file's DataRef says so too)."""
+        declared the path an output (each file's DataRef says so too).
+
+        ``by_times``: whether the folder was there before the task is not known (a declared
+        output not looked up): the files last changed (the later of mtime and ctime, which
+        nothing sets back) before the task began are taken for its state before, so a file of
+        an earlier run left in it is not this task's output. What that cannot tell: a file the
+        task removed from it."""
         if not is_local(uri):
             return self._remote_changes(name, uri, None, _remote_signature(uri), declared=declared)
         after = stat_signature(uri)
         if after is None or after[0] != "dir" or not after[1]:  # empty, or no folder any more
             return [self._hash_output(uri, name, declared=declared)]
-        return self._written_into(name, uri, ("dir", ()), after, declared=declared)
+        before: tuple[Any, ...] = ("dir", ())
+        if by_times:
+            older = self.began_ns - _CLOCK_TICK_NS
+            before = ("dir", tuple(e for e in after[1] if max(e[2], e[4]) < older))
+        return self._written_into(name, uri, before, after, declared=declared)
 
     def _remote_written(self, name: str, uri: str, before: tuple[Any, ...]) -> list[DataRef]:
         """A remote object or prefix the task was passed that was there before it and was
@@ -761,6 +778,13 @@ class _Attempt:
             remember_origin(self.store, record)
         self.store.write_task(record)
 
+
+#: A declared output's state before the task, when it was not looked up (see ``begin``).
+_NOT_LOOKED_UP = ("not looked up",)
+#: How far a file's time stamps may lag the clock: the kernel stamps them from a coarse clock,
+#: one tick (1-10 ms) behind ``time.time_ns``, so a file written just after a task began may
+#: carry a time up to a tick before it.
+_CLOCK_TICK_NS = 20_000_000
 
 #: The key under which ``_Attempt._write`` leaves the writer thread what it types and hashes
 #: there: ``(parameters or None, (result,) or None, the store's fingerprint)``.
