@@ -324,6 +324,32 @@ def test_objects_written_under_a_remote_prefix_are_outputs_one_by_one(store: Sto
     fsspec.filesystem("memory").rm(prefix.split("://", 1)[1], recursive=True)
 
 
+@repro_task(outputs=["prefix"])
+def put_declared(prefix: str, name: str) -> None:
+    import fsspec
+
+    with fsspec.open(f"{prefix}/{name}", "wt") as fh:
+        fh.write(name.upper())
+
+
+def test_a_declared_output_prefix_with_objects_of_an_earlier_run_has_only_the_new_objects(store: Store) -> None:
+    """A declared output prefix that holds an object of an earlier run before the task: the
+    task's outputs are the objects it wrote, not that one too (a replay, which starts without
+    it, would call the task's output missing). A declared output an earlier run of the task
+    found an object at is not listed again before the later runs."""
+    import fsspec
+
+    prefix = f"memory://bucket-{uuid.uuid4().hex[:8]}/out"
+    with fsspec.open(f"{prefix}/old.txt", "wt") as fh:
+        fh.write("from an earlier run")
+    with reproflow.record("declared prefix") as run:
+        put_declared(prefix, "new.txt")
+    (task,) = store.load_run(run.run_id).final_tasks()
+    assert [(r.uri, r.kind, r.sha256, r.declared) for r in task.outputs] == [
+        (f"{prefix}/new.txt", "object", _sha(b"NEW.TXT"), True)]
+    fsspec.filesystem("memory").rm(prefix.split("://", 1)[1], recursive=True)
+
+
 _g_wrote = threading.Event()
 _h_began = threading.Event()
 _h_ended = threading.Event()

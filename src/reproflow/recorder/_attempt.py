@@ -247,10 +247,12 @@ class _Attempt:
                     # task wrote as its outputs (see _collect_outputs). Not looked up where an
                     # earlier run of this task found a file there: a name that does not exist yet
                     # in a folder other tasks are creating files in is the costly lookup (issue 16).
-                    if not is_local(uri):
-                        before = None
-                    else:
-                        before = stat_signature(uri) if name not in spec.file_outputs else _NOT_LOOKED_UP
+                    if name in spec.file_outputs:
+                        before = _NOT_LOOKED_UP
+                    elif is_local(uri):
+                        before = stat_signature(uri)
+                    else:  # a prefix may hold objects of an earlier run: not this task's outputs
+                        before = _remote_signature(uri)
                     self._pending_out.append((name, item, uri, True, before))
                     continue
                 ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True)
@@ -495,8 +497,14 @@ class _Attempt:
                 # for a folder passed as an inferred input.
                 outputs += files(self._written_into(name, uri, before, stat_signature(uri), declared=True))
                 continue
+            if before is not None and before[0] == "remote":  # an object or a prefix there before the task
+                refs = self._remote_changes(name, uri, before, _remote_signature(uri), declared=True)
+                if len(refs) == 1 and refs[0].kind == "object" and refs[0].uri == strip_credentials(uri):
+                    self.spec.file_outputs.add(name)
+                outputs += files(refs)
+                continue
             ref = self._hash_output(uri, name, declared=declared, dirs=False)
-            if declared and ref.kind == "file":
+            if declared and ref.kind in ("file", "object"):
                 self.spec.file_outputs.add(name)
             elif declared and ref.kind == "directory":
                 self.spec.file_outputs.discard(name)
