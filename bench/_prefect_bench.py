@@ -17,13 +17,15 @@ import time
 
 from prefect.flow_engine import BaseFlowRunEngine
 
+from _servers import local_server
+
 BaseFlowRunEngine.heartbeat_seconds = property(lambda self: None)  # type: ignore[assignment,method-assign]
 
 
 def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
     """Wait until reproflow has published the last run's Prefect artifacts and the Prefect
     server (the temporary one, a child process, or a real one on this machine that
-    ``PREFECT_API_URL`` names: :func:`_local_server`) has worked off its event backlog (under
+    ``PREFECT_API_URL`` names: :func:`_servers.local_server`) has worked off its event backlog (under
     5% CPU), so no
     measured run pays for the one before it; then collect the garbage of the runs before.
 
@@ -45,7 +47,7 @@ def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
     gc.collect()
     _FULL["n"] = counted
     me = psutil.Process()
-    server = _local_server()
+    server = local_server()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = me.children(recursive=True) + server
@@ -63,33 +65,6 @@ def settle(timeout: float = 30.0, interval: float = 0.3) -> None:
                 pass
         if busy < 5.0:
             return
-
-
-def _local_server() -> list:  # type: ignore[type-arg]
-    """The processes of a real Prefect server on this machine that ``PREFECT_API_URL`` names
-    (``--api-url``; the one listening on its loopback port, and its children), which ``settle``
-    waits for as it does for the temporary server: it is not a child of this process, and a run
-    that starts while it still writes the last run's events is slowed by it (against
-    ``prefect server start`` here, single walls of 0.6 s and 7 s for the same flow). Empty for
-    a temporary server, a remote one, or where the listening process cannot be seen."""
-    import os
-    from urllib.parse import urlsplit
-
-    import psutil
-
-    url = os.environ.get("PREFECT_API_URL")
-    if not url:
-        return []
-    parts = urlsplit(url)
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
-        return []
-    try:
-        pids = {c.pid for c in psutil.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == parts.port and c.pid}
-        procs = [psutil.Process(pid) for pid in pids if pid != os.getpid()]
-        return procs + [kid for p in procs for kid in p.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 _FULL = {"n": 0}
