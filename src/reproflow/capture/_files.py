@@ -35,6 +35,10 @@ from ..records import MAX_DIR_ENTRIES, DataRef
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 100_000_000  # 0.1 s
+#: How far a file's time stamps may lag the clock: the kernel stamps them from a coarse clock,
+#: a tick (1-10 ms) behind ``time.time_ns``, so a file written just after a moment may carry a
+#: time a little before it. Who compares a file's time with a moment allows this much.
+FILE_TIME_SLACK_NS = 50_000_000
 SMALL_FILE = 16 << 10
 PROGRESS_MIN_BYTES = 512 << 20
 

@@ -53,7 +53,7 @@ from concurrent.futures import thread as _pool_thread
 from typing import Any
 
 from ..store._writer import settle as _settle_store
-from ._files import abspath
+from ._files import FILE_TIME_SLACK_NS, abspath
 
 #: Suffixes of code the source snapshot and the environment capture already cover.
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
@@ -468,7 +468,7 @@ def _changed_since(path: str, when: float | None) -> bool:
     if when is None:
         return False
     try:
-        return os.stat(path).st_mtime >= when - 0.05
+        return os.stat(path).st_mtime >= when - FILE_TIME_SLACK_NS / 1e9
     except OSError:
         return True
 

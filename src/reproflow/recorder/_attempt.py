@@ -30,7 +30,7 @@ from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _reads, context_at_task_end, get_context
-from ..capture._files import UNTIMED_MAX, changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
+from ..capture._files import FILE_TIME_SLACK_NS, UNTIMED_MAX, changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
@@ -488,9 +488,7 @@ class _Attempt:
 
         outputs: list[DataRef] = []
         for name, _, uri, declared, before in self._pending_out:
-            looked_up = before is not _NOT_LOOKED_UP
-            if not looked_up:
-                before = None
+            looked_up = before is not _NOT_LOOKED_UP  # (neither "dir" nor "remote" below)
             if before is not None and before[0] == "dir":
                 # A declared output folder that was there before the task (made by the flow, or
                 # by a sibling task first): the files this task wrote into it (or removed), as
@@ -554,7 +552,7 @@ class _Attempt:
             return [self._hash_output(uri, name, declared=declared)]
         before: tuple[Any, ...] = ("dir", ())
         if by_times:
-            older = self.began_ns - _CLOCK_TICK_NS
+            older = self.began_ns - FILE_TIME_SLACK_NS
             before = ("dir", tuple(e for e in after[1] if max(e[2], e[4]) < older))
         return self._written_into(name, uri, before, after, declared=declared)
 
@@ -789,10 +787,6 @@ class _Attempt:
 
 #: A declared output's state before the task, when it was not looked up (see ``begin``).
 _NOT_LOOKED_UP = ("not looked up",)
-#: How far a file's time stamps may lag the clock: the kernel stamps them from a coarse clock,
-#: one tick (1-10 ms) behind ``time.time_ns``, so a file written just after a task began may
-#: carry a time up to a tick before it.
-_CLOCK_TICK_NS = 20_000_000
 
 #: The key under which ``_Attempt._write`` leaves the writer thread what it types and hashes
 #: there: ``(parameters or None, (result,) or None, the store's fingerprint)``.
