@@ -85,57 +85,85 @@ def full_collections() -> int:
 
 
 # ---------------------------------------------------------------- reproflow's own CPU per task
-#: CPU seconds spent inside reproflow's per-task calls, on every thread (see meter_reproflow).
-OWN_CPU = {"s": 0.0}
-_cpu_lock = threading.Lock()
-_depth = threading.local()
+#: One ``[CPU nanoseconds, depth]`` per thread that entered a metered call (see meter_reproflow):
+#: each thread adds to its own, so a metered call takes no lock that a hundred task threads
+#: would share (the lock is taken once per thread, and by own_cpu()).
+_ACCS: list[list[int]] = []
+_accs_lock = threading.Lock()
+_local = threading.local()
+_thread_ns = time.thread_time_ns
+
+
+def _acc() -> list[int]:
+    try:
+        return _local.acc  # type: ignore[no-any-return]
+    except AttributeError:
+        acc = _local.acc = [0, 0]
+        with _accs_lock:  # once per thread
+            _ACCS.append(acc)
+        return acc
 
 
 def _metered(fn):  # type: ignore[no-untyped-def]
-    """Add the calling thread's CPU time inside ``fn`` to OWN_CPU (outermost call only)."""
+    """Add the calling thread's CPU time inside ``fn`` to its accumulator (outermost call only)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        outer = getattr(_depth, "n", 0) == 0
-        _depth.n = getattr(_depth, "n", 0) + 1
-        t0 = time.thread_time()
+        acc = _acc()
+        if acc[1]:
+            return fn(*args, **kwargs)
+        acc[1] = 1
+        t0 = _thread_ns()
         try:
             return fn(*args, **kwargs)
         finally:
-            _depth.n -= 1
-            if outer:
-                dt = time.thread_time() - t0
-                with _cpu_lock:
-                    OWN_CPU["s"] += dt
+            acc[0] += _thread_ns() - t0
+            acc[1] = 0
 
     return wrapper
 
 
 def reset_own_cpu() -> None:
-    with _cpu_lock:
-        OWN_CPU["s"] = 0.0
+    """Between runs (no metered call in flight)."""
+    with _accs_lock:
+        for acc in _ACCS:
+            acc[0] = 0
 
 
 def own_cpu() -> float:
     """CPU seconds inside reproflow's per-task calls since the last reset_own_cpu()."""
-    with _cpu_lock:
-        return OWN_CPU["s"]
+    with _accs_lock:
+        return sum(acc[0] for acc in _ACCS) / 1e9
 
 
-def meter_reproflow() -> None:
+#: (owner, attribute, the original, its metered wrapper) for each metered entry point
+_METERED: list[tuple[object, str, object, object]] = []
+
+
+def meter_reproflow(on: bool = True) -> None:
     """Wrap reproflow's per-task entry points (the attempt recorder and the record writes) so
-    OWN_CPU collects their thread CPU time."""
-    from reproflow.engines.prefect import _task
-    from reproflow.recorder import _attempt
-    from reproflow.store import Store
+    own_cpu() sums their thread CPU time; ``on=False`` puts the originals back.
 
-    _task._prefect_attempt = _metered(_task._prefect_attempt)
-    for name in ("begin", "success", "failure", "_publish"):  # _publish: a record written where it was made
-        setattr(_task._Attempt, name, _metered(getattr(_task._Attempt, name)))
-    # on the writer thread: each record built, then each batch of them written
-    _attempt._encode_task_record = _metered(_attempt._encode_task_record)
-    for name in ("write_task", "write_task_batch", "write_map"):
-        setattr(Store, name, _metered(getattr(Store, name)))
+    Metering is not free: two reads of the thread's CPU clock (a system call) around each of a
+    task's four or five calls, on a hundred task threads. A bench that reports wall time should
+    measure it with metering off and reproflow's CPU in runs of their own with it on
+    (bench_file_tasks.py does)."""
+    if not _METERED:
+        from reproflow.engines.prefect import _task
+        from reproflow.recorder import _attempt
+        from reproflow.store import Store
+
+        targets: list[tuple[object, str]] = [(_task, "_prefect_attempt")]
+        # _publish: a record written where it was made
+        targets += [(_task._Attempt, name) for name in ("begin", "success", "failure", "_publish")]
+        # on the writer thread: each record built, then each batch of them written
+        targets.append((_attempt, "_encode_task_record"))
+        targets += [(Store, name) for name in ("write_task", "write_task_batch", "write_map")]
+        for owner, name in targets:
+            fn = getattr(owner, name)
+            _METERED.append((owner, name, fn, _metered(fn)))
+    for owner, name, fn, wrapped in _METERED:
+        setattr(owner, name, wrapped if on else fn)
 
 
 # ---------------------------------------------------------------- CPU per kind of thread

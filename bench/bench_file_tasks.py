@@ -23,7 +23,12 @@ process's CPU ratio (with its interval too) (all threads, until reproflow's back
 for the run, artifacts included, is done), and **reproflow's own CPU per task**:
 ``time.thread_time`` inside every reproflow call a task run makes (building the attempt, begin,
 success/failure, the record write on the writer thread), summed and divided by the task count;
-other processes' load does not count in it, so it is the steady figure on a busy machine.
+other processes' load does not count in it, so it is the steady figure on a busy machine. It is
+measured in runs of its own (each round runs each reproflow variant once more, metered): the
+meter reads the thread's CPU clock around four or five calls a task on a hundred task threads,
+and with it on in the timed runs their wall came out 3-15% higher than without it in three
+in-process A/B runs (20-30 rounds each) on 2026-12-06, which ``@task`` did not pay. The wall and
+CPU ratios come from the unmetered runs.
 And the number of full garbage collections during the measured runs: ``settle`` collects
 before each run (a full collection walks Prefect's whole heap, 0.2-0.5 s, and in the rotated
 order it fell on one variant round after round), so a run pays only for one it triggers itself.
@@ -68,7 +73,6 @@ from _prefect_bench import full_collections, meter_reproflow, own_cpu, reset_own
 from reproflow.capture import _files as _hashing
 from reproflow import repro_task, wait_for_artifacts
 
-meter_reproflow()
 
 
 # ---------------------------------------------------------------- the tasks
@@ -160,13 +164,21 @@ def main() -> None:
         for r in range(args.repeats):
             for case in cases[r % len(cases):] + cases[:r % len(cases)]:  # each variant takes each place in turn
                 settle(60, interval=0.5)
-                wall, cpu, own, full, threads = timed(case[0], srcs, root / "out", fresh=case[1])
+                wall, cpu, _, full, threads = timed(case[0], srcs, root / "out", fresh=case[1])
                 fulls[case] += full
                 for kind, spent in threads.items():
                     kinds[case].setdefault(kind, []).append(spent)
                 walls[case].append(wall)
                 cpus[case].append(cpu)
-                owns[case].append(own)
+            # reproflow's own CPU, in runs of their own: the meter's clock reads cost the wall
+            metered = cases[1:]
+            meter_reproflow(True)
+            try:
+                for case in metered[r % len(metered):] + metered[:r % len(metered)]:
+                    settle(60, interval=0.5)
+                    owns[case].append(timed(case[0], srcs, root / "out", fresh=case[1])[2])
+            finally:
+                meter_reproflow(False)
         print(f"\n  {n} file tasks, median of {args.repeats} alternating runs "
               f"(load average now {os.getloadavg()[0]:.1f})")
         print(f"  {'variant':<18} {'wall s':>8} {'wall x [95% interval]':>22} {'CPU x [95% interval]':>22} "
