@@ -13,6 +13,7 @@ A shape is a folder under ``shapes/``: ``flow.py`` (run as a script), any data f
       "replay_args": ["--allow-changed-inputs"],
       "backends": ["local", "s3"],        # stores to record into, one case each (default: both)
       "runs": 1,                          # how many times to run flow.py before replaying the last run
+      "flow_runs": 1,                     # top-level runs one flow.py makes (the last started is replayed)
       "after_record": "python: Path('data/in.csv').write_text('changed')",  # optional, see below
       "env": {"REPROFLOW_STORE_INPUTS": "1"},  # extra environment for recording (python flow.py)
       "replay_states": {"weight": "COMPLETED"},  # the state each replayed task (every map index) ended in
@@ -85,10 +86,11 @@ def make_repo(shape: Shape, dest: Path) -> Path:
 
 
 def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, list_runs: Any,
-           argv: list[str] | None = None, exit_code: int = 0) -> tuple[str, str]:
+           argv: list[str] | None = None, exit_code: int = 0, flow_runs: int = 1) -> tuple[str, str]:
     """Run ``python flow.py`` (or ``python ARGV...``) in ``repo`` with the store in
-    ``REPROFLOW_STORE``; return the new run id and the script's output. ``list_runs`` gives the
-    store's run ids (before and after); ``exit_code`` is the one the script must end with."""
+    ``REPROFLOW_STORE``; return the new run id (of ``flow_runs`` new ones, the last started) and
+    the script's output. ``list_runs`` gives the store's run ids (before and after);
+    ``exit_code`` is the one the script must end with."""
     before = set(list_runs())
     proc = subprocess.run([sys.executable, *(argv or ["flow.py"])], cwd=repo, env={**os.environ, **(env or {}),
                           "REPROFLOW_STORE": store_url}, capture_output=True, text=True, timeout=600)
@@ -96,8 +98,13 @@ def record(repo: Path, store_url: str, env: dict[str, str] | None = None, *, lis
     assert proc.returncode == exit_code, (f"python {' '.join(argv or ['flow.py'])} exited {proc.returncode}, "
                                           f"not {exit_code}:\n{output[-4000:]}")
     new = set(list_runs()) - before
-    assert len(new) == 1, f"expected one new top-level run, got {sorted(new)}:\n{output[-2000:]}"
-    return new.pop(), output
+    assert len(new) == flow_runs, f"expected {flow_runs} new top-level run(s), got {sorted(new)}:\n{output[-2000:]}"
+    if flow_runs == 1:
+        return new.pop(), output
+    from reproflow.store import Store
+
+    store = Store(store_url)
+    return max(new, key=lambda run_id: store.load_run_record(run_id).started_at), output
 
 
 def replay(run_id: str, store_url: str, cwd: Path, args: list[str], *, capsys: Any,
@@ -214,7 +221,8 @@ def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any,
     run_id = ""
     for _ in range(int(shape.expect.get("runs", 1))):
         run_id, _out = record(repo, url, env, list_runs=_run_ids(url),
-                              argv=shape.expect.get("argv"), exit_code=int(shape.expect.get("record_exit", 0)))
+                              argv=shape.expect.get("argv"), exit_code=int(shape.expect.get("record_exit", 0)),
+                              flow_runs=int(shape.expect.get("flow_runs", 1)))
     if shape.expect.get("after_record"):
         subprocess.run([sys.executable, "-c", "from pathlib import Path; " + shape.expect["after_record"]],
                        cwd=repo, check=True)
