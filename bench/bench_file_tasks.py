@@ -39,6 +39,10 @@ is waited for between runs as the temporary one is (``settle``), so start it her
 
     prefect server start --host 127.0.0.1 --port 4299 &
     python bench/bench_file_tasks.py --tasks 100 --repeats 15 --api-url http://127.0.0.1:4299/api
+
+Start that server fresh (a new ``PREFECT_HOME``) for a measurement: its SQLite database grows by
+about 2 MB a 100-task flow, and at 1.2 GB (an hour of benches) single ``@task`` runs spread from
+0.5-1.1 s to 0.6-1.7 s, drifting upward within a run.
 """
 
 from __future__ import annotations
