@@ -78,7 +78,6 @@ from reproflow.capture import _files as _hashing
 from reproflow import repro_task, wait_for_artifacts
 
 
-
 # ---------------------------------------------------------------- the tasks
 def process(src: Path, dst: Path) -> int:
     data = src.read_bytes()
