@@ -139,6 +139,62 @@ def test_loading_a_shared_object_moves_the_generation() -> None:
     assert system.generation() != before
 
 
+#: A thread importing copies of an extension module (each a new ``dlopen``, with the GIL held, as
+#: CPython calls it) while another asks the loader's generation, as a task ending while another
+#: task imports pandas for the first time: prints "done" unless they deadlock.
+_DLOPEN_RACE = r"""
+import importlib.util, os, shutil, sys, tempfile, threading
+from reproflow.capture import system
+
+sys.setswitchinterval(1e-6)  # a switch request at nearly every check: the race every time
+name, src, tmp = sys.argv[1], sys.argv[2], tempfile.mkdtemp()
+loaded = threading.Event()
+
+def load():
+    for i in range(200):
+        dst = os.path.join(tmp, f"copy{i}.so")
+        shutil.copy(src, dst)
+        importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, dst))
+    loaded.set()
+
+def ask():
+    while not loaded.is_set():
+        system.generation()
+
+threads = [threading.Thread(target=load), threading.Thread(target=ask)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+shutil.rmtree(tmp)
+print("done", system.generation())
+"""
+
+
+def test_the_generation_never_deadlocks_with_a_dlopen_in_another_thread() -> None:
+    """The loader holds its lock while it calls the callback; a callback running Python code
+    let another thread take the GIL there, and that thread's ``dlopen`` waited for the lock while
+    the callback waited for the GIL: the process hung (at once, with this switch interval)."""
+    import importlib
+    import subprocess
+    import sys
+
+    if system.generation() is None:
+        pytest.skip("no dl_iterate_phdr counters here")
+    for name in ("_heapq", "_bisect", "_json", "_random", "_struct"):
+        path = getattr(importlib.import_module(name), "__file__", None)
+        if path and path.endswith(".so"):
+            break
+    else:
+        pytest.skip("no extension module of the standard library is a shared object here")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DLOPEN_RACE, name, path], capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a dlopen in one thread and the loader generation in another deadlocked")
+    assert proc.returncode == 0 and proc.stdout.startswith("done"), proc.stderr[-3000:]
+
+
 @repro_task
 def placed(x: int) -> int:
     return x + 1

@@ -234,7 +234,7 @@ def context_at_task_end(store: Store, digest: str) -> str:
     then a new context (same environment, hardware, git and source; the libraries and
     threadpoolctl's BLAS/OpenMP as they are now) is stored and later tasks start from it.
 
-    About 6 µs when nothing changed (one ``dl_iterate_phdr`` call); a few ms when it did.
+    About 1.5 µs when nothing changed (one ``dl_iterate_phdr`` call); a few ms when it did.
     """
     gen = _system.generation()
     entry = _contexts.get((store.url, digest))  # a dict read, atomic: no lock when nothing changed

@@ -7,7 +7,7 @@ unknown. threadpoolctl names the BLAS and OpenMP libraries in use and their vers
 
 :func:`generation` is the cheap "did the set of loaded libraries change" signal checked at the end
 of every task: glibc's (and musl's) ``dl_iterate_phdr`` counts objects added and removed by the
-dynamic linker (``dlpi_adds``/``dlpi_subs``), one call of about 6 µs. Reading ``/proc/self/maps``
+dynamic linker (``dlpi_adds``/``dlpi_subs``), one call of about 1.5 µs. Reading ``/proc/self/maps``
 costs about 0.8 ms with Prefect and numpy loaded, so it is read again only when the count moved.
 """
 
@@ -44,44 +44,55 @@ _last: tuple[Any, frozenset[str], SystemLibraries] | None = None  # (generation,
 class _Loader:
     """``dl_iterate_phdr`` through ctypes, stopped at the first object: (adds, subs).
 
-    Called through ``PyDLL``, which keeps the GIL: the callback is Python and needs it anyway,
-    and a call that let it go would wait for it inside the loader's lock, while a thread that
-    holds the GIL and imports an extension module (``dlopen``) waits for that lock: a deadlock.
-    Keeping it also spares a thread switch at the end of every task. The lock keeps callers one
-    at a time: the callback's Python code can still let another thread take the GIL (a switch
-    request, a collection running a ``gc.callbacks`` hook), and a second caller would then wait
-    for the loader's lock while holding the GIL (seen with the lock removed). An import of an
-    extension module in another thread at that very moment can still wait the same way; only
-    a callback that runs no Python code would close that window.
+    The loader calls its callback while it holds its own lock, the one ``dlopen`` takes to add
+    an object. So the callback runs no Python code: a Python function would let another thread
+    take the GIL where its bytecode checks for a switch request (at its first instruction), and
+    a thread that holds the GIL and imports an extension module (``dlopen``) would then wait for
+    that lock while the callback waits for the GIL, both for ever: a flow whose task ended while
+    another task imported pandas for the first time would hang (``tests/test_task_path.py``
+    shows it within seconds with a short switch interval). The callback is
+    ``functools.partial(memmove, buffer)``: C code alone, with ``memmove`` called through
+    ``PYFUNCTYPE`` (which keeps the GIL, as ``PyDLL`` does for ``dl_iterate_phdr``: a call that
+    let it go would have to take it back inside the loader's lock). It copies the object's
+    ``struct dl_phdr_info`` (``size`` bytes, 64 with glibc) into the buffer; its return value (the
+    buffer's address) stops the walk, and where its low 32 bits are 0 the walk goes on, copying
+    each object's info over the last: the counters are the same in every one. The lock keeps the
+    buffer to one caller at a time.
     """
+
+    #: bytes for the loader's ``struct dl_phdr_info``: far more than any libc's (64 with glibc)
+    BUFFER = 4096
 
     def __init__(self) -> None:
         import ctypes
+        import functools
 
         class Info(ctypes.Structure):
             _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p), ("phdr", ctypes.c_void_p),
                         ("phnum", ctypes.c_uint16), ("adds", ctypes.c_ulonglong), ("subs", ctypes.c_ulonglong)]  # fmt: skip
 
-        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p)
+        callback_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+        memmove = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)(
+            ctypes.cast(ctypes.memmove, ctypes.c_void_p).value)
+        # A libc whose struct ends before the counters leaves their bytes as filled here: no
+        # counters then (checked once, below)
+        self.buffer = (ctypes.c_char * self.BUFFER).from_buffer(bytearray(b"\xff" * self.BUFFER))
+        self.info = Info.from_buffer(self.buffer)
+        self.callback = callback_t(functools.partial(memmove, ctypes.addressof(self.buffer)))
         self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
         self.fn.restype = ctypes.c_int
-        self.value: tuple[int, int] | None = None
-        self.need = Info.subs.offset + ctypes.sizeof(ctypes.c_ulonglong)
-
-        def seen(info: Any, size: int, _data: Any) -> int:
-            i = info.contents
-            self.value = (int(i.adds), int(i.subs)) if size >= self.need else None
-            return 1
-
-        self.callback = callback_t(seen)
         self.lock = threading.Lock()
+        counters = slice(Info.adds.offset, Info.subs.offset + ctypes.sizeof(ctypes.c_ulonglong))
+        self()
+        if self.buffer.raw[counters] == b"\xff" * (counters.stop - counters.start):
+            raise OSError("dl_iterate_phdr gives no adds/subs counters here")
 
-    def __call__(self) -> tuple[int, int] | None:
-        with self.lock:  # tasks end in many threads at once: one answer at a time
-            self.value = None
-            self.fn(self.callback, None)
-            return self.value
+    def __call__(self) -> tuple[int, int]:
+        with self.lock:  # one caller of the buffer at a time
+            self.fn(self.callback, None)  # (its value: the buffer's address, cut to an int)
+            info = self.info
+            return int(info.adds), int(info.subs)
 
 
 _loader: _Loader | None | bool = None  # False: not available here
