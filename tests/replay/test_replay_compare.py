@@ -279,6 +279,33 @@ def other():
     assert environment_names_read(source, "other") == ["TOP_LIMIT", "UNRELATED"]
     assert environment_names_read(source, "missing") == ["TOP_LIMIT"]
     assert environment_names_read("def f(:\n", "f") == []
+    # What runs when the module is imported, and the task itself: not the `__main__` block (its
+    # reads reach the flow as parameters, recorded as they were) nor another function's defaults
+    # and decorators (a flow's: the replay passes it the recorded parameters), but class bodies,
+    # a lambda's defaults there, the `else` of a `__main__` guard, and the task's own defaults
+    script = '''import os
+
+@flow(name=os.environ.get("FLOW_NAME", "f"))
+def pipeline(bucket=os.environ.get("DATA_BUCKET", "s3://data"), *, region=os.getenv("REGION")):
+    return stamp(bucket)
+
+def stamp(out, width=int(os.environ.get("WIDTH", "8"))):
+    return len(out)
+
+class Settings:
+    level = os.environ.get("LEVEL", "1")
+    pick = lambda self, k=os.getenv("KEY"): os.environ.get("IN_LAMBDA")
+
+if __name__ == "__main__":
+    pipeline(os.environ["ONLY_AS_SCRIPT"])
+elif "__main__" != __name__:
+    WORKERS = os.environ.get("WORKERS", "2")
+if __name__ != "__main__":
+    MODE = os.getenv("MODE")
+'''
+    assert environment_names_read(script, "stamp") == ["KEY", "LEVEL", "MODE", "WIDTH", "WORKERS"]
+    assert environment_names_read(script, "pipeline") == ["DATA_BUCKET", "FLOW_NAME", "KEY", "LEVEL", "MODE", "REGION",
+                                                          "WORKERS"]
 
     o = task("a", 0, "c", name="scale", result_hash="sha256:r")
     v = compare_task(o, task("b", 0, "c", name="scale", result_hash="sha256:s"))

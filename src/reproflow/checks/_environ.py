@@ -76,33 +76,57 @@ def _reads(node: ast.AST) -> str | None:
     return None if name is None or isinstance(key, ast.JoinedStr) else name
 
 
+def _is_main_guard(test: ast.AST) -> bool | None:
+    """For an ``if`` test: True for ``__name__ == "__main__"`` (either side), False for ``!=``,
+    None for anything else."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
+        return None
+    sides = (test.left, test.comparators[0])
+    if "__main__" in {const_str(n) for n in sides} and any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides):
+        return isinstance(test.ops[0], ast.Eq)
+    return None
+
+
 def environment_names_read(source: str, qualname: str | None) -> list[str]:
     """Names of the environment variables a function reads (constant names only), sorted: those
-    read in the function's own body (``qualname``: ``"Class.method"``, ``"outer.<locals>.f"``)
-    and those read at the module's top level, when it is imported. Unparsable source: none.
-    The replay uses it to name a variable set otherwise than when the task was recorded."""
+    read in the function itself (``qualname``: ``"Class.method"``, ``"outer.<locals>.f"``), its
+    body, decorators and default values, and those read where the module runs when it is
+    imported: its top level and class bodies, but not other functions (a flow's defaults and
+    decorators: the replay passes the flow the parameters it was recorded with) nor the
+    ``if __name__ == "__main__":`` block (it runs when the file is a script, and what it reads
+    reaches a task through parameters, recorded as they were). Unparsable source: none. The
+    replay uses it to name a variable set otherwise than when the task was recorded."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return []
     names: set[str] = set()
-    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
-    def top(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, scopes):
-                continue
-            name = _reads(child)
-            if name is not None:
-                names.add(name)
-            top(child)
+    def at_import(node: ast.AST) -> None:
+        """Collect what ``node`` reads when it runs, leaving out the code it only defines."""
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return  # its decorators and defaults count for the task's own function only (below)
+        if isinstance(node, ast.Lambda):
+            for part in (*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)):
+                at_import(part)
+            return
+        if isinstance(node, ast.If) and (guard := _is_main_guard(node.test)) is not None:
+            for stmt in node.orelse if guard else node.body:
+                at_import(stmt)
+            return
+        name = _reads(node)
+        if name is not None:
+            names.add(name)
+        for child in ast.iter_child_nodes(node):  # a class body runs as the class is made
+            at_import(child)
 
-    top(tree)
+    at_import(tree)
     body: ast.AST | None = tree
     for part in (qualname or "").split("."):
         if part == "<locals>" or body is None:
             continue
-        body = next((n for n in ast.iter_child_nodes(body) if isinstance(n, scopes[:3]) and n.name == part), None)
+        body = next((n for n in ast.iter_child_nodes(body) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                               ast.ClassDef)) and n.name == part), None)
     if body is not None and body is not tree:
         names.update(n for n in (_reads(x) for x in ast.walk(body)) if n is not None)
     return sorted(names)
