@@ -32,8 +32,9 @@ Every shape is a case on a local store folder and a case on S3 (a moto server on
 shape leaves out ``backends``. Listing one backend (``["local"]``) is for a shape that cannot run on
 the other, with the reason in ``about``; a store that gives another verdict is a bug in reproflow.
 
-``after_record`` is one line of Python run in the repository after recording (a user editing a
-file), to check that replay notices.
+``after_record`` is one line of Python run in the repository after recording, in the recording's
+environment (``$DATA_BUCKET`` included): a user editing a file, to check that replay notices, or
+removing what an earlier run left, so the replay starts without it.
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ def run_case(name: str, backend: str, tmp_path: Path, request: Any, capsys: Any,
                               flow_runs=int(shape.expect.get("flow_runs", 1)))
     if shape.expect.get("after_record"):
         subprocess.run([sys.executable, "-c", "from pathlib import Path; " + shape.expect["after_record"]],
-                       cwd=repo, check=True)
+                       cwd=repo, env={**os.environ, **env}, check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code, result, out, err = replay(run_id, url, elsewhere, list(shape.expect.get("replay_args", [])),
