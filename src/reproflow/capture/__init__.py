@@ -36,11 +36,12 @@ from .git import GitRunner, capture_git, subprocess_runner
 from .hardware import capture_hardware
 from .source import extract_source, snapshot_distribution, snapshot_source
 from . import system as _system
+from .. import _forksafe
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import Store
 
-_lock = threading.Lock()
+_lock = _forksafe.lock()
 _pid = os.getpid()
 #: (store url, resolved root) -> (ProcessContext digest, ProcessContext)
 _cache: dict[tuple[str, str], tuple[str, ProcessContext]] = {}
@@ -103,9 +104,8 @@ def clear_cache() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would never be released in the child.
-    global _lock, _pid, capture_count, _prefetch_thread
-    _lock = threading.Lock()
+    # (the lock is unlocked in the child by _forksafe)
+    global _pid, capture_count, _prefetch_thread
     _prefetch_thread = None
     _pid = os.getpid()
     capture_count = 0

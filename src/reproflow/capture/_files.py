@@ -23,7 +23,6 @@ import os
 import re
 import sqlite3
 import stat
-import threading
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from typing import Any
 from ._digest import EMPTY_TREE, cache_dir, open_cache_db, tree_digest
 from ..values._urls import strip_credentials, url_scheme
 from ..records import MAX_DIR_ENTRIES, DataRef
+from .. import _forksafe
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 100_000_000  # 0.1 s
@@ -43,12 +43,12 @@ SMALL_FILE = 16 << 10
 PROGRESS_MIN_BYTES = 512 << 20
 
 _mem: dict[tuple[Any, ...], str] = {}
-_mem_lock = threading.Lock()
+_mem_lock = _forksafe.lock()
 #: One SQLite connection per process, shared by every thread under ``_db_lock``: Prefect's
 #: thread pool starts a thread per task run, and a connection per thread cost a connect, two
 #: pragmas and a CREATE TABLE per task (about 1 ms of each file task's CPU, measured).
 _local = types.SimpleNamespace()
-_db_lock = threading.RLock()
+_db_lock = _forksafe.rlock()
 #: Cache entries not yet in SQLite, written in one transaction (one WAL commit, not one per
 #: file) when there are enough, when the memory cache is cleared, and at interpreter exit.
 _pending: list[tuple[Any, ...]] = []
@@ -132,9 +132,7 @@ atexit.register(flush_cache)
 
 
 def _reset_after_fork() -> None:
-    global _db_lock
-    _db_lock = threading.RLock()  # another thread of the parent may have held it
-    _pending.clear()  # the parent writes its own
+    _pending.clear()  # the parent writes its own (the locks are unlocked in the child by _forksafe)
 
 
 if hasattr(os, "register_at_fork"):

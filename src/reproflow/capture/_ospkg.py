@@ -23,12 +23,12 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import threading
 import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
 from ._files import cache_dir, open_cache_db
+from .. import _forksafe
 
 #: (package, version, architecture) of an owner
 Owner = tuple[str, str, Optional[str]]
@@ -36,7 +36,7 @@ Owner = tuple[str, str, Optional[str]]
 RpmRunner = Callable[[Sequence[str]], tuple[int, str]]
 
 _local = types.SimpleNamespace()
-_lock = threading.RLock()
+_lock = _forksafe.rlock()
 
 
 def _db() -> sqlite3.Connection | None:

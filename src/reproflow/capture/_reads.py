@@ -54,6 +54,7 @@ from typing import Any
 
 from ..store._writer import settle as _settle_store
 from ._files import FILE_TIME_SLACK_NS, abspath
+from .. import _forksafe
 
 #: Suffixes of code the source snapshot and the environment capture already cover.
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".dylib")
@@ -85,7 +86,7 @@ class Reads:
 
 _current: contextvars.ContextVar[Reads | None] = contextvars.ContextVar("reproflow_reads", default=None)
 _installed = False
-_install_lock = threading.Lock()
+_install_lock = _forksafe.lock()
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 #: Absolute path -> the attempt that last opened it for writing (see :func:`done`).
 _writers: dict[str, Reads] = {}
@@ -96,7 +97,7 @@ _order: collections.deque[int] = collections.deque()
 #: The attempts that ended while others still ran, in the order they ended (their ``ended``
 #: never decreases along it): what :func:`done` forgets once no attempt that ran beside them runs.
 _ended: collections.deque[Reads] = collections.deque()
-_registry_lock = threading.Lock()
+_registry_lock = _forksafe.lock()
 #: Attempts that started a subprocess, while an attempt that ran beside them still runs.
 _spawners: set[Reads] = set()
 _SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork",

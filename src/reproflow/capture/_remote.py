@@ -28,6 +28,7 @@ from typing import Any
 
 from ..values._urls import strip_credentials
 from ..records import DataRef
+from .. import _forksafe
 
 BLOCK = 16 << 20
 #: Objects of a tree up to this size are fetched together (concurrently on async backends).
@@ -39,7 +40,7 @@ _STRONG_KEYS = ("generation", "versionid", "version_id", "etag", "md5hash", "crc
 _TIME_KEYS = ("lastmodified", "last_modified", "mtime", "updated", "created")
 
 _mem: dict[str, str] = {}
-_mem_lock = threading.Lock()
+_mem_lock = _forksafe.lock()
 _local = threading.local()
 
 

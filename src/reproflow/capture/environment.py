@@ -15,13 +15,13 @@ import platform
 import re
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..values._redact import redact_environ
 from ..values._urls import strip_credentials
 from ..records import DirectUrl, Distribution, Environment, PlatformInfo, PythonInfo
+from .. import _forksafe
 
 _NORMALIZE = re.compile(r"[-_.]+")
 #: A ``License`` header longer than this (the whole license text) is cut to its first line.
@@ -34,7 +34,7 @@ def canonical_name(name: str) -> str:
 
 
 _provides: dict[str, list[str]] | None = None
-_provides_lock = threading.Lock()
+_provides_lock = _forksafe.lock()
 
 
 def provided_by() -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..store._liveness import machine_key
 from ..records import CPUInfo, DiskInfo, GPUInfo, Hardware, ThreadpoolInfo
+from .. import _forksafe
 
 #: CPU flags that change numerical results or speed (vector units, FMA, half/bfloat types).
 _NUMERIC_FLAG = re.compile(
@@ -195,16 +196,7 @@ def refresh_cpu_cache(cache_dir: str | os.PathLike[str] | None = None, timeout: 
 
 
 _refresh_started: set[str] = set()
-_refresh_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _refresh_lock
-    _refresh_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_refresh_lock = _forksafe.lock()
 
 
 def _start_refresh(path: str) -> None:

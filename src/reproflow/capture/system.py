@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterable, Mapping
 from importlib.machinery import EXTENSION_SUFFIXES
 from typing import Any, Optional
 
 from ..records import SharedLibrary, SystemLibraries, ThreadpoolInfo
+from .. import _forksafe
 
 _MAPS_LINE = re.compile(rb"^\S+ \S+ \S+ \S+ [1-9]\d* +(/.*)$", re.M)
 _SO_VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)+)$")  # two parts at least: libc.so.6 says only the ABI
@@ -36,7 +36,7 @@ _ROLES = (
 )  # fmt: skip
 _EXT_SUFFIXES = tuple(s for s in EXTENSION_SUFFIXES if s != ".so")
 
-_lock = threading.Lock()
+_lock = _forksafe.lock()
 _last: tuple[Any, frozenset[str], SystemLibraries] | None = None  # (generation, paths, result)
 
 
@@ -82,7 +82,7 @@ class _Loader:
         self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
         self.fn.restype = ctypes.c_int
-        self.lock = threading.Lock()
+        self.lock = _forksafe.lock()
         counters = slice(Info.adds.offset, Info.subs.offset + ctypes.sizeof(ctypes.c_ulonglong))
         self()
         if self.buffer.raw[counters] == b"\xff" * (counters.stop - counters.start):
@@ -157,7 +157,7 @@ def forget() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: globals().update(_lock=threading.Lock(), _last=None, _loader=None))
+    os.register_at_fork(after_in_child=lambda: globals().update(_last=None, _loader=None))
 
 
 def capture_system(

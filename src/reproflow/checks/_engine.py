@@ -6,7 +6,6 @@ import ast
 import inspect
 import linecache
 import os
-import threading
 import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from ..records import Finding
 from ._config import CheckConfig, find_config
 from ._context import FunctionNode, ModuleContext
 from ._registry import all_rules, parse_error_finding
+from .. import _forksafe
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -152,7 +152,7 @@ def check_paths(
 # -------------------------------------------------------------------------------------------
 
 _MODULES: dict[str, _Analysed] = {}
-_LOCK = threading.Lock()
+_LOCK = _forksafe.lock()
 
 
 def _unwrap(fn: Any) -> Any:

@@ -18,7 +18,6 @@ import pathlib
 import pickle
 import tarfile
 import tempfile
-import threading
 import time
 import traceback
 import uuid
@@ -42,6 +41,7 @@ from ..values._typed import hash_mapping, stable_hash, to_typed_json
 from ..values._valuehash import hash_or_reason, type_name
 from ..records import DataRef, ErrorInfo, Finding, TaskRecord, utcnow
 from ..store import Store, canonical_json, model_bytes
+from .. import _forksafe
 
 
 #: Typed JSON of a return value is kept in the record only below this size.
@@ -142,7 +142,7 @@ def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, ou
 
 
 _findings_cache: dict[Any, list[Finding]] = {}
-_findings_lock = threading.Lock()
+_findings_lock = _forksafe.lock()
 
 
 def _findings_for(fn: Callable[..., Any]) -> list[Finding]:

@@ -33,16 +33,16 @@ import os
 import sys
 import sysconfig
 import textwrap
-import threading
 import types
 from typing import Any, Optional
 
 
 from ..records import CacheKey, TaskRecord
+from .. import _forksafe
 
 logger = logging.getLogger("reproflow")
 
-_lock = threading.Lock()
+_lock = _forksafe.lock()
 #: task_run_id -> the parts computed for it, taken by the recorder (same process as the engine)
 _pending: dict[str, CacheKey] = {}
 #: (path, mtime_ns, size) -> parsed module

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -34,6 +33,7 @@ from ..values._urls import strip_credentials
 from ..values._typed import hash_mapping, to_typed_json
 from ..records import DataRef, EngineInfoValue, ErrorInfo, RunStatus, TaskRecord, utcnow
 from ..store import STORE_ENV, Store
+from .. import _forksafe
 
 #: The run every recorded task of this process (and its children) joins.
 RUN_ID_ENV = "REPROFLOW_RUN_ID"
@@ -43,7 +43,7 @@ RUN_ID_ENV = "REPROFLOW_RUN_ID"
 _NAMESPACE = uuid.UUID("6f1d2a7e-3c51-5b8e-9a40-2f0e5d7c1b93")
 
 _opened: set[tuple[str, str]] = set()  #: (store url, run id) known to have run.json here
-_opened_lock = threading.Lock()
+_opened_lock = _forksafe.lock()
 
 
 def joined_run_id(env: dict[str, str] | None = None) -> str | None:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from ..records import ErrorInfo, RunEnd, RunRecord, RunStatus, RunSummary, utcno
 from ._seeds import seed_from_env
 from ..errors import InvalidSeed
 from ..store import DEFAULT_STORE, STORE_ENV, Store, resolve_store_url
+from .. import _forksafe
 
 log = logging.getLogger("reproflow")
 
-_lock = threading.RLock()
+_lock = _forksafe.rlock()
 _stores: dict[tuple[int, str], Store] = {}
 _started: dict[str, str] = {}  #: run_id -> store url, runs this process started
 #: run_id -> when the run began (time.time_ns(); for a Prefect flow run, when its context was

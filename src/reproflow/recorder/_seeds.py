@@ -18,12 +18,12 @@ import importlib.util
 import os
 import random
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, Callable, Optional
 
 from ..errors import InvalidSeed
+from .. import _forksafe
 
 #: The largest seed every library accepts (numpy's legacy seed is 32 bits).
 MAX_SEED = 2**32 - 1
@@ -118,7 +118,7 @@ class _SeedOnImport(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.pending: dict[str, tuple[int, Callable[[ModuleType, int], None]]] = {}
-        self.lock = threading.Lock()
+        self.lock = _forksafe.lock()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname not in self.pending:

@@ -51,6 +51,7 @@ from ..records import (
     RunSummary,
     TaskRecord,
 )
+from .. import _forksafe
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -120,7 +121,7 @@ def _write_all(fd: int, data: bytes, durable: bool) -> None:
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _tmpfile = {"ok": bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd"), "root": -1}
-_tmpfile_lock = threading.Lock()
+_tmpfile_lock = _forksafe.lock()
 
 
 def _root_fd() -> int:
@@ -192,7 +193,7 @@ _PUT_UNCHECKED_MAX = 1 << 20
 STORE_TIMEOUT_ENV = "REPROFLOW_STORE_TIMEOUT_S"
 DEFAULT_STORE_TIMEOUT_S = 30.0
 _probing: set[str] = set()
-_probing_lock = threading.Lock()
+_probing_lock = _forksafe.lock()
 
 
 def _store_timeout() -> float:
@@ -288,7 +289,7 @@ class Store:
         self._s3 = bool(self._protocols & {"s3", "s3a"})
         self._cat_options: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
         self._known_blobs: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = _forksafe.lock()
         self._spool: _spool.Spool | None = None
         self._marked = False
 

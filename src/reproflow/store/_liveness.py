@@ -33,6 +33,8 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
+from .. import _forksafe
+
 if TYPE_CHECKING:
     from ..records import Liveness, RunRecord, RunStatus
     from . import Store
@@ -162,7 +164,7 @@ class _Leases:
 
     def __init__(self) -> None:
         self._runs: dict[str, Store] = {}
-        self._lock = threading.Lock()
+        self._lock = _forksafe.lock()
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
 

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..values._urls import strip_credentials
 from . import _writer
+from .. import _forksafe
 
 if TYPE_CHECKING:
     from . import Store
@@ -43,7 +43,7 @@ DEFAULT_OFFLINE_S = 30.0
 _MANIFEST = "store.json"
 _BIG = 64 << 20  # spooled files above this upload by streaming (put_file) instead of from memory
 
-_offline_lock = threading.Lock()
+_offline_lock = _forksafe.lock()
 _offline_until: dict[str, float] = {}
 
 

@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .. import _forksafe
+
 log = logging.getLogger("reproflow")
 
 #: Queued writes before ``submit`` blocks (back-pressure on a store slower than the tasks).
@@ -59,7 +61,7 @@ class RecordWriter:
     """One daemon thread draining a bounded queue of write calls in batches; ``flush`` waits for it."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = _forksafe.condition()
         self._jobs: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._pending = 0  #: submitted and not finished (queued or running)
         self._thread: threading.Thread | None = None
@@ -162,7 +164,7 @@ class _Finishing:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = _forksafe.condition()
         self._n = 0
         self._local = threading.local()
         #: set while someone waits for the pending ends (a read of the store, a subprocess, the

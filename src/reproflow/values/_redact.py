@@ -37,6 +37,7 @@ from typing import Any
 from ._urls import PORT, USERINFO, strip_credentials
 from ._secret_names import is_secret_env_name, is_secret_key, name_parts
 from ..records import EnvVar
+from .. import _forksafe
 
 #: A redaction rule: ``(name, value) -> reason`` when the value must not be stored, else None.
 Rule = Callable[[str, str], "str | None"]
@@ -215,7 +216,7 @@ class _Detectors:
     """detect-secrets plugin instances, built once per process (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _forksafe.lock()
         self._plugins: dict[str, Any] | None = None
         self.setup_ms: float | None = None
 
@@ -247,9 +248,8 @@ _warm_thread: threading.Thread | None = None
 
 
 def _after_fork_in_child() -> None:
-    # a lock held by a warm-up thread at fork time would never be released in the child
+    # the warm-up thread is not the child's (a lock it held is unlocked in the child by _forksafe)
     global _warm_thread
-    _DETECTORS._lock = threading.Lock()
     _warm_thread = None
 
 
@@ -645,7 +645,7 @@ class _Known:
     its key), scrubbed from every other text stored: one regex, rebuilt when the set grows."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _forksafe.lock()
         self.values: set[str] = set()
         self.regex: re.Pattern[str] | None = None
 

@@ -23,10 +23,11 @@ import json
 import logging
 import os
 import pathlib
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .. import _forksafe
 
 log = logging.getLogger("reproflow")
 
@@ -38,7 +39,7 @@ _script_modules: set[str] = set()
 
 _hashers: dict[type, Callable[[Any], Any]] = {}
 _hasher_cache: dict[type, Callable[[Any], Any] | None] = {}
-_hashers_lock = threading.Lock()
+_hashers_lock = _forksafe.lock()
 
 
 def mark_script_module(name: str) -> None:

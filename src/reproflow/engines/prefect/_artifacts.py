@@ -28,6 +28,7 @@ from ... import errors
 from ...recorder._dag import upstream_labels
 from ...records import Environment, Run
 from ...store import Store
+from ... import _forksafe
 
 log = logging.getLogger("reproflow")
 
@@ -338,7 +339,7 @@ class _Publisher:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = _forksafe.condition()
         self._jobs: deque[Callable[[], Any]] = deque()
         self._busy = 0
         self._thread: threading.Thread | None = None
