@@ -78,6 +78,8 @@ class _Loader:
         # counters then (checked once, below)
         self.buffer = (ctypes.c_char * self.BUFFER).from_buffer(bytearray(b"\xff" * self.BUFFER))
         self.info = Info.from_buffer(self.buffer)
+        # called as memmove(buffer, info, size, data): the callback's data (NULL here) goes on as
+        # a fourth argument, which memmove never reads (the caller cleans up its arguments)
         self.callback = callback_t(functools.partial(memmove, ctypes.addressof(self.buffer)))
         self.fn = ctypes.PyDLL(None).dl_iterate_phdr
         self.fn.argtypes = [callback_t, ctypes.c_void_p]
