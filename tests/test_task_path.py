@@ -4,8 +4,11 @@ of a flow run kept once it has ended."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -175,10 +178,6 @@ def test_the_generation_never_deadlocks_with_a_dlopen_in_another_thread() -> Non
     """The loader holds its lock while it calls the callback; a callback running Python code
     let another thread take the GIL there, and that thread's ``dlopen`` waited for the lock while
     the callback waited for the GIL: the process hung (at once, with this switch interval)."""
-    import importlib
-    import subprocess
-    import sys
-
     if system.generation() is None:
         pytest.skip("no dl_iterate_phdr counters here")
     for name in ("_heapq", "_bisect", "_json", "_random", "_struct"):
