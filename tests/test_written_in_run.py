@@ -15,6 +15,7 @@ from pathlib import Path
 
 import reproflow
 from reproflow import repro_task
+from reproflow.capture._files import FILE_TIME_SLACK_NS
 from reproflow.store import Store
 
 
@@ -51,6 +52,7 @@ def test_files_the_script_wrote_before_a_task_read_them_are_marked(store: Store,
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / "old.txt").write_text("old")  # a folder that held a file before the run
     os.utime(tmp_path / "mixed" / "old.txt", (past, past))
+    time.sleep(2 * FILE_TIME_SLACK_NS / 1e9)  # their ctimes (now) clearly before the run: within the slack, no telling
     with reproflow.record("body-writes") as run:
         settings = tmp_path / "settings.json"
         settings.write_text(json.dumps({"factor": 2}))  # the run's own, written outside any task
@@ -72,3 +74,21 @@ def test_files_the_script_wrote_before_a_task_read_them_are_marked(store: Store,
                {Path(r.uri).name: r.written_in_run for r in t.inputs}.items()}
     assert by_file == {"settings.json": True, "old.json": None, "generated.txt": True, "counter.txt": None,
                        "made": True, "mixed": None, "unpacked.json": True}
+
+
+def test_a_file_the_run_wrote_in_its_first_clock_tick_is_marked(store: Store, tmp_path: Path) -> None:
+    """The kernel stamps a file's times from a coarse clock, up to a tick (1-10 ms) behind
+    ``time.time_ns``: a file the flow body writes at once may carry a time just before the moment
+    the run began. It is the run's all the same (the corpus shape flow_body_writes failed now and
+    then on a loaded machine: its settings file taken for an input from outside, and the replay
+    stopped on it as missing). Here the run's beginning is set 3 ms after the file's time."""
+    from reproflow.recorder import _runs
+
+    with reproflow.record("first-tick") as run:
+        settings = tmp_path / "settings.json"
+        settings.write_text(json.dumps({"factor": 2}))
+        st = os.stat(settings)
+        _runs._began_ns[run.run_id] = max(st.st_mtime_ns, st.st_ctime_ns) + 3_000_000
+        read_settings(settings)
+    (task,) = store.load_run(run.run_id).final_tasks()
+    assert [(Path(r.uri).name, r.written_in_run) for r in task.inputs] == [("settings.json", True)]

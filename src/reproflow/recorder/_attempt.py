@@ -454,10 +454,14 @@ class _Attempt:
         them (or a task, whose output they are then too), so a replay that runs the flow again
         writes them again. "Written" is the later of mtime and ctime: a file unpacked by
         ``tarfile`` or copied by ``shutil.copy2`` carries its source's mtime, years old, but its
-        ctime (which nothing can set back) is when it was made."""
+        ctime (which nothing can set back) is when it was made. Those times lag the clock by up
+        to a tick, so a file written as the run began may carry a time just before it: the run's
+        beginning is taken :data:`FILE_TIME_SLACK_NS` earlier (a file written that little before
+        the run cannot be told from one written in it)."""
         began = run_began_ns(self.run_id)
         if began is None:
             return
+        began -= FILE_TIME_SLACK_NS
         for ref in self.inputs:
             if ref.kind not in ("file", "directory") or not is_local(ref.uri) or not ref.sha256:
                 continue
