@@ -133,6 +133,22 @@ def test_rocrate_written_and_read_back_with_rocrate(recorded: dict[str, Any], tm
         assert_wrroc_musts(json.loads(meta_path.read_text()))
 
 
+@pytest.mark.parametrize("target", [None, "crate", "crate.zip"])
+def test_rocrate_export_leaves_no_temporary_folder(
+    recorded: dict[str, Any], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, target: str | None
+) -> None:
+    """The folder the flow file is taken out into for the crate is removed once the crate is
+    written: each export left one behind in the temporary folder."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / target if target else None
+    export_run(recorded["store"], recorded["run_id"], "ro-crate", out=out)
+    assert sorted(p.name for p in scratch.iterdir()) == []
+
+
 def test_rocrate_failed_task_and_retries(store: Any) -> None:
     """A failed task is a FailedActionStatus action with its error; the run's status follows."""
     from rf_factory import make_run

@@ -182,7 +182,7 @@ def test_prefect_settings_file_makes_the_runner_start_afresh(prefect_api: str, s
     from reproflow.replay import replay
 
     rec = _record(tmp_path / "rec", prefect_api, {"prefect.toml": '[logging]\nlevel = "WARNING"\n'})
-    result = replay(rec["run_id"], str(rec["store"]), in_place=True, keep=True)
+    result = replay(rec["run_id"], str(rec["store"]), in_place=True, work_dir=tmp_path / "work")
     assert result.reproduced and result.work_dir
     assert len(started) == 1 and started[0].used
     log = (Path(result.work_dir) / "runner.log").read_text()
@@ -299,6 +299,6 @@ def test_without_api_the_early_runner_starts_and_ends_the_temporary_server(
     assert started[0].proc.poll() is not None and not (tmp_path / "marks" / "imported").exists()
 
     monkeypatch.setattr(replay_module, "check_inputs", real_check)
-    result = replay(recorded["run_id"], str(recorded["store"]), in_place=True, keep=True)
+    result = replay(recorded["run_id"], str(recorded["store"]), in_place=True, work_dir=tmp_path / "work")
     assert result.reproduced and started[-1].used
     assert (tmp_path / "marks" / "body").exists()

@@ -118,6 +118,13 @@ def _license(ctx: ExportContext) -> str:
 
 def export_rocrate(ctx: ExportContext) -> str | bytes:
     """Build the crate; write a folder or ``.zip`` for ``out``, else return the metadata JSON."""
+    # The flow file is taken out of the source snapshot into a folder rocrate copies from when it
+    # writes; the folder goes once the crate is written.
+    with tempfile.TemporaryDirectory(prefix="reproflow-crate-") as tmpdir:
+        return _build(ctx, tmpdir)
+
+
+def _build(ctx: ExportContext, tmpdir: str) -> str | bytes:
     from rocrate.model.computerlanguage import ComputerLanguage
     from rocrate.model.contextentity import ContextEntity
     from rocrate.rocrate import ROCrate
@@ -148,7 +155,6 @@ def export_rocrate(ctx: ExportContext) -> str | bytes:
 
     ep = ctx.entrypoint()
     wf_rel = ep[0] if ep else f"{rec.flow_name}.py"
-    tmpdir = tempfile.mkdtemp(prefix="reproflow-crate-")
     wf_source = _source_file(ctx, wf_rel, tmpdir) if with_files and ep else None
     if wf_source is not None:
         wf_kwargs: dict[str, Any] = {"source": wf_source, "dest_path": wf_rel}
