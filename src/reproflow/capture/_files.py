@@ -13,6 +13,9 @@
   no more than a SQLite lookup and a later write of its entry (1 KiB: 8 µs, a lookup 4-5 µs
   alone, measured), and a racily clean file is not looked up at all (it cannot be there). A task
   that writes small files then pays their bytes and one stat each.
+* A file of up to 256 KiB whose bytes are in the page cache, on a local file system, is read
+  without letting the GIL go (``_heldio.py``): in a flow each system call that lets it go hands
+  it to another of Prefect's task threads and back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._digest import EMPTY_TREE, cache_dir, open_cache_db, tree_digest
+from ._heldio import read_small
 from ..values._urls import strip_credentials, url_scheme
 from ..records import MAX_DIR_ENTRIES, DataRef
 from .. import _forksafe
@@ -159,7 +163,7 @@ def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tu
     hit = _cached(p, st, on_disk)
     if hit is not None:
         return hit, st.st_size
-    digest = _stream(p, st.st_size, progress)
+    digest = _stream(p, st.st_size, progress, st)
     # Remembered under the stat taken before the read, with no second stat to confirm it (one
     # syscall fewer per file hashed: issue 16). A write after that stat moves the file's mtime
     # and ctime to now, and its key (ctime included, which nothing can set back) then never
@@ -319,8 +323,12 @@ def _sha256_zeroed(path: str, spans: list[tuple[int, int]]) -> str:
     return h.hexdigest()
 
 
-def _stream(path: str, size: int, progress: bool | None) -> str:
+def _stream(path: str, size: int, progress: bool | None, st: os.stat_result | None = None) -> str:
     show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
+    if st is not None and not show:
+        data = read_small(path, st)  # without letting the GIL go, where that cannot wait
+        if data is not None:
+            return hashlib.sha256(data).hexdigest()
     if size < CHUNK and not show:
         # One open, one read and one close: a file object would add an fstat and a second
         # read to find the end, and each call lets another of Prefect's task threads run.
