@@ -1,7 +1,7 @@
 """Which part of reproflow's per-task path the file-task flow's wall time pays for (issue 16).
 
     python bench/ablate_file_tasks.py [--modes full floor begin-only no-record no-record-io no-output-hash batch-50ms
-                                               lookup-existing lookup-missing] [--rounds 8]
+                                               lookup-existing lookup-missing no-held-read] [--rounds 8]
                                       [--switch-interval SECONDS]
 
 bench_file_tasks.py's 100 mapped file tasks ("declared", warm hash cache) against ``@task``, in
@@ -21,6 +21,8 @@ process only (a measurement, never a way to run reproflow):
   attempt, of the task's input file (it exists) or of 20 new names in the output folder, where the
   other tasks are creating their files (none of them exists). It measures what a lookup costs in
   the flow: an inferred output is looked up before its task runs (``docs/recording.md``).
+* ``no-held-read``: nothing off, and every file hashed is read the usual way, letting the GIL go
+  at its open, read and close, not held (``capture/_heldio.py``): what holding it saves.
 
 Printed per mode: the median wall and process CPU ratios to ``@task`` (alternating, the order
 swapped each round) and reproflow's own CPU per task as bench_file_tasks.py meters it.
@@ -41,7 +43,7 @@ import tempfile
 from pathlib import Path
 
 MODES = ("full", "floor", "begin-only", "no-record", "no-record-io", "no-output-hash", "batch-50ms", "lookup-existing",
-         "lookup-missing")
+         "lookup-missing", "no-held-read")
 #: the os.stat calls the lookup-* modes add before each attempt
 LOOKUPS = 20
 
@@ -81,6 +83,10 @@ def _patch(mode: str) -> None:
             return begin(self, *args, **kwargs)
 
         _attempt._Attempt.begin = looked_up
+    elif mode == "no-held-read":
+        from reproflow.capture import _files
+
+        _files.read_small = lambda path, st: None
     elif mode != "full":
         raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 

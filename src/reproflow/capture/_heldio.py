@@ -5,8 +5,9 @@ go lets one of the other task threads take it: the caller then waits for it to c
 the hand-over costs both threads CPU (context switches, caches gone cold). A 1 KiB file's open,
 read and close take a few microseconds each in the kernel; in a flow of 100 file tasks each one
 cost its thread about ten times that (``bench/profile_file_tasks.py``), and reading the files a
-task hashed this way cut reproflow's CPU per task by 0.10-0.13 ms (``bench/bench_file_tasks.py``,
-2026-12-06).
+task hashes this way cut reproflow's CPU by 0.04-0.13 ms a task (``bench/ablate_file_tasks.py
+--modes full no-held-read``, 2026-12-06). Stats held the same way (``statx`` through ``PyDLL``)
+saved nothing measurable: the stat's own cost, not the hand-over, is what a stat costs there.
 
 Holding the GIL is right only for a call that cannot wait: a thread that waits while holding it
 stops every thread of the process. So :func:`read_small` reads only
