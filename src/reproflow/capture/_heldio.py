@@ -51,6 +51,9 @@ _LOCAL_FS: dict[int, bool] = {
     0x858458F6: False,  # ramfs
 }
 
+#: the size of ``statfs``'s ``f_type`` (``__fsword_t``: a long, except on s390x's 4-byte word)
+_FSWORD = 4 if os.uname().machine == "s390x" else (8 if sys.maxsize > 2**32 else 4)
+
 #: st_dev -> True (read with RWF_NOWAIT), False (a plain read cannot wait), None (never held)
 _devices: dict[int, bool | None] = {}
 
@@ -110,9 +113,6 @@ def _device_mode(libc: _Libc, path: bytes, dev: int) -> bool | None:
     _devices[dev] = mode
     return mode
 
-
-#: the size of ``statfs``'s ``f_type`` (``__fsword_t``: a long, except on s390x's 4-byte word)
-_FSWORD = 4 if os.uname().machine == "s390x" else (8 if sys.maxsize > 2**32 else 4)
 
 
 def read_small(path: str, st: os.stat_result) -> bytearray | None:
