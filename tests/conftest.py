@@ -26,6 +26,8 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from suite_cache import prune_bytecode_cache  # noqa: E402
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _bytecode_cache() -> Iterator[None]:
@@ -56,28 +58,6 @@ def _bytecode_cache() -> Iterator[None]:
 def _pycache_prefix() -> str:
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return os.environ.get("PYTHONPYCACHEPREFIX") or os.path.join(tempfile.gettempdir(), f"reproflow-tests-pycache-{uid}")
-
-
-def _prune_bytecode_cache(prefix: str, real: str, depth: int = 2) -> None:
-    """Remove from the bytecode cache the folders mirroring temporary folders that are gone.
-
-    Every flow, repository and replay environment the suite makes lives in the system temp
-    dir, and each leaves its .pyc files under the cache's mirror of that folder, kept between
-    sessions: 11 GB of them had gathered on a developer's machine after a day. A folder of the
-    mirror whose source folder no longer exists is garbage (pytest's own ``pytest-of-<user>``
-    keeps its last three ``pytest-N`` folders: one level deeper there)."""
-    mirror = os.path.join(prefix, real.lstrip(os.sep))
-    try:
-        names = os.listdir(mirror)
-    except OSError:
-        return
-    for name in names:
-        source = os.path.join(real, name)
-        if os.path.lexists(source):
-            if depth > 1 and name.startswith("pytest-of-"):
-                _prune_bytecode_cache(prefix, source, depth - 1)
-            continue
-        shutil.rmtree(os.path.join(mirror, name), ignore_errors=True)
 
 
 def _is_xdist_worker() -> bool:
@@ -116,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: (server.__exit__(None, None, None), os.environ.pop("REPROFLOW_TEST_PREFECT_API_URL", None),
                                     shutil.rmtree(home, ignore_errors=True)))
     _compile_reproflow()
-    _prune_bytecode_cache(_pycache_prefix(), os.path.realpath(tempfile.gettempdir()))
+    prune_bytecode_cache(_pycache_prefix(), os.path.realpath(tempfile.gettempdir()))
     if not os.environ.get("REPROFLOW_TEST_SHARED_CACHE"):
         cache = tempfile.mkdtemp(prefix="reproflow-test-cache-")
         os.environ["REPROFLOW_TEST_SHARED_CACHE"] = cache
