@@ -325,11 +325,10 @@ def _sha256_zeroed(path: str, spans: list[tuple[int, int]]) -> str:
 
 def _stream(path: str, size: int, progress: bool | None, st: os.stat_result | None = None) -> str:
     show = progress if progress is not None else (size >= PROGRESS_MIN_BYTES and _interactive())
-    if st is not None and not show:
-        data = read_small(path, st)  # without letting the GIL go, where that cannot wait
-        if data is not None:
-            return hashlib.sha256(data).hexdigest()
     if size < CHUNK and not show:
+        held = read_small(path, st) if st is not None else None  # the GIL held, where that cannot wait
+        if held is not None:
+            return hashlib.sha256(held).hexdigest()
         # One open, one read and one close: a file object would add an fstat and a second
         # read to find the end, and each call lets another of Prefect's task threads run.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

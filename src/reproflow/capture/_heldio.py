@@ -103,8 +103,6 @@ def _get_libc() -> _Libc | None:
 def _device_mode(libc: _Libc, path: bytes, dev: int) -> bool | None:
     """Whether files on ``dev`` may be read with the GIL held (see :data:`_devices`): its file
     system's type from ``statfs`` of ``path`` (the GIL let go), remembered per device."""
-    if dev in _devices:
-        return _devices[dev]
     buf = libc.string_buffer(512)  # struct statfs: 120 bytes on 64-bit Linux, f_type first
     mode: bool | None = None
     if libc.statfs(path, buf) == 0:
