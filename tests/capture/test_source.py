@@ -11,8 +11,11 @@ from collections.abc import Callable
 import pytest
 
 from reproflow.capture.git import capture_git
-from reproflow.capture.source import extract_source, snapshot_distribution, snapshot_source
+from reproflow.capture import source as source_mod
+from reproflow.capture.source import (extract_source, snapshot_distribution, snapshot_source,
+                                      store_distribution_snapshot)
 from reproflow.errors import UnsafeArchive
+from reproflow.store import Store
 
 from .conftest import git
 
@@ -174,6 +177,106 @@ def test_snapshot_distribution_uses_gitignore(make_repo: MakeRepo) -> None:
     (repo / "scratch" / "tmp.py").write_text("junk\n")
     (repo / "src" / "q.py").write_text("q\n")
     assert sorted(_members(snapshot_distribution(str(repo)))) == [".gitignore", "pyproject.toml", "src/p.py", "src/q.py"]
+
+
+# --------------------------------------------------------------------------------------------
+# Unchanged folders are not archived again
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def snap_cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """A fresh REPROFLOW_CACHE_DIR; returns a function counting the files read into archives."""
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    reads = [0]
+    real_add = source_mod._add
+
+    def counting_add(*args: object, **kwargs: object) -> None:
+        reads[0] += 1
+        real_add(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(source_mod, "_add", counting_add)
+    return lambda: reads[0]
+
+
+def _settle() -> None:
+    """Let the racy window pass: a file changed within it is never taken from the cache."""
+    import time
+
+    time.sleep(source_mod.RACY_WINDOW_NS / 1e9 * 1.5)
+
+
+def test_an_unchanged_tree_is_not_archived_again(make_repo: MakeRepo, tmp_path: pathlib.Path,
+                                                 snap_cache: Callable[[], int]) -> None:
+    """With the store as sink: the first snapshot archives and stores; a second of the same files
+    reads none of them and gives the same blob and the same record; an edit that keeps the size
+    and puts the mtime back (only the ctime tells) is archived again, and its content is in."""
+    repo = make_repo({"flow.py": "x = 1\n", "pkg/m.py": "m\n", ".env": "TOKEN=1\n"})
+    (repo / ".env").write_text("TOKEN=1\n")  # untracked secret file: listed as skipped
+    state, _ = capture_git(repo)
+    store = Store(tmp_path / "store")
+    _settle()
+    first, data = snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    assert data is None and first.blob is not None and store.has_blob(first.blob)
+    assert snap_cache() == 3 and first.files == 2 and ".env" in first.skipped
+    second, _ = snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    assert snap_cache() == 3, "an unchanged tree was read again"
+    assert second == first
+    # the same size and mtime, other bytes
+    st = os.stat(repo / "flow.py")
+    (repo / "flow.py").write_text("x = 2\n")
+    os.utime(repo / "flow.py", ns=(st.st_atime_ns, st.st_mtime_ns))
+    _settle()
+    third, _ = snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    assert snap_cache() == 6 and third.blob != first.blob
+    assert _read(store.get_blob(third.blob), "flow.py") == b"x = 2\n"
+    # a store without the archive (another store, the same cache) gets it archived and stored
+    other = Store(tmp_path / "other")
+    fourth, _ = snapshot_source(str(repo), git=state, entry_file=None, sink=other)
+    assert snap_cache() == 9 and fourth.blob == third.blob and other.has_blob(third.blob)
+
+
+def test_a_file_changed_within_the_racy_window_is_never_taken_from_the_cache(
+        make_repo: MakeRepo, tmp_path: pathlib.Path, snap_cache: Callable[[], int]) -> None:
+    """A file written just now may change again within the same clock tick without changing its
+    stat: its tree is archived every time until the window has passed."""
+    repo = make_repo({"flow.py": "x = 1\n"})
+    state, _ = capture_git(repo)
+    store = Store(tmp_path / "store")
+    (repo / "flow.py").write_text("x = 3\n")
+    first, _ = snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    second, _ = snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    assert snap_cache() == 2 and second.blob == first.blob
+    _settle()
+    snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    snapshot_source(str(repo), git=state, entry_file=None, sink=store)
+    assert snap_cache() == 3
+
+
+def test_a_distribution_snapshot_is_stored_once_and_follows_its_files(
+        tmp_path: pathlib.Path, snap_cache: Callable[[], int]) -> None:
+    """store_distribution_snapshot gives the digest of snapshot_distribution's bytes; unchanged, it
+    reads nothing; a file added is in the next one. The source snapshot of the same folder (other
+    names) keeps its own entry: neither pushes the other out."""
+    proj = tmp_path / "proj"
+    for name in ("pyproject.toml", "src/pkg/__init__.py", "notes.txt"):
+        (proj / name).parent.mkdir(parents=True, exist_ok=True)
+        (proj / name).write_text(name)
+    store = Store(tmp_path / "store")
+    _settle()
+    digest = store_distribution_snapshot(str(proj), store)
+    assert store.get_blob(digest) == snapshot_distribution(str(proj))
+    reads = snap_cache()
+    snap, _ = snapshot_source(str(proj), git=None, entry_file=str(proj / "x.py"), sink=store)
+    assert snap.files == 2  # the source snapshot keeps sources only (no notes.txt)
+    reads = snap_cache()
+    assert store_distribution_snapshot(str(proj), store) == digest
+    snapshot_source(str(proj), git=None, entry_file=str(proj / "x.py"), sink=store)
+    assert snap_cache() == reads
+    (proj / "src/pkg/extra.py").write_text("E = 1\n")
+    _settle()
+    changed = store_distribution_snapshot(str(proj), store)
+    assert changed != digest and "src/pkg/extra.py" in _members(store.get_blob(changed))
 
 
 # --------------------------------------------------------------------------------------------

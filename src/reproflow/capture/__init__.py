@@ -34,7 +34,7 @@ from ..records import Environment, GitState, ProcessContext, SourceSnapshot, Sys
 from .environment import capture_environment, environment_identity, local_dir
 from .git import GitRunner, capture_git, subprocess_runner
 from .hardware import capture_hardware
-from .source import extract_source, snapshot_distribution, snapshot_source
+from .source import extract_source, snapshot_distribution, snapshot_source, store_distribution_snapshot
 from . import system as _system
 from .. import _forksafe
 
@@ -277,9 +277,7 @@ def own_folders(store: Store, environ: Mapping[str, str] | None = None) -> list[
 def _capture_code(store: Store, root: str, entry_file: str | None) -> tuple[GitState, bytes | None, SourceSnapshot]:
     own = own_folders(store)
     git, diff = capture_git(root, exclude=own)
-    source, archive = snapshot_source(root, git=git, entry_file=entry_file, exclude=own)
-    if archive is not None:
-        source.blob = store.put_blob(archive)
+    source, _ = snapshot_source(root, git=git, entry_file=entry_file, exclude=own, sink=store)
     return git, diff, source
 
 
@@ -297,7 +295,7 @@ def _snapshot_local_distributions(store: Store, env: Environment, source: Source
             continue
         folder = os.path.realpath(folder)
         if folder not in done:
-            done[folder] = store.put_blob(snapshot_distribution(folder))
+            done[folder] = store_distribution_snapshot(folder, store)
         dist.source_blob = done[folder]
 
 

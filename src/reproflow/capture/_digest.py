@@ -10,6 +10,11 @@ import threading
 from pathlib import Path
 
 
+#: A file whose mtime (or ctime) is this close to the moment it was read is "racily clean", as
+#: git calls it: a write in the same clock tick of the file system could leave its stat unchanged,
+#: so nothing keyed by that stat is cached.
+RACY_WINDOW_NS = 100_000_000  # 0.1 s
+
 _cache_dir_memo: tuple[str | None, str | None, Path] | None = None
 
 

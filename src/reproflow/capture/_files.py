@@ -31,14 +31,13 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._digest import EMPTY_TREE, cache_dir, open_cache_db, tree_digest
+from ._digest import EMPTY_TREE, RACY_WINDOW_NS, cache_dir, open_cache_db, tree_digest
 from ._heldio import read_small
 from ..values._urls import strip_credentials, url_scheme
 from ..records import MAX_DIR_ENTRIES, DataRef
 from .. import _forksafe
 
 CHUNK = 1 << 20
-RACY_WINDOW_NS = 100_000_000  # 0.1 s
 #: How far a file's time stamps may lag the clock: the kernel stamps them from a coarse clock,
 #: a tick (1-10 ms) behind ``time.time_ns``, so a file written just after a moment may carry a
 #: time a little before it. Who compares a file's time with a moment allows this much.

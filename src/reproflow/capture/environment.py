@@ -14,7 +14,9 @@ import os
 import platform
 import re
 import socket
+import sqlite3
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -39,15 +41,132 @@ _provides_lock = _forksafe.lock()
 
 def provided_by() -> dict[str, list[str]]:
     """``importlib.metadata.packages_distributions()``, once per process: it reads every installed
-    distribution's RECORD (about 0.2-0.5 s with 200 installed), so the capture's prefetch thread
-    computes it early and a run's end only looks names up in it."""
+    distribution's METADATA and ``top_level.txt`` or RECORD (0.1-0.5 s of CPU with 200 installed),
+    so the capture's prefetch thread computes it early, a run's end only looks names up in it, and
+    what each distribution provides is cached across processes (:class:`_TopLevelCache`)."""
     global _provides
     with _provides_lock:
         if _provides is None:
-            import importlib.metadata as md
-
-            _provides = {k: list(v) for k, v in md.packages_distributions().items()}
+            _provides = _packages_distributions()
         return _provides
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    """What ``importlib.metadata.packages_distributions()`` returns, each distribution's part
+    taken from the cache while its metadata files are unchanged."""
+    import importlib.metadata as md
+
+    declared = getattr(md, "_top_level_declared", None)
+    inferred = getattr(md, "_top_level_inferred", None)
+    if declared is None or inferred is None:  # another Python's importlib: no per-distribution parts
+        return {k: list(v) for k, v in md.packages_distributions().items()}
+    cache = _TopLevelCache()
+    out: dict[str, list[str]] = {}
+    for dist in md.distributions():
+        path = getattr(dist, "_path", None)
+        stamp = _metadata_stamp(path) if path is not None else None
+        part = cache.get(os.fspath(path), stamp) if stamp is not None and path is not None else None
+        if part is None:
+            part = (dist.metadata["Name"], sorted(declared(dist) or inferred(dist)))
+            if stamp is not None and path is not None:
+                cache.put(os.fspath(path), stamp, part)
+        name, tops = part
+        for top in tops:
+            out.setdefault(top, []).append(name)
+    cache.save()
+    return out
+
+
+#: The files of a distribution's metadata folder that packages_distributions() reads.
+_STAMPED = ("METADATA", "PKG-INFO", "top_level.txt", "RECORD", "SOURCES.txt")
+
+
+def _metadata_stamp(path: Any) -> str | None:
+    """The stat of a distribution's metadata folder (or egg-info file) and of the files in it that
+    say its name and its top-level names, as one string; None when it cannot be trusted (missing,
+    or modified within the racy window: a write in the same tick could keep its stat)."""
+    import time
+
+    from ._digest import RACY_WINDOW_NS
+
+    now = time.time_ns()
+    parts = []
+    for name in ("", *_STAMPED):
+        try:
+            st = os.stat(os.path.join(path, name) if name else path)
+        except OSError:
+            if not name:
+                return None
+            parts.append("-")
+            continue
+        if now - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS:
+            return None
+        parts.append(f"{st.st_ino}.{st.st_dev}.{st.st_size}.{st.st_mtime_ns}.{st.st_ctime_ns}")
+        if not name and not os.path.isdir(path):  # an .egg-info file is the metadata itself
+            break
+    return ":".join(parts)
+
+
+class _TopLevelCache:
+    """Each installed distribution's name and top-level names by its metadata folder and that
+    folder's stamp (:func:`_metadata_stamp`), in the hash cache's SQLite file: one row a folder
+    of ``sys.path`` (site-packages), rewritten when one of its distributions changed, so one
+    removed or upgraded leaves nothing behind. A cache that cannot be opened only costs speed."""
+
+    _SCHEMA = "CREATE TABLE IF NOT EXISTS top_level (site TEXT PRIMARY KEY, parts TEXT)"
+    _local = types.SimpleNamespace()
+
+    def __init__(self) -> None:
+        self._sites: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._changed: set[str] = set()
+
+    def _db(self) -> Any:
+        from ._digest import cache_dir, open_cache_db
+
+        return open_cache_db(self._local, str(cache_dir() / "hashes.sqlite3"), self._SCHEMA)
+
+    def _site(self, site: str) -> dict[str, Any]:
+        if site not in self._sites:
+            found: dict[str, Any] = {}
+            db = self._db()
+            if db is not None:
+                try:
+                    row = db.execute("SELECT parts FROM top_level WHERE site = ?", (site,)).fetchone()
+                    found = json.loads(row[0]) if row is not None else {}
+                except (sqlite3.Error, ValueError):
+                    found = {}
+            self._sites[site] = found if isinstance(found, dict) else {}
+        return self._sites[site]
+
+    def get(self, path: str, stamp: str) -> tuple[Any, list[str]] | None:
+        site, leaf = os.path.split(path)
+        entry = self._site(site).get(leaf)
+        try:
+            if entry is None or entry[0] != stamp:
+                return None
+            name, tops = entry[1], [str(t) for t in entry[2]]
+        except (TypeError, IndexError, KeyError):
+            return None
+        self._seen.setdefault(site, {})[leaf] = entry
+        return name, tops
+
+    def put(self, path: str, stamp: str, part: tuple[Any, list[str]]) -> None:
+        site, leaf = os.path.split(path)
+        self._seen.setdefault(site, {})[leaf] = [stamp, part[0], part[1]]
+        self._changed.add(site)
+
+    def save(self) -> None:
+        for site, seen in self._seen.items():
+            if site not in self._changed and len(seen) == len(self._site(site)):
+                continue
+            db = self._db()
+            if db is None:
+                return
+            try:
+                db.execute("INSERT OR REPLACE INTO top_level VALUES (?, ?)", (site, json.dumps(seen)))
+            except sqlite3.Error:
+                return
 
 
 def imported_distributions(modules: Iterable[str] | None = None) -> list[str]:

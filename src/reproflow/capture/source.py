@@ -13,21 +13,36 @@ user names, gzip header mtime 0), so an unchanged tree always has the same SHA-2
 ``id_rsa``, ``.netrc``, ``credentials.json``...) or by content (private keys, service-account
 JSON, tokens; see :mod:`reproflow.capture._secret_files`) are left out and listed in
 ``SourceSnapshot.skipped``.
+
+Given a blob sink (the store), a snapshot is built only when its files changed: the stat of every
+file (size, mtime, ctime, inode, mode) and the list of names are fingerprinted, and a folder whose
+fingerprint is the one last archived, with that archive already in the store, costs one stat a
+file instead of reading, scanning and compressing it again (an editable project of 500 files:
+about 3 ms instead of 250). The fingerprint of each source root is kept in the hash cache's SQLite
+file; a file modified within :data:`RACY_WINDOW_NS` of the snapshot leaves it uncached.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import os
 import posixpath
+import sqlite3
 import stat
 import tarfile
+import time
+import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from .._version import __version__
 from ..errors import UnsafeArchive
 from ..records import GitState, SourceSnapshot
+from ._digest import RACY_WINDOW_NS, cache_dir, open_cache_db
 from ._secret_files import is_secret_file, secret_reason
 from .git import GitRunner, exclude_pathspecs, outside, subprocess_runner
 
@@ -58,13 +73,23 @@ _SOURCE_NAMES = frozenset({"Pipfile", "Makefile", "MANIFEST.in", ".python-versio
                            "setup.py", "setup.cfg", "pyproject.toml"})
 _SOURCE_PREFIXES = ("requirements", "constraints")
 
+class BlobSink(Protocol):
+    """Where a snapshot goes (a :class:`reproflow.store.Store`): content-addressed blobs."""
+
+    def has_blob(self, digest: str) -> bool: ...
+
+    def put_blob(self, data: bytes) -> str: ...
+
+
 @dataclass
 class _Archive:
-    data: bytes
+    data: bytes | None
     files: int = 0
     size: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     skipped_total: int = 0
+    #: the archive's digest, once stored in a sink (``data`` is None when it was there already)
+    digest: str | None = None
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped_total += 1
@@ -81,6 +106,7 @@ def snapshot_source(
     max_file_bytes: int = MAX_FILE_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
     exclude: Sequence[str] = (),
+    sink: BlobSink | None = None,
 ) -> tuple[SourceSnapshot, bytes | None]:
     """Archive the code under ``root`` (see the module docstring for what is kept).
 
@@ -93,10 +119,13 @@ def snapshot_source(
         max_total_bytes: files past this total are skipped.
         exclude: folders (absolute paths) never archived, wherever they are: reproflow's own
             store, spool and caches.
+        sink: where to store the archive (the store); an unchanged folder whose archive is
+            there already is not archived again (see the module docstring).
 
     Returns:
-        The snapshot record (``blob`` left for the caller to fill after storing) and the tar.gz
-        bytes, or None when there was nothing to archive.
+        The snapshot record and the tar.gz bytes, or None when there was nothing to archive.
+        With a ``sink`` the archive is stored, ``blob`` set and None returned for the bytes;
+        without one ``blob`` is left for the caller to fill after storing.
     """
     root = os.path.abspath(root)
     names: list[str] | None = None
@@ -114,7 +143,7 @@ def snapshot_source(
     else:
         walk_note = None
     names = outside(root, names, exclude)
-    archive = _build(root, names, max_file_bytes, max_total_bytes)
+    archive = _build(root, names, max_file_bytes, max_total_bytes, sink)
     if walk_note:
         archive.skip(".", walk_note)
     snap = SourceSnapshot(
@@ -128,6 +157,9 @@ def snapshot_source(
     if archive.files == 0:
         snap.kind = "none"
         snap.absent_reason = "no source files found"
+        return snap, None
+    if sink is not None:
+        snap.blob = archive.digest
         return snap, None
     return snap, archive.data
 
@@ -146,11 +178,28 @@ def snapshot_distribution(
     (``build/``, ``dist/``, ``*.egg-info``, compiled extensions), ``.reproflow`` and secret files.
     """
     dist_root = os.path.abspath(dist_root)
+    data = _build(dist_root, _distribution_names(dist_root, runner), max_file_bytes, max_total_bytes).data
+    assert data is not None  # built without a sink
+    return data
+
+
+def store_distribution_snapshot(dist_root: str, sink: BlobSink, *, runner: GitRunner = subprocess_runner) -> str:
+    """:func:`snapshot_distribution` stored in ``sink``; returns its digest. A folder unchanged
+    since its archive was stored is not archived again (see the module docstring)."""
+    dist_root = os.path.abspath(dist_root)
+    archive = _build(dist_root, _distribution_names(dist_root, runner), MAX_FILE_BYTES, MAX_TOTAL_BYTES, sink,
+                     "distribution")
+    if archive.digest is None:  # nothing to archive: the empty archive, as without a sink
+        assert archive.data is not None
+        return sink.put_blob(archive.data)
+    return archive.digest
+
+
+def _distribution_names(dist_root: str, runner: GitRunner) -> list[str]:
     names = _git_names(dist_root, runner)
     if names is None:
         names, _ = _walk(dist_root, lambda name: True)
-    names = [n for n in names if _keep_in_distribution(n)]
-    return _build(dist_root, names, max_file_bytes, max_total_bytes).data
+    return [n for n in names if _keep_in_distribution(n)]
 
 
 def _keep_in_distribution(name: str) -> bool:
@@ -215,15 +264,101 @@ def _tarinfo(name: str, size: int = 0) -> tarfile.TarInfo:
     return info
 
 
-def _build(root: str, names: Iterable[str], max_file: int, max_total: int) -> _Archive:
+def _build(root: str, names: Iterable[str], max_file: int, max_total: int, sink: BlobSink | None = None,
+           purpose: str = "source") -> _Archive:
+    """The archive of ``names`` under ``root``; with a ``sink``, stored there (``digest`` set),
+    and not built at all when the files are unchanged since their archive was stored (the cache
+    keeps one archive per root and ``purpose``: a folder both snapshotted as the source root and
+    installed from keeps both)."""
+    ordered = sorted(set(names))
+    key = fingerprint = None
+    if sink is not None:
+        started = time.time_ns()
+        key, fingerprint, racy = _fingerprint(root, ordered, max_file, max_total, started)
+        key = f"{purpose}:{key}"
+        hit = _snapshots.find(key, fingerprint)
+        if hit is not None and hit.digest is not None and sink.has_blob(hit.digest):
+            return hit
+        if racy:
+            fingerprint = None
     buf = io.BytesIO()
     archive = _Archive(data=b"")
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(set(names)):
+        for name in ordered:
             _add(tar, root, name, archive, max_file, max_total)
     # one compress call over the whole tar (no name, mtime 0 in the gzip header)
     archive.data = gzip.compress(buf.getvalue(), compresslevel=_GZIP_LEVEL, mtime=0)
+    if sink is not None and archive.files:
+        archive.digest = sink.put_blob(archive.data)
+        if key is not None and fingerprint is not None:
+            _snapshots.keep(key, fingerprint, archive)
     return archive
+
+
+def _fingerprint(root: str, names: list[str], max_file: int, max_total: int, started_ns: int) -> tuple[str, str, bool]:
+    """(the cache key of ``root``, the fingerprint of ``names`` as they are on disk, whether
+    a file is racily clean). The fingerprint covers what :func:`_add` decides by: each name, its
+    lstat (type and mode, size, mtime, ctime, inode, device), the limits and reproflow's version.
+    The content of a file changes its ctime, which no user call can set back."""
+    h = hashlib.sha256(f"{__version__}\0{max_file}\0{max_total}\n".encode())
+    racy = False
+    for name in names:
+        if is_secret_file(name):  # never read: its stat does not matter
+            h.update(name.encode("utf-8", "surrogateescape") + b"\0s\n")
+            continue
+        try:
+            st = os.lstat(os.path.join(root, *name.split("/")))
+        except OSError:
+            h.update(name.encode("utf-8", "surrogateescape") + b"\0-\n")
+            continue
+        if started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_WINDOW_NS:
+            racy = True
+        h.update(f"{name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\n"
+                 .encode("utf-8", "surrogateescape"))
+    return root, h.hexdigest(), racy
+
+
+class _SnapshotCache:
+    """The last archived fingerprint of each source root, with its archive's digest and what
+    :class:`SourceSnapshot` says of it, in the hash cache's SQLite file: one row a root. A cache
+    that cannot be opened or written only costs speed."""
+
+    _SCHEMA = "CREATE TABLE IF NOT EXISTS snapshots (root TEXT PRIMARY KEY, fingerprint TEXT, meta TEXT)"
+
+    def __init__(self) -> None:
+        self._local = types.SimpleNamespace()
+
+    def _db(self) -> sqlite3.Connection | None:
+        return open_cache_db(self._local, str(cache_dir() / "hashes.sqlite3"), self._SCHEMA)
+
+    def find(self, root: str, fingerprint: str) -> _Archive | None:
+        db = self._db()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT fingerprint, meta FROM snapshots WHERE root = ?", (root,)).fetchone()
+            if row is None or row[0] != fingerprint:
+                return None
+            meta = json.loads(row[1])
+            return _Archive(data=None, files=int(meta["files"]), size=int(meta["size"]),
+                            skipped={str(k): str(v) for k, v in dict(meta["skipped"]).items()},
+                            skipped_total=int(meta["skipped_total"]), digest=str(meta["digest"]))
+        except (sqlite3.Error, ValueError, TypeError, KeyError):
+            return None
+
+    def keep(self, root: str, fingerprint: str, archive: _Archive) -> None:
+        db = self._db()
+        if db is None:
+            return
+        meta = {"digest": archive.digest, "files": archive.files, "size": archive.size,
+                "skipped": archive.skipped, "skipped_total": archive.skipped_total}
+        try:
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (root, fingerprint, json.dumps(meta)))
+        except sqlite3.Error:
+            pass
+
+
+_snapshots = _SnapshotCache()
 
 
 def _add(tar: tarfile.TarFile, root: str, name: str, archive: _Archive, max_file: int, max_total: int) -> None:
@@ -375,4 +510,5 @@ __all__ = [
     "is_secret_file",
     "snapshot_distribution",
     "snapshot_source",
+    "store_distribution_snapshot",
 ]
