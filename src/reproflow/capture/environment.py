@@ -63,13 +63,14 @@ def _packages_distributions() -> dict[str, list[str]]:
     cache = _TopLevelCache()
     out: dict[str, list[str]] = {}
     for dist in md.distributions():
-        path = getattr(dist, "_path", None)
-        stamp = _metadata_stamp(path) if path is not None else None
-        part = cache.get(os.fspath(path), stamp) if stamp is not None and path is not None else None
+        path = getattr(dist, "_path", None)  # a folder, or a zip file's member (an egg): not cached
+        where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        stamp = _metadata_stamp(where) if where is not None else None
+        part = cache.get(where, stamp) if where is not None and stamp is not None else None
         if part is None:
             part = (dist.metadata["Name"], sorted(declared(dist) or inferred(dist)))
-            if stamp is not None and path is not None:
-                cache.put(os.fspath(path), stamp, part)
+            if where is not None and stamp is not None:
+                cache.put(where, stamp, part)
         name, tops = part
         for top in tops:
             out.setdefault(top, []).append(name)
@@ -81,7 +82,7 @@ def _packages_distributions() -> dict[str, list[str]]:
 _STAMPED = ("METADATA", "PKG-INFO", "top_level.txt", "RECORD", "SOURCES.txt")
 
 
-def _metadata_stamp(path: Any) -> str | None:
+def _metadata_stamp(path: str) -> str | None:
     """The stat of a distribution's metadata folder (or egg-info file) and of the files in it that
     say its name and its top-level names, as one string; None when it cannot be trusted (missing,
     or modified within the racy window: a write in the same tick could keep its stat)."""

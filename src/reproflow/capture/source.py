@@ -73,6 +73,7 @@ _SOURCE_NAMES = frozenset({"Pipfile", "Makefile", "MANIFEST.in", ".python-versio
                            "setup.py", "setup.cfg", "pyproject.toml"})
 _SOURCE_PREFIXES = ("requirements", "constraints")
 
+
 class BlobSink(Protocol):
     """Where a snapshot goes (a :class:`reproflow.store.Store`): content-addressed blobs."""
 
@@ -274,8 +275,8 @@ def _build(root: str, names: Iterable[str], max_file: int, max_total: int, sink:
     key = fingerprint = None
     if sink is not None:
         started = time.time_ns()
-        key, fingerprint, racy = _fingerprint(root, ordered, max_file, max_total, started)
-        key = f"{purpose}:{key}"
+        key = f"{purpose}:{root}"
+        fingerprint, racy = _fingerprint(root, ordered, max_file, max_total, started)
         hit = _snapshots.find(key, fingerprint)
         if hit is not None and hit.digest is not None and sink.has_blob(hit.digest):
             return hit
@@ -295,9 +296,9 @@ def _build(root: str, names: Iterable[str], max_file: int, max_total: int, sink:
     return archive
 
 
-def _fingerprint(root: str, names: list[str], max_file: int, max_total: int, started_ns: int) -> tuple[str, str, bool]:
-    """(the cache key of ``root``, the fingerprint of ``names`` as they are on disk, whether
-    a file is racily clean). The fingerprint covers what :func:`_add` decides by: each name, its
+def _fingerprint(root: str, names: list[str], max_file: int, max_total: int, started_ns: int) -> tuple[str, bool]:
+    """(the fingerprint of ``names`` under ``root`` as they are on disk, whether a file is racily
+    clean). The fingerprint covers what :func:`_add` decides by: each name, its
     lstat (type and mode, size, mtime, ctime, inode, device), the limits and reproflow's version.
     The content of a file changes its ctime, which no user call can set back."""
     h = hashlib.sha256(f"{__version__}\0{max_file}\0{max_total}\n".encode())
@@ -315,7 +316,7 @@ def _fingerprint(root: str, names: list[str], max_file: int, max_total: int, sta
             racy = True
         h.update(f"{name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\n"
                  .encode("utf-8", "surrogateescape"))
-    return root, h.hexdigest(), racy
+    return h.hexdigest(), racy
 
 
 class _SnapshotCache:
