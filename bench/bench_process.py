@@ -3,8 +3,8 @@
     prefect server start --host 127.0.0.1 --port 4299 &
     python bench/bench_process.py --repeats 9 --api-url http://127.0.0.1:4299/api
 
-A short flow (one task reading a file and writing one, one task on its result) in a fresh git
-repository, run as a script in a fresh interpreter each time, as a user runs it. Once per process
+A short flow (the corpus's ``basic_files`` shape: one task reading a file and writing one, one
+task on its result) in a fresh git repository, run as a script in a fresh interpreter each time, as a user runs it. Once per process
 reproflow captures the environment, hardware, git state and a source snapshot (of the flow's
 repository and of every package installed from a local folder: here reproflow's own checkout
 when it is installed editable, ~500 files, as a user's own project installed with
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -44,47 +45,24 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _stats import with_interval  # noqa: E402
 
-FLOW = '''from pathlib import Path
-
-from prefect import flow, task
-
-from reproflow import repro_task
-
-DECORATE = {decorate}
-
-
-@DECORATE(**({{"inputs": ["src"], "outputs": ["dst"]}} if DECORATE is repro_task else {{}}))
-def shout(src: Path, dst: Path) -> int:
-    text = src.read_text()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(text.upper())
-    return len(text.split())
-
-
-@DECORATE
-def double(n: int) -> int:
-    return 2 * n
-
-
-@flow
-def basic(src: Path = Path("data/in.txt"), dst: Path = Path("out/upper.txt")) -> int:
-    return double(shout(src, dst))
-
-
-if __name__ == "__main__":
-    basic()
-'''
+#: The corpus's plain shape (tests/corpus/shapes/basic_files): a file task with its paths declared,
+#: and a task on its result. The baseline is the same file with Prefect's @task.
+SHAPE = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "shapes" / "basic_files"
 
 VARIANTS = ("@task", "@repro_task", "@repro_task, fresh cache")
 
 
 def make_repo(root: Path) -> Path:
+    """The shape as a committed git repository holding ``repro_flow.py`` (as the corpus has it)
+    and ``task_flow.py`` (each ``@repro_task(...)`` made a plain ``@task``)."""
     repo = root / "repo"
-    (repo / "data").mkdir(parents=True)
-    (repo / "data" / "in.txt").write_text("a few words to shout\n" * 20)
-    (repo / ".gitignore").write_text("out/\n.reproflow/\n")
-    (repo / "task_flow.py").write_text(FLOW.format(decorate="task"))
-    (repo / "repro_flow.py").write_text(FLOW.format(decorate="repro_task"))
+    shutil.copytree(SHAPE, repo, ignore=shutil.ignore_patterns("expect.json", "__pycache__"))
+    recorded = (repo / "flow.py").read_text()
+    plain = re.sub(r"@repro_task(\([^)]*\))?", "@task", recorded).replace("from reproflow import repro_task",
+                                                                         "from prefect import task")
+    (repo / "flow.py").unlink()
+    (repo / "repro_flow.py").write_text(recorded)
+    (repo / "task_flow.py").write_text(plain)
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench flow"]):
         subprocess.run(["git", "-c", "user.email=b@example.org", "-c", "user.name=bench", *args], cwd=repo,
                        check=True, capture_output=True)
