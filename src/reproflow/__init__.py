@@ -88,14 +88,6 @@ def _wire_prefect() -> None:
 
     if _artifacts.summary_scorer is None:
         _artifacts.summary_scorer = _summary_lines
-        _artifacts.summary_prewarm = _load_summary_scorer
-
-
-def _load_summary_scorer() -> None:
-    import importlib
-
-    importlib.import_module("reproflow.analysis._report")
-    importlib.import_module("reproflow.replay._plan")  # what the scorer's replay check imports
 
 
 def _summary_lines(run: Any, env: Any, store: Any) -> list[str]:

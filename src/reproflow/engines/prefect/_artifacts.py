@@ -181,40 +181,6 @@ def task_table(run: Run) -> list[dict[str, Any]]:
 #: the score out of the summary.
 Scorer = Callable[[Run, Environment, Store], list[str]]
 summary_scorer: Scorer | None = None
-#: Loads what :data:`summary_scorer` needs, set with it: its first call imports the report and the
-#: replay planner (0.1-0.3 s), which :func:`prewarm_summary` does beside the flow instead of
-#: after it, when the process's exit waits for the publishing.
-summary_prewarm: Callable[[], None] | None = None
-_prewarm_thread: threading.Thread | None = None
-
-
-def prewarm_summary() -> None:
-    """Once per process, where artifacts are published: run :data:`summary_prewarm` in a daemon
-    thread (called when a flow run's record is open, so it does not compete with the capture).
-    A fork waits for it to finish: a child must not inherit a module half imported."""
-    global _prewarm_thread
-    warm = summary_prewarm
-    if _prewarm_thread is not None or warm is None or publish_mode() == "off":
-        return
-
-    def run() -> None:
-        try:
-            warm()
-        except Exception as exc:  # noqa: BLE001 - the scorer imports again, and reports, when it runs
-            log.debug("reproflow: loading the summary scorer failed: %r", exc)
-
-    _prewarm_thread = threading.Thread(target=run, name="reproflow-summary-prewarm", daemon=True)
-    _prewarm_thread.start()
-
-
-def _join_prewarm_before_fork() -> None:
-    thread = _prewarm_thread
-    if thread is not None and thread is not threading.current_thread():
-        thread.join(timeout=10)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_join_prewarm_before_fork)
 
 
 def publish_run_artifacts(store: Store, run_id: str, *, client: Any = None, report: bool | Scorer = False,

@@ -198,9 +198,6 @@ def ensure_prefect_run(store: Store, seed: int | None) -> str | None:
             _started.pop(run_id, None)
         raise
     _attach_end_hooks(flow)
-    from ._artifacts import prewarm_summary
-
-    prewarm_summary()
     return run_id
 
 
