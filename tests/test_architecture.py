@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: bottom to top; a module may import its own layer and the layers below it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground", ("reproflow.records", "reproflow.errors", "reproflow.values", "reproflow._version", "reproflow._forksafe")),
+    ("ground", ("reproflow.records", "reproflow.errors", "reproflow.values", "reproflow._version", "reproflow._forksafe",
+                "reproflow._ast")),
     ("store", ("reproflow.store",)),
     ("capture", ("reproflow.capture", "reproflow.checks")),
     ("recorder", ("reproflow.recorder",)),

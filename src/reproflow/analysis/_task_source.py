@@ -21,6 +21,7 @@ from typing import Optional
 
 from ..records import Run, TaskRecord
 from ..store import Store
+from .._ast import parse as parse_source
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class SnapshotReader:
             return None
         try:
             text = data.decode("utf-8")
-            tree = ast.parse(text)
-        except (UnicodeDecodeError, SyntaxError, ValueError):
+            tree = parse_source(text)
+        except (UnicodeDecodeError, SyntaxError, ValueError, SystemError):
             return None
         node = _find(tree.body, qual.split("."))
         if node is None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Union
 
+from .._ast import parse as parse_source
+
 ScopeNode = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda]
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
@@ -174,7 +176,7 @@ class ModuleContext:
         cls, source: str, filename: str = "<string>", *, declared_env: frozenset[str] = frozenset()
     ) -> ModuleContext:
         """Parse ``source``; raises :class:`SyntaxError` as :func:`ast.parse` does."""
-        tree = ast.parse(source, filename=filename, type_comments=False)
+        tree = parse_source(source, filename, type_comments=False)
         return cls(tree, source, filename, declared_env=declared_env)
 
     # ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from ._context import ModuleContext, const_str
 from ._registry import Hit, rule
+from .._ast import parse as parse_source
 
 _ENVIRON = frozenset({"os.environ", "os.environb"})
 _GETENV = frozenset({"os.getenv", "os.getenvb"})
@@ -97,8 +98,8 @@ def environment_names_read(source: str, qualname: str | None) -> list[str]:
     reaches a task through parameters, recorded as they were). Unparsable source: none. The
     replay uses it to name a variable set otherwise than when the task was recorded."""
     try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+        tree = parse_source(source)
+    except (SyntaxError, ValueError, SystemError):
         return []
     names: set[str] = set()
 

@@ -153,7 +153,11 @@ def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
         return hit
     from ..checks import check_function
 
-    found = list(check_function(fn))
+    try:
+        found = list(check_function(fn))
+    except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task; tried again next run
+        logging.getLogger("reproflow").debug("checking %r failed: %r", fn, exc)
+        return []
     with _findings_lock:
         _findings_cache[key] = found
     return found

@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 from ..records import CacheKey, TaskRecord
 from .. import _forksafe
+from .._ast import parse as parse_source
 
 logger = logging.getLogger("reproflow")
 
@@ -103,8 +104,8 @@ def _tree(path: str) -> Optional[ast.Module]:
             return _trees[key]
     try:
         with open(path, "rb") as fh:
-            tree: Optional[ast.Module] = ast.parse(fh.read())
-    except (OSError, SyntaxError, ValueError):
+            tree: Optional[ast.Module] = parse_source(fh.read())
+    except (OSError, SyntaxError, ValueError, SystemError):
         tree = None
     with _lock:
         _trees[key] = tree
@@ -174,9 +175,9 @@ def _own_digest(obj: Any, path: str) -> Optional[str]:
         if code is not None and code in _nested:
             return _nested[code]
     try:  # a function defined inside another one: its own text
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        tree = parse_source(textwrap.dedent(inspect.getsource(obj)))
         found = _node_digest(tree.body[0]) if tree.body else None
-    except (OSError, TypeError, SyntaxError, IndentationError):
+    except (OSError, TypeError, SyntaxError, IndentationError, SystemError):
         found = None
     if code is not None:
         with _lock:
