@@ -50,6 +50,12 @@ def open_cache_db(local: threading.local, path: str, schema: str) -> sqlite3.Con
     return conn
 
 
+def hash_cache_db(local: threading.local, schema: str) -> sqlite3.Connection | None:
+    """:func:`open_cache_db` on the hash cache's file, ``hashes.sqlite3`` in :func:`cache_dir`:
+    local file hashes, and the source-snapshot and distribution caches of a process's capture."""
+    return open_cache_db(local, str(cache_dir() / "hashes.sqlite3"), schema)
+
+
 #: The tree hash of an empty folder (no files): ``tree_digest([])``, which is also the SHA-256
 #: of zero bytes, so compare it only with a ``kind="directory"`` reference.
 EMPTY_TREE = hashlib.sha256(b"").hexdigest()

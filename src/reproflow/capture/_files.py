@@ -31,7 +31,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._digest import EMPTY_TREE, RACY_WINDOW_NS, cache_dir, open_cache_db, tree_digest
+from ._digest import EMPTY_TREE, RACY_WINDOW_NS, cache_dir, hash_cache_db, tree_digest
 from ._heldio import read_small
 from ..values._urls import strip_credentials, url_scheme
 from ..records import MAX_DIR_ENTRIES, DataRef
@@ -60,9 +60,8 @@ PENDING_MAX = 256
 
 def _db() -> sqlite3.Connection | None:
     """The local-file hash cache (SQLite connections are not shareable across threads)."""
-    return open_cache_db(
+    return hash_cache_db(
         _local,
-        str(cache_dir() / "hashes.sqlite3"),
         "CREATE TABLE IF NOT EXISTS h (path TEXT PRIMARY KEY, dev INT, ino INT, size INT,"
         " mtime INT, ctime INT, sha256 TEXT)",
     )

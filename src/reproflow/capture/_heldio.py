@@ -112,7 +112,6 @@ def _device_mode(libc: _Libc, path: bytes, dev: int) -> bool | None:
     return mode
 
 
-
 def read_small(path: str, st: os.stat_result) -> bytearray | None:
     """The bytes of the regular file ``path`` whose stat is ``st``, read with the GIL held where
     that cannot wait (see the module's notes); None where it was not read so (then read it the

@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from ._files import cache_dir, open_cache_db
+from ._digest import cache_dir, open_cache_db
 from .. import _forksafe
 
 #: (package, version, architecture) of an owner

@@ -16,6 +16,7 @@ import re
 import socket
 import sqlite3
 import sys
+import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from ..values._redact import redact_environ
 from ..values._urls import strip_credentials
 from ..records import DirectUrl, Distribution, Environment, PlatformInfo, PythonInfo
 from .. import _forksafe
+from ._digest import RACY_WINDOW_NS, hash_cache_db
 
 _NORMALIZE = re.compile(r"[-_.]+")
 #: A ``License`` header longer than this (the whole license text) is cut to its first line.
@@ -86,10 +88,6 @@ def _metadata_stamp(path: str) -> str | None:
     """The stat of a distribution's metadata folder (or egg-info file) and of the files in it that
     say its name and its top-level names, as one string; None when it cannot be trusted (missing,
     or modified within the racy window: a write in the same tick could keep its stat)."""
-    import time
-
-    from ._digest import RACY_WINDOW_NS
-
     now = time.time_ns()
     parts = []
     for name in ("", *_STAMPED):
@@ -123,9 +121,7 @@ class _TopLevelCache:
         self._changed: set[str] = set()
 
     def _db(self) -> Any:
-        from ._digest import cache_dir, open_cache_db
-
-        return open_cache_db(self._local, str(cache_dir() / "hashes.sqlite3"), self._SCHEMA)
+        return hash_cache_db(self._local, self._SCHEMA)
 
     def _site(self, site: str) -> dict[str, Any]:
         if site not in self._sites:

@@ -42,7 +42,7 @@ from typing import Protocol
 from .._version import __version__
 from ..errors import UnsafeArchive
 from ..records import GitState, SourceSnapshot
-from ._digest import RACY_WINDOW_NS, cache_dir, open_cache_db
+from ._digest import RACY_WINDOW_NS, hash_cache_db
 from ._secret_files import is_secret_file, secret_reason
 from .git import GitRunner, exclude_pathspecs, outside, subprocess_runner
 
@@ -274,9 +274,8 @@ def _build(root: str, names: Iterable[str], max_file: int, max_total: int, sink:
     ordered = sorted(set(names))
     key = fingerprint = None
     if sink is not None:
-        started = time.time_ns()
         key = f"{purpose}:{root}"
-        fingerprint, racy = _fingerprint(root, ordered, max_file, max_total, started)
+        fingerprint, racy = _fingerprint(root, ordered, max_file, max_total, time.time_ns())
         hit = _snapshots.find(key, fingerprint)
         if hit is not None and hit.digest is not None and sink.has_blob(hit.digest):
             return hit
@@ -330,7 +329,7 @@ class _SnapshotCache:
         self._local = types.SimpleNamespace()
 
     def _db(self) -> sqlite3.Connection | None:
-        return open_cache_db(self._local, str(cache_dir() / "hashes.sqlite3"), self._SCHEMA)
+        return hash_cache_db(self._local, self._SCHEMA)
 
     def find(self, root: str, fingerprint: str) -> _Archive | None:
         db = self._db()
