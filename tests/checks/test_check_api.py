@@ -185,3 +185,67 @@ def test_check_function_respects_project_settings(tmp_path: Path) -> None:
     path.write_text(MODULE, encoding="utf-8")
     found = check_function(_import(path, "pipeline_f").unseeded)
     assert [(f.code, f.path) for f in found] == [("RPF102", "pipeline_f.py")]
+
+
+def test_a_task_s_findings_are_kept_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function's findings come from the cache in the next process (its module is not parsed
+    again) while its module's text, the settings and the rules are unchanged; each change of one
+    of them analyses the module again."""
+    from reproflow.checks import _config, _engine
+
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pipeline_cached.py"
+    path.write_text("import random\n\ndef draw():\n    return random.random()\n", encoding="utf-8")
+    mod = _import(path, "pipeline_cached")
+    analysed: list[str] = []
+    real = _engine._analyse
+
+    def counted(source: str, filename: str, config: object) -> object:
+        analysed.append(filename)
+        return real(source, filename, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_engine, "_analyse", counted)
+
+    def next_process() -> list[tuple[str, int | None, str | None]]:
+        clear_function_cache()  # what a new process starts with
+        _config.clear_config_cache()
+        return [(f.code, f.line, f.path) for f in check_function(mod.draw)]
+
+    first = next_process()
+    assert [c for c, _, _ in first] == ["RPF101"] and len(analysed) == 1
+    assert next_process() == first and len(analysed) == 1  # from the cache: not parsed again
+
+    path.write_text("import random\n\ndef draw():\n    return random.random()\n\nrandom.seed(3)\n", encoding="utf-8")
+    assert next_process() == [] and len(analysed) == 2  # the module's text changed: a seed now
+    assert next_process() == [] and len(analysed) == 2
+
+    (tmp_path / "pyproject.toml").write_text("[tool.reproflow]\nignore = [\"RPF101\"]\n", encoding="utf-8")
+    path.write_text("import random\n\ndef draw():\n    return random.random()\n", encoding="utf-8")
+    assert next_process() == [] and len(analysed) == 3  # settings that ignore it
+    (tmp_path / "pyproject.toml").unlink()
+    assert next_process() == first and len(analysed) == 4  # the settings are gone again
+
+    monkeypatch.setattr(_engine._findings, "_stamp", "another reproflow")
+    assert next_process() == first and len(analysed) == 5  # other rules: analysed again
+    assert next_process() == first and len(analysed) == 5
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a finding's path is shown from the working folder
+    moved = next_process()
+    assert len(analysed) == 6 and moved[0][2] == str(path) != first[0][2]
+
+
+def test_the_findings_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One row a function, and the least recently analysed go past MAX_ROWS."""
+    from reproflow.checks import _engine
+
+    monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_engine._FindingsCache, "MAX_ROWS", 3)
+    cache = _engine._FindingsCache()
+    for i in range(5):
+        cache.put(f"place-{i}", "fp", [])
+    assert cache.get("place-0", "fp") is None and cache.get("place-1", "fp") is None
+    assert cache.get("place-4", "fp") == [] and cache.get("place-4", "other") is None
+    cache.put("place-4", "fp2", [])  # the same function again: its row is replaced
+    assert cache.get("place-4", "fp") is None and cache.get("place-4", "fp2") == []
