@@ -241,8 +241,8 @@ def test_the_findings_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.Mo
     from reproflow.checks import _engine
 
     monkeypatch.setenv("REPROFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(_engine._FindingsCache, "MAX_ROWS", 3)
     cache = _engine._FindingsCache()
+    monkeypatch.setattr(cache._rows, "max_rows", 3)
     for i in range(5):
         cache.put(f"place-{i}", "fp", [])
     assert cache.get("place-0", "fp") is None and cache.get("place-1", "fp") is None

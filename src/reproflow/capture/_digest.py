@@ -4,10 +4,14 @@ the tree hash of a folder (kept here so neither imports the other)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
+import time
+import types
 from pathlib import Path
+from typing import Any
 
 
 #: A file whose mtime (or ctime) is this close to the moment it was read is "racily clean", as
@@ -54,6 +58,50 @@ def hash_cache_db(local: threading.local, schema: str) -> sqlite3.Connection | N
     """:func:`open_cache_db` on the hash cache's file, ``hashes.sqlite3`` in :func:`cache_dir`:
     local file hashes, and the source-snapshot and distribution caches of a process's capture."""
     return open_cache_db(local, str(cache_dir() / "hashes.sqlite3"), schema)
+
+
+class FingerprintRows:
+    """One table of the hash cache's SQLite file: a JSON value a key, valid while its fingerprint
+    holds, the row replaced when it changes (so a key has one row however often what it names
+    changes): a source folder's last archive (``capture.source``), a task function's findings
+    (``checks``). ``max_rows``: the least recently written go past it (a ``seen`` column), for
+    keys that may never be asked for again. A cache that cannot be opened, read or written only
+    costs speed."""
+
+    def __init__(self, table: str, key: str, value: str, max_rows: int | None = None) -> None:
+        self._table, self._key, self._value, self.max_rows = table, key, value, max_rows
+        seen = ", seen REAL" if max_rows is not None else ""
+        self._schema = f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT PRIMARY KEY, fingerprint TEXT, {value} TEXT{seen})"
+        self._local = types.SimpleNamespace()
+
+    def get(self, key: str, fingerprint: str) -> Any:
+        """The value kept under ``key`` with this fingerprint, decoded; None when there is none."""
+        db = hash_cache_db(self._local, self._schema)
+        if db is None:
+            return None
+        try:
+            row = db.execute(f"SELECT fingerprint, {self._value} FROM {self._table} WHERE {self._key} = ?",
+                             (key,)).fetchone()
+            return json.loads(row[1]) if row is not None and row[0] == fingerprint else None
+        except (sqlite3.Error, ValueError):
+            return None
+
+    def put(self, key: str, fingerprint: str, value: Any) -> None:
+        db = hash_cache_db(self._local, self._schema)
+        if db is None:
+            return
+        try:
+            if self.max_rows is None:
+                db.execute(f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?, ?)", (key, fingerprint, json.dumps(value)))
+                return
+            db.execute(f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?, ?, ?)",
+                       (key, fingerprint, json.dumps(value), time.time()))
+            (rows,) = db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()
+            if rows > self.max_rows:
+                db.execute(f"DELETE FROM {self._table} WHERE {self._key} IN "
+                           f"(SELECT {self._key} FROM {self._table} ORDER BY seen LIMIT ?)", (rows - self.max_rows,))
+        except sqlite3.Error:
+            pass
 
 
 #: The tree hash of an empty folder (no files): ``tree_digest([])``, which is also the SHA-256

@@ -27,14 +27,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import posixpath
-import sqlite3
 import stat
 import tarfile
 import time
-import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,7 +39,7 @@ from typing import Protocol
 from .._version import __version__
 from ..errors import UnsafeArchive
 from ..records import GitState, SourceSnapshot
-from ._digest import RACY_WINDOW_NS, hash_cache_db
+from ._digest import RACY_WINDOW_NS, FingerprintRows
 from ._secret_files import is_secret_file, secret_reason
 from .git import GitRunner, exclude_pathspecs, outside, subprocess_runner
 
@@ -320,42 +317,25 @@ def _fingerprint(root: str, names: list[str], max_file: int, max_total: int, sta
 
 class _SnapshotCache:
     """The last archived fingerprint of each source root, with its archive's digest and what
-    :class:`SourceSnapshot` says of it, in the hash cache's SQLite file: one row a root. A cache
-    that cannot be opened or written only costs speed."""
-
-    _SCHEMA = "CREATE TABLE IF NOT EXISTS snapshots (root TEXT PRIMARY KEY, fingerprint TEXT, meta TEXT)"
+    :class:`SourceSnapshot` says of it, in the hash cache's SQLite file: one row a root."""
 
     def __init__(self) -> None:
-        self._local = types.SimpleNamespace()
-
-    def _db(self) -> sqlite3.Connection | None:
-        return hash_cache_db(self._local, self._SCHEMA)
+        self._rows = FingerprintRows("snapshots", "root", "meta")
 
     def find(self, root: str, fingerprint: str) -> _Archive | None:
-        db = self._db()
-        if db is None:
+        meta = self._rows.get(root, fingerprint)
+        if meta is None:
             return None
         try:
-            row = db.execute("SELECT fingerprint, meta FROM snapshots WHERE root = ?", (root,)).fetchone()
-            if row is None or row[0] != fingerprint:
-                return None
-            meta = json.loads(row[1])
             return _Archive(data=None, files=int(meta["files"]), size=int(meta["size"]),
                             skipped={str(k): str(v) for k, v in dict(meta["skipped"]).items()},
                             skipped_total=int(meta["skipped_total"]), digest=str(meta["digest"]))
-        except (sqlite3.Error, ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError):
             return None
 
     def keep(self, root: str, fingerprint: str, archive: _Archive) -> None:
-        db = self._db()
-        if db is None:
-            return
-        meta = {"digest": archive.digest, "files": archive.files, "size": archive.size,
-                "skipped": archive.skipped, "skipped_total": archive.skipped_total}
-        try:
-            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (root, fingerprint, json.dumps(meta)))
-        except sqlite3.Error:
-            pass
+        self._rows.put(root, fingerprint, {"digest": archive.digest, "files": archive.files, "size": archive.size,
+                                           "skipped": archive.skipped, "skipped_total": archive.skipped_total})
 
 
 _snapshots = _SnapshotCache()

@@ -8,11 +8,8 @@ import inspect
 import json
 import linecache
 import os
-import sqlite3
 import sys
-import time
 import tokenize
-import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +18,7 @@ from typing import Any, Callable, Optional, Union
 from ..errors import CheckPathNotFound
 from ..records import Finding
 from .._version import __version__
-from ..capture._digest import hash_cache_db
+from ..capture._digest import FingerprintRows
 from ._config import CheckConfig, find_config
 from ._context import FunctionNode, ModuleContext
 from ._registry import all_rules, parse_error_finding
@@ -276,12 +273,11 @@ class _FindingsCache:
     (:func:`_rules_stamp`). Kept in the hash cache's SQLite file; a cache that cannot be opened
     or read only costs the analysis."""
 
-    _SCHEMA = "CREATE TABLE IF NOT EXISTS findings (place TEXT PRIMARY KEY, fingerprint TEXT, findings TEXT, seen REAL)"
     #: rows kept: a function of a script in a folder that is gone is never asked for again
     MAX_ROWS = 5000
 
     def __init__(self) -> None:
-        self._local = types.SimpleNamespace()
+        self._rows = FingerprintRows("findings", "place", "findings", max_rows=self.MAX_ROWS)
         self._stamp: Optional[str] = None
 
     def key(self, text: _ModuleText, filename: str, code: Any) -> tuple[str, str]:
@@ -294,30 +290,14 @@ class _FindingsCache:
         return place, h.hexdigest()
 
     def get(self, place: str, fingerprint: str) -> Optional[list[Finding]]:
-        db = hash_cache_db(self._local, self._SCHEMA)
-        if db is None:
-            return None
+        found = self._rows.get(place, fingerprint)
         try:
-            row = db.execute("SELECT fingerprint, findings FROM findings WHERE place = ?", (place,)).fetchone()
-            if row is None or row[0] != fingerprint:
-                return None
-            return [Finding.model_validate(item) for item in json.loads(row[1])]
-        except (sqlite3.Error, ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+            return None if found is None else [Finding.model_validate(item) for item in found]
+        except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
             return None
 
     def put(self, place: str, fingerprint: str, found: list[Finding]) -> None:
-        db = hash_cache_db(self._local, self._SCHEMA)
-        if db is None:
-            return
-        try:
-            db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?, ?, ?)",
-                       (place, fingerprint, json.dumps([f.model_dump(mode="json") for f in found]), time.time()))
-            (rows,) = db.execute("SELECT COUNT(*) FROM findings").fetchone()
-            if rows > self.MAX_ROWS:  # the least recently analysed go
-                db.execute("DELETE FROM findings WHERE place IN (SELECT place FROM findings ORDER BY seen LIMIT ?)",
-                           (rows - self.MAX_ROWS,))
-        except sqlite3.Error:
-            pass
+        self._rows.put(place, fingerprint, [f.model_dump(mode="json") for f in found])
 
 
 _findings = _FindingsCache()
