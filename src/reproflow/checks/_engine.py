@@ -202,22 +202,23 @@ def _shown_path(filename: str, config: CheckConfig) -> str:
 
 @dataclass
 class _ModuleText:
-    """A module's text, and the stat of what its settings and the paths findings show follow
-    from: the working folder, and every ``pyproject.toml`` from the module's folder up (where
-    :func:`find_config` looks), so a cached finding is used without reading the settings."""
+    """A module's text, and ``digest``: the SHA-256 of that text and of the stat of what its
+    settings and the paths findings show follow from (the working folder, and every
+    ``pyproject.toml`` from the module's folder up, where :func:`find_config` looks), so a
+    cached finding is used without reading the settings. Hashed once a module, not once a task."""
 
     source: str
-    settings: str
+    digest: str
 
 
 _TEXTS: dict[str, Optional[_ModuleText]] = {}
 
 
 def _settings_stamp(filename: str) -> str:
-    parts = [os.getcwd()]
     path = Path(filename)
     if not path.is_file():
         return "no file"
+    parts = [os.getcwd()]
     folder = path.resolve().parent
     for candidate in [folder, *folder.parents]:
         try:
@@ -233,7 +234,11 @@ def _module_text(filename: str) -> Optional[_ModuleText]:
     with _LOCK:
         if filename not in _TEXTS:
             source = _module_source(filename)
-            _TEXTS[filename] = None if source is None else _ModuleText(source, _settings_stamp(filename))
+            if source is None:
+                _TEXTS[filename] = None
+            else:
+                digest = hashlib.sha256(f"{_settings_stamp(filename)}\0{source}".encode("utf-8", "surrogatepass"))
+                _TEXTS[filename] = _ModuleText(source, digest.hexdigest())
         return _TEXTS[filename]
 
 
@@ -284,7 +289,7 @@ class _FindingsCache:
         if self._stamp is None:
             self._stamp = _rules_stamp()
         h = hashlib.sha256()
-        for part in (self._stamp, text.settings, code.co_name, str(code.co_firstlineno), text.source):
+        for part in (self._stamp, text.digest, code.co_name, str(code.co_firstlineno)):
             h.update(part.encode("utf-8", "surrogatepass") + b"\0")
         place = json.dumps([filename, getattr(code, "co_qualname", code.co_name), code.co_firstlineno])
         return place, h.hexdigest()
