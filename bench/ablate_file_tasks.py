@@ -42,6 +42,7 @@ mode's cost is its CPU or its hand-overs of the GIL.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -64,7 +65,9 @@ def _patch(mode: str) -> None:
         _task._prefect_attempt = lambda *a: None
     elif mode == "minimal":
         from _prefect_bench import _metered  # (bench_file_tasks.py, imported first, set Prefect's environment)
+        from reproflow.capture import _files
 
+        _Minimal.cached = staticmethod(_files._cached)  # looked up here, not inside the metered calls
         _Minimal.before, _Minimal.after = _metered(_Minimal.before), _metered(_Minimal.after)
         _task._prefect_attempt = lambda spec, args, kwargs: _Minimal()
     elif mode == "begin-only":
@@ -108,6 +111,8 @@ class _Minimal:
     ``before`` and ``after`` are metered as bench_file_tasks.py meters the attempt's calls (the
     body left out)."""
 
+    cached = None  #: the hash cache's in-memory lookup (``_files._cached``), set by ``_patch``
+
     def call(self, fn, args, kwargs):  # type: ignore[no-untyped-def]
         self.before(args[0])
         result = fn(*args, **kwargs)
@@ -115,14 +120,10 @@ class _Minimal:
         return result
 
     def before(self, src):  # type: ignore[no-untyped-def]
-        from reproflow.capture import _files
-
         path = os.fspath(src)
-        return _files._cached(path, os.stat(path), False)
+        return self.cached(path, os.stat(path), False)
 
     def after(self, dst):  # type: ignore[no-untyped-def]
-        import hashlib
-
         path = os.fspath(dst)
         os.stat(path)
         with open(path, "rb") as fh:
