@@ -368,6 +368,49 @@ def test_a_task_that_loads_a_library_gets_a_new_context(tmp_path: pathlib.Path) 
     assert done.stdout.startswith("OK")
 
 
+_HOLDS_A_WAL_DATABASE = r"""
+import sqlite3, subprocess, sys
+from reproflow.capture.system import capture_system, mapped_files
+
+db = sys.argv[1]
+con = sqlite3.connect(db)
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("CREATE TABLE t (x)")
+con.execute("INSERT INTO t VALUES (1)")
+con.commit()
+assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+# Another process asks for the WAL index's "dead man switch" (byte 128 of the -shm file), which
+# sqlite holds shared while a connection is open: taken, sqlite's next opener would truncate the
+# index under this process's mapping of it (SIGBUS) or rebuild it apart from this connection.
+PROBE = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+         "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n    print('free')\n"
+         "except OSError:\n    print('held')")
+def lock() -> str:
+    return subprocess.run([sys.executable, "-c", PROBE, db + "-shm"], capture_output=True, text=True).stdout.strip()
+assert db + "-shm" in (mapped_files(executable=False) or ()), "sqlite did not map its WAL index"
+assert lock() == "held", lock()
+libs = capture_system()
+assert libs.libraries, "no library captured"
+assert not any(l.path.endswith(("-shm", ".db")) for l in libs.libraries)
+assert lock() == "held", "capturing the system dropped sqlite's lock on its WAL index"
+assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+print("OK")
+"""
+
+
+def test_capture_leaves_a_wal_database_of_this_process_alone(tmp_path: pathlib.Path) -> None:
+    """The system capture opens the ELF files the process has mapped, only those mapped to run:
+    never sqlite's WAL index, a file every connection maps and holds a POSIX lock on, which any
+    close of any descriptor of that file in the process drops. Reading it as a candidate library
+    did, and then a second process opening the database truncated the index under the mapping: a
+    flow killed by SIGBUS with no output (seen in the corpus, its hash cache shared with other
+    processes)."""
+    (tmp_path / "probe.py").write_text(_HOLDS_A_WAL_DATABASE)
+    done = subprocess.run([sys.executable, str(tmp_path / "probe.py"), str(tmp_path / "data.db")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "OK", done.stdout + done.stderr
+
+
 def test_drift_names_version_and_package() -> None:
     """Changed bytes or versions are drift, named by SONAME with a wheel's hash suffix removed;
     a library only one side loaded is drift when it is a BLAS/OpenMP/CUDA library only."""

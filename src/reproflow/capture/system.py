@@ -23,7 +23,8 @@ from typing import Any, Optional
 from ..records import SharedLibrary, SystemLibraries, ThreadpoolInfo
 from .. import _forksafe
 
-_MAPS_LINE = re.compile(rb"^\S+ \S+ \S+ \S+ [1-9]\d* +(/.*)$", re.M)
+#: (permissions, path) of a mapping of a file (an inode that is not 0) in ``/proc/PID/maps``
+_MAPS_LINE = re.compile(rb"^\S+ (\S+) \S+ \S+ [1-9]\d* +(/.*)$", re.M)
 _SO_VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)+)$")  # two parts at least: libc.so.6 says only the ABI
 #: auditwheel/delocate give bundled libraries a hash suffix (libgfortran-040039e1-0352e75f.so.5)
 _WHEEL_HASH = re.compile(r"(?:-[0-9a-f]{8})+(?=\.so)")
@@ -114,15 +115,24 @@ def generation() -> object | None:
     return _loader()  # type: ignore[operator]
 
 
-def mapped_files(maps_path: str = "/proc/self/maps") -> frozenset[str] | None:
-    """Paths of the files mapped into this process; None when the map cannot be read."""
+def mapped_files(maps_path: str = "/proc/self/maps", *, executable: bool = True) -> frozenset[str] | None:
+    """Paths of the files mapped into this process to run (a program or a shared library maps
+    its code executable; ``executable=False``: every mapped file); None when the map cannot be
+    read.
+
+    Only those are opened by the capture: the others are data, and some must not be opened at
+    all. sqlite maps its WAL index (``X.db-shm``) and holds a POSIX lock on it while a
+    connection is open, and POSIX drops every lock a process holds on a file when any descriptor
+    of that file in the process closes: the capture reading it as a candidate library freed the
+    lock, and the next process to open the database truncated the index under this one's mapping
+    (a flow killed by SIGBUS, the hash cache's database shared with other processes)."""
     try:
         with open(maps_path, "rb") as fh:
             data = fh.read()
     except OSError:
         return None
-    return frozenset(p.decode("utf-8", "surrogateescape") for p in _MAPS_LINE.findall(data)
-                     if not p.endswith(b" (deleted)"))  # fmt: skip
+    return frozenset(p.decode("utf-8", "surrogateescape") for perms, p in _MAPS_LINE.findall(data)
+                     if (not executable or b"x" in perms) and not p.endswith(b" (deleted)"))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- capture
