@@ -33,6 +33,7 @@ from typing import Any
 
 from ._digest import EMPTY_TREE, RACY_WINDOW_NS, cache_dir, hash_cache_db, tree_digest
 from ._heldio import read_small
+from ._locks import held_descriptor, maybe_locked, read_held
 from ..values._urls import strip_credentials, url_scheme
 from ..records import MAX_DIR_ENTRIES, DataRef
 from .. import _forksafe
@@ -161,7 +162,13 @@ def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tu
     hit = _cached(p, st, on_disk)
     if hit is not None:
         return hit, st.st_size
-    digest = _stream(p, st.st_size, progress, st)
+    fd = held_descriptor(st) if maybe_locked(p, st) else None
+    if fd is not None:  # a sqlite database (or a locked file) this process has open: closing a descriptor drops its locks
+        h = hashlib.sha256()
+        read_held(fd, CHUNK, h.update)
+        digest = h.hexdigest()
+    else:
+        digest = _stream(p, st.st_size, progress, st)
     # Remembered under the stat taken before the read, with no second stat to confirm it (one
     # syscall fewer per file hashed: issue 16). A write after that stat moves the file's mtime
     # and ctime to now, and its key (ctime included, which nothing can set back) then never

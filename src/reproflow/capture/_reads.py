@@ -54,6 +54,7 @@ from typing import Any
 
 from ..store._writer import settle as _settle_store
 from ._files import FILE_TIME_SLACK_NS, abspath
+from . import _locks
 from .. import _forksafe
 
 #: Suffixes of code the source snapshot and the environment capture already cover.
@@ -103,7 +104,9 @@ _spawners: set[Reads] = set()
 _SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork",
                            "os.forkpty"})
 _MAX_ARGV = 256
-_SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
+_SQLITE_SIDE = _locks._SQLITE_SIDE
+#: record locks that a close of another descriptor of the file drops (see ``capture._locks``)
+_LOCK_EVENTS = frozenset({"fcntl.lockf", "fcntl.fcntl", "os.lockf"})
 _counter = 0
 #: What a ThreadPoolExecutor's worker thread runs (a private name: None where it has another)
 _pool_worker = getattr(_pool_thread, "_worker", None)
@@ -208,7 +211,11 @@ def _hook(event: str, args: tuple) -> None:
             _settle_store()
             _other(event, args)
         elif event == "sqlite3.connect":
+            if args:
+                _locks.note_sqlite(args[0])
             _other(event, args)
+        elif event in _LOCK_EVENTS:
+            _locks.note_lock(event, args)
         elif event == "os.rename":
             _renamed(args)
         elif event == "os.remove":
@@ -373,6 +380,7 @@ def register() -> Reads:
         with _install_lock:
             if not _installed:
                 sys.addaudithook(_hook)
+                _locks.note_held_locks()  # a database connected before the hook saw it (at import)
                 _watch_threads()
                 _installed = True
     global _counter

@@ -28,7 +28,7 @@ from typing import Any
 from .. import errors
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
-from ..capture import _reads, context_at_task_end, get_context
+from ..capture import _locks, _reads, context_at_task_end, get_context
 from ..capture._files import FILE_TIME_SLACK_NS, UNTIMED_MAX, changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
@@ -389,7 +389,8 @@ class _Attempt:
 
     def _store_copy(self, ref: DataRef) -> str | None:
         if ref.kind == "file" and ref.sha256:
-            return self.store.put_blob_file(ref.uri, ref.sha256)
+            with _locks.safe_to_open(ref.uri) as path:  # a database the process has open keeps its locks
+                return self.store.put_blob_file(path, ref.sha256)
         if ref.kind == "directory":
             with tempfile.TemporaryDirectory() as tmp:
                 tar_path = os.path.join(tmp, "dir.tar")
