@@ -49,6 +49,30 @@ MAX_INLINE_JSON = 16 * 1024
 _NOT_SET: Any = object()
 
 
+def _sqlite_journals(outputs: list[DataRef]) -> list[DataRef]:
+    """Outputs with sqlite's side files of a database still open when the task ended told
+    apart from data: its WAL index (``X-shm``, a shared-memory index of the log) is left out,
+    and its write-ahead log (``X-wal``) is recorded without a hash, saying why: the log's
+    header holds random salts, so its bytes differ in every run (a replay would call the task
+    "differs" for them), and until a checkpoint X's data are X and its log together, which no
+    hash of either file alone compares (an empty log, checkpointed, holds nothing and is left
+    out too). Only beside a database file ``X`` that is there."""
+    out: list[DataRef] = []
+    for ref in outputs:
+        uri = ref.uri
+        if ref.kind == "file" and uri.endswith(("-wal", "-shm")) and is_local(uri) and os.path.isfile(local_path(uri)[:-4]):
+            if uri.endswith("-shm") or ref.size == 0:  # the index, or a log checkpointed empty: no data
+                continue
+            db = os.path.basename(uri[:-4])
+            ref = ref.model_copy(update={
+                "kind": "unhashed", "sha256": None, "size": None,
+                "reason": f"sqlite's write-ahead log of {db}, a database still open when the task ended: the log's bytes "
+                          f"differ in every run (random salts), and {db}'s data are {db} and its log together; close "
+                          f"the connection (or run PRAGMA wal_checkpoint(TRUNCATE)) before the task returns to compare {db}"})
+        out.append(ref)
+    return out
+
+
 def _changed_ns(st: os.stat_result) -> int:
     """When a file or folder was last written: the later of its mtime (which ``os.utime``,
     tarfile and ``shutil.copy2`` set back) and its ctime (which they cannot)."""
@@ -540,7 +564,7 @@ class _Attempt:
         reads = getattr(self, "_reads", None)
         if reads is not None and reads.logs:  # a log file a handler opened: no output unless declared
             outputs = [r for r in outputs if r.declared or r.uri not in reads.logs]
-        return outputs + returned + self._undeclared_outputs(outputs + returned)
+        return _sqlite_journals(outputs + returned + self._undeclared_outputs(outputs + returned))
 
     def _created_folder(self, name: str, uri: str, *, declared: bool = False, by_times: bool = False) -> list[DataRef]:
         """The outputs of a folder that did not exist before the task: the files this task
