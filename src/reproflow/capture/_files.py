@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import hashlib
 import os
 import re
@@ -155,8 +156,25 @@ def sha256_file(path: str | os.PathLike[str], *, progress: bool | None = None) -
     return _sha256_stat(p, os.stat(p), progress)
 
 
+def special_file_reason(st: os.stat_result) -> str:
+    """Why a path that is no regular file or folder (a named pipe, a device, a socket) is not
+    hashed: its bytes are a stream, which reading would consume (a pipe's data then never reach
+    the task) or never end (``/dev/zero``), or block on (a pipe with no writer, a terminal)."""
+    mode = st.st_mode
+    what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "no regular file")
+    return (f"{what}: a stream, not stored bytes; reading it to hash it would take its data from the task, "
+            "or wait or read without end, so it is not read")
+
+
 def _sha256_stat(p: str, st: os.stat_result, progress: bool | None = None) -> tuple[str, int]:
-    """:func:`sha256_file` of an absolute path whose ``os.stat`` the caller just took."""
+    """:func:`sha256_file` of an absolute path whose ``os.stat`` the caller just took.
+
+    Raises:
+        OSError: the path is no regular file (see :func:`special_file_reason`): never read.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, special_file_reason(st), p)
     started = time.time_ns()
     on_disk = _on_disk(st, started)
     hit = _cached(p, st, on_disk)
@@ -415,6 +433,8 @@ def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], boo
         return DataRef(uri=p, kind="missing", **fields), None
     if stat.S_ISDIR(st.st_mode) and not dirs:
         return DataRef(uri=p, kind="directory", **fields), None
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        return DataRef(uri=p, kind="unhashed", reason=special_file_reason(st), **fields), None
     if stat.S_ISDIR(st.st_mode):
         entries: list[tuple[str, str]] = []
         total = 0

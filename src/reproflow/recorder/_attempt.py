@@ -16,6 +16,7 @@ import logging
 import os
 import pathlib
 import pickle
+import stat
 import tarfile
 import tempfile
 import time
@@ -71,6 +72,19 @@ def _sqlite_journals(outputs: list[DataRef]) -> list[DataRef]:
                           f"the connection (or run PRAGMA wal_checkpoint(TRUNCATE)) before the task returns to compare {db}"})
         out.append(ref)
     return out
+
+
+def _is_stream(uri: str) -> bool:
+    """Whether a local path is a named pipe, a device or a socket (see
+    ``capture._files.special_file_reason``): what passes through it is no file's content, so a
+    change of its times is no output."""
+    if not is_local(uri):
+        return False
+    try:
+        mode = os.stat(local_path(uri)).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def _changed_ns(st: os.stat_result) -> int:
@@ -292,7 +306,7 @@ class _Attempt:
                 self.inputs.append(ref)
                 if sig is not None:
                     self._in_changed[ref.uri] = max(sig[4], sig[5])  # mtime, ctime before the task: written_in_run
-                if not is_in:  # the stat the file was hashed by is its "before"
+                if not is_in and not (ref.kind == "unhashed" and _is_stream(uri)):  # the stat the file was hashed by is its "before"
                     if sig is None and not is_local(uri) and ref.kind in ("object", "directory"):
                         sig = _remote_signature(uri)  # was it replaced by the task? (an output then)
                     self._watch.append((name, item, uri, sig if sig is not None else stat_signature(uri)))
