@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from ..export._common import classify
 from ..records import Environment, Finding, Run
 from ..store import Store
+from ..values._text import utf8_text
 
 REPORT_FILENAME = "REPRODUCIBILITY.md"
 HTML_FILENAME = "REPRODUCIBILITY.html"
@@ -545,8 +546,8 @@ def save_report(store: Store, report: Report) -> str:
     store; returns the Markdown file's path."""
     folder = store.run_dir(report.run_id)
     path = posixpath.join(folder, REPORT_FILENAME)
-    store.write_bytes(path, report.to_markdown().encode())
-    store.write_bytes(posixpath.join(folder, HTML_FILENAME), report.to_html().encode())
+    store.write_bytes(path, utf8_text(report.to_markdown()).encode())
+    store.write_bytes(posixpath.join(folder, HTML_FILENAME), utf8_text(report.to_html()).encode())
     return path
 
 

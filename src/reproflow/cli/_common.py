@@ -25,9 +25,28 @@ JsonOption = typer.Option(False, "--json", help="Print JSON only, for scripts.")
 
 
 def print_json(data: Any) -> None:
-    """Write JSON to stdout and nothing else."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Write JSON to stdout and nothing else. A file name that is not UTF-8 (lone surrogates,
+    as Python decodes it) is written with JSON's escapes for them, as records hold it: the JSON
+    reads back as the same name."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _lenient_output() -> None:
+    """Text the CLI prints that holds a file name that is not UTF-8 shows its odd characters as
+    escapes (``\\udce9``) instead of failing to print."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError, TypeError):
+                pass
 
 
 def fail(exc: ReproflowError) -> None:
@@ -88,6 +107,7 @@ def run_cli(app: typer.Typer, args: Optional[list[str]] = None, prog_name: str =
     """Run the app: ReproflowError → one line + exit code; usage errors → usage + one line, exit 2;
     other errors keep their traceback."""
     _quiet_storage_logs()
+    _lenient_output()
     click_exception = _click_class("ClickException")
     try:
         # In non-standalone mode click *returns* the code of a `typer.Exit(n)` instead of raising.

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from ..errors import BlobError
 from ..records import DataRef, TaskRecord
+from ..values._text import utf8_text
 from ._common import ExportContext
 
 RO_CRATE_VERSION = "1.1"
@@ -51,10 +52,25 @@ def _data_id(ref: DataRef) -> str:
     if "://" in ref.uri:
         base = ref.uri
     else:
-        base = "file://" + quote(os.path.abspath(ref.uri))
+        base = "file://" + quote(os.fsencode(os.path.abspath(ref.uri)))  # a name's bytes that are not UTF-8 too
     if ref.kind == "directory" and not base.endswith("/"):
         base += "/"
     return base
+
+
+def _has_surrogate(value: Any) -> bool:
+    return _utf8_json(value) != value
+
+
+def _utf8_json(value: Any) -> Any:
+    """A JSON value with every string in it passed through :func:`utf8_text`."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, list):
+        return [_utf8_json(v) for v in value]
+    if isinstance(value, dict):
+        return {utf8_text(k): _utf8_json(v) for k, v in value.items()}
+    return value
 
 
 def _iso(value: Any) -> str:
@@ -289,6 +305,10 @@ def _build(ctx: ExportContext, tmpdir: str) -> str | bytes:
         "actionStatus": {"@id": f"http://schema.org/{_STATUS[status]}"},
     }))  # fmt: skip
 
+    for entity in crate.get_entities():  # the crate is UTF-8 JSON: a file name's bytes that are not UTF-8 as \xNN
+        for key, value in list(entity.properties().items()):
+            if key != "@id" and _has_surrogate(value):
+                entity[key] = _utf8_json(value)
     if out and str(out).endswith(".zip"):
         crate.write_zip(str(out))
         ctx.options["_written"] = True

@@ -226,8 +226,13 @@ _CANONICAL = {nan: json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensur
 
 def canonical_json(obj: Any, *, allow_nan: bool = True) -> bytes:
     """Deterministic JSON bytes: sorted keys, no spaces, UTF-8 (``allow_nan=False``: a non-finite
-    float raises ValueError instead of becoming ``NaN``/``Infinity``)."""
-    return _CANONICAL[bool(allow_nan)].encode(obj).encode()
+    float raises ValueError instead of becoming ``NaN``/``Infinity``).
+
+    A lone surrogate (a file name that is not UTF-8, as Python decodes it: ``caf\\udce9.txt`` for
+    the Latin-1 bytes ``caf\\xe9.txt``) has no UTF-8 encoding; it is written as JSON's escape
+    for it (``\\udce9``), which is valid JSON and reads back as the same string (and
+    ``os.fsencode`` gives back the name's bytes). Text that is UTF-8 gives the same bytes as ever."""
+    return _CANONICAL[bool(allow_nan)].encode(obj).encode("utf-8", "backslashreplace")
 
 
 def model_bytes(model: BaseModel) -> bytes:
