@@ -106,3 +106,38 @@ def test_type_names_of_a_replayed_flow_script_are_main(monkeypatch: pytest.Monke
     assert type_name(Replayed) == "__reproflow_replay__.Replayed"
     vh.mark_script_module("__reproflow_replay__")
     assert type_name(Replayed) == "__main__.Replayed"
+
+
+def test_an_int_past_the_text_conversion_limit_hashes_and_round_trips() -> None:
+    """Python refuses ``str()`` of an int over 4,300 digits (``sys.set_int_max_str_digits``);
+    such a parameter once failed the task when its record was written. It hashes and encodes
+    through ``decimal``, to the same text and hash whatever the process's limit."""
+    import sys
+
+    from reproflow.values._typed import from_typed_json, to_typed_json
+
+    big = 7 * 10**5000 + 3
+    encoded = to_typed_json(big)
+    digest = stable_hash(big)
+    assert encoded == {"__rf__": "int", "v": "7" + "0" * 4999 + "3"} and from_typed_json(encoded) == big
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)  # no limit: str() works, and must give the same text and hash
+    try:
+        assert stable_hash(big) == digest and to_typed_json(big) == encoded
+    finally:
+        sys.set_int_max_str_digits(old)
+
+
+def test_a_task_given_a_huge_int_completes(store_dir) -> None:  # type: ignore[no-untyped-def]
+    import reproflow
+    from reproflow import repro_task
+    from reproflow.store import Store
+
+    @repro_task
+    def succ(n: int) -> int:
+        return n + 1
+
+    with reproflow.record("huge int") as run:
+        assert succ(10**5000) == 10**5000 + 1
+    (task,) = Store(store_dir).load_run(run.run_id).final_tasks()
+    assert task.state == "COMPLETED" and task.parameters["n"]["v"] == "1" + "0" * 5000

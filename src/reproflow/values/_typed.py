@@ -31,6 +31,8 @@ import uuid
 from typing import Any
 
 from ._valuehash import (
+    int_from_text,
+    int_text,
     hash_mapping,
     is_pydantic_model,
     module_of,
@@ -86,7 +88,7 @@ def to_typed_json(value: Any, _depth: int = 0) -> Any:
     d = _depth + 1
     if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, enum.Enum):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-            return {_TAG: "int", "v": str(value)}
+            return {_TAG: "int", "v": int_text(value)}
         return value
     if isinstance(value, float):
         return _float(value)
@@ -311,7 +313,7 @@ def from_typed_json(data: Any, *, rebuild: bool = True) -> Any:
     if tag == "float":
         return float(v)
     if tag == "int":
-        return int(v)
+        return int_from_text(v)
     if tag == "datetime":
         return dt.datetime.fromisoformat(v)
     if tag == "date":

@@ -133,6 +133,25 @@ class _NoStableHash(Exception):
         self.why = why
 
 
+def int_text(value: int) -> str:
+    """``str(value)``, also for an int longer than the process's limit on int-to-text conversion
+    (``sys.set_int_max_str_digits``, 4,300 digits by default), which ``str`` refuses with
+    ValueError: through ``decimal`` (exact, and not limited), so the text, and the hash of the
+    value, are the same whatever the limit is."""
+    try:
+        return str(value)
+    except ValueError:
+        return str(decimal.Decimal(value))
+
+
+def int_from_text(text: str) -> int:
+    """``int(text)``, also past the process's limit (see :func:`int_text`)."""
+    try:
+        return int(text)
+    except ValueError:
+        return int(decimal.Decimal(text))
+
+
 def _feed(h: Any, value: Any, depth: int = 0) -> None:
     """Feed a canonical, type-tagged encoding of ``value`` into ``h``.
 
@@ -154,7 +173,7 @@ def _feed(h: Any, value: Any, depth: int = 0) -> None:
     elif isinstance(value, enum.Enum):
         h.update(b"E" + f"{type(value).__qualname__}.{value.name}".encode() + b"\0")
     elif isinstance(value, int):
-        h.update(b"i" + str(value).encode() + b"\0")
+        h.update(b"i" + int_text(value).encode() + b"\0")
     elif isinstance(value, float):
         h.update(b"f" + repr(value).encode() + b"\0")
     elif isinstance(value, complex):
