@@ -31,6 +31,7 @@ from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _locks, _reads, context_at_task_end, get_context
 from ..capture._files import FILE_TIME_SLACK_NS, UNTIMED_MAX, changed_in_tree, gzip_sha256, hash_local_signed, hash_path, is_local, local_path, stat_signature, untimed_format, untimed_sha256, walk_files
+from ..values._text import exception_text
 from ..values._redact import remember_url_secrets
 from ..values._scrub import scrub_json, scrub_mapping, scrub_text
 from ..values._secret_names import is_secret_key
@@ -451,8 +452,19 @@ class _Attempt:
     def success(self, result: Any, *, has_result: bool = True) -> None:
         try:
             self._success(result, has_result)
+        except errors.ReproflowError:
+            raise  # a strict store's failed write: its caller must see it
+        except Exception as exc:  # noqa: BLE001 - recording never breaks the user's task
+            self._lost(exc)
         finally:
             self._done_watching()
+
+    def _lost(self, exc: Exception) -> None:
+        """A fault of the recorder's own (a bug, whatever a value did): the task's result or
+        error stays the user's, and the lost record is said aloud, not in a debug log."""
+        logging.getLogger("reproflow").warning(
+            "reproflow could not record task %s (attempt %d): %s: %s; the task's own outcome is unchanged",
+            self.task_name, self.attempt, type(exc).__name__, scrub_text(exception_text(exc))[:500], exc_info=exc)
 
     def _done_watching(self) -> None:
         reads = getattr(self, "_reads", None)
@@ -474,8 +486,13 @@ class _Attempt:
         self._write("COMPLETED", result=(result,) if has_result else None, outputs=outputs, result_blob=result_blob)
 
     def failure(self, exc: BaseException) -> None:
+        """Record the task's error; the caller raises it again (never one of the recorder's)."""
         try:
             self._failure(exc)
+        except errors.ReproflowError:
+            raise
+        except Exception as own:  # noqa: BLE001 - recording never breaks the user's task
+            self._lost(own)
         finally:
             self._done_watching()
 
@@ -486,7 +503,7 @@ class _Attempt:
         self._typed_params()  # secrets found by key in the parameters are scrubbed from the error too
         error = ErrorInfo(
             type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            message=scrub_text(str(exc))[:2000],
+            message=scrub_text(exception_text(exc))[:2000],
             traceback=scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[-8000:],
         )
         self._write("FAILED", outputs=outputs, error=error)

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..capture._files import hash_path, is_local, local_path
 from ._runs import finish_run, get_store, new_run_id, open_run_record
+from ..values._text import exception_text
 from ..values._scrub import scrub_mapping, scrub_text
 from ..values._urls import strip_credentials
 from ..values._typed import hash_mapping, to_typed_json
@@ -242,7 +243,7 @@ def record_task(
     try:
         yield attempt_obj
     except BaseException as exc:
-        error = ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}", message=scrub_text(str(exc))[:2000])
+        error = ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}", message=scrub_text(exception_text(exc))[:2000])
         raise
     finally:
         if error is None and attempt_obj.exit_code not in (None, 0):

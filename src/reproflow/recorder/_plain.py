@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..values._text import exception_text
 from ..values._scrub import scrub_text
 from ._runs import env_seed, finish_run, get_store, new_run_id, start_run
 from ..values._typed import stable_hash
@@ -114,7 +115,7 @@ def record(
     try:
         yield run
     except BaseException as exc:
-        finish_run(the_store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
+        finish_run(the_store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(exception_text(exc))[:2000]))
         raise
     else:
         finish_run(the_store, run.run_id, "COMPLETED")
@@ -174,9 +175,9 @@ def call_plain(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             try:
                 rec.begin()
                 result = spec.fn(*args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:  # sys.exit() or Ctrl-C in a task: its attempt is recorded, not retried
                 rec.failure(exc)
-                if attempt <= len(delays) and not _is_strict_violation(exc):
+                if isinstance(exc, Exception) and attempt <= len(delays) and not _is_strict_violation(exc):
                     time.sleep(delays[attempt - 1])
                     continue
                 raise
@@ -185,7 +186,7 @@ def call_plain(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return result
     except BaseException as exc:
         if owned:
-            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
+            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(exception_text(exc))[:2000]))
         raise
     finally:
         if owned:
@@ -208,10 +209,13 @@ async def _call_plain_async(task: Any, args: tuple[Any, ...], kwargs: dict[str, 
                 await asyncio.to_thread(rec.begin, watch=False)
                 rec.watch()  # in this asyncio task's context, where the body runs
                 result = await spec.fn(*args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:
                 rec.unwatch()
-                await asyncio.to_thread(rec.failure, exc)
-                if attempt <= len(delays) and not _is_strict_violation(exc):
+                if isinstance(exc, Exception):
+                    await asyncio.to_thread(rec.failure, exc)
+                else:  # cancelled, or Ctrl-C: no awaiting now
+                    rec.failure(exc)
+                if isinstance(exc, Exception) and attempt <= len(delays) and not _is_strict_violation(exc):
                     await asyncio.sleep(delays[attempt - 1])
                     continue
                 raise
@@ -221,7 +225,7 @@ async def _call_plain_async(task: Any, args: tuple[Any, ...], kwargs: dict[str, 
             return result
     except BaseException as exc:
         if owned:
-            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(str(exc))[:2000]))
+            finish_run(run.store, run.run_id, "FAILED", ErrorInfo(type=type(exc).__qualname__, message=scrub_text(exception_text(exc))[:2000]))
         raise
     finally:
         if owned:

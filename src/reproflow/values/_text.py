@@ -1,4 +1,5 @@
-"""Text with file names that are not UTF-8, written into documents people read.
+"""Text made safe to write: file names that are not UTF-8 in documents people read, and the
+message of an exception whose ``__str__`` fails.
 
 Python decodes a file name's bytes that are not UTF-8 as lone surrogates (``os.fsdecode``:
 the Latin-1 ``caf\\xe9.txt`` becomes ``'caf\\udce9.txt'``), which no UTF-8 document can hold.
@@ -28,4 +29,13 @@ def utf8_text(text: str) -> str:
     return text
 
 
-__all__ = ["utf8_text"]
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, also for an exception whose ``__str__`` raises (which ``str`` would pass
+    on: recording the user's error must not replace it with another)."""
+    try:
+        return str(exc)
+    except Exception as inner:  # noqa: BLE001 - any __str__ may fail
+        return f"<{type(exc).__name__}: str() raised {type(inner).__name__}>"
+
+
+__all__ = ["exception_text", "utf8_text"]

@@ -30,6 +30,7 @@ import sys
 import uuid
 from typing import Any
 
+from ._text import exception_text
 from ._valuehash import (
     int_from_text,
     int_text,
@@ -82,7 +83,17 @@ def _opaque(value: Any, why: str | None = None) -> dict[str, Any]:
 
 
 def to_typed_json(value: Any, _depth: int = 0) -> Any:
-    """Encode a value as JSON that :func:`from_typed_json` restores to an equal value."""
+    """Encode a value as JSON that :func:`from_typed_json` restores to an equal value. A value
+    whose encoding raises (a proxy whose every attribute raises, a property that fails) is
+    opaque, saying why: recording never breaks the task."""
+    try:
+        return _to_typed_json(value, _depth)
+    except Exception as exc:  # noqa: BLE001 - see above
+        return {_TAG: "opaque", "type": _qualname(value), "hash": None, "repr": _short_repr(value),
+                "why": f"encoding it raised {type(exc).__name__}: {exception_text(exc)[:200]}"}
+
+
+def _to_typed_json(value: Any, _depth: int) -> Any:
     if _depth > 64:
         return {_TAG: "opaque", "type": _qualname(value), "hash": None, "repr": "too deep"}
     d = _depth + 1

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import _forksafe
+from ._text import exception_text
 
 log = logging.getLogger("reproflow")
 
@@ -300,6 +301,8 @@ def hash_or_reason(value: Any) -> tuple[str | None, str | None]:
         return None, f"{what} ({exc.why})" if exc.why else what
     except RecursionError:
         return None, f"{type_name(type(value))} (nested too deeply)"
+    except Exception as exc:  # noqa: BLE001 - a value whose attributes raise (a proxy) must not break the task
+        return None, f"{type_name(type(value))} (reading it raised {type(exc).__name__}: {exception_text(exc)[:200]})"
     return "sha256:" + h.hexdigest(), None
 
 
