@@ -63,3 +63,40 @@ def test_an_endless_device_is_not_read(store: Store) -> None:
     assert hash_local("/dev/zero").kind == "unhashed"
     with pytest.raises(OSError, match="a character device"):
         sha256_file("/dev/zero")
+
+
+@repro_task
+def probe(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:
+        return False
+
+
+@repro_task(outputs=["p"])
+def probe_declared(p: Path) -> bool:
+    return False
+
+
+def test_paths_where_no_file_can_be(store: Store, tmp_path: Path) -> None:
+    """A parent that is a file (ENOTDIR), a name too long (ENAMETOOLONG), a symbolic link loop
+    (ELOOP), as a folder's entry too: ``stat`` raises, not FileNotFoundError, and the task once
+    failed on it before its body ran. Each is missing, as no file can be there."""
+    (tmp_path / "file.txt").write_text("x")
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a")
+    os.symlink(data / "cycle", data / "cycle")
+    paths = [tmp_path / "file.txt" / "sub", tmp_path / ("a" * 300), tmp_path / "loop", tmp_path / "loop" / "x"]
+    with reproflow.record("no file can be there") as run:
+        for p in paths:
+            assert probe(p) is False
+            assert probe_declared(p) is False
+        assert probe(data) is True  # a folder holding a link loop: hashed without it
+    tasks = store.load_run(run.run_id).final_tasks()
+    assert all(t.state == "COMPLETED" for t in tasks) and len(tasks) == 2 * len(paths) + 1
+    declared = [r for t in tasks if t.task_name == "probe_declared" for r in t.outputs]
+    assert [r.kind for r in declared] == ["missing"] * len(paths)
+    (folder,) = [r for t in tasks if t.task_name == "probe" for r in t.inputs if r.uri == str(data)]
+    assert folder.kind == "directory" and folder.entries == ["a.txt"]

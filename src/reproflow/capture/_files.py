@@ -395,6 +395,11 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)()) and os.environ.get("CI") != "true"
 
 
+#: errors of ``stat`` that say no file is at a path: none there (ENOENT), a parent that is a
+#: file (ENOTDIR), a name no file system holds (ENAMETOOLONG), a symbolic link loop (ELOOP)
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
 def walk_files(root: str) -> Iterator[tuple[str, str]]:
     """(relative posix name, absolute path) of every regular file below root, sorted."""
     out: list[tuple[str, str]] = []
@@ -404,7 +409,7 @@ def walk_files(root: str) -> Iterator[tuple[str, str]]:
             full = os.path.join(dirpath, name)
             try:
                 mode = os.stat(full).st_mode
-            except FileNotFoundError:
+            except OSError:  # gone, a dangling link, a link loop (ELOOP): no file's content
                 continue
             if stat.S_ISREG(mode):
                 out.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
@@ -429,8 +434,10 @@ def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], boo
     p = abspath(os.fspath(path))
     try:
         st = os.stat(p)
-    except FileNotFoundError:
-        return DataRef(uri=p, kind="missing", **fields), None
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return DataRef(uri=p, kind="missing", **fields), None
+        raise
     if stat.S_ISDIR(st.st_mode) and not dirs:
         return DataRef(uri=p, kind="directory", **fields), None
     if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
@@ -506,14 +513,14 @@ def stat_signature(uri: str | os.PathLike[str]) -> tuple[Any, ...] | None:
     p = abspath(local_path(p))
     try:
         st = os.stat(p)
-    except FileNotFoundError:
+    except OSError:  # missing, or no file can be there (see _ABSENT), or not to be looked at (EACCES)
         return None
     if stat.S_ISDIR(st.st_mode):
         sig: list[Any] = []
         for rel, full in walk_files(p):
             try:
                 s = os.stat(full)
-            except FileNotFoundError:
+            except OSError:
                 continue
             # ctime too: tarfile and shutil.copy2 rewrite a file and set its mtime back
             sig.append((rel, s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns))
