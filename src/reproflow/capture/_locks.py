@@ -19,11 +19,15 @@ closed; with none open, the process holds no lock on it and it is opened as any 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no POSIX record locks, nothing to keep
+    fcntl = None  # type: ignore[assignment]
 
 #: absolute paths of the sqlite databases this process connected to, and of their journals
 _sqlite_paths: set[str] = set()
@@ -31,6 +35,8 @@ _sqlite_paths: set[str] = set()
 _locked_files: set[tuple[int, int]] = set()
 _SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
 _SETLK = frozenset(c for c in (getattr(fcntl, "F_SETLK", None), getattr(fcntl, "F_SETLKW", None)) if c is not None)
+#: a descriptor opened only to name a file (Linux): it reads nothing
+_O_PATH = getattr(os, "O_PATH", 0)
 
 
 def note_sqlite(name: Any) -> None:
@@ -93,7 +99,8 @@ def note_held_locks(locks_path: str = "/proc/locks") -> None:
 def maybe_locked(path: str, st: os.stat_result) -> bool:
     """Whether this process may hold a record lock on the file at ``path`` (absolute) whose
     stat is ``st``: a database it connected to (or a journal of one), or a file it locked."""
-    return bool((_sqlite_paths and path in _sqlite_paths) or (_locked_files and (st.st_dev, st.st_ino) in _locked_files))
+    return fcntl is not None and bool((_sqlite_paths and path in _sqlite_paths)
+                                      or (_locked_files and (st.st_dev, st.st_ino) in _locked_files))
 
 
 def held_descriptor(st: os.stat_result) -> int | None:
@@ -114,7 +121,7 @@ def held_descriptor(st: os.stat_result) -> int | None:
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             except OSError:
                 continue
-            if flags & os.O_ACCMODE != os.O_WRONLY and not flags & getattr(os, "O_PATH", 0):
+            if flags & os.O_ACCMODE != os.O_WRONLY and not flags & _O_PATH:
                 return fd
     return None
 

@@ -201,25 +201,37 @@ def _watch_threads() -> None:
     threading.Thread.start = watched_start  # type: ignore[method-assign]
 
 
+def _spawned(event: str, args: tuple) -> None:
+    # a run this process ended is complete before a subprocess (``reproflow report``,
+    # ``replay``) or an exec'd program could read it
+    _settle_store()
+    _other(event, args)
+
+
+def _sqlite_connected(event: str, args: tuple) -> None:
+    if args:
+        _locks.note_sqlite(args[0])
+    _other(event, args)
+
+
+#: what the hook does on each event other than ``open``: one dict lookup for the ~100 events
+#: Prefect's own code raises a task run (``object.__getattr__``, ``builtins.id``...), which
+#: match none
+_EVENT_HANDLERS: dict[str, Callable[[str, tuple], None]] = {
+    **{e: lambda event, args: _thread_started(args) for e in _THREAD_EVENTS},
+    **{e: _spawned for e in _SPAWN_EVENTS},
+    "sqlite3.connect": _sqlite_connected,
+    **{e: _locks.note_lock for e in _LOCK_EVENTS},
+    "os.rename": lambda event, args: _renamed(args),
+    "os.remove": lambda event, args: _removed(args),
+}
+
+
 def _hook(event: str, args: tuple) -> None:
     if event != "open":
-        if event in _THREAD_EVENTS:
-            _thread_started(args)
-        elif event in _SPAWN_EVENTS:
-            # a run this process ended is complete before a subprocess (``reproflow report``,
-            # ``replay``) or an exec'd program could read it
-            _settle_store()
-            _other(event, args)
-        elif event == "sqlite3.connect":
-            if args:
-                _locks.note_sqlite(args[0])
-            _other(event, args)
-        elif event in _LOCK_EVENTS:
-            _locks.note_lock(event, args)
-        elif event == "os.rename":
-            _renamed(args)
-        elif event == "os.remove":
-            _removed(args)
+        handler = _EVENT_HANDLERS.get(event)
+        if handler is not None:
+            handler(event, args)
         return
     reads = _current.get()
     if reads is None:
