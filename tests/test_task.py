@@ -155,6 +155,28 @@ def test_async_task_and_async_flow(store: Store) -> None:
     assert tasks["async_square"].result == 49 and run.status == "COMPLETED"
 
 
+@repro_task(timeout_seconds=0.5)
+async def async_too_slow() -> int:
+    await asyncio.sleep(30)
+    return 1
+
+
+def test_an_async_task_that_times_out_is_recorded(store: Store) -> None:
+    """Prefect cancels an async task past its timeout; the wrapper's await of the failure record
+    was cancelled again at once (the cancel scope holds), and the attempt had no record."""
+
+    @flow
+    async def aflow() -> str:
+        state = await async_too_slow(return_state=True)
+        return state.type.value
+
+    state = asyncio.run(aflow(return_state=True))
+    assert state.result() == "FAILED"
+    run, tasks = _run_records(store, str(state.state_details.flow_run_id))
+    record = tasks["async_too_slow"]
+    assert record.state == "FAILED" and record.error is not None and record.duration_s < 10
+
+
 _attempts = {"n": 0}
 
 
