@@ -33,7 +33,8 @@ except ImportError:  # Windows: no POSIX record locks, nothing to keep
 _sqlite_paths: set[str] = set()
 #: (st_dev, st_ino) of the files this process locked with fcntl.lockf, os.lockf or fcntl.fcntl(F_SETLK[W])
 _locked_files: set[tuple[int, int]] = set()
-_SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
+#: the files sqlite keeps beside a database: the database itself and its journals
+SQLITE_SIDE = ("", "-journal", "-wal", "-shm")
 _SETLK = frozenset(c for c in (getattr(fcntl, "F_SETLK", None), getattr(fcntl, "F_SETLKW", None)) if c is not None)
 #: a descriptor opened only to name a file (Linux): it reads nothing
 _O_PATH = getattr(os, "O_PATH", 0)
@@ -53,10 +54,10 @@ def note_sqlite(name: Any) -> None:
     if not text or text == ":memory:":
         return
     full = os.path.abspath(text)
-    _sqlite_paths.update(full + side for side in _SQLITE_SIDE)
+    _sqlite_paths.update(full + side for side in SQLITE_SIDE)
     real = os.path.realpath(full)
     if real != full:
-        _sqlite_paths.update(real + side for side in _SQLITE_SIDE)
+        _sqlite_paths.update(real + side for side in SQLITE_SIDE)
 
 
 def note_lock(event: str, args: tuple[Any, ...]) -> None:
@@ -163,4 +164,4 @@ def forget() -> None:
     _locked_files.clear()
 
 
-__all__ = ["forget", "held_descriptor", "maybe_locked", "note_held_locks", "note_lock", "note_sqlite", "read_held", "safe_to_open"]
+__all__ = ["SQLITE_SIDE", "forget", "held_descriptor", "maybe_locked", "note_held_locks", "note_lock", "note_sqlite", "read_held", "safe_to_open"]

@@ -104,7 +104,6 @@ _spawners: set[Reads] = set()
 _SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork",
                            "os.forkpty"})
 _MAX_ARGV = 256
-_SQLITE_SIDE = _locks._SQLITE_SIDE
 #: record locks that a close of another descriptor of the file drops (see ``capture._locks``)
 _LOCK_EVENTS = frozenset({"fcntl.lockf", "fcntl.fcntl", "os.lockf"})
 _counter = 0
@@ -348,7 +347,7 @@ def _other(event: str, args: tuple) -> None:
                 name = os.fsdecode(os.fspath(db))
                 if name and name != ":memory:" and not name.startswith("file:"):
                     full = os.path.abspath(name)
-                    for side in _SQLITE_SIDE:  # the database and the journals sqlite writes beside it
+                    for side in _locks.SQLITE_SIDE:  # the database and the journals sqlite writes beside it
                         reads.written.add(full + side)
                         _writers[full + side] = reads
             return

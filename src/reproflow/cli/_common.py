@@ -29,11 +29,7 @@ def print_json(data: Any) -> None:
     as Python decodes it) is written with JSON's escapes for them, as records hold it: the JSON
     reads back as the same name."""
     text = json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n"
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode()
-    sys.stdout.write(text)
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode())
     sys.stdout.flush()
 
 

@@ -58,10 +58,6 @@ def _data_id(ref: DataRef) -> str:
     return base
 
 
-def _has_surrogate(value: Any) -> bool:
-    return _utf8_json(value) != value
-
-
 def _utf8_json(value: Any) -> Any:
     """A JSON value with every string in it passed through :func:`utf8_text`."""
     if isinstance(value, str):
@@ -307,8 +303,9 @@ def _build(ctx: ExportContext, tmpdir: str) -> str | bytes:
 
     for entity in crate.get_entities():  # the crate is UTF-8 JSON: a file name's bytes that are not UTF-8 as \xNN
         for key, value in list(entity.properties().items()):
-            if key != "@id" and _has_surrogate(value):
-                entity[key] = _utf8_json(value)
+            fixed = _utf8_json(value) if key != "@id" else value
+            if fixed != value:
+                entity[key] = fixed
     if out and str(out).endswith(".zip"):
         crate.write_zip(str(out))
         ctx.options["_written"] = True

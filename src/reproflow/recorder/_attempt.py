@@ -8,6 +8,7 @@ all record through it; nothing here imports an engine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import decimal
@@ -495,6 +496,16 @@ class _Attempt:
             self._lost(own)
         finally:
             self._done_watching()
+
+    async def failure_async(self, exc: BaseException) -> None:
+        """:meth:`failure` from an async task: off the event loop; a cancellation (a timeout,
+        the flow ending) on the loop's thread, as an await inside a cancelled scope is cancelled
+        again at once (anyio's cancellation holds until the scope exits), which lost the record
+        of every timed-out async task."""
+        if isinstance(exc, Exception):
+            await asyncio.to_thread(self.failure, exc)
+        else:
+            self.failure(exc)
 
     def _failure(self, exc: BaseException) -> None:
         self.inputs += self._stop_watching()

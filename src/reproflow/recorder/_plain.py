@@ -211,10 +211,7 @@ async def _call_plain_async(task: Any, args: tuple[Any, ...], kwargs: dict[str, 
                 result = await spec.fn(*args, **kwargs)
             except BaseException as exc:
                 rec.unwatch()
-                if isinstance(exc, Exception):
-                    await asyncio.to_thread(rec.failure, exc)
-                else:  # cancelled, or Ctrl-C: no awaiting now
-                    rec.failure(exc)
+                await rec.failure_async(exc)
                 if isinstance(exc, Exception) and attempt <= len(delays) and not _is_strict_violation(exc):
                     await asyncio.sleep(delays[attempt - 1])
                     continue

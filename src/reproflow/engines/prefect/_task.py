@@ -98,17 +98,6 @@ def _ensure_adhoc_run(spec: _Spec, run_id: str) -> None:
     atexit.register(lambda: finish_run(store, run_id, "COMPLETED"))
 
 
-async def _record_failure(rec: _Attempt, exc: BaseException) -> None:
-    """Record an async task's error off the event loop; a cancellation (a timeout, the flow
-    ending) on it: an await inside a cancelled scope is cancelled again at once (anyio's
-    cancellation holds until the scope exits), which lost the record of every timed-out async
-    task, so that one is recorded on the loop's thread."""
-    if isinstance(exc, Exception):
-        await asyncio.to_thread(rec.failure, exc)
-    else:
-        rec.failure(exc)
-
-
 def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
     fn = spec.fn
     if inspect.isasyncgenfunction(fn):
@@ -145,7 +134,7 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
                     except BaseException as exc:  # thrown into the wrapper: into the body
                         thrown = exc
             except BaseException as exc:
-                await _record_failure(rec, exc)
+                await rec.failure_async(exc)
                 raise
             await asyncio.to_thread(rec.success, None, has_result=False)
 
@@ -164,7 +153,7 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 rec.unwatch()
-                await _record_failure(rec, exc)
+                await rec.failure_async(exc)
                 raise
             rec.unwatch()
             await asyncio.to_thread(rec.success, result)
