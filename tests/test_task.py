@@ -262,6 +262,49 @@ def test_task_key_comes_from_user_function() -> None:
     assert repro_task(name="n")(lambda x: x).task_key != double.task_key
 
 
+def _every_kind(a: int, /, b: int, c: int = 2, *, d: int, e: int = 5, **more: int) -> list[object]:
+    return [a, b, c, d, e, sorted(more.items())]
+
+
+def _var_positional(a: int, *rest: int, k: int = 0) -> list[object]:
+    return [a, list(rest), k]
+
+
+def test_every_kind_of_parameter_binds_as_with_task(store: Store) -> None:
+    """Prefect binds a task's parameters from ``inspect.signature(task.fn)``, which the wrapper
+    states (``__signature__``, issue 16): it is the user's own, and positional-only, defaulted,
+    keyword-only, ``*args`` and ``**kwargs`` parameters reach the function as with ``@task``,
+    called, submitted and mapped."""
+    import inspect
+
+    pairs = [(task(f), repro_task(f)) for f in (_every_kind, _var_positional)]
+    for plain, repro in pairs:
+        assert inspect.signature(repro.fn) == inspect.signature(plain.fn)
+        assert inspect.signature(repro.fn, follow_wrapped=False) == inspect.signature(plain.fn)
+
+    def calls(kind, rest):  # type: ignore[no-untyped-def]
+        @flow(name="every-kind")
+        def f() -> list[object]:
+            return [
+                kind(1, 2, d=4),
+                kind(1, 2, 3, d=4, e=6, x=7),
+                kind.submit(1, b=2, d=4, y=8).result(),
+                [fut.result() for fut in kind.map([1, 9], b=unmapped(2), d=unmapped(4))],
+                rest(1, 2, 3, k=4),
+                rest(1),
+                rest.submit(1, 2).result(),
+            ]
+
+        return f()
+
+    expected = calls(pairs[0][0], pairs[1][0])
+    assert calls(pairs[0][1], pairs[1][1]) == expected
+    run = store.load_run(store.list_runs()[0].run_id)
+    assert len(run.final_tasks()) == 8  # each call recorded (the map's two as two)
+    params = [json.dumps(t.parameters, sort_keys=True) for t in run.final_tasks()]
+    assert any('"x": 7' in p for p in params) and any('"y": 8' in p for p in params)  # **kwargs values recorded
+
+
 def test_bare_and_called_decorator_and_prefect_options() -> None:
     """@repro_task works bare and with arguments, passing every Prefect option through."""
     t = repro_task(description="d", version="1", timeout_seconds=5, log_prints=True, persist_result=False)(lambda: 1)

@@ -99,6 +99,18 @@ def _ensure_adhoc_run(spec: _Spec, run_id: str) -> None:
 
 
 def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
+    """The function Prefect's task calls: the user's function in an attempt, its signature
+    stated (``__signature__``). Prefect asks ``inspect.signature(task.fn)`` three or four times a
+    task run (the map's defaults and keyword collapse, the call's binding, the wrapper's own
+    signature); without it each ask unwraps the ``functools.wraps`` chain and builds the
+    signature again, 5 us, with it 0.4-0.9 us: the same ``Signature`` ``inspect`` would find by
+    unwrapping (issue 16)."""
+    wrapper = _wrapper_for(spec)
+    wrapper.__signature__ = spec.signature  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrapper_for(spec: _Spec) -> Callable[..., Any]:
     fn = spec.fn
     if inspect.isasyncgenfunction(fn):
 
