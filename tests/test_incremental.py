@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -437,6 +438,62 @@ def test_a_file_read_without_being_declared_is_in_the_key(tmp_path: pathlib.Path
     value, task = run()
     assert (value, task.state) == (30, "CACHED")
     assert status_reasons(store, task.run_id) == {}
+
+
+@dataclasses.dataclass
+class _Offset:
+    k: int
+
+    def __call__(self, x: int, tag: str) -> int:
+        return x + self.k
+
+
+def _times(factor: int, x: int, tag: str) -> int:
+    return factor * x
+
+
+def test_a_partial_s_fixed_arguments_and_a_callable_object_s_state_are_in_the_key(store: Store) -> None:
+    """Tasks made from ``functools.partial(_times, 2)`` and ``_Offset(1)`` (recorder._callee):
+    the same call with another fixed argument or another object is not served the first one's
+    result (their keys held only the call's arguments, and a partial's code none at all). An
+    object with no stable hash is not cached at all: it runs every time."""
+    import functools
+
+    from prefect import flow
+
+    from reproflow import CONTENT, repro_task
+
+    def run(factor: int, k: int, tag: str) -> tuple[list[int], list[str]]:
+        times = repro_task(functools.partial(_times, factor), name="times", cache_policy=CONTENT)
+        offset = repro_task(_Offset(k), name="offset", cache_policy=CONTENT)
+
+        @flow
+        def both() -> list[int]:
+            return [times(10, tag), offset(10, tag)]
+
+        state = both(return_state=True)
+        tasks = store.load_run(str(state.state_details.flow_run_id)).final_tasks()
+        return state.result(), [t.state for t in sorted(tasks, key=lambda t: t.task_name)]
+
+    tag = uuid.uuid4().hex  # this test's own keys in the session's Prefect result storage
+    assert run(2, 1, tag) == ([20, 11], ["COMPLETED", "COMPLETED"])
+    assert run(2, 1, tag) == ([20, 11], ["CACHED", "CACHED"])
+    assert run(3, 5, tag) == ([30, 15], ["COMPLETED", "COMPLETED"])
+    assert run(3, 5, tag) == ([30, 15], ["CACHED", "CACHED"])
+
+    class Opaque:  # no stable hash: its state cannot be keyed
+        def __call__(self, x: int, tag: str) -> int:
+            return x
+
+    opaque = repro_task(Opaque(), name="opaque", cache_policy=CONTENT)
+
+    @flow
+    def alone() -> int:
+        return opaque(10, tag)
+
+    for _ in range(2):
+        state = alone(return_state=True)
+        assert [t.state for t in store.load_run(str(state.state_details.flow_run_id)).final_tasks()] == ["COMPLETED"]
 
 
 def test_key_parts_are_delimited() -> None:

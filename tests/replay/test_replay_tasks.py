@@ -250,6 +250,39 @@ def test_prefect_flow_replays_task_by_task_with_the_flow_s_verdicts(
     assert st.load_run(tasks["replay_run_id"]).record.engine == "plain"  # no flow ran
 
 
+def test_partial_task_replays_alone_and_an_object_s_task_is_refused_with_its_cause(
+    prefect_api_env: dict[str, str], cache_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The corpus's task_factories (recorder._callee): a task made from ``functools.partial``
+    replays alone (``--task``), called with the arguments the partial fixed, which its record
+    holds; a callable object's task, a bound method's and a closure's are refused alone with the
+    cause (the object's state, the factory's variables are not in the record) and the fix, in
+    one line, before anything is built."""
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_env["PREFECT_API_URL"])
+    repo = make_repo(Shape.load("task_factories"), tmp_path / "repo")
+    store = tmp_path / "store"
+    run_id = _record(repo, store, ["flow.py"])
+    tasks = {t.task_name: t for t in Store(store).load_run(run_id).final_tasks()}
+    assert tasks["triple"].function == "__main__:scale" and tasks["triple"].parameters == {"factor": 3, "x": 5}
+    assert tasks["add_two"].function == "?__main__:Adder.__call__"
+    assert tasks["score"].function == "?__main__:Scorer.score"
+    assert tasks["write_out"].parameters["out_dir"] == {"__rf__": "path", "v": "out"}  # the partial's keyword
+    assert [r.uri.rsplit("/", 2)[-2:] for r in tasks["write_out"].outputs] == [["out", "n.txt"]]
+    where = _elsewhere(tmp_path)
+    for name in ("triple", "write_out"):
+        code, data, out, err = _replay([run_id, "--store", str(store), "--task", name, "--json"], where, cache_dir,
+                                       capsys, monkeypatch)
+        assert (code, data and data["verdict"]) == (0, "reproduced"), out + err
+    for name, cause in (("add_two", "calls Adder.__call__ on an object"), ("score", "calls Scorer.score on an object"),
+                        ("label-a", "calls make_labeler.<locals>.label, defined inside a function")):
+        code, _, out, err = _replay([run_id, "--store", str(store), "--task", name], where, cache_dir, capsys,
+                                    monkeypatch)
+        line = " ".join(err.split())
+        assert code != 0 and cause in line and "--engine prefect, without --task" in line, out + err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 STEPS = textwrap.dedent(
     """
     import sys

@@ -25,9 +25,10 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from .. import errors
+from ._callee import Callee, callee
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _locks, _reads, context_at_task_end, get_context
@@ -120,6 +121,14 @@ class _Spec:
     #: declared outputs an earlier run of the task in this process found to be a file: not
     #: looked up before the next run (see ``_Attempt.begin``)
     file_outputs: set[str] = field(default_factory=set, compare=False, repr=False)
+    #: what ``fn`` runs when it is not a plain function (a partial, a callable object, a bound
+    #: method: :mod:`._callee`), else None
+    callee: Optional[Callee] = field(default=None, compare=False, repr=False)
+
+    @property
+    def code(self) -> Any:
+        """The function whose code the task runs: its file, digest and static checks are the task's."""
+        return self.fn if self.callee is None else self.callee.code
 
 
 def _plain_params(signature: inspect.Signature) -> tuple[tuple[str, Any], ...] | None:
@@ -137,6 +146,12 @@ def bind_arguments(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     10-20 µs a call (issue 16); anything else (``*args``, keyword-only, an unknown keyword, too
     many arguments) goes to ``inspect``, which also raises its errors."""
     plain = spec.plain_params
+    partial = spec.callee.partial if spec.callee is not None else None
+    if partial is not None:  # the partial's fixed arguments are the task's too, bound with the call's
+        signature, fixed, keywords = partial
+        bound = signature.bind_partial(*fixed, *args, **{**keywords, **kwargs})
+        bound.apply_defaults()
+        return dict(bound.arguments)
     if plain is not None and len(args) <= len(plain):
         out: dict[str, Any] = {}
         for (name, _), value in zip(plain, args):
@@ -171,13 +186,15 @@ def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, ou
 
         validate_seed(opts.seed, "@repro_task(seed=...)")
     signature = inspect.signature(fn)
+    found = None if inspect.isfunction(fn) else callee(fn)
     return _Spec(
         fn=fn,
         decl=declare(fn, inputs, outputs),
         opts=opts,
         signature=signature,
-        function=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}",
+        function=found.function if found is not None else f"{getattr(fn, '__module__', '?')}:{fn.__qualname__}",
         plain_params=_plain_params(signature),
+        callee=found,
     )
 
 
@@ -264,9 +281,9 @@ class _Attempt:
         if var_kw and isinstance(params.get(var_kw), dict):
             params.update(params.pop(var_kw))
         self.params = params
-        self.function_file = source_file(spec.fn)
+        self.function_file = source_file(spec.code)
         self.context_digest, context = get_context(self.store, entry_file=self.function_file)
-        self.findings = _findings_for(spec.fn) if spec.opts.check else []
+        self.findings = _findings_for(spec.code) if spec.opts.check else []
         settings = self.settings
         strict = spec.opts.strict if spec.opts.strict is not None else settings.strict
         self.seed = spec.opts.seed if spec.opts.seed is not None else settings.seed

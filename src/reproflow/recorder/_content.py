@@ -283,9 +283,15 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
     fn = spec.fn if spec is not None else inspect.unwrap(task.fn)
     decl = spec.decl if spec is not None else declare(fn, None, None)
     signature = spec.signature if spec is not None else inspect.signature(fn)
-    bound = signature.bind_partial(**{k: v for k, v in inputs.items() if k in signature.parameters})
-    bound.apply_defaults()
-    params = dict(bound.arguments)
+    given = {k: v for k, v in inputs.items() if k in signature.parameters}
+    if spec is not None:  # a partial's fixed arguments are keyed with the call's
+        from ._attempt import bind_arguments
+
+        params = bind_arguments(spec, (), given)
+    else:
+        bound = signature.bind_partial(**given)
+        bound.apply_defaults()
+        params = dict(bound.arguments)
     # Prefect hands the parameters with defaults applied: a value equal to its default took it
     # (or was passed equal to it; status then also flags a changed default, erring to stale)
     defaults = sorted(n for n, p in signature.parameters.items()
@@ -308,6 +314,16 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
             uri = _uri(item)
             ref = hash_path(uri)
             data[uri] = ref.sha256 or ref.kind
+    instance = spec.callee.instance if spec is not None and spec.callee is not None else None
+    if instance is not None:  # a callable object's, a bound method's state is the task's too
+        h = stable_hash(instance)
+        if h is None:
+            logger.warning("reproflow.CONTENT: the object %s calls (%s) has no content hash; not cached",
+                           task.name, type(instance).__qualname__)
+            return None
+        param_hashes["<self>"] = h
+    if spec is not None:
+        fn = spec.code
     store = get_store(spec.opts.store if spec is not None else None)
     _, context = get_context(store, entry_file=source_file(fn))
     code = code_digests(fn)

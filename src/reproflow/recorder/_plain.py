@@ -272,6 +272,8 @@ def _joined(store: str | os.PathLike[str] | None, name: str, entry_file: str | N
 
 
 def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[PlainRun, bool]:
+    from ._attempt import bind_arguments
+
     run = _current.get()
     if run is not None:
         return run, False
@@ -280,16 +282,14 @@ def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Pla
     if joined is not None:
         return joined, False
     store = get_store(spec.opts.store)
-    bound = spec.signature.bind_partial(*args, **kwargs)
-    bound.apply_defaults()
     run = PlainRun(run_id=new_run_id(), store=store, name=task.name)
     start_run(
         store,
         run_id=run.run_id,
         flow_name=task.name,
         flow_run_name=None,
-        fn=spec.fn,
-        parameters=dict(bound.arguments),
+        fn=spec.code,
+        parameters=bind_arguments(spec, args, kwargs),
         engine="plain",
         seed=spec.opts.seed if spec.opts.seed is not None else env_seed(),
     )
@@ -297,11 +297,9 @@ def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Pla
 
 
 def _attempt(task: Any, run: PlainRun, task_run_id: str, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from ._attempt import _Attempt
+    from ._attempt import _Attempt, bind_arguments
 
     spec = task._rf_spec
-    bound = spec.signature.bind_partial(*args, **kwargs)
-    bound.apply_defaults()
     return _Attempt(
         spec,
         args,
@@ -311,7 +309,7 @@ def _attempt(task: Any, run: PlainRun, task_run_id: str, attempt: int, args: tup
         attempt=attempt,
         task_name=task.name,
         task_key=task.task_key,
-        upstream=run.upstream_of(dict(bound.arguments)),
+        upstream=run.upstream_of(bind_arguments(spec, args, kwargs)),
         engine="plain",
         tags=sorted(task.tags or []),
         store=run.store,

@@ -96,6 +96,11 @@ def dag_order(run: Run) -> dict[str, tuple[int, int]]:
     return {tid: (depth[tid], pos[tid]) for tid in pos}
 
 
+def _whole_run(run: Run) -> str:
+    """How to replay a run whose task cannot be called alone: by running its flow again."""
+    return ("with --engine prefect, " if run.record.engine == "prefect" else "") + "without --task or --from"
+
+
 def _matches(task: TaskRecord, name: str) -> bool:
     qual = (task.function or "").partition(":")[2]
     return name in (task.task_name, task.task_key, qual, qual.rsplit(".", 1)[-1], task.task_run_id)
@@ -224,6 +229,11 @@ def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = Tru
         label = task_label(t)
         if not t.function or t.function.startswith("?"):
             command = snakemake_command(run, t, refuse) or recorded_command(t)
+            qualname = (t.function or "").partition(":")[2]
+            if command is None and qualname:
+                # a callable object's method, a bound method (recorder._callee): named, not callable
+                raise refuse(f"task {label!r} calls {qualname} on an object whose state is not in the record, "
+                             f"so it cannot be called alone; replay the whole run ({_whole_run(run)})", task=label)
             if command is None:
                 raise refuse(f"task {label!r} has no recorded function to call and no recorded command to run",
                              task=label)
@@ -232,6 +242,10 @@ def partial_sources(run: Run, selected: list[TaskRecord], *, partial: bool = Tru
                              "recorded, so it cannot run again", task=label)
             items.append(PartialItem(t, {}, command))
             continue
+        if "<locals>" in t.function:  # a task a factory made: its variables are the task's too
+            raise refuse(f"task {label!r} calls {t.function.partition(':')[2]}, defined inside a function whose "
+                         f"variables are not in the record, so it cannot be called alone; replay the whole run "
+                         f"({_whole_run(run)})", task=label)
         params: dict[str, dict[str, object]] = {}
         for name, typed in t.parameters.items():
             digest = t.parameter_hashes.get(name)

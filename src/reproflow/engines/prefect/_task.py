@@ -91,7 +91,7 @@ def _ensure_adhoc_run(spec: _Spec, run_id: str) -> None:
     from ...recorder._runs import finish_run, start_run
 
     store = get_store(spec.opts.store)
-    start_run(store, run_id=run_id, flow_name=spec.fn.__name__, flow_run_name=None, fn=spec.fn,
+    start_run(store, run_id=run_id, flow_name=getattr(spec.fn, "__name__", None) or type(spec.fn).__name__, flow_run_name=None, fn=spec.code,
               parameters={}, engine="prefect", seed=spec.opts.seed)
     import atexit
 
@@ -107,6 +107,8 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
     unwrapping (issue 16)."""
     wrapper = _wrapper_for(spec)
     wrapper.__signature__ = spec.signature  # type: ignore[attr-defined]
+    if not hasattr(spec.fn, "__name__"):  # a partial, a callable object: named by its type, as Prefect names one
+        wrapper.__name__ = wrapper.__qualname__ = type(spec.fn).__name__
     return wrapper
 
 
@@ -246,7 +248,7 @@ def _cache_hook(task: Any, task_run: Any, state: Any) -> None:
     from ...capture import get_context
 
     store = get_store(spec.opts.store)
-    digest, _ = get_context(store, entry_file=source_file(spec.fn))
+    digest, _ = get_context(store, entry_file=source_file(spec.code))
     result_hash: str | None = None
     unhashable: str | None = None
     try:
