@@ -492,3 +492,42 @@ def test_a_file_a_task_rewrites_with_its_old_time_stamp_is_its_output(store: Sto
     (task,) = store.load_run(run.run_id).final_tasks()
     assert [(Path(r.uri).name, r.param, r.sha256) for r in task.outputs] == [("table.csv", "out_dir", _sha(b"b,2\n"))]
     assert os.stat(out / "table.csv").st_mtime == 1_577_836_800
+
+
+@repro_task
+def read_under(base: Path) -> str:
+    text = (base / "data" / "in.txt").read_text()
+    (base / "out").mkdir(exist_ok=True)
+    (base / "out" / "upper.txt").write_text(text.upper())
+    return text
+
+
+def test_a_folder_too_broad_to_hash_is_recorded_by_the_files_read_and_written_in_it(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A base folder that is a git checkout's root, or holds the store the run writes into, is
+    recorded unhashed with the reason (its repository, environments and the records being
+    written are no value a replay could match, and cost seconds to hash), and the file the task
+    read in it and the file it wrote are its inputs and outputs one by one. A plain folder is
+    still one value, hashed whole."""
+    checkout, holder, plain = tmp_path / "checkout", tmp_path / "holder", tmp_path / "plain"
+    for base in (checkout, holder, plain):
+        (base / "data").mkdir(parents=True)
+        (base / "data" / "in.txt").write_text("abc")
+    (checkout / ".git").mkdir()
+    (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    monkeypatch.setenv("REPROFLOW_STORE", str(holder / ".reproflow"))
+    store = Store(holder / ".reproflow")
+    with reproflow.record("broad") as run:
+        for base in (checkout, holder, plain):
+            read_under(base)
+    tasks = sorted(store.load_run(run.run_id).final_tasks(), key=lambda t: t.started_at)
+    for task, why in zip(tasks, ("a git checkout's root folder", "it holds the reproflow store")):
+        (folder,) = [r for r in task.inputs if r.param == "base"]
+        assert folder.kind == "unhashed" and why in (folder.reason or ""), folder
+        base = Path(folder.uri)
+        assert [(r.uri, r.sha256, r.undeclared) for r in task.inputs if r.param is None] == [
+            (str(base / "data" / "in.txt"), _sha(b"abc"), True)]
+        assert [(r.uri, r.sha256) for r in task.outputs] == [(str(base / "out" / "upper.txt"), _sha(b"ABC"))]
+    (folder,) = [r for r in tasks[2].inputs if r.param == "base"]
+    assert (folder.kind, folder.n_files) == ("directory", 1)  # data/in.txt, before the task
+    assert [Path(r.uri).name for r in tasks[2].outputs] == ["upper.txt"]

@@ -425,12 +425,16 @@ def hash_local(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | No
 
 
 def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], bool] | None = None,
-                      dirs: bool = True, **fields: Any) -> tuple[DataRef, tuple[Any, ...] | None]:
+                      dirs: bool = True, broad: Callable[[str], str | None] | None = None,
+                      **fields: Any) -> tuple[DataRef, tuple[Any, ...] | None]:
     """:func:`hash_local`, and for a file its :func:`stat_signature` from the stat the hash was
     keyed by (one stat fewer for a caller that watches the file); None for a folder or a
     missing path (ask :func:`stat_signature`). ``fields``: more of the DataRef's fields (its
     ``param``, ``declared``), set as it is built. ``dirs=False``: a folder is not walked; its
-    DataRef has kind ``directory`` and no hash (for a caller that looks inside it itself)."""
+    DataRef has kind ``directory`` and no hash (for a caller that looks inside it itself).
+    ``broad``: asked of a folder only (no cost for a file); the reason it gives, where it gives
+    one, is why the folder is not one value to hash (see ``recorder._attempt.broad_folder``): it
+    is recorded ``unhashed`` with that reason, never walked."""
     p = abspath(os.fspath(path))
     try:
         st = os.stat(p)
@@ -440,6 +444,10 @@ def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], boo
         raise
     if stat.S_ISDIR(st.st_mode) and not dirs:
         return DataRef(uri=p, kind="directory", **fields), None
+    if broad is not None and stat.S_ISDIR(st.st_mode):
+        reason = broad(p)
+        if reason is not None:
+            return DataRef(uri=p, kind="unhashed", reason=reason, **fields), None
     if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         return DataRef(uri=p, kind="unhashed", reason=special_file_reason(st), **fields), None
     if stat.S_ISDIR(st.st_mode):

@@ -292,6 +292,7 @@ class _Attempt:
         self._pending_out: list[tuple[str, Any, str, bool, Any]] = []
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_changed: dict[str, int] = {}  # an input file's last change, from the stat it was hashed by
+        self._broad: set[str] = set()  # inferred folders too broad to be one value (see _broad_folder)
         if spec.opts.seed is None and not settings.seed_ok:
             env_seed()  # $REPROFLOW_SEED is not a seed: InvalidSeed names its value (and failure() can record it)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
@@ -316,7 +317,11 @@ class _Attempt:
                         before = _remote_signature(uri)
                     self._pending_out.append((name, item, uri, True, before))
                     continue
-                ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True)
+                ref, sig = self._hash_signed(uri, name, declared=is_in, skip_in_flight=True,
+                                             broad=None if is_in else self._broad_folder)
+                if ref.kind == "unhashed" and ref.uri in self._broad:
+                    self.inputs.append(ref)  # what the task read and wrote in it is found one by one
+                    continue
                 if ref.kind == "missing" and not is_in:
                     self._pending_out.append((name, item, uri, False, None))  # a path the task will create
                     continue
@@ -393,8 +398,29 @@ class _Attempt:
         declared = {r.uri for r in self.inputs}
         if all(p in declared for p in self._reads.read):
             return []
-        known = [out[2] for out in self._pending_out] + [r.uri for r in self.inputs]
+        known = [out[2] for out in self._pending_out] + [r.uri for r in self.inputs if r.uri not in self._broad]
         return self._undeclared(_reads.undeclared_reads, known, self._hash, "reads")
+
+    def _broad_folder(self, path: str) -> str | None:
+        """Why an inferred folder parameter is not one value to hash, or None (it is hashed
+        whole, as any folder): the project's root passed as a base folder (``base / "data" /
+        "x.csv"`` in the body) holds its git repository, virtual environments, caches and the
+        store this run writes to. Hashed whole it costs seconds (43,000 files with a ``.venv``),
+        changes as the run writes its records, and no restored checkout can hash the same. So it
+        is recorded ``unhashed`` with this reason, and what the task read and wrote in it is
+        recorded file by file (its undeclared inputs and outputs). Asked of folders only."""
+        store_root = self.store.root if self.store.is_local else None
+        if store_root and (store_root == path or store_root.startswith(path.rstrip("/") + "/")):
+            why = "it holds the reproflow store this run writes to"
+        elif path == "/" or path == os.path.expanduser("~"):
+            why = "it is the file system's root or the home folder"
+        elif os.path.lexists(os.path.join(path, ".git")):
+            why = "it is a git checkout's root folder (with its repository, environments and caches)"
+        else:
+            return None
+        self._broad.add(path)
+        return (f"a folder too broad to hash as one value: {why}; the files the task read and wrote in it are "
+                "recorded one by one")
 
     def _undeclared(self, find: Callable[..., list[str]], named: list[str], hash_one: Callable[..., DataRef],
                     what: str) -> list[DataRef]:
@@ -417,19 +443,21 @@ class _Attempt:
         """The DataRef of one data value (a path, an fsspec URL)."""
         return self._hash_signed(_uri(value), param, declared=declared)[0]
 
-    def _hash_signed(self, uri: str, param: str, *, declared: bool,
-                     skip_in_flight: bool = False, dirs: bool = True) -> tuple[DataRef, Any]:
+    def _hash_signed(self, uri: str, param: str, *, declared: bool, skip_in_flight: bool = False,
+                     dirs: bool = True, broad: Callable[[str], str | None] | None = None) -> tuple[DataRef, Any]:
         """The DataRef of the data value at ``uri`` (as ``data_uri`` gives it), and for a local
         file the stat signature it was hashed by (else None). ``skip_in_flight``: a folder read
         before the body leaves out the files that tasks running beside this one are writing
         (half written, they are not what this task could rely on; see ``capture._reads.in_flight``).
-        ``dirs=False``: a folder or prefix is not hashed (see ``hash_path``)."""
+        ``dirs=False``: a folder or prefix is not hashed (see ``hash_path``). ``broad``: see
+        ``hash_local_signed`` (local folders only)."""
         if "://" in uri:  # its credentials are secrets wherever a message quotes them, in any encoding
             remember_url_secrets(uri)
         try:
             if is_local(uri):
                 skip = _reads.in_flight if skip_in_flight else None
-                ref, sig = hash_local_signed(local_path(uri), skip=skip, dirs=dirs, param=param, declared=declared)
+                ref, sig = hash_local_signed(local_path(uri), skip=skip, dirs=dirs, broad=broad, param=param,
+                                             declared=declared)
                 if "://" not in ref.uri:
                     return ref, sig
             else:
@@ -702,7 +730,8 @@ class _Attempt:
         uris = {r.uri for r in known}
         if all(p in uris for p in reads.written):  # the common case: it wrote what it named
             return []
-        named = [r.uri for r in known] + [r.uri for r in self.inputs] + [out[2] for out in self._pending_out]
+        named = ([r.uri for r in known] + [r.uri for r in self.inputs if r.uri not in self._broad]
+                 + [out[2] for out in self._pending_out])
         return self._undeclared(_reads.undeclared_writes, named, self._hash_output, "writes")
 
     def _written_into(self, name: str, uri: str, before: Any, after: Any, *, declared: bool = False) -> list[DataRef]:
