@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import errors
-from ._callee import Callee, callee
+from ._callee import Callee, _plain_params, bind_arguments, callee
 from ._declare import data_uri as _uri
 from ._declare import RETURN, Declaration, declare, iter_data_values
 from ..capture import _locks, _reads, context_at_task_end, get_context
@@ -50,7 +50,6 @@ from .. import _forksafe
 
 #: Typed JSON of a return value is kept in the record only below this size.
 MAX_INLINE_JSON = 16 * 1024
-_NOT_SET: Any = object()
 
 
 def _sqlite_journals(outputs: list[DataRef]) -> list[DataRef]:
@@ -129,45 +128,6 @@ class _Spec:
     def code(self) -> Any:
         """The function whose code the task runs: its file, digest and static checks are the task's."""
         return self.fn if self.callee is None else self.callee.code
-
-
-def _plain_params(signature: inspect.Signature) -> tuple[tuple[str, Any], ...] | None:
-    out = []
-    for p in signature.parameters.values():
-        if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
-            return None
-        out.append((p.name, _NOT_SET if p.default is inspect.Parameter.empty else p.default))
-    return tuple(out)
-
-
-def bind_arguments(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``signature.bind_partial(*args, **kwargs)`` with ``apply_defaults()``: its arguments in
-    signature order. Plain parameters are bound here, once per task run: ``inspect`` costs
-    10-20 µs a call (issue 16); anything else (``*args``, keyword-only, an unknown keyword, too
-    many arguments) goes to ``inspect``, which also raises its errors."""
-    plain = spec.plain_params
-    partial = spec.callee.partial if spec.callee is not None else None
-    if partial is not None:  # the partial's fixed arguments are the task's too, bound with the call's
-        signature, fixed, keywords = partial
-        bound = signature.bind_partial(*fixed, *args, **{**keywords, **kwargs})
-        bound.apply_defaults()
-        return dict(bound.arguments)
-    if plain is not None and len(args) <= len(plain):
-        out: dict[str, Any] = {}
-        for (name, _), value in zip(plain, args):
-            out[name] = value
-        used = 0
-        for name, default in plain[len(args):]:
-            if name in kwargs:
-                out[name] = kwargs[name]
-                used += 1
-            elif default is not _NOT_SET:
-                out[name] = default
-        if used == len(kwargs):  # no keyword was unknown or given twice
-            return out
-    bound = spec.signature.bind_partial(*args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
 
 
 def task_spec(fn: Callable[..., Any], *, inputs: Iterable[str] | None = None, outputs: Iterable[str] | None = None,

@@ -30,6 +30,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+#: a parameter without a default, in ``_Spec.plain_params``
+_NOT_SET: Any = object()
+
 #: the mark, first in a recorded ``module:qualname``, of a name that cannot be called by itself
 #: (a method of an object whose state the record does not hold; no module known)
 UNCALLABLE = "?"
@@ -84,3 +87,43 @@ def callee(fn: Callable[..., Any]) -> Callee:
     if not callable_by_name and not function.startswith(UNCALLABLE):
         function = UNCALLABLE + function
     return Callee(code=code, function=function, partial=partial, instance=instance)
+
+
+def _plain_params(signature: inspect.Signature) -> tuple[tuple[str, Any], ...] | None:
+    out = []
+    for p in signature.parameters.values():
+        if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return None
+        out.append((p.name, _NOT_SET if p.default is inspect.Parameter.empty else p.default))
+    return tuple(out)
+
+
+def bind_arguments(spec: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``signature.bind_partial(*args, **kwargs)`` with ``apply_defaults()``: its arguments in
+    signature order. Plain parameters are bound here, once per task run: ``inspect`` costs
+    10-20 µs a call (issue 16); anything else (``*args``, keyword-only, an unknown keyword, too
+    many arguments) goes to ``inspect``, which also raises its errors. ``spec``: a
+    ``recorder._attempt._Spec`` (its ``plain_params``, ``callee`` and ``signature``)."""
+    plain = spec.plain_params
+    partial = spec.callee.partial if spec.callee is not None else None
+    if partial is not None:  # the partial's fixed arguments are the task's too, bound with the call's
+        signature, fixed, keywords = partial
+        bound = signature.bind_partial(*fixed, *args, **{**keywords, **kwargs})
+        bound.apply_defaults()
+        return dict(bound.arguments)
+    if plain is not None and len(args) <= len(plain):
+        out: dict[str, Any] = {}
+        for (name, _), value in zip(plain, args):
+            out[name] = value
+        used = 0
+        for name, default in plain[len(args):]:
+            if name in kwargs:
+                out[name] = kwargs[name]
+                used += 1
+            elif default is not _NOT_SET:
+                out[name] = default
+        if used == len(kwargs):  # no keyword was unknown or given twice
+            return out
+    bound = spec.signature.bind_partial(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)

@@ -285,7 +285,7 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
     signature = spec.signature if spec is not None else inspect.signature(fn)
     given = {k: v for k, v in inputs.items() if k in signature.parameters}
     if spec is not None:  # a partial's fixed arguments are keyed with the call's
-        from ._attempt import bind_arguments
+        from ._callee import bind_arguments
 
         params = bind_arguments(spec, (), given)
     else:
