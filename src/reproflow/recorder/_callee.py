@@ -77,6 +77,11 @@ def callee(fn: Callable[..., Any]) -> Callee:
         code, instance, callable_by_name = target.__func__, target.__self__, False  # bound to an object
     elif inspect.isroutine(target) or inspect.isclass(target) or inspect.ismethod(target):
         code, instance, callable_by_name = target, None, True  # a function, a class, a classmethod
+    elif getattr(target, "__wrapped__", None) is not None and hasattr(target, "__qualname__"):
+        # a function wrapped by an object that took its name (functools.cache, a decorator class
+        # using functools.update_wrapper): the module's attribute of that name is this object
+        code, instance, callable_by_name = inspect.unwrap(target), None, True
+        return Callee(code=code, function=_name(target), partial=partial, instance=None)
     else:  # a callable object: its class's __call__ runs, with the object's state
         call = getattr(type(target), "__call__", None)
         code = call if inspect.isfunction(call) else type(target)
