@@ -531,3 +531,38 @@ def test_a_folder_too_broad_to_hash_is_recorded_by_the_files_read_and_written_in
     (folder,) = [r for r in tasks[2].inputs if r.param == "base"]
     assert (folder.kind, folder.n_files) == ("directory", 1)  # data/in.txt, before the task
     assert [Path(r.uri).name for r in tasks[2].outputs] == ["upper.txt"]
+
+
+def test_a_folder_holding_the_checkout_is_too_broad_too(tmp_path: Path) -> None:
+    """A folder above the project's checkout (``HERE.parent``, the store elsewhere): recorded
+    unhashed with the reason, the file read in it one by one, as for the checkout's root."""
+    import os
+    import subprocess
+    import sys
+
+    outer = tmp_path / "outer"
+    repo = outer / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "in.txt").write_text("abc")
+    (repo / "flow.py").write_text(
+        "from pathlib import Path\n"
+        "import reproflow\n"
+        "from reproflow import repro_task\n\n"
+        "@repro_task\n"
+        "def read_above(top: Path) -> str:\n"
+        "    return (top / 'repo' / 'data' / 'in.txt').read_text()\n\n"
+        "with reproflow.record('above'):\n"
+        "    read_above(Path(__file__).resolve().parent.parent)\n")
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "flow"], cwd=repo, check=True)
+    store_dir = tmp_path / "store"
+    env = {**os.environ, "REPROFLOW_STORE": str(store_dir)}
+    proc = subprocess.run([sys.executable, "flow.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    store = Store(store_dir)
+    (task,) = store.load_run(store.list_runs()[0].run_id).final_tasks()
+    (folder,) = [r for r in task.inputs if r.param == "top"]
+    assert folder.kind == "unhashed" and "it holds the project's checkout" in (folder.reason or ""), folder
+    assert [(Path(r.uri).name, r.sha256) for r in task.inputs if r.param is None] == [("in.txt", _sha(b"abc"))]

@@ -253,6 +253,7 @@ class _Attempt:
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_changed: dict[str, int] = {}  # an input file's last change, from the stat it was hashed by
         self._broad: set[str] = set()  # inferred folders too broad to be one value (see _broad_folder)
+        self._checkouts = tuple(r for r in (context.git.root, context.source.root) if r)  # (see _broad_folder)
         if spec.opts.seed is None and not settings.seed_ok:
             env_seed()  # $REPROFLOW_SEED is not a seed: InvalidSeed names its value (and failure() can record it)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
@@ -376,6 +377,8 @@ class _Attempt:
             why = "it is the file system's root or the home folder"
         elif os.path.lexists(os.path.join(path, ".git")):
             why = "it is a git checkout's root folder (with its repository, environments and caches)"
+        elif any(root.startswith(path.rstrip("/") + "/") for root in self._checkouts):
+            why = "it holds the project's checkout (with its repository, environments and caches)"
         else:
             return None
         self._broad.add(path)
