@@ -40,10 +40,15 @@ def counting_s3(s3_server: Any, cache_dirs: Any) -> Any:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
+    # Random bytes end in b"." here: gcsfs ends an upload's content with b"\n--==0==--" and
+    # gcp-storage-emulator parses it with the email package, which takes a last b"\r" of the
+    # content with that b"\n" for the line ending before the boundary and drops both: one byte
+    # short on GCS only, in about 1 run in 128 with two random objects. The
+    # test_objects_hash_like_local_files object ends in b"tail" for the same reason.
     files = {
         "a.csv": b"x,y\n1,2\n",
-        "shards/part-0000.bin": os.urandom(3000),
-        "shards/part-0001.bin": os.urandom(5),
+        "shards/part-0000.bin": os.urandom(2999) + b".",
+        "shards/part-0001.bin": os.urandom(4) + b".",
         "shards/deep/z.txt": b"z" * 10,
         "empty.txt": b"",
     }
