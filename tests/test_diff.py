@@ -297,3 +297,24 @@ def test_a_cache_hit_records_no_parameters_and_the_diff_does_not_call_them_chang
     diff = diff_runs(store, a, b)
     changes = [(c.key, c.a, c.b) for t in diff.tasks if t.task == "train" for c in t.changes]
     assert changes == [("state", "COMPLETED", "CACHED")], changes
+
+
+def test_a_changed_result_of_an_object_s_task_names_the_object_s_state_first(store: Store) -> None:
+    """A task that calls an object's method (recorded ``?module:Class.__call__``): with the
+    same inputs and a different result, the object's state (which no record holds) is named
+    before nondeterminism."""
+    from reproflow.records import TaskRecord
+
+    def task(run_id: str, result: str, function: str) -> TaskRecord:
+        return TaskRecord(run_id=run_id, task_run_id=f"{run_id}-t", task_name="add_two", task_key="m.Adder",
+                          function=function, state="COMPLETED", started_at=T0, ended_at=T0, duration_s=0,
+                          parameters_hash="p", result_hash=result)  # fmt: skip
+
+    a = make_run(store, run_id="run-obj-a", tasks=[task("run-obj-a", "r1", "?flow:Adder.__call__")])
+    b = make_run(store, run_id="run-obj-b", tasks=[task("run-obj-b", "r2", "?flow:Adder.__call__")])
+    note = diff_runs(store, a, b).tasks[0].changes[0].note
+    assert note == ("the Adder object it calls may hold other state (not recorded); "
+                    "same inputs, different result: nondeterminism or environment")
+    c = make_run(store, run_id="run-fn-c", tasks=[task("run-fn-c", "r1", "flow:add_two")])
+    d = make_run(store, run_id="run-fn-d", tasks=[task("run-fn-d", "r2", "flow:add_two")])
+    assert diff_runs(store, c, d).tasks[0].changes[0].note == "same inputs, different result: nondeterminism or environment"

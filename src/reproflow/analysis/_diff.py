@@ -301,6 +301,16 @@ def _refs(xs: list[DataRef], ys: list[DataRef], what: str, derived: bool,
     return unique
 
 
+def _object_state(task: TaskRecord) -> str:
+    """For a task that calls an object's method (``?module:Class.method``, recorder._callee):
+    the state its record does not hold, named first among the possible causes."""
+    function = task.function or ""
+    if not function.startswith("?") or "." not in function.partition(":")[2]:
+        return ""
+    owner = function.partition(":")[2].rsplit(".", 1)[0]
+    return f"the {owner} object it calls may hold other state (not recorded); "
+
+
 def _flow_param_hashes(run: Run) -> dict[str, set[str]]:
     """Per flow parameter, the hashes a task parameter fed by it can have: the value's own, and
     each item's when it is a list or tuple (a task mapped over it gets one item per run)."""
@@ -377,7 +387,7 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[st
         changes += outputs
         if x.result_hash != y.result_hash:
             changes.append(Change(key="return", a=x.result_hash, b=y.result_hash, derived=effect_derived,
-                                  note=None if effect_derived else unexplained))  # fmt: skip
+                                  note=None if effect_derived else _object_state(y) + unexplained))  # fmt: skip
             changed_results.add(y.task_run_id)
             if x.result_hash and y.result_hash:
                 changed_values.add((x.result_hash, y.result_hash))
