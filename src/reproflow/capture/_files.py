@@ -433,7 +433,7 @@ def hash_local_signed(path: str | os.PathLike[str], *, skip: Callable[[str], boo
     ``param``, ``declared``), set as it is built. ``dirs=False``: a folder is not walked; its
     DataRef has kind ``directory`` and no hash (for a caller that looks inside it itself).
     ``broad``: asked of a folder only (no cost for a file); the reason it gives, where it gives
-    one, is why the folder is not one value to hash (see ``recorder._attempt.broad_folder``): it
+    one, is why the folder is not one value to hash (see ``recorder._attempt._Attempt._broad_folder``): it
     is recorded ``unhashed`` with that reason, never walked."""
     p = abspath(os.fspath(path))
     try:

@@ -186,6 +186,9 @@ def _findings_for(fn: Callable[..., Any]) -> list[Finding]:
 class _Attempt:
     """Records one attempt of one task run: inputs before the body, the rest after."""
 
+    #: inferred folders too broad to be one value (see _broad_folder): a new set only where one is
+    _broad: frozenset[str] = frozenset()
+
     def __init__(
         self,
         spec: _Spec,
@@ -252,8 +255,7 @@ class _Attempt:
         self._pending_out: list[tuple[str, Any, str, bool, Any]] = []
         self._watch: list[tuple[str, Any, str, Any]] = []  # inferred inputs: (param, value, uri, stat)
         self._in_changed: dict[str, int] = {}  # an input file's last change, from the stat it was hashed by
-        self._broad: set[str] = set()  # inferred folders too broad to be one value (see _broad_folder)
-        self._checkouts = tuple(r for r in (context.git.root, context.source.root) if r)  # (see _broad_folder)
+        self._context = context  # its checkout's roots, for _broad_folder (asked of folders only)
         if spec.opts.seed is None and not settings.seed_ok:
             env_seed()  # $REPROFLOW_SEED is not a seed: InvalidSeed names its value (and failure() can record it)
         store_inputs = spec.opts.store_inputs if spec.opts.store_inputs is not None else settings.store_inputs
@@ -377,11 +379,12 @@ class _Attempt:
             why = "it is the file system's root or the home folder"
         elif os.path.lexists(os.path.join(path, ".git")):
             why = "it is a git checkout's root folder (with its repository, environments and caches)"
-        elif any(root.startswith(path.rstrip("/") + "/") for root in self._checkouts):
+        elif any(root and root.startswith(path.rstrip("/") + "/")
+                 for root in (self._context.git.root, self._context.source.root)):
             why = "it holds the project's checkout (with its repository, environments and caches)"
         else:
             return None
-        self._broad.add(path)
+        self._broad = self._broad | {path}
         return (f"a folder too broad to hash as one value: {why}; the files the task read and wrote in it are "
                 "recorded one by one")
 

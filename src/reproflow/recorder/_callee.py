@@ -73,20 +73,20 @@ def callee(fn: Callable[..., Any]) -> Callee:
             partial = (inspect.signature(target), args, keywords)
         except (TypeError, ValueError):  # a builtin without a signature: the call's own names only
             partial = None
+    named = None  # what the record names, where it is not the code itself
     if inspect.ismethod(target) and not isinstance(target.__self__, type):
         code, instance, callable_by_name = target.__func__, target.__self__, False  # bound to an object
-    elif inspect.isroutine(target) or inspect.isclass(target) or inspect.ismethod(target):
+    elif inspect.isroutine(target) or inspect.isclass(target):
         code, instance, callable_by_name = target, None, True  # a function, a class, a classmethod
     elif getattr(target, "__wrapped__", None) is not None and hasattr(target, "__qualname__"):
         # a function wrapped by an object that took its name (functools.cache, a decorator class
         # using functools.update_wrapper): the module's attribute of that name is this object
-        code, instance, callable_by_name = inspect.unwrap(target), None, True
-        return Callee(code=code, function=_name(target), partial=partial, instance=None)
+        code, instance, callable_by_name, named = inspect.unwrap(target), None, True, target
     else:  # a callable object: its class's __call__ runs, with the object's state
         call = getattr(type(target), "__call__", None)
         code = call if inspect.isfunction(call) else type(target)
         instance, callable_by_name = target, False
-    function = _name(code)
+    function = _name(code if named is None else named)
     if target is not fn and partial is None:
         callable_by_name = False  # the fixed arguments could not be named: calling the name misses them
     if not callable_by_name and not function.startswith(UNCALLABLE):

@@ -280,7 +280,7 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
     from ..capture import get_context
 
     spec = getattr(task, "_rf_spec", None)
-    fn = spec.fn if spec is not None else inspect.unwrap(task.fn)
+    fn = spec.code if spec is not None else inspect.unwrap(task.fn)  # the code that runs (recorder._callee)
     decl = spec.decl if spec is not None else declare(fn, None, None)
     signature = spec.signature if spec is not None else inspect.signature(fn)
     given = {k: v for k, v in inputs.items() if k in signature.parameters}
@@ -322,8 +322,6 @@ def key_parts(task: Any, inputs: dict[str, Any]) -> Optional[CacheKey]:
                            task.name, type(instance).__qualname__)
             return None
         param_hashes["<self>"] = h
-    if spec is not None:
-        fn = spec.code
     store = get_store(spec.opts.store if spec is not None else None)
     _, context = get_context(store, entry_file=source_file(fn))
     code = code_digests(fn)

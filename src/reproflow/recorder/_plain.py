@@ -272,7 +272,7 @@ def _joined(store: str | os.PathLike[str] | None, name: str, entry_file: str | N
 
 
 def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[PlainRun, bool]:
-    from ._attempt import bind_arguments
+    from ._callee import bind_arguments
 
     run = _current.get()
     if run is not None:
@@ -297,7 +297,8 @@ def _open(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Pla
 
 
 def _attempt(task: Any, run: PlainRun, task_run_id: str, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from ._attempt import _Attempt, bind_arguments
+    from ._attempt import _Attempt
+    from ._callee import bind_arguments
 
     spec = task._rf_spec
     return _Attempt(

@@ -91,7 +91,7 @@ def _ensure_adhoc_run(spec: _Spec, run_id: str) -> None:
     from ...recorder._runs import finish_run, start_run
 
     store = get_store(spec.opts.store)
-    start_run(store, run_id=run_id, flow_name=getattr(spec.fn, "__name__", None) or type(spec.fn).__name__, flow_run_name=None, fn=spec.code,
+    start_run(store, run_id=run_id, flow_name=_name_of(spec.fn), flow_run_name=None, fn=spec.code,
               parameters={}, engine="prefect", seed=spec.opts.seed)
     import atexit
 
@@ -107,9 +107,14 @@ def _make_wrapper(spec: _Spec) -> Callable[..., Any]:
     unwrapping (issue 16)."""
     wrapper = _wrapper_for(spec)
     wrapper.__signature__ = spec.signature  # type: ignore[attr-defined]
-    if not hasattr(spec.fn, "__name__"):  # a partial, a callable object: named by its type, as Prefect names one
-        wrapper.__name__ = wrapper.__qualname__ = type(spec.fn).__name__
+    if not hasattr(spec.fn, "__name__"):
+        wrapper.__name__ = wrapper.__qualname__ = _name_of(spec.fn)
     return wrapper
+
+
+def _name_of(fn: Any) -> str:
+    """A task function's name; a partial's, a callable object's is its type's, as Prefect names one."""
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def _wrapper_for(spec: _Spec) -> Callable[..., Any]:
