@@ -9,6 +9,7 @@ import os
 import pathlib
 import sys
 import textwrap
+import threading
 import uuid
 from typing import Any
 
@@ -481,7 +482,10 @@ def test_a_partial_s_fixed_arguments_and_a_callable_object_s_state_are_in_the_ke
     assert run(3, 5, tag) == ([30, 15], ["COMPLETED", "COMPLETED"])
     assert run(3, 5, tag) == ([30, 15], ["CACHED", "CACHED"])
 
-    class Opaque:  # no stable hash: its state cannot be keyed
+    class Opaque:  # no stable hash: its state (a lock) cannot be keyed
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
         def __call__(self, x: int, tag: str) -> int:
             return x
 

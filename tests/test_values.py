@@ -9,6 +9,7 @@ import enum
 import pathlib
 import subprocess
 import sys
+import threading
 import uuid
 from typing import NamedTuple
 
@@ -86,10 +87,12 @@ def test_numpy_arrays_hash_by_bytes_dtype_and_shape() -> None:
 
 
 def test_objects_without_content_get_no_hash_and_opaque_json() -> None:
-    """An arbitrary object has no stable hash (never an id-based one) and encodes as opaque."""
+    """An object whose state pickle cannot save (it holds a lock) has no stable hash (never an
+    id-based one) and encodes as opaque."""
 
     class Thing:
-        pass
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
 
     assert stable_hash(Thing()) is None
     enc = to_typed_json({"x": Thing()})

@@ -454,9 +454,9 @@ class ParameterNotRestorable(ReplayError):
         err = cls(
             f"parameter {name!r} of {where} was recorded as an opaque {type_name}"
             + (f" ({why})" if why else "") + " and cannot be rebuilt; pass it as plain data (str, "
-            "number, Path, list, dict) or an instance of a dataclass, attrs class, pydantic model, "
-            "named tuple or enum defined at a module's top level, or record its task with "
-            "store_results=True upstream"
+            "number, Path, list, dict), or an instance of a class defined at a module's top level "
+            "(a dataclass, a pydantic model, or a plain class holding no lock, file or client), or "
+            "record its task with store_results=True upstream"
         )
         err.name = name
         err.type_name = type_name

@@ -230,6 +230,24 @@ def test_path_parameters_follow_the_code_into_the_image(store: Store, fmt: str) 
     assert "parameter 'src'" not in text
 
 
+@pytest.mark.parametrize("fmt", ["dockerfile", "apptainer"])
+def test_an_object_parameter_is_left_out_of_the_image_command_and_said(store: Store, fmt: str) -> None:
+    """An argparse.Namespace flow parameter is recorded by its state, which the flow's parameter
+    validation would not build back from a dict of its attributes: the command leaves it out
+    (the flow's default applies) and a note names it, never a dict passed in its place."""
+    import argparse
+    import shlex
+
+    params = {"args": argparse.Namespace(lr=0.5, data="data/x.txt"), "n": 3}
+    text = str(export_run(store, make_run(store, params=params), fmt))
+    if fmt == "dockerfile":
+        cmd = json.loads(_instr(_parse_docker(text), "CMD")[0])
+    else:
+        cmd = shlex.split(_apptainer_sections(text)[1]["runscript"][1])[1:]
+    assert json.loads(cmd[5]) == {"n": 3}
+    assert "parameter 'args' cannot be passed as JSON data" in text
+
+
 def _simulate_image_command(text: str, source: dict[str, str], app: pathlib.Path) -> subprocess.CompletedProcess[str]:
     """Run a Dockerfile's CMD as the image would: the code laid out under a folder standing for
     /app, the Dockerfile's ENV (PYTHONPATH, ...) and WORKDIR applied with /app moved there."""

@@ -263,18 +263,20 @@ class ExportContext:
         return None
 
     def plain_parameters(self, *, code_dir: str | None = None) -> tuple[dict[str, Any], list[str]]:
-        """Flow parameters as plain JSON (what a Prefect flow validates back), and opaque names.
+        """Flow parameters as plain JSON (what a Prefect flow validates back), and the names of
+        those that cannot be given so: opaque ones, and objects recorded by their state (an
+        ``argparse.Namespace``, a plain class), which validation does not build from a dict.
 
         Args:
             code_dir: where the recorded code lives now (``/app`` in a container); absolute path
                 parameters inside the recorded source root are moved there.
         """
-        from ..values._typed import from_typed_json, has_opaque
+        from ..values._typed import from_typed_json, has_opaque, has_state_object
 
         out: dict[str, Any] = {}
         opaque: list[str] = []
         for name, value in self.run.record.parameters.items():
-            if has_opaque(value):
+            if has_opaque(value) or has_state_object(value):
                 opaque.append(name)
                 continue
             # Instances (dataclasses, pydantic models, enums ...) as their plain fields, which the

@@ -153,7 +153,8 @@ def _notes(ctx: ExportContext, missing: list[Pin]) -> list[str]:
         notes.append(f"not installed: {pin.name}=={pin.version} from local path {pin.path} ({stored})")
     _, opaque = ctx.plain_parameters()
     for name in opaque:
-        notes.append(f"parameter {name!r} was not recordable as data; the flow default applies")
+        notes.append(f"parameter {name!r} cannot be passed as JSON data (an opaque value, or an object "
+                     "such as an argparse.Namespace); the flow default applies")
     for name, path in ctx.outside_paths(APP):
         notes.append(f"parameter {name!r} is the path {path}, outside the recorded code: mount it there")
     if ctx.entrypoint() is None:

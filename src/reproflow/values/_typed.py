@@ -5,9 +5,14 @@
   a tuple a tuple, bytes bytes). Instances of dataclasses, attrs classes, pydantic models, named
   tuples and enums are recorded as their class's import path and their (validated) field values,
   and rebuilt from the restored code at replay; a class defined in a script run as
-  ``python flow.py`` is found in that script again. Values that cannot be encoded (an open
-  socket, a class instance with arbitrary state, a class defined inside a function) become an
-  ``{"__opaque__": ...}`` marker with their hash, and replay refuses to invent them.
+  ``python flow.py`` is found in that script again. An instance of any other class that pickle
+  saves as its state alone (``argparse.Namespace``, ``types.SimpleNamespace``, a class whose
+  ``__init__`` sets attributes: :func:`reproflow.values._valuehash.reduced_state`) is recorded
+  as its class and that state, when everything in the state can be encoded, and rebuilt as
+  pickle does (``cls.__new__(cls)``, then ``__setstate__`` or its ``__dict__``). Values that
+  cannot be encoded (an open socket, an object holding a lock, a class defined inside a
+  function) become an ``{"__rf__": "opaque", ...}`` marker with their hash, and replay refuses
+  to invent them.
 * :func:`stable_hash` gives the same ``sha256:`` digest for equal content in any process (see
   :mod:`reproflow.values._valuehash`).
 """
@@ -27,12 +32,18 @@ import math
 import os
 import pathlib
 import sys
+import threading
 import uuid
 from typing import Any
 
 from ._text import exception_text
 from ._valuehash import (
+    _NoStableHash,
+    end_state_walk,
+    count_state_object,
     int_from_text,
+    reduced_state,
+    start_state_walk,
     int_text,
     hash_mapping,
     is_pydantic_model,
@@ -75,7 +86,23 @@ def _float(x: float) -> Any:
     return x
 
 
+class _NotEncodable(Exception):
+    """Raised inside an object's state (see :func:`_state_object`): something in it is opaque."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+#: ``on``: an object's state is being encoded, where any opaque value makes the whole object
+#: opaque (raised as _NotEncodable, nothing inside hashed for nothing); ``path``: the ids of the
+#: objects being encoded (one met again refers back to itself)
+_state = threading.local()
+
+
 def _opaque(value: Any, why: str | None = None) -> dict[str, Any]:
+    if getattr(_state, "on", False):
+        raise _NotEncodable(_qualname(value) + (f" ({why})" if why else ""))
     out = {_TAG: "opaque", "type": _qualname(value), "hash": stable_hash(value), "repr": _short_repr(value)}
     if why:
         out["why"] = why
@@ -88,13 +115,19 @@ def to_typed_json(value: Any, _depth: int = 0) -> Any:
     opaque, saying why: recording never breaks the task."""
     try:
         return _to_typed_json(value, _depth)
+    except _NotEncodable:
+        raise  # to the object whose state holds it (see _state_object)
     except Exception as exc:  # noqa: BLE001 - see above
-        return {_TAG: "opaque", "type": _qualname(value), "hash": None, "repr": _short_repr(value),
-                "why": f"encoding it raised {type(exc).__name__}: {exception_text(exc)[:200]}"}
+        why = f"encoding it raised {type(exc).__name__}: {exception_text(exc)[:200]}"
+        if getattr(_state, "on", False):
+            raise _NotEncodable(f"{_qualname(value)} ({why})") from None
+        return {_TAG: "opaque", "type": _qualname(value), "hash": None, "repr": _short_repr(value), "why": why}
 
 
 def _to_typed_json(value: Any, _depth: int) -> Any:
     if _depth > 64:
+        if getattr(_state, "on", False):
+            raise _NotEncodable(f"{_qualname(value)} (nested too deeply)")
         return {_TAG: "opaque", "type": _qualname(value), "hash": None, "repr": "too deep"}
     d = _depth + 1
     if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, enum.Enum):
@@ -147,7 +180,7 @@ def _object(value: Any, depth: int) -> dict[str, Any]:
     cls = type(value)
     kind = _kind(value)
     if kind is None:
-        return _opaque(value)
+        return _state_object(value, depth)
     if "<locals>" in cls.__qualname__:
         return _opaque(value, "its class is defined inside a function, so replay cannot import it")
     why = _not_rebuildable(cls, kind)
@@ -169,6 +202,45 @@ def _object(value: Any, depth: int) -> dict[str, Any]:
         if aliases:
             out["aliases"] = aliases  # the names validation expects in plain data (see from_typed_json(rebuild=False))
     return out
+
+
+def _state_object(value: Any, depth: int) -> dict[str, Any]:
+    """An instance of a class that pickle saves as its state alone (see ``reduced_state``) as
+    ``{"__rf__": "object", "kind": "state", "class": "module:qualname", "v": state}``; opaque
+    when anything in that state is (the innermost named in ``why``).
+
+    The class is under ``class``, not ``type``: a reader from before this kind looks for
+    ``type``, finds no class to import, and rebuilds nothing (it calls the value opaque), where
+    calling the class with no fields would have made a wrong object silently."""
+    reduced = reduced_state(value)
+    if reduced is None:
+        return _opaque(value)
+    cls = type(value)
+    if "<locals>" in cls.__qualname__:
+        return _opaque(value, "its class is defined inside a function, so replay cannot import it")
+    outer = not getattr(_state, "on", False)
+    if outer:
+        _state.on, _state.path, walked = True, set(), start_state_walk()
+    try:
+        if id(value) in _state.path:
+            raise _NotEncodable(f"{_qualname(value)} (it refers back to itself)")
+        count_state_object(value)
+        _state.path.add(id(value))
+        try:
+            encoded = to_typed_json(reduced[0], depth)
+        finally:
+            _state.path.discard(id(value))
+    except (_NotEncodable, _NoStableHash) as exc:
+        if not outer:
+            raise _NotEncodable(exc.what if isinstance(exc, _NotEncodable) else f"{_qualname(value)} ({exc.why})") from None
+        inner = exc.what if isinstance(exc, _NotEncodable) else f"{_qualname(exc.value)} ({exc.why})"
+        _state.on = False
+        return _opaque(value, f"its state holds {inner}")
+    finally:
+        if outer:
+            _state.on = False
+            end_state_walk(walked)
+    return {_TAG: "object", "kind": "state", "class": _import_path(cls), "v": encoded}
 
 
 def _kind(value: Any) -> str | None:
@@ -254,7 +326,42 @@ def _find_class(path: str) -> Any:
     raise LookupError(f"module {mod_name!r} has no {qual!r}")
 
 
+def _rebuild_state(data: dict[str, Any]) -> Any:
+    """An object of kind "state" built as pickle builds it: ``cls.__new__(cls)``, then its
+    ``__setstate__(state)``, or the state's items set in its ``__dict__`` (and its slots)."""
+    path = str(data.get("class"))
+    name = path.replace(":", ".")
+    try:
+        cls = _find_class(path)
+    except LookupError as exc:
+        return Opaque(name, None, f"cannot be rebuilt: {exc}")
+    if not isinstance(cls, type):
+        return Opaque(name, None, "cannot be rebuilt: it names no class")
+    state = from_typed_json(data.get("v"))
+    inner = find_opaque(state)
+    if inner is not None:
+        return Opaque(name, None, f"cannot be rebuilt: its state holds {inner.type_name} ({inner.text})")
+    try:
+        obj = cls.__new__(cls)
+        setstate = getattr(obj, "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+            return obj
+        slots = None
+        if isinstance(state, tuple) and len(state) == 2:
+            state, slots = state
+        if state:
+            obj.__dict__.update(state)
+        for k, v in (slots or {}).items():
+            setattr(obj, k, v)
+        return obj
+    except Exception as exc:  # noqa: BLE001 - the restored class may not take the recorded state
+        return Opaque(name, None, f"cannot be rebuilt: {type(exc).__name__}: {exception_text(exc)[:200]}")
+
+
 def _rebuild(data: dict[str, Any]) -> Any:
+    if data.get("kind") == "state":
+        return _rebuild_state(data)
     kind, path = data.get("kind"), str(data.get("type"))
     try:
         cls = _find_class(path)
@@ -363,6 +470,12 @@ def _plain(data: Any) -> Any:
     if tag == "enum":
         return _plain(data.get("v"))
     if tag == "object":
+        if data.get("kind") == "state":  # its state: a dict of attributes, or (dict, slots)
+            state = _plain(data.get("v"))
+            if isinstance(state, tuple) and len(state) == 2:
+                return {**(state[0] or {}), **(state[1] or {})} if all(
+                    isinstance(x, (dict, type(None))) for x in state) else state
+            return state
         if isinstance(data.get("v"), list):
             return [_plain(v) for v in data["v"]]
         aliases = data.get("aliases", {})
@@ -391,6 +504,19 @@ def has_opaque(data: Any) -> bool:
     """Whether typed JSON holds a value that cannot be rebuilt from the record alone (an opaque
     value, or a secret redacted when recorded)."""
     return _marker(data, ("opaque", "redacted")) is not None
+
+
+def has_state_object(data: Any) -> bool:
+    """Whether typed JSON holds an object recorded by its state (kind "state"): its plain
+    attributes (``rebuild=False``) are no value a flow's parameter validation builds it back
+    from, as it does a dataclass or a pydantic model from its fields."""
+    if isinstance(data, list):
+        return any(has_state_object(v) for v in data)
+    if isinstance(data, dict):
+        if data.get(_TAG) == "object" and data.get("kind") == "state":
+            return True
+        return any(has_state_object(v) for v in data.values())
+    return False
 
 
 def opaque_marker(data: Any) -> dict[str, Any] | None:
@@ -448,6 +574,7 @@ __all__ = [
     "find_opaque",
     "from_typed_json",
     "has_opaque",
+    "has_state_object",
     "hash_mapping",
     "opaque_marker",
     "register_hasher",

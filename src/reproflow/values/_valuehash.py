@@ -3,9 +3,12 @@
 :func:`stable_hash` gives the same ``sha256:`` digest for equal content in any process, any run,
 any dict order: a canonical, type-tagged encoding for plain data; bytes + dtype + shape for numpy
 arrays; pandas' row hashes for frames; the fields of dataclasses, attrs classes and pydantic
-models. A value with no content-based encoding (an open socket, a fitted model object holding
-arbitrary state) gets ``None``, never an identity-based digest that would differ on every run;
-:func:`register_hasher` gives such a type a content to hash.
+models; and an instance of any other class by the state pickle would save for it, when pickle
+saves it as that state alone (:func:`reduced_state`: ``argparse.Namespace``, a class of the
+script whose ``__init__`` sets attributes, a fitted model holding numbers and arrays). A value
+with no content-based encoding (an open socket, a lock, an object pickle rebuilds by calling a
+function of its own) gets ``None``, never an identity-based digest that would differ on every
+run; :func:`register_hasher` gives such a type a content to hash.
 
 A class's name is part of its values' hash. A class defined in a script run as ``python flow.py``
 lives in ``__main__``; at replay the same script is imported under another module name, which
@@ -14,6 +17,7 @@ lives in ``__main__``; at replay the same script is imported under another modul
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import datetime as dt
 import decimal
@@ -23,6 +27,7 @@ import json
 import logging
 import os
 import pathlib
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -128,10 +133,12 @@ def _hasher_for(cls: type) -> Callable[[Any], Any] | None:
 class _NoStableHash(Exception):
     """Raised inside the encoder: ``value`` (or something inside it) has no content to hash."""
 
-    def __init__(self, value: Any, why: str = "") -> None:
+    def __init__(self, value: Any, why: str = "", *, inner: str = "") -> None:
         super().__init__(why)
         self.value = value
         self.why = why
+        #: for an object hashed by its state: the innermost value that has no hash, and why
+        self.inner = inner
 
 
 def int_text(value: int) -> str:
@@ -279,7 +286,86 @@ def _feed_foreign(h: Any, value: Any, depth: int) -> None:
             raise _NoStableHash(value, f"model_dump raised {type(exc).__name__}") from None
         _feed(h, dumped, depth)
         return
+    reduced = reduced_state(value)
+    if reduced is not None:
+        _feed_state(h, value, reduced, depth)
+        return
     raise _NoStableHash(value)
+
+
+#: At most this many objects are hashed (or encoded as typed JSON) by their pickled state within
+#: one value: objects that share parts are walked once per path to them, so a deep graph of
+#: shared parts could otherwise take forever. Past it the value gets no hash, saying so.
+MAX_STATE_OBJECTS = 10_000
+_walk = threading.local()
+
+
+def count_state_object(value: Any) -> None:
+    """Count one object walked by its state in the value being hashed or encoded (per thread).
+
+    Raises:
+        _NoStableHash: more than :data:`MAX_STATE_OBJECTS` in it.
+    """
+    n = getattr(_walk, "n", 0) + 1
+    _walk.n = n
+    if n > MAX_STATE_OBJECTS:
+        raise _NoStableHash(value, f"more than {MAX_STATE_OBJECTS:,} objects to walk")
+
+
+def start_state_walk() -> int:
+    """Start counting objects walked by their state; returns the count to restore with
+    :func:`end_state_walk` (a hasher may hash values while another value is being hashed)."""
+    before = getattr(_walk, "n", 0)
+    _walk.n = 0
+    return before
+
+
+def end_state_walk(before: int) -> None:
+    _walk.n = before
+
+
+def reduced_state(value: Any) -> tuple[Any] | None:
+    """``(state,)`` when pickle saves ``value`` as its class and a state alone, and rebuilds it
+    by ``cls.__new__(cls)`` (or ``cls()``) and setting that state (its ``__dict__``, what its
+    ``__getstate__`` returns, or ``(dict, slots)``); else None: a class whose ``__reduce__``
+    calls a function or passes arguments (numpy arrays, loggers, a random generator), a
+    container subclass whose items pickle apart, a value pickle refuses (a lock, a generator,
+    an open file), a class, a bare ``object()`` (a sentinel compared by identity)."""
+    cls = type(value)
+    if cls is object or isinstance(value, type):
+        return None
+    try:
+        rv = value.__reduce_ex__(4)
+    except Exception:  # noqa: BLE001 - pickle refuses it (or its __reduce__ raised): no state to use
+        return None
+    if type(rv) is not tuple or not 2 <= len(rv) <= 6 or any(x is not None for x in rv[3:]):
+        return None
+    func, args = rv[0], rv[1]
+    if type(args) is not tuple:
+        return None
+    if func is copyreg.__newobj__ and len(args) == 1 and args[0] is cls:
+        pass
+    elif not (func is cls and not args):  # SimpleNamespace: (SimpleNamespace, (), its dict)
+        return None
+    return (rv[2] if len(rv) > 2 else None,)
+
+
+def _feed_state(h: Any, value: Any, reduced: tuple[Any], depth: int) -> None:
+    count_state_object(value)
+    path = _walk.__dict__.setdefault("path", set())
+    if id(value) in path:
+        raise _NoStableHash(value, "it refers back to itself")
+    h.update(b"O" + type_name(type(value)).encode() + b"\0")
+    path.add(id(value))
+    try:
+        _feed(h, reduced[0], depth)
+    except _NoStableHash as exc:  # named from the outside in: "flow.Model (its state holds _thread.lock)"
+        if exc.value is value:
+            raise
+        inner = exc.inner or type_name(type(exc.value)) + (f" ({exc.why})" if exc.why else "")
+        raise _NoStableHash(value, f"its state holds {inner}", inner=inner) from None
+    finally:
+        path.discard(id(value))
 
 
 def is_pydantic_model(value: Any) -> bool:
@@ -290,10 +376,11 @@ def is_pydantic_model(value: Any) -> bool:
 def hash_or_reason(value: Any) -> tuple[str | None, str | None]:
     """(``sha256:`` digest, None), or (None, what has no stable hash) for a value without one.
 
-    The reason names the innermost value that has none: ``"flow.MeanModel"`` for a fitted model,
-    also when it sits in a list.
+    The reason names the innermost value that has none: ``"flow.Client"`` for an object holding
+    a lock, also when it sits in a list.
     """
     h = hashlib.sha256()
+    walked = start_state_walk()
     try:
         _feed(h, value)
     except _NoStableHash as exc:
@@ -303,15 +390,18 @@ def hash_or_reason(value: Any) -> tuple[str | None, str | None]:
         return None, f"{type_name(type(value))} (nested too deeply)"
     except Exception as exc:  # noqa: BLE001 - a value whose attributes raise (a proxy) must not break the task
         return None, f"{type_name(type(value))} (reading it raised {type(exc).__name__}: {exception_text(exc)[:200]})"
+    finally:
+        end_state_walk(walked)
     return "sha256:" + h.hexdigest(), None
 
 
 def stable_hash(value: Any) -> str | None:
     """A ``sha256:`` digest of a value's content, equal across processes; None if it has none.
 
-    Objects with no content-based encoding (open files, locks, arbitrary class instances) get
-    ``None`` rather than an identity-based digest that would differ on every run; see
-    :func:`register_hasher` to give a class one.
+    Objects with no content-based encoding (open files, locks, an object holding one, an object
+    pickle rebuilds by calling a function: see :func:`reduced_state`) get ``None`` rather than
+    an identity-based digest that would differ on every run; see :func:`register_hasher` to give
+    a class one.
     """
     return hash_or_reason(value)[0]
 

@@ -1,5 +1,6 @@
-"""A task that returns a fitted model object, a plain class holding state (issue 10, shape 7):
-it has no stable hash, so nothing compared it, yet the task counted as "reproduced"."""
+"""A task that returns a fitted model object that holds a lock (issue 10, shape 7): it has no
+stable hash, so nothing compared it, yet the task counted as "reproduced"."""
+import threading
 from pathlib import Path
 
 from prefect import flow
@@ -8,18 +9,21 @@ from reproflow import repro_task
 
 
 class MeanModel:
-    """A toy estimator: fit() learns the mean, predict() returns it."""
+    """A toy estimator: fit() learns the mean, predict() returns it, guarded by a lock (pickle
+    cannot save a lock, so the model's state is nothing reproflow can hash by itself)."""
 
     def __init__(self) -> None:
         self.mean_: float | None = None
+        self._lock = threading.Lock()
 
     def fit(self, xs: list[float]) -> "MeanModel":
         self.mean_ = sum(xs) / len(xs)
         return self
 
     def predict(self, n: int) -> list[float]:
-        assert self.mean_ is not None
-        return [self.mean_] * n
+        with self._lock:
+            assert self.mean_ is not None
+            return [self.mean_] * n
 
 
 @repro_task
