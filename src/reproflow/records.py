@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: 2.0: task records may come in batches (tasks/*.jsonl), which a 1.x reader would not see.
 #: 2.1: DataRef.gzip_sha256.
 #: 2.2: DataRef.untimed_sha256.
-SCHEMA_VERSION = "2.2"
+#: 2.3: typed JSON objects of kind "state" (the class under "class": a 2.2 reader calls them opaque).
+SCHEMA_VERSION = "2.3"
 SCHEMA_MAJOR = 2
 
 
