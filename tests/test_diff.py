@@ -318,3 +318,32 @@ def test_a_changed_result_of_an_object_s_task_names_the_object_s_state_first(sto
     c = make_run(store, run_id="run-fn-c", tasks=[task("run-fn-c", "r1", "flow:add_two")])
     d = make_run(store, run_id="run-fn-d", tasks=[task("run-fn-d", "r2", "flow:add_two")])
     assert diff_runs(store, c, d).tasks[0].changes[0].note == "same inputs, different result: nondeterminism or environment"
+
+
+def test_a_config_object_s_changed_field_is_named(store: Store) -> None:
+    """An argparse.Namespace flow parameter (recorded by its attributes) and a nested dict in it,
+    one hyperparameter changed in each: the diff names ``args.lr`` and ``args.opt.beta`` with
+    their two values, not the whole object cut at 80 characters; the task that took the object
+    names the same fields, following from the flow parameter."""
+    import argparse
+
+    def args(lr: float, beta: float) -> argparse.Namespace:
+        return argparse.Namespace(data="data/a-rather-long-file-name-for-the-training-set.csv", epochs=10,
+                                  lr=lr, opt={"name": "adam", "beta": beta})
+
+    from reproflow.values._typed import hash_mapping, to_typed_json
+
+    runs = []
+    for lr, beta, pid in ((0.5, 0.9, 1), (0.1, 0.99, 2)):
+        run = make_run(store, params={"args": args(lr, beta), "n": 3}, pid=pid, started=T0.replace(month=pid))
+        train = next(t for t in store.load_run(run).final_tasks() if t.task_name == "train")
+        per, combined = hash_mapping({"args": args(lr, beta)})
+        store.write_task(train.model_copy(update={"attempt": 2, "parameters": {"args": to_typed_json(args(lr, beta))},
+                                                  "parameter_hashes": per, "parameters_hash": combined}))
+        runs.append(run)
+    diff = diff_runs(store, *runs)
+    assert [(c.key, c.a, c.b) for c in diff.parameters] == [("args.lr", 0.5, 0.1), ("args.opt.beta", 0.9, 0.99)]
+    train = {c.key: c for t in diff.tasks if t.task == "train" for c in t.changes}
+    assert {"parameter args.lr", "parameter args.opt.beta"} <= set(train)
+    assert train["parameter args.lr"].derived and train["parameter args.lr"].note == "flow parameter args"
+    assert "flow parameter args.lr: 0.5 -> 0.1" in diff.differences()

@@ -156,7 +156,7 @@ def make_run(
     ctx_blob = store.put_model_blob(ctx)
     params = {"n": 3, "label": "x"} if params is None else params
     typed = {k: to_typed_json(v) for k, v in params.items()}
-    _, params_hash = hash_mapping(params)
+    param_hashes, params_hash = hash_mapping(params)
     store.write_run(
         RunRecord(
             run_id=run_id,
@@ -165,6 +165,7 @@ def make_run(
             module=module,
             main_module=main_module,
             parameters=typed,
+            parameter_hashes=param_hashes,
             parameters_hash=params_hash,
             started_at=started,
             context=ctx_blob,

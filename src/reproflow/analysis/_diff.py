@@ -371,9 +371,13 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[st
             cause = cause or not explained
             vx = x.parameters.get(p)
             vy = y.parameters.get(p)
-            changes.append(Change(key=f"parameter {p}", a=_short(vx) if vx is not None else hx,
-                                  b=_short(vy) if vy is not None else hy, derived=explained,
-                                  note=f"flow parameter {from_flow}" if from_flow is not None else None))  # fmt: skip
+            note = f"flow parameter {from_flow}" if from_flow is not None else None
+            if vx is None or vy is None:
+                changes.append(Change(key=f"parameter {p}", a=_short(vx) if vx is not None else hx,
+                                      b=_short(vy) if vy is not None else hy, derived=explained, note=note))
+                continue
+            for key, fx, fy in changed_fields(p, vx, vy) or [(p, vx, vy)]:  # equal JSON, other hash: whole
+                changes.append(Change(key=f"parameter {key}", a=_short(fx), b=_short(fy), derived=explained, note=note))
         inputs = _refs(x.inputs, y.inputs, "input", derived=False, produced=produced)
         cause = cause or any(not c.derived for c in inputs)
         upstream_input = any(c.derived for c in inputs)
@@ -395,6 +399,38 @@ def _tasks(a: Run, b: Run, changed_flow_params: dict[str, tuple[set[str], set[st
             changed_results.add(y.task_run_id)
         if changes:
             out.append(TaskDiff(task=label, status="changed", changes=changes))
+    return out
+
+
+def _fields(typed: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(its class, its fields) for typed JSON of an object recorded by its fields or attributes
+    (a dataclass, a pydantic model, an ``argparse.Namespace``, a plain class) or a plain dict
+    (class None); None for anything else."""
+    if not isinstance(typed, dict):
+        return None
+    tag = typed.get("__rf__")
+    if tag is None:
+        return None, typed
+    if tag == "object" and isinstance(typed.get("v"), dict):
+        return (typed.get("kind"), typed.get("class") or typed.get("type")), typed["v"]
+    return None
+
+
+def changed_fields(key: str, a: Any, b: Any, depth: int = 0) -> list[tuple[str, Any, Any]]:
+    """``(key, a, b)`` for what differs between two typed JSON values: two objects of the same
+    class, or two dicts, field by field and down into their fields (``args.lr``, ``cfg.paths.src``),
+    so a changed hyperparameter in a config object is named rather than shown as two long values
+    cut at 80 characters; anything else whole. A field one side lacks is None on that side."""
+    fa, fb = _fields(a), _fields(b)
+    if fa is None or fb is None or fa[0] != fb[0] or depth >= 8:
+        return [(key, a, b)] if a != b else []
+    out: list[tuple[str, Any, Any]] = []
+    for name in list(fa[1]) + [n for n in fb[1] if n not in fa[1]]:
+        x, y = fa[1].get(name), fb[1].get(name)
+        if name not in fb[1] or name not in fa[1]:
+            out.append((f"{key}.{name}", x, y))
+        else:
+            out += changed_fields(f"{key}.{name}", x, y, depth + 1)
     return out
 
 
@@ -463,7 +499,8 @@ def compare(a: Run, b: Run, ea: Environment, eb: Environment, *, ignore_env: fro
     for k in sorted(set(a.record.parameters) | set(b.record.parameters)):
         va, vb = a.record.parameters.get(k), b.record.parameters.get(k)
         if va != vb:
-            params.append(Change(key=k, a=_short(va) if va is not None else None, b=_short(vb) if vb is not None else None))
+            params += [Change(key=key, a=_short(x) if x is not None else None, b=_short(y) if y is not None else None)
+                       for key, x, y in changed_fields(k, va, vb) or [(k, va, vb)]]
             changed_flow[k] = (ha_.get(k, set()), hb_.get(k, set()))
     pairs = _match_tasks(a, b)
     readers = (SnapshotReader(store, a), SnapshotReader(store, b)) if store is not None else None
