@@ -59,6 +59,11 @@ def test_typed_repr_of_instances_imports_nothing() -> None:
     assert typed_repr(typed) == "Options(src=Path('in.csv'), scale=2.0)"
     span = {"__rf__": "object", "kind": "namedtuple", "type": "no_such_module:Span", "v": [1, 2]}
     assert typed_repr(span) == "Span(1, 2)"
+    namespace = {"__rf__": "object", "kind": "state", "class": "argparse:Namespace", "v": {"lr": 0.5}}
+    assert typed_repr(namespace) == "Namespace(lr=0.5)"
+    slotted = {"__rf__": "object", "kind": "state", "class": "__main__:Slotted",
+               "v": {"__rf__": "tuple", "v": [None, {"a": 1, "b": [2]}]}}
+    assert typed_repr(slotted) == "Slotted(a=1, b=[2])"
 
 
 def test_runs_show_at_80_columns(store: Store, store_dir: pathlib.Path, tmp_path: pathlib.Path,
