@@ -39,18 +39,18 @@ from typing import Any
 from ._text import exception_text
 from ._valuehash import (
     _NoStableHash,
-    end_state_walk,
     count_state_object,
-    int_from_text,
-    reduced_state,
-    start_state_walk,
-    int_text,
+    end_state_walk,
     hash_mapping,
+    int_from_text,
+    int_text,
     is_pydantic_model,
     module_of,
+    reduced_state,
     register_hasher,
     script_modules,
     stable_hash,
+    start_state_walk,
     type_name,
 )
 

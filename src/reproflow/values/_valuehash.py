@@ -376,8 +376,9 @@ def is_pydantic_model(value: Any) -> bool:
 def hash_or_reason(value: Any) -> tuple[str | None, str | None]:
     """(``sha256:`` digest, None), or (None, what has no stable hash) for a value without one.
 
-    The reason names the innermost value that has none: ``"flow.Client"`` for an object holding
-    a lock, also when it sits in a list.
+    The reason names the value that has none and, for an object hashed by its state, the
+    innermost part of it that has none: ``"flow.Client (its state holds _thread.lock)"``, also
+    when it sits in a list.
     """
     h = hashlib.sha256()
     walked = start_state_walk()
