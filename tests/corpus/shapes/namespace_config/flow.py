@@ -1,6 +1,6 @@
 """Configuration as research scripts pass it around whole: argparse's Namespace (``main(args)``),
-a types.SimpleNamespace of options, and a plain class defined in the script whose __init__ sets
-its settings (no dataclass), each given to the flow and its tasks as one parameter."""
+and as the flow's defaults a types.SimpleNamespace of options and a plain class defined in the
+script whose __init__ sets its settings (no dataclass), each given to the tasks as one parameter."""
 import argparse
 import json
 from pathlib import Path
@@ -39,14 +39,13 @@ def save(w: float, settings: Settings, fmt: SimpleNamespace) -> None:
 
 
 @flow
-def main(args: argparse.Namespace) -> None:
-    settings = Settings(epochs=args.epochs)
-    save(fit(load(args), args, settings), settings, SimpleNamespace(suffix="json", indent=2))
+def main(args: argparse.Namespace, fmt: SimpleNamespace = SimpleNamespace(suffix="json", indent=2),
+         settings: Settings = Settings(epochs=2)) -> None:
+    save(fit(load(args), args, settings), settings, fmt)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="data/numbers.txt")
     parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=2)
     main(parser.parse_args())
