@@ -86,6 +86,34 @@ def test_numpy_arrays_hash_by_bytes_dtype_and_shape() -> None:
     assert stable_hash(a[::2]) == stable_hash(np.ascontiguousarray(a[::2]))
 
 
+def test_a_large_array_is_hashed_in_place_and_as_its_bytes() -> None:
+    """An array's digest is that of its dtype, shape and bytes (tobytes(), as before, for every
+    layout and dtype), read where they are: hashing or recording a 40 MB array never holds a
+    second copy of it (tobytes() did), nor asks pickle for one."""
+    import hashlib
+    import tracemalloc
+
+    def by_copy(a: np.ndarray) -> str:
+        arr = np.ascontiguousarray(a)
+        h = hashlib.sha256(b"A" + arr.dtype.str.encode() + b"|" + repr(arr.shape).encode() + b"|")
+        h.update(arr.tobytes())
+        return "sha256:" + h.hexdigest()
+
+    for a in (np.arange(12).reshape(3, 4)[:, ::2], np.zeros((0, 3)), np.array(5.0), np.array(["ab", "c"]),
+              np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]), np.arange(0, 10, dtype="datetime64[s]"),
+              np.arange(6, dtype=np.complex64).reshape(2, 3).T, np.array([1, 2], dtype=">i4")):
+        assert stable_hash(a) == by_copy(a), a.dtype
+    big = np.ones(5_000_000)  # 40 MB
+    tracemalloc.start()
+    try:
+        stable_hash(big)
+        to_typed_json({"x": big})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < big.nbytes // 4, peak
+
+
 def test_objects_without_content_get_no_hash_and_opaque_json() -> None:
     """An object whose state pickle cannot save (it holds a lock) has no stable hash (never an
     id-based one) and encodes as opaque."""

@@ -260,7 +260,10 @@ def _feed_foreign(h: Any, value: Any, depth: int) -> None:
                 return
             arr = np.ascontiguousarray(value)
             h.update(b"A" + str(arr.dtype.str).encode() + b"|" + repr(arr.shape).encode() + b"|")
-            h.update(arr.tobytes())
+            try:  # its bytes in place, not copied (tobytes() held a second copy of a large array)
+                h.update(arr.reshape(-1).view(np.uint8).data)
+            except (TypeError, ValueError):
+                h.update(arr.tobytes())
             return
         if isinstance(value, np.generic):
             h.update(b"a" + value.dtype.str.encode() + b"|")
@@ -324,6 +327,9 @@ def end_state_walk(before: int) -> None:
     _walk.n = before
 
 
+_OBJECT_REDUCE_EX = object.__reduce_ex__
+
+
 def reduced_state(value: Any) -> tuple[Any] | None:
     """``(state,)`` when pickle saves ``value`` as its class and a state alone, and rebuilds it
     by ``cls.__new__(cls)`` (or ``cls()``) and setting that state (its ``__dict__``, what its
@@ -332,7 +338,9 @@ def reduced_state(value: Any) -> tuple[Any] | None:
     container subclass whose items pickle apart, a value pickle refuses (a lock, a generator,
     an open file), a class, a bare ``object()`` (a sentinel compared by identity)."""
     cls = type(value)
-    if cls is object or isinstance(value, type):
+    if cls is object or isinstance(value, type) or getattr(cls, "__reduce_ex__", None) is not _OBJECT_REDUCE_EX:
+        # a class with its own __reduce_ex__ (numpy arrays, torch tensors, array.array) is never
+        # state alone, and calling it may copy all its data (a numpy array's bytes): not asked
         return None
     try:
         rv = value.__reduce_ex__(4)
