@@ -79,3 +79,43 @@ def test_binding_plain_parameters_is_inspects_binding() -> None:
             bound.apply_defaults()
             got = bind_arguments(spec, args, kwargs)
             assert list(got.items()) == list(bound.arguments.items()), (fn.__name__, args, kwargs)
+
+
+def test_a_large_parameter_or_result_is_hashed_once(monkeypatch: Any) -> None:
+    """A numpy array as a parameter or a result is hashed once for its record: its typed JSON
+    (an opaque marker) and the "too large to inline" marker of a long list carry the hash
+    already computed for parameter_hashes / result_hash, the same digest as hashing it again
+    (each was hashed two or three times)."""
+    import numpy as np
+
+    from reproflow.recorder._attempt import parameter_fields, result_fields
+    from reproflow.values import _valuehash
+    from reproflow.values._typed import stable_hash
+
+    arr, longlist = np.arange(100_000, dtype=np.float64), [0.5] * 100_000
+    calls: list[str] = []
+    feed_foreign, feed = _valuehash._feed_foreign, _valuehash._feed
+
+    def counting_foreign(h: Any, value: Any, depth: int) -> None:
+        if value is arr:
+            calls.append("array")
+        feed_foreign(h, value, depth)
+
+    def counting_feed(h: Any, value: Any, depth: int = 0) -> None:
+        if value is longlist:
+            calls.append("list")
+        feed(h, value, depth)
+
+    monkeypatch.setattr(_valuehash, "_feed_foreign", counting_foreign)
+    monkeypatch.setattr(_valuehash, "_feed", counting_feed)
+    fields = parameter_fields({"x": arr, "xs": longlist, "n": 3}, None)
+    assert calls == ["array", "list"], calls
+    assert fields["parameters"]["x"]["hash"] == fields["parameter_hashes"]["x"]
+    assert fields["parameters"]["xs"]["hash"] == fields["parameter_hashes"]["xs"]
+    assert fields["parameters"]["xs"]["repr"] == "too large to inline"
+    calls.clear()
+    result = result_fields(arr, None)
+    assert calls == ["array"] and result["result_hash"] is not None
+    monkeypatch.undo()
+    assert fields["parameter_hashes"]["x"] == stable_hash(arr) == result["result_hash"]
+    assert fields["parameter_hashes"]["xs"] == stable_hash(longlist)

@@ -374,9 +374,9 @@ def test_values_typed_on_the_writer_are_those_the_task_had(store_dir: pathlib.Pa
     where: list[tuple[tuple[str, ...], str]] = []
     real = _attempt.typed_parameters
 
-    def spy(params, fingerprint):  # type: ignore[no-untyped-def]
+    def spy(params, fingerprint, hashes=None):  # type: ignore[no-untyped-def]
         where.append((tuple(params), threading.current_thread().name))
-        return real(params, fingerprint)
+        return real(params, fingerprint, hashes)
 
     monkeypatch.setattr(_attempt, "typed_parameters", spy)
     src = tmp_path / "in.txt"
@@ -421,9 +421,9 @@ def test_values_without_a_list_are_typed_on_the_writer(store_dir: pathlib.Path, 
     where: list[str] = []
     real = _attempt.typed_parameters
 
-    def spy(params, fingerprint):  # type: ignore[no-untyped-def]
+    def spy(params, fingerprint, hashes=None):  # type: ignore[no-untyped-def]
         where.append(threading.current_thread().name)
-        return real(params, fingerprint)
+        return real(params, fingerprint, hashes)
 
     monkeypatch.setattr(_attempt, "typed_parameters", spy)
 

@@ -818,8 +818,8 @@ class _Attempt:
         # task's error is scrubbed): those the writer thread types and hashes (issue 16).
         later_params = on_writer and getattr(self, "_typed", None) is None and _frozen_params(self.params)
         later_result = on_writer and result is not None and _frozen(result[0])
-        if not later_params:
-            fields.update(parameter_fields(self.params, self.store.fingerprint, self._typed_params()))
+        if not later_params:  # typed here with the hashes, unless a failure typed them already
+            fields.update(parameter_fields(self.params, self.store.fingerprint, getattr(self, "_typed", None)))
         if result is not None and not later_result:
             fields.update(result_fields(result[0], self.store.fingerprint))
         values: dict[str, Any] = dict(
@@ -905,25 +905,37 @@ def _frozen_params(params: dict[str, Any]) -> bool:
     return True
 
 
-def typed_parameters(params: dict[str, Any], fingerprint: Any) -> dict[str, Any]:
+def typed_parameters(params: dict[str, Any], fingerprint: Any, hashes: dict[str, str] | None = None) -> dict[str, Any]:
     """The parameters as typed JSON, a value too large to inline replaced by its hash, secrets
-    redacted (and those found by name remembered as secrets)."""
+    redacted (and those found by name remembered as secrets). ``hashes``: each parameter's
+    stable hash as ``hash_mapping`` gave it, so that no value is hashed again for its marker (a
+    large array or list was hashed two or three times a task)."""
     typed: dict[str, Any] = {}
     for k, v in params.items():
-        enc = to_typed_json(v)
+        if hashes is not None and k in hashes:
+            digest = hashes[k]
+            digest = None if digest.startswith("unhashable:") else digest
+            enc = to_typed_json(v, digest=digest)
+        else:
+            digest, enc = _UNHASHED, to_typed_json(v)
         if type(enc) in _SHORT_JSON or (type(v) in _PATH_TYPES and len(enc["v"]) <= _SHORT_PATH):
             pass  # a number, a bool, None or a path of a usual length: short, without measuring
         elif not _fits_inline(enc):
-            enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v), "repr": "too large to inline"}
+            digest = stable_hash(v) if digest is _UNHASHED else digest
+            enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": digest, "repr": "too large to inline"}
         typed[k] = enc
     return scrub_mapping(typed, fingerprint)
 
 
+#: "not hashed yet" (None is a value's hash when it has none)
+_UNHASHED: Any = object()
+
+
 def parameter_fields(params: dict[str, Any], fingerprint: Any, typed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters' record fields: their typed JSON (``typed``, when already built, else
-    :func:`typed_parameters`), each one's stable hash and the combined hash."""
+    :func:`typed_parameters` given the hashes), each one's stable hash and the combined hash."""
     per, combined = hash_mapping(params)
-    return {"parameters": typed if typed is not None else typed_parameters(params, fingerprint),
+    return {"parameters": typed if typed is not None else typed_parameters(params, fingerprint, per),
             "parameter_hashes": per, "parameters_hash": combined}
 
 
@@ -931,7 +943,7 @@ def result_fields(result: Any, fingerprint: Any) -> dict[str, Any]:
     """A returned value's record fields: its stable hash (or why it has none) and its typed JSON
     when small enough to inline, secrets redacted."""
     result_hash, unhashable = hash_or_reason(result)
-    typed = to_typed_json(result)
+    typed = to_typed_json(result, digest=result_hash)
     inline = scrub_json(typed, fingerprint) if _fits_inline(typed) else None
     return {"result_hash": result_hash, "result_unhashable": unhashable, "result": inline}
 

@@ -103,16 +103,32 @@ _state = threading.local()
 def _opaque(value: Any, why: str | None = None) -> dict[str, Any]:
     if getattr(_state, "on", False):
         raise _NotEncodable(_qualname(value) + (f" ({why})" if why else ""))
-    out = {_TAG: "opaque", "type": _qualname(value), "hash": stable_hash(value), "repr": _short_repr(value)}
+    given = getattr(_state, "given", None)  # (the value, its hash) that to_typed_json was given
+    digest = given[1] if given is not None and given[0] is value else stable_hash(value)
+    out = {_TAG: "opaque", "type": _qualname(value), "hash": digest, "repr": _short_repr(value)}
     if why:
         out["why"] = why
     return out
 
 
-def to_typed_json(value: Any, _depth: int = 0) -> Any:
+#: to_typed_json's ``digest`` left out (None is the hash of a value that has none)
+_NO_DIGEST: Any = object()
+
+
+def to_typed_json(value: Any, _depth: int = 0, *, digest: Any = _NO_DIGEST) -> Any:
     """Encode a value as JSON that :func:`from_typed_json` restores to an equal value. A value
     whose encoding raises (a proxy whose every attribute raises, a property that fails) is
-    opaque, saying why: recording never breaks the task."""
+    opaque, saying why: recording never breaks the task.
+
+    ``digest``: the value's :func:`stable_hash`, already computed by the caller: an opaque
+    marker for the value itself carries it instead of hashing the value again (a large array)."""
+    if digest is not _NO_DIGEST:
+        before = getattr(_state, "given", None)
+        _state.given = (value, digest)
+        try:
+            return to_typed_json(value, _depth)
+        finally:
+            _state.given = before
     try:
         return _to_typed_json(value, _depth)
     except _NotEncodable:
