@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel, Field
 
 from ._task_source import SnapshotReader, changed_lines
-from ..values._typed import from_typed_json, has_opaque, stable_hash
+from ..values._typed import from_typed_json, has_opaque, object_fields, stable_hash
 from ..records import DataRef, Distribution, Environment, Run, TaskRecord
 from ..store import Store
 
@@ -411,8 +411,9 @@ def _fields(typed: Any) -> tuple[Any, dict[str, Any]] | None:
     tag = typed.get("__rf__")
     if tag is None:
         return None, typed
-    if tag == "object" and isinstance(typed.get("v"), dict):
-        return (typed.get("kind"), typed.get("class") or typed.get("type")), typed["v"]
+    fields = object_fields(typed)
+    if fields is not None:
+        return (typed.get("kind"), typed.get("class") or typed.get("type")), fields
     return None
 
 

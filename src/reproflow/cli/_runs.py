@@ -98,7 +98,7 @@ def _short(d: Optional[str], n: int = 12) -> str:
 def typed_repr(data: Any) -> str:
     """A recorded (typed JSON) value as a Python user writes it: ``Path('out')``, ``(1, 2)``,
     ``{'a', 'b'}``. Display only: nothing is imported (an enum shows as ``Name(value)``)."""
-    from ..values._typed import from_typed_json, to_typed_json
+    from ..values._typed import from_typed_json, object_fields
 
     if isinstance(data, list):
         return "[" + ", ".join(typed_repr(v) for v in data) + "]"
@@ -126,9 +126,9 @@ def typed_repr(data: Any) -> str:
         return str(data.get("repr") or f"<{data.get('type', '?')}>")
     if tag == "object":  # a dataclass, attrs class, pydantic model, named tuple or an object by its state: Class(field=...)
         name = str(data.get("type") or data.get("class") or "?").rpartition(":")[2]
-        if data.get("kind") == "state" and (not isinstance(v, dict) or "__rf__" in v):  # (dict, slots), or __getstate__'s own value
-            plain = from_typed_json(data, rebuild=False)
-            v = {k: to_typed_json(x) for k, x in plain.items()} if isinstance(plain, dict) else {"state": v}
+        if data.get("kind") == "state":  # its attributes (slots too), or __getstate__'s own value
+            fields = object_fields(data)
+            v = fields if fields is not None else {"state": v}
         if isinstance(v, list):
             return f"{name}(" + ", ".join(typed_repr(x) for x in v) + ")"
         fields = {**(v if isinstance(v, dict) else {}), **data.get("extra", {})}

@@ -912,23 +912,16 @@ def typed_parameters(params: dict[str, Any], fingerprint: Any, hashes: dict[str,
     large array or list was hashed two or three times a task)."""
     typed: dict[str, Any] = {}
     for k, v in params.items():
-        if hashes is not None and k in hashes:
-            digest = hashes[k]
-            digest = None if digest.startswith("unhashable:") else digest
-            enc = to_typed_json(v, digest=digest)
-        else:
-            digest, enc = _UNHASHED, to_typed_json(v)
+        known = hashes.get(k) if hashes is not None else None  # "unhashable:<type>" where it has none
+        digest = None if known is None or known.startswith("unhashable:") else known
+        enc = to_typed_json(v) if known is None else to_typed_json(v, digest=digest)
         if type(enc) in _SHORT_JSON or (type(v) in _PATH_TYPES and len(enc["v"]) <= _SHORT_PATH):
             pass  # a number, a bool, None or a path of a usual length: short, without measuring
         elif not _fits_inline(enc):
-            digest = stable_hash(v) if digest is _UNHASHED else digest
-            enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": digest, "repr": "too large to inline"}
+            enc = {"__rf__": "opaque", "type": type_name(type(v)), "hash": stable_hash(v) if known is None else digest,
+                   "repr": "too large to inline"}
         typed[k] = enc
     return scrub_mapping(typed, fingerprint)
-
-
-#: "not hashed yet" (None is a value's hash when it has none)
-_UNHASHED: Any = object()
 
 
 def parameter_fields(params: dict[str, Any], fingerprint: Any, typed: dict[str, Any] | None = None) -> dict[str, Any]:

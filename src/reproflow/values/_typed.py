@@ -486,12 +486,9 @@ def _plain(data: Any) -> Any:
     if tag == "enum":
         return _plain(data.get("v"))
     if tag == "object":
-        if data.get("kind") == "state":  # its state: a dict of attributes, or (dict, slots)
-            state = _plain(data.get("v"))
-            if isinstance(state, tuple) and len(state) == 2:
-                return {**(state[0] or {}), **(state[1] or {})} if all(
-                    isinstance(x, (dict, type(None))) for x in state) else state
-            return state
+        if data.get("kind") == "state":  # its attributes (slots too), or __getstate__'s own value
+            fields = object_fields(data)
+            return {k: _plain(x) for k, x in fields.items()} if fields is not None else _plain(data.get("v"))
         if isinstance(data.get("v"), list):
             return [_plain(v) for v in data["v"]]
         aliases = data.get("aliases", {})
@@ -516,6 +513,25 @@ def _plain(data: Any) -> Any:
     return from_typed_json(data)
 
 
+def object_fields(data: Any) -> dict[str, Any] | None:
+    """The fields of an object marker in typed JSON, still typed, by name: a dataclass's, attrs
+    class's or pydantic model's fields, or the attributes of an object recorded by its state (its
+    ``__dict__``, and its slots from a ``(dict, slots)`` state); None for anything else (a named
+    tuple, a state that ``__getstate__`` made something else)."""
+    if not isinstance(data, dict) or data.get(_TAG) != "object":
+        return None
+    v = data.get("v")
+    if not isinstance(v, dict):
+        return None
+    if _TAG not in v:
+        return v
+    parts = v.get("v") if data.get("kind") == "state" and v.get(_TAG) == "tuple" else None
+    if isinstance(parts, list) and len(parts) == 2 and all(p is None or (isinstance(p, dict) and _TAG not in p)
+                                                            for p in parts):
+        return {**(parts[0] or {}), **(parts[1] or {})}
+    return None
+
+
 def has_opaque(data: Any) -> bool:
     """Whether typed JSON holds a value that cannot be rebuilt from the record alone (an opaque
     value, or a secret redacted when recorded)."""
@@ -526,13 +542,7 @@ def has_state_object(data: Any) -> bool:
     """Whether typed JSON holds an object recorded by its state (kind "state"): its plain
     attributes (``rebuild=False``) are no value a flow's parameter validation builds it back
     from, as it does a dataclass or a pydantic model from its fields."""
-    if isinstance(data, list):
-        return any(has_state_object(v) for v in data)
-    if isinstance(data, dict):
-        if data.get(_TAG) == "object" and data.get("kind") == "state":
-            return True
-        return any(has_state_object(v) for v in data.values())
-    return False
+    return _marker(data, ("object",), kind="state") is not None
 
 
 def opaque_marker(data: Any) -> dict[str, Any] | None:
@@ -541,18 +551,19 @@ def opaque_marker(data: Any) -> dict[str, Any] | None:
     return _marker(data, ("opaque",))
 
 
-def _marker(data: Any, tags: tuple[str, ...]) -> dict[str, Any] | None:
+def _marker(data: Any, tags: tuple[str, ...], kind: str | None = None) -> dict[str, Any] | None:
+    """The first marker in typed JSON with one of ``tags`` (and ``kind``, when given), or None."""
     if isinstance(data, list):
         for v in data:
-            found = _marker(v, tags)
+            found = _marker(v, tags, kind)
             if found is not None:
                 return found
         return None
     if isinstance(data, dict):
-        if data.get(_TAG) in tags:
+        if data.get(_TAG) in tags and (kind is None or data.get("kind") == kind):
             return data
         for v in data.values():
-            found = _marker(v, tags)
+            found = _marker(v, tags, kind)
             if found is not None:
                 return found
     return None
@@ -591,6 +602,7 @@ __all__ = [
     "from_typed_json",
     "has_opaque",
     "has_state_object",
+    "object_fields",
     "hash_mapping",
     "opaque_marker",
     "register_hasher",
